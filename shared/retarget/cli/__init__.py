@@ -1,0 +1,1 @@
+"""The `retarget` command: one entry point, one sub-command module per concern."""

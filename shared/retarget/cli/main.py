@@ -1,0 +1,49 @@
+"""`retarget <command> …`: a thin dispatcher.
+
+Each sub-command lives in its own module under retarget.cli and exposes
+`register(subparsers)`; the module adds its parser and sets `func` (sync or async).
+Imports stay lazy inside the modules, so `retarget --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import sys
+
+# module name -> why it exists (shown in --help ordering)
+COMMAND_MODULES = [
+    "retarget.cli.devstack",  # the local stack: Kafka, PostgreSQL, SMTP capture
+    "retarget.cli.db",  # migrations
+    "retarget.cli.kafka",  # topics
+    "retarget.cli.workspaces",  # tenants
+    "retarget.cli.write_keys",  # ingest write keys
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retarget", description="retarget: email retargeting on Kafka.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = args.func(args)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Metrics every pipeline stage shares. Service-specific metrics live beside their service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+STAGE_RECORDS = Counter(
+    "retarget_stage_records_total", "Records a stage consumed, by outcome.", ["stage", "outcome"]
+)
+STAGE_BATCH_SECONDS = Histogram(
+    "retarget_stage_batch_seconds",
+    "Time to process one consumed batch, produce its output and commit.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,44 @@
+"""The operations endpoints of services without an HTTP API of their own (composer, sender):
+/healthz (the process is alive), /readyz (its dependencies answer) and /metrics (Prometheus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
+"""Returns problems by dependency name; empty when ready."""
+
+
+def metrics_response() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def build_ops_app(ready_check: ReadyCheck) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems = await ready_check()
+        status = 503 if problems else 200
+        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = metrics_response()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_ops_server(host: str, port: int, ready_check: ReadyCheck) -> web.AppRunner:
+    runner = web.AppRunner(build_ops_app(ready_check), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,39 @@
+"""Settings: one pydantic-settings class per service, all on this shared base.
+
+Every field reads from an environment variable with the RETARGET_ prefix
+(RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL, …). Secrets have no defaults, so a
+service that needs one refuses to start without it instead of running with a known value.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
+    topic_prefix: str = Field("retarget", description="Prefix of every topic name (tests use a random one).")
+    topic_partitions: int = Field(12, ge=1, description="Partitions for topics this system creates.")
+    topic_replication: int = Field(1, ge=1, description="Replication factor for topics this system creates.")
+    database_url: str = Field(
+        "postgresql://retarget@127.0.0.1:15432/retarget", description="PostgreSQL DSN (asyncpg)."
+    )
+    db_pool_min: int = Field(1, ge=0, description="Minimum PostgreSQL pool size.")
+    db_pool_max: int = Field(10, ge=1, description="Maximum PostgreSQL pool size.")
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    http_host: str = Field("127.0.0.1", description="Address the service's HTTP (or ops) server binds.")
+    shutdown_grace_s: float = Field(20.0, gt=0, description="Time to finish in-flight work on SIGTERM.")
+
+
+class LinkSettings(BaseSettings):
+    """Signing key and public address for tracking links (composer writes them, ingest serves them)."""
+
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+
+    link_secret: SecretStr = Field(description="HMAC key for open/click/unsubscribe tokens. No default.")
+    public_url: str = Field(
+        "http://127.0.0.1:18080", description="Public base URL of ingest, used in tracking links."
+    )

@@ -1,0 +1,63 @@
+"""Topic names and record keys: the one place that says what goes where.
+
+Keys decide ordering and ownership: one visitor's events share a partition, so they stay in
+order; outbound messages are keyed by recipient domain, so one sender instance owns a
+domain's rate limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "retarget"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events.v1"
+
+    @property
+    def triggers(self) -> str:
+        return f"{self.prefix}.triggers.v1"
+
+    @property
+    def outbound(self) -> str:
+        return f"{self.prefix}.outbound.v1"
+
+    @property
+    def deliveries(self) -> str:
+        return f"{self.prefix}.deliveries.v1"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.dead-letter.v1"
+
+    def all(self) -> list[str]:
+        """Topics this system creates itself (the segmenter's internal ones are faust's)."""
+        return [self.events, self.triggers, self.outbound, self.deliveries, self.dead_letter]
+
+
+def visitor_key(workspace_id: str, user_id: str | None, anonymous_id: str | None) -> bytes:
+    """Key of the events topic: workspace + (anonymousId or userId).
+
+    anonymousId wins when both are present: a visitor's events before and after login
+    then share a partition and stay in order; the segmenter merges the identities.
+    """
+    visitor = anonymous_id or user_id
+    if not visitor:
+        raise ValueError("an event needs a userId or an anonymousId")
+    return f"{workspace_id}:{visitor}".encode()
+
+
+def profile_key(workspace_id: str, profile_id: str) -> bytes:
+    return f"{workspace_id}:{profile_id}".encode()
+
+
+def domain_key(email: str) -> bytes:
+    """Key of the outbound topic: the recipient's domain, lower-cased."""
+    _, _, domain = email.rpartition("@")
+    if not domain:
+        raise ValueError("recipient has no domain")
+    return domain.lower().encode()

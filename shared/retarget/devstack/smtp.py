@@ -1,0 +1,70 @@
+"""Start and stop the SMTP capture process (see smtp_capture.py for the server itself)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from retarget.devstack import procs
+from retarget.devstack.env import SMTP_ENV
+from retarget.devstack.errors import DevstackError
+from retarget.devstack.paths import HOST, SMTP_PORT, Layout
+from retarget.devstack.progress import wait_until
+
+MARKER = "retarget.devstack.smtp_capture"
+
+
+def running_pid(layout: Layout) -> int | None:
+    pid = procs.read_pid(layout.smtp_pid)
+    return pid if procs.alive(pid, MARKER) else None
+
+
+async def start(layout: Layout) -> tuple[int, bool]:
+    """Start the capture unless it runs; returns (pid, started_now) once it accepts connections."""
+    pid = running_pid(layout)
+    if pid is not None:
+        return pid, False
+    procs.ensure_port_free(HOST, SMTP_PORT, "the SMTP capture", SMTP_ENV)
+    argv = [
+        sys.executable,
+        "-m",
+        MARKER,
+        "--dir",
+        str(layout.mail_dir),
+        "--host",
+        HOST,
+        "--port",
+        str(SMTP_PORT),
+    ]
+    pid = procs.spawn(argv, log_file=layout.smtp_log, cwd=layout.root)
+    procs.write_pid(layout.smtp_pid, pid)
+
+    async def listening() -> bool:
+        return procs.port_open(HOST, SMTP_PORT, timeout=0.2)
+
+    took = await wait_until(
+        listening,
+        what="smtp: waiting for the capture",
+        timeout=15,
+        interval=0.1,
+        gave_up=lambda: not procs.alive(pid),
+    )
+    if took is None:
+        procs.stop(pid, timeout=5)
+        layout.smtp_pid.unlink(missing_ok=True)
+        raise DevstackError(
+            f"the SMTP capture did not start on {HOST}:{SMTP_PORT}",
+            f"read {layout.smtp_log} (last lines above), or set {SMTP_ENV} to use another server",
+            details=procs.tail(layout.smtp_log),
+        )
+    return pid, True
+
+
+def stop(layout: Layout) -> str:
+    pid = running_pid(layout)
+    layout.smtp_pid.unlink(missing_ok=True)
+    if pid is None:
+        return "smtp: not running"
+    started = time.monotonic()
+    procs.stop(pid, timeout=10)
+    return f"smtp: stopped (pid {pid}, {time.monotonic() - started:.1f}s)"

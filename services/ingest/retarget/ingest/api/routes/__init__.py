@@ -1,0 +1,1 @@
+"""One module per resource: the Segment tracking API and the operations endpoints."""

@@ -1,0 +1,48 @@
+"""Read a request body without ever holding more than the limit, gzip or not.
+
+The limit applies to the JSON, i.e. after decompression, as Segment's does. A declared
+Content-Length over the limit is refused before reading; a body streamed without one is cut
+off at the limit; a gzip body is inflated at most one byte past the limit, so a small
+"gzip bomb" can't make the process allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Mapping
+
+from retarget.ingest.errors import InvalidPayload, PayloadTooLarge
+
+
+async def read_body(
+    headers: Mapping[str, str], chunks: AsyncIterator[bytes], *, limit: int, what: str
+) -> bytes:
+    """The decoded body, or PayloadTooLarge naming `what` ("event", "batch") and the limit."""
+    too_large = PayloadTooLarge(f"{what} is larger than {limit} bytes", limit=limit)
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    raw = bytearray()
+    async for chunk in chunks:
+        raw += chunk
+        if len(raw) > limit:
+            raise too_large
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(raw)
+    if encoding == "gzip":
+        return _gunzip(bytes(raw), limit, too_large)
+    raise InvalidPayload(f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
+
+
+def _gunzip(data: bytes, limit: int, too_large: PayloadTooLarge) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InvalidPayload(f"body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise too_large
+    if not inflater.eof:
+        raise InvalidPayload("body is not valid gzip: truncated stream")
+    return out

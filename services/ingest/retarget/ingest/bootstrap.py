@@ -1,0 +1,81 @@
+"""Builds ingest's object graph: the one place that chooses real adapters or fakes.
+
+Nothing connects here; `IngestServices.open()` (called by the app's lifespan) does.
+Tests call the same function and pass fakes for the side effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from retarget.common.clock import Clock, SystemClock
+from retarget.common.topics import Topics
+from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
+from retarget.ingest.intake import Intake
+from retarget.ingest.keystore import PgWriteKeyLookup
+from retarget.ingest.publisher import EventPublisher, KafkaEventPublisher
+from retarget.ingest.ratelimit import RateLimiter
+from retarget.ingest.settings import IngestSettings
+
+
+class KeyLookupResource(WriteKeyLookup, Protocol):
+    async def problem(self) -> str | None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class IngestServices:
+    settings: IngestSettings
+    topics: Topics
+    publisher: EventPublisher
+    key_lookup: KeyLookupResource
+    intake: Intake
+
+    async def open(self) -> None:
+        await self.publisher.start()
+
+    async def close(self) -> None:
+        try:
+            await self.publisher.close()  # flushes what is buffered first
+        finally:
+            await self.key_lookup.close()
+
+    async def problems(self) -> dict[str, str]:
+        """What keeps the service from accepting events, by dependency (empty when ready)."""
+        kafka, postgres = await asyncio.gather(self.publisher.problem(), self.key_lookup.problem())
+        return {name: problem for name, problem in (("kafka", kafka), ("postgres", postgres)) if problem}
+
+
+def bootstrap(
+    settings: IngestSettings | None = None,
+    *,
+    publisher: EventPublisher | None = None,
+    key_lookup: KeyLookupResource | None = None,
+    clock: Clock | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> IngestServices:
+    settings = settings or IngestSettings()
+    topics = Topics(settings.topic_prefix)
+    publisher = publisher or KafkaEventPublisher(settings, [topics.events])
+    key_lookup = key_lookup or PgWriteKeyLookup(settings)
+    intake = Intake(
+        keys=CachedKeyResolver(
+            key_lookup,
+            ttl_s=settings.key_cache_ttl_s,
+            negative_ttl_s=settings.key_cache_negative_ttl_s,
+            max_entries=settings.key_cache_max_entries,
+            monotonic=monotonic,
+        ),
+        limiter=RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst, monotonic=monotonic),
+        publisher=publisher,
+        topic=topics.events,
+        clock=clock or SystemClock(),
+        max_event_bytes=settings.max_event_bytes,
+        max_batch_events=settings.max_batch_events,
+    )
+    return IngestServices(settings, topics, publisher, key_lookup, intake)

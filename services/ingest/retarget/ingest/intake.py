@@ -1,0 +1,155 @@
+"""The use case behind every /v1 route: authenticate, validate, rate-limit, publish.
+
+Routes hand it the decoded body bytes and the Authorization header; it answers with what
+was accepted or raises an IngestError the app turns into a 4xx/5xx. It knows no HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from retarget.common.clock import Clock
+from retarget.common.schemas import TrackedEvent, encode
+from retarget.common.topics import visitor_key
+from retarget.ingest import metrics
+from retarget.ingest.auth import CachedKeyResolver, write_key_from
+from retarget.ingest.errors import IngestError, InvalidField, PayloadTooLarge, TooManyEvents
+from retarget.ingest.events import EVENT_TYPES, BatchDefaults, build_event
+from retarget.ingest.payloads import decode_batch, decode_event
+from retarget.ingest.publisher import EventPublisher
+from retarget.ingest.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    code: str
+    message: str
+    field: str | None = None
+    limit: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "code": self.code, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.limit is not None:
+            out["limit"] = self.limit
+        return out
+
+
+@dataclass
+class BatchResult:
+    accepted: int
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class NoValidEvents(IngestError):
+    code = "no_valid_events"
+
+    def __init__(self, rejected: list[Rejection]) -> None:
+        super().__init__("no event in the batch is valid; see `rejected`")
+        self.rejected = rejected
+
+    def body(self) -> dict[str, Any]:
+        return super().body() | {"rejected": [r.as_json() for r in self.rejected]}
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        keys: CachedKeyResolver,
+        limiter: RateLimiter,
+        publisher: EventPublisher,
+        topic: str,
+        clock: Clock,
+        max_event_bytes: int,
+        max_batch_events: int,
+    ) -> None:
+        self._keys = keys
+        self._limiter = limiter
+        self._publisher = publisher
+        self._topic = topic
+        self._clock = clock
+        self._max_event_bytes = max_event_bytes
+        self._max_batch_events = max_batch_events
+
+    async def accept_one(self, event_type: str, body: bytes, authorization: str | None) -> None:
+        try:
+            incoming = decode_event(body)
+        except IngestError as exc:
+            metrics.count_rejected(event_type, exc.code)
+            raise
+        workspace_id, key_hash = await self._keys.workspace_for(
+            write_key_from(authorization, incoming.write_key)
+        )
+        try:
+            event = build_event(
+                incoming, workspace_id=workspace_id, received_at=self._clock.now(), event_type=event_type
+            )
+        except IngestError as exc:
+            metrics.count_rejected(event_type, exc.code)
+            raise
+        await self._publish(key_hash, [event])
+
+    async def accept_batch(self, body: bytes, authorization: str | None) -> BatchResult:
+        envelope = decode_batch(body)
+        workspace_id, key_hash = await self._keys.workspace_for(
+            write_key_from(authorization, envelope.write_key)
+        )
+        if len(envelope.batch) > self._max_batch_events:
+            raise TooManyEvents(
+                f"a batch holds at most {self._max_batch_events} events", limit=self._max_batch_events
+            )
+        if not envelope.batch:
+            raise InvalidField("batch is empty", field="batch")
+        received_at = self._clock.now()
+        defaults = BatchDefaults(envelope.sent_at, envelope.context, envelope.integrations)
+        events: list[TrackedEvent] = []
+        rejected: list[Rejection] = []
+        for index, raw in enumerate(envelope.batch):
+            event_type: str | None = None
+            try:
+                if len(raw) > self._max_event_bytes:
+                    limit = self._max_event_bytes
+                    raise PayloadTooLarge(f"event is larger than {limit} bytes", limit=limit)
+                incoming = decode_event(raw)
+                event_type = incoming.type if incoming.type in EVENT_TYPES else None
+                events.append(
+                    build_event(
+                        incoming, workspace_id=workspace_id, received_at=received_at, defaults=defaults
+                    )
+                )
+            except IngestError as exc:
+                rejected.append(Rejection(index, exc.code, exc.message, exc.field, exc.limit))
+                metrics.count_rejected(event_type, exc.code)
+        if rejected:
+            log.info(
+                "batch events rejected",
+                extra={
+                    "workspace_id": workspace_id,
+                    "rejected": len(rejected),
+                    "accepted": len(events),
+                    "codes": sorted({r.code for r in rejected}),
+                },
+            )
+        if not events:
+            raise NoValidEvents(rejected)
+        await self._publish(key_hash, events)
+        return BatchResult(len(events), rejected)
+
+    async def _publish(self, key_hash: bytes, events: list[TrackedEvent]) -> None:
+        try:
+            self._limiter.check(key_hash, len(events))
+            records = [(visitor_key(e.workspace_id, e.user_id, e.anonymous_id), encode(e)) for e in events]
+            await self._publisher.publish(self._topic, records)
+        except IngestError as exc:
+            for event in events:
+                metrics.count_rejected(event.type, exc.code)
+            raise
+        for event in events:
+            metrics.count_accepted(event.type)

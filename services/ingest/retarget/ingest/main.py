@@ -1,0 +1,38 @@
+"""Assembles the ingest app: services from bootstrap, routes, error handlers, metrics.
+
+create_app()                                  # real adapters, from the environment
+create_app(settings, services=bootstrap(settings, publisher=fake, key_lookup=fake))
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from retarget.ingest.api.errors import install_error_handlers
+from retarget.ingest.api.request_metrics import RequestMetrics
+from retarget.ingest.api.routes import ops, tracking
+from retarget.ingest.bootstrap import IngestServices, bootstrap
+from retarget.ingest.settings import IngestSettings
+
+
+def create_app(settings: IngestSettings | None = None, *, services: IngestServices | None = None) -> FastAPI:
+    services = services or bootstrap(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await services.open()
+        try:
+            yield
+        finally:
+            await services.close()  # after uvicorn stopped taking requests and drained them
+
+    app = FastAPI(title="retarget ingest", summary="Segment-compatible HTTP Tracking API", lifespan=lifespan)
+    app.state.services = services
+    app.include_router(tracking.router)
+    app.include_router(ops.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,81 @@
+"""The request bodies of Segment's HTTP Tracking API, decoded by msgspec.
+
+Decoding checks types only (a wrong type names its field); the rules that depend on the
+event type (a track needs `event`, an identity is required, …) live in `events.py`.
+A batch's items are kept as raw JSON first, so each one is sized exactly and decoded on
+its own: one bad event is rejected by index without losing the others.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from retarget.ingest.errors import InvalidField, InvalidPayload
+
+# Segment's SDKs send ids as strings; hand-written callers often send numbers.
+Id = str | int
+
+
+class IncomingEvent(msgspec.Struct, rename="camel"):
+    type: str | None = None
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    message_id: str | None = None
+    timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    event: str | None = None
+    name: str | None = None
+    group_id: Id | None = None
+    previous_id: Id | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    write_key: str | None = None
+
+
+class BatchEnvelope(msgspec.Struct, rename="camel"):
+    batch: list[msgspec.Raw]
+    sent_at: datetime | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    write_key: str | None = None
+
+
+_event_decoder = msgspec.json.Decoder(IncomingEvent)
+_batch_decoder = msgspec.json.Decoder(BatchEnvelope)
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def decode_event(raw: bytes | msgspec.Raw) -> IncomingEvent:
+    try:
+        return _event_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _explain(exc) from None
+
+
+def decode_batch(raw: bytes) -> BatchEnvelope:
+    try:
+        return _batch_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _explain(exc) from None
+
+
+def _explain(exc: msgspec.DecodeError) -> InvalidPayload | InvalidField:
+    """Turn msgspec's message into an error that names the field, in Segment's spelling."""
+    text = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        return InvalidPayload(f"body is not valid JSON: {text}")
+    missing = _MISSING.search(text)
+    if missing:
+        return InvalidField(f"{missing.group(1)} is required", field=missing.group(1))
+    match = _PATH.search(text)
+    if not match or not match.group(1):
+        return InvalidPayload(f"expected a JSON object: {text}")
+    field = match.group(1)
+    return InvalidField(f"{field}: {text[: match.start()]}", field=field)

@@ -1,0 +1,45 @@
+"""Settings of the ingest service (environment variables with the RETARGET_ prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from retarget.common.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    port: int = Field(default=18080, ge=0, le=65535, description="HTTP port (RETARGET_PORT).")
+
+    # Segment's documented limits; Rudder's SDK allows more, so they are configurable.
+    max_event_bytes: int = Field(default=32 * 1024, ge=1, description="Largest single event, in JSON bytes.")
+    max_batch_bytes: int = Field(default=500 * 1024, ge=1, description="Largest batch request, decompressed.")
+    max_batch_events: int = Field(default=2500, ge=1, description="Most events in one batch request.")
+
+    # Per-write-key token bucket, counted in events (a batch of 100 costs 100).
+    rate_limit_events_per_s: float = Field(
+        default=5000.0, gt=0, description="Sustained events/s per write key."
+    )
+    rate_limit_burst: int = Field(
+        default=20_000, ge=1, description="Bucket size: events a key may send at once."
+    )
+
+    # Auth is cached so a request costs no query; a revocation takes effect within the TTL.
+    key_cache_ttl_s: float = Field(default=30.0, ge=0, description="How long a known write key is trusted.")
+    key_cache_negative_ttl_s: float = Field(
+        default=5.0, ge=0, description="How long an unknown key stays unknown."
+    )
+    key_cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Bound on cached keys (unknown ones too)."
+    )
+
+    # Backpressure: never accept an event Kafka has not acknowledged, never hang a client.
+    publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for Kafka's ack before a 503."
+    )
+    max_in_flight_events: int = Field(default=50_000, ge=1, description="Events awaiting an ack before 503s.")
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with a 503.")
+    kafka_connect_wait_s: float = Field(
+        default=10.0, ge=0, description="Startup wait for Kafka (then retried)."
+    )
+    create_topics: bool = Field(default=True, description="Create the events topic on startup when missing.")
+    readiness_timeout_s: float = Field(default=2.0, gt=0, description="Time limit of each /readyz check.")

@@ -1,0 +1,52 @@
+"""In-memory fakes for ingest's two side effects (publisher, write-key lookup), for tests only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from retarget.common.write_keys import hash_key
+from retarget.ingest.errors import Unavailable
+
+
+@dataclass
+class FakePublisher:
+    """Records what would go to Kafka; `down = True` makes it answer like an unreachable Kafka."""
+
+    sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    down: bool = False
+    started: bool = False
+    closed: bool = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        if self.down:
+            raise Unavailable("Kafka is not connected; nothing was accepted", retry_after_s=2)
+        self.sent.extend((topic, key, value) for key, value in records)
+
+    async def problem(self) -> str | None:
+        return "not connected" if self.down else None
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeKeys:
+    """Write keys in a dict (key -> workspace); counts lookups to prove the cache works."""
+
+    workspaces_by_key: dict[str, str] = field(default_factory=dict)
+    lookups: int = 0
+
+    async def workspace_for(self, key_hash: bytes) -> str | None:
+        self.lookups += 1
+        by_hash = {hash_key(k): ws for k, ws in self.workspaces_by_key.items()}
+        return by_hash.get(key_hash)
+
+    async def problem(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,79 @@
+"""`retarget workspace create|list`: tenants and their sender identity.
+
+`create` is an idempotent upsert: it makes the workspace exactly what the command says
+(options left out take their defaults), so it is safe in provisioning scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from retarget.cli._db import connection as _connection
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    workspace = sub.add_parser("workspace", help="workspaces (tenants)")
+    ws_sub = workspace.add_subparsers(dest="workspace_command", required=True)
+
+    create = ws_sub.add_parser("create", help="create or update a workspace (idempotent)")
+    create.add_argument("--id", required=True, help="workspace id, e.g. acme")
+    create.add_argument("--name", required=True)
+    create.add_argument("--from-email", required=True, help="sender address of its emails")
+    create.add_argument("--from-name", required=True, help="sender display name")
+    create.add_argument("--postal-address", required=True, help="physical postal address (CAN-SPAM)")
+    create.add_argument("--reply-to", default=None)
+    create.add_argument("--timezone", default="UTC", help="IANA zone for quiet hours (default UTC)")
+    create.add_argument("--consent-mode", choices=["opt_in", "opt_out"], default="opt_out")
+    create.add_argument("--dkim-selector", default=None)
+    create.set_defaults(func=_create)
+
+    listing = ws_sub.add_parser("list", help="list workspaces")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=_list)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from retarget.common.workspaces import Workspace, WorkspaceStore
+
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"unknown timezone {args.timezone!r} (use an IANA name such as Europe/Paris)")
+        return 2
+    workspace = Workspace(
+        id=args.id,
+        name=args.name,
+        from_name=args.from_name,
+        from_email=args.from_email,
+        postal_address=args.postal_address,
+        reply_to=args.reply_to,
+        timezone=args.timezone,
+        consent_mode=args.consent_mode,
+        dkim_selector=args.dkim_selector,
+    )
+    async with _connection() as conn:
+        if conn is None:
+            return 2
+        created = await WorkspaceStore(conn).upsert(workspace)
+    print(f"{'created' if created else 'updated'} workspace {workspace.id}")
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from retarget.common.workspaces import WorkspaceStore
+
+    async with _connection() as conn:
+        if conn is None:
+            return 2
+        workspaces = await WorkspaceStore(conn).list()
+    for ws in workspaces:
+        if args.json:
+            print(json.dumps(asdict(ws)))
+        else:
+            print(f"{ws.id}\t{ws.name}\t{ws.from_name} <{ws.from_email}>\t{ws.timezone}\t{ws.consent_mode}")
+    return 0

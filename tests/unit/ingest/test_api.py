@@ -1,0 +1,176 @@
+"""The HTTP contract, end to end through the ASGI app, with fakes for Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+import pytest
+
+from retarget.common.schemas import TrackedEvent
+from retarget.common.testing import FakeClock
+from retarget.ingest.bootstrap import bootstrap
+from retarget.ingest.main import create_app
+from retarget.ingest.settings import IngestSettings
+from retarget.ingest.testing import FakeKeys, FakePublisher
+
+KEY = "wk_test_key_1"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    publisher: FakePublisher
+    keys: FakeKeys
+
+    def events(self) -> list[TrackedEvent]:
+        return [msgspec.json.decode(value, type=TrackedEvent) for _, _, value in self.publisher.sent]
+
+
+@pytest.fixture
+async def ingest() -> AsyncIterator[Harness]:
+    settings = IngestSettings(
+        topic_prefix="unit", max_batch_events=5, rate_limit_events_per_s=1, rate_limit_burst=10
+    )
+    publisher, keys = FakePublisher(), FakeKeys({KEY: "ws1", "wk_other": "ws2"})
+    app = create_app(
+        settings, services=bootstrap(settings, publisher=publisher, key_lookup=keys, clock=FakeClock())
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        yield Harness(client, publisher, keys)
+
+
+async def test_track_is_published_keyed_by_visitor_and_answered_like_segment(ingest: Harness) -> None:
+    response = await ingest.client.post(
+        "/v1/track", json={"anonymousId": "a1", "event": "Cart Viewed", "messageId": "m1"}, headers=AUTH
+    )
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    topic, key, _ = ingest.publisher.sent[0]
+    assert (topic, key) == ("unit.events.v1", b"ws1:a1")
+    [event] = ingest.events()
+    assert (event.type, event.event, event.message_id, event.workspace_id) == (
+        "track",
+        "Cart Viewed",
+        "m1",
+        "ws1",
+    )
+
+
+async def test_write_key_in_the_body_works_and_a_wrong_key_is_a_401(ingest: Harness) -> None:
+    body = {"userId": "u1", "traits": {"plan": "pro"}}
+    assert (await ingest.client.post("/v1/identify", json=body | {"writeKey": "wk_other"})).status_code == 200
+    assert ingest.events()[0].workspace_id == "ws2"
+    for headers, extra in (({}, {"writeKey": "wk_nope"}), ({}, {})):
+        response = await ingest.client.post("/v1/identify", json=body | extra, headers=headers)
+        assert response.status_code == 401 and response.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event": "x"}, "userId"),
+        ({"userId": "u", "event": "x", "messageId": "m" * 100}, "messageId"),
+        ({"userId": {"id": 1}, "event": "x"}, "userId"),
+        ({"userId": "u", "event": "x", "properties": [1]}, "properties"),
+    ],
+)
+async def test_invalid_events_are_400s_naming_the_field(ingest: Harness, body: dict, field: str) -> None:
+    response = await ingest.client.post("/v1/track", json=body, headers=AUTH)
+    assert response.status_code == 400 and response.json()["field"] == field
+    assert not ingest.publisher.sent
+
+
+async def test_invalid_json_and_bad_gzip_are_400s(ingest: Harness) -> None:
+    assert (await ingest.client.post("/v1/page", content=b"{oops", headers=AUTH)).status_code == 400
+    headers = AUTH | {"Content-Encoding": "gzip"}
+    assert (await ingest.client.post("/v1/page", content=b"not gzip", headers=headers)).status_code == 400
+
+
+async def test_gzip_bodies_are_accepted(ingest: Harness) -> None:
+    body = gzip.compress(json.dumps({"anonymousId": "a", "name": "Home"}).encode())
+    response = await ingest.client.post("/v1/page", content=body, headers=AUTH | {"Content-Encoding": "gzip"})
+    assert response.status_code == 200 and ingest.events()[0].name == "Home"
+
+
+async def test_an_event_over_32_kb_is_a_413_naming_the_limit(ingest: Harness) -> None:
+    body = {"userId": "u", "event": "x", "properties": {"blob": "x" * 33_000}}
+    response = await ingest.client.post("/v1/track", json=body, headers=AUTH)
+    assert response.status_code == 413 and response.json()["limit"] == 32 * 1024
+
+
+async def test_a_batch_accepts_the_valid_events_and_lists_the_rejected(ingest: Harness) -> None:
+    batch = [
+        {"type": "track", "userId": "u", "event": "Product Viewed"},
+        {"type": "track", "event": "no identity"},
+        {"type": "identify", "anonymousId": "a", "traits": {"x": 1}},
+        {"type": "track", "userId": "u", "event": "big", "properties": {"b": "x" * 33_000}},
+        "not an object",
+    ]
+    response = await ingest.client.post(
+        "/v1/batch", json={"batch": batch, "context": {"library": {"name": "t"}}}, headers=AUTH
+    )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["success"] is True and answer["accepted"] == 2
+    assert [(r["index"], r["code"], r.get("field")) for r in answer["rejected"]] == [
+        (1, "invalid_field", "userId"),
+        (3, "payload_too_large", None),
+        (4, "invalid_payload", None),
+    ]
+    assert [e.type for e in ingest.events()] == ["track", "identify"]
+    assert ingest.events()[1].context == {"library": {"name": "t"}}
+
+
+async def test_a_batch_with_no_valid_event_is_a_400_listing_them(ingest: Harness) -> None:
+    response = await ingest.client.post("/v1/batch", json={"batch": [{"type": "track"}]}, headers=AUTH)
+    assert response.status_code == 400 and response.json()["rejected"][0]["index"] == 0
+
+
+async def test_batch_event_count_and_size_limits(ingest: Harness) -> None:
+    six = [{"type": "track", "userId": "u", "event": "e"}] * 6
+    response = await ingest.client.post("/v1/batch", json={"batch": six}, headers=AUTH)
+    assert response.status_code == 400 and response.json()["limit"] == 5
+    huge = {"batch": [{"type": "track", "userId": "u", "event": "e", "properties": {"b": "x" * 600_000}}]}
+    response = await ingest.client.post("/v1/batch", json=huge, headers=AUTH)
+    assert response.status_code == 413 and response.json()["limit"] == 500 * 1024
+
+
+async def test_kafka_unavailable_is_a_503_with_retry_after_and_nothing_accepted(ingest: Harness) -> None:
+    ingest.publisher.down = True
+    response = await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    ready = await ingest.client.get("/readyz")
+    assert ready.status_code == 503 and "kafka" in ready.json()["problems"]
+
+
+async def test_a_key_over_its_rate_is_a_429_with_retry_after(ingest: Harness) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u", "event": "e"}] * 5}
+    for _ in range(2):
+        assert (await ingest.client.post("/v1/batch", json=batch, headers=AUTH)).status_code == 200
+    response = await ingest.client.post("/v1/batch", json=batch, headers=AUTH)
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
+    other = await ingest.client.post("/v1/track", json={"userId": "u", "event": "e", "writeKey": "wk_other"})
+    assert other.status_code == 200
+
+
+async def test_auth_is_cached(ingest: Harness) -> None:
+    for _ in range(5):
+        await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)
+    assert ingest.keys.lookups == 1
+
+
+async def test_ops_endpoints(ingest: Harness) -> None:
+    assert (await ingest.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await ingest.client.get("/readyz")).json() == {"ready": True, "problems": {}}
+    await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)
+    text = (await ingest.client.get("/metrics")).text
+    assert 'retarget_ingest_requests_total{route="/v1/track",status="200"}' in text
+    assert 'retarget_ingest_events_total{outcome="accepted",reason="",type="track"}' in text
+    assert "retarget_ingest_produce_seconds_bucket" in text

@@ -1,0 +1,91 @@
+"""The Kafka publisher's bounds, with a stub producer: a 503 in bounded time, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from retarget.ingest.errors import Unavailable
+from retarget.ingest.publisher import KafkaEventPublisher
+from retarget.ingest.settings import IngestSettings
+
+
+class StubProducer:
+    """Acks after `ack_after_s` (None: never); `start` fails when `reachable` is False."""
+
+    def __init__(self, *, reachable: bool = True, ack_after_s: float | None = 0.0) -> None:
+        self.reachable = reachable
+        self.ack_after_s = ack_after_s
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    async def start(self) -> None:
+        if not self.reachable:
+            raise ConnectionError("no broker")
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        self.sent.append((topic, value, key))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.ack_after_s is not None:
+            asyncio.get_running_loop().call_later(self.ack_after_s, ack.set_result, None)
+        return ack
+
+    async def flush(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def settings(**overrides: object) -> IngestSettings:
+    base: dict[str, object] = {"publish_timeout_s": 0.2, "kafka_connect_wait_s": 0.05, "create_topics": False}
+    return IngestSettings(**(base | overrides))  # type: ignore[arg-type]
+
+
+async def started(publisher: KafkaEventPublisher) -> KafkaEventPublisher:
+    await publisher.start()
+    return publisher
+
+
+async def test_acknowledged_records_return_normally() -> None:
+    producer = StubProducer()
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    await publisher.publish("t", [(b"k1", b"v1"), (b"k2", b"v2")])
+    assert producer.sent == [("t", b"v1", b"k1"), ("t", b"v2", b"k2")]
+    await publisher.close()
+
+
+async def test_no_ack_in_time_is_unavailable_within_the_timeout() -> None:
+    producer = StubProducer(ack_after_s=None)
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    began = time.monotonic()
+    with pytest.raises(Unavailable) as err:
+        await publisher.publish("t", [(b"k", b"v")])
+    assert time.monotonic() - began < 0.5
+    assert err.value.status == 503 and err.value.headers() == {"Retry-After": "2"}
+    await publisher.close()
+
+
+async def test_unreachable_kafka_is_unavailable_at_once_and_reported() -> None:
+    publisher = await started(
+        KafkaEventPublisher(settings(), [], producer_factory=lambda: StubProducer(reachable=False))  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(Unavailable):
+        await publisher.publish("t", [(b"k", b"v")])
+    assert await publisher.problem() == "not connected"
+    await publisher.close()
+
+
+async def test_the_in_flight_bound_refuses_more_instead_of_queueing() -> None:
+    producer = StubProducer(ack_after_s=0.1)
+    publisher = await started(
+        KafkaEventPublisher(settings(max_in_flight_events=3), [], producer_factory=lambda: producer)  # type: ignore[arg-type,return-value]
+    )
+    slow = asyncio.create_task(publisher.publish("t", [(b"k", b"v")] * 2))
+    await asyncio.sleep(0)
+    with pytest.raises(Unavailable):
+        await publisher.publish("t", [(b"k", b"v")] * 2)
+    await slow
+    await publisher.publish("t", [(b"k", b"v")] * 3)  # room again once acknowledged
+    await publisher.close()

@@ -1,0 +1,125 @@
+"""One delivery attempt of an owned claim, and the outcome record it produces.
+
+Shared by the outbound handler (first attempt) and the retry loop (later attempts):
+SMTP → classify the reply → schedule a retry or give up → record in the send log →
+the DeliveryRecorded to publish. The outcome record is built from exactly what was stored,
+so a later replay of the send-log row publishes a byte-identical record.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from retarget.common.clock import Clock
+from retarget.common.identity import email_digest
+from retarget.common.schemas import DeliveryRecorded, OutboundMessage
+from retarget.common.topics import profile_key
+from retarget.sender.metrics import OUTCOMES
+from retarget.sender.rules import RetryPolicy, Verdict, classify_reply, schedule_retry
+from retarget.sender.store import DeliveryStore, Finish, RetryEntry, SendLogRow
+from retarget.sender.transport import Envelope, MailTransport
+
+log = logging.getLogger(__name__)
+
+
+def outcome_record(row: SendLogRow) -> DeliveryRecorded:
+    """The outcome a send-log row stands for (used for first publishes and replays alike)."""
+    return DeliveryRecorded(
+        message_id=row.message_id,
+        workspace_id=row.workspace_id,
+        profile_id=row.profile_id,
+        campaign=row.campaign,
+        outcome=row.state,  # type: ignore[arg-type]  # every non-'claimed' state is a DeliveryState
+        at=row.updated_at,
+        reason=row.last_reason or "",
+        smtp_code=row.last_code,
+        attempt=row.attempts,
+    )
+
+
+def outcome_key(record: DeliveryRecorded) -> bytes:
+    return profile_key(record.workspace_id, record.profile_id)
+
+
+def count_outcome(record: DeliveryRecorded) -> None:
+    OUTCOMES.labels(record.workspace_id, record.campaign, record.outcome, record.reason).inc()
+
+
+class Deliverer:
+    def __init__(self, store: DeliveryStore, transport: MailTransport, policy: RetryPolicy, clock: Clock):
+        self.store = store
+        self.transport = transport
+        self.policy = policy
+        self.clock = clock
+
+    async def attempt(
+        self,
+        message: OutboundMessage,
+        payload: bytes,
+        claimed: SendLogRow,
+        first_deferred_at: datetime | None = None,
+    ) -> DeliveryRecorded:
+        envelope = Envelope(message.mail_from, message.recipient, message.raw.encode("utf-8"))
+        reply = await self.transport.deliver(envelope)
+        verdict = classify_reply(reply)
+        now = self.clock.now()
+        retry = None
+        if verdict.outcome == "deferred":
+            first = first_deferred_at or now
+            next_at = schedule_retry(self.policy, claimed.attempts, first, now)
+            if isinstance(next_at, Verdict):
+                verdict = next_at
+            else:
+                retry = RetryEntry(payload, first, next_at)
+        return await self.record(claimed, message, verdict, reply.code, reply.message, now, retry)
+
+    async def record(
+        self,
+        claimed: SendLogRow,
+        message: OutboundMessage,
+        verdict: Verdict,
+        code: int | None,
+        reply_text: str,
+        at: datetime,
+        retry: RetryEntry | None = None,
+    ) -> DeliveryRecorded:
+        await self.store.finish(
+            Finish(
+                message_id=claimed.message_id,
+                workspace_id=claimed.workspace_id,
+                recipient_hash=email_digest(message.recipient),
+                state=verdict.outcome,
+                reason=verdict.reason,
+                code=code,
+                reply_text=reply_text,
+                at=at,
+                suppress=verdict.suppress,
+                retry=retry,
+            )
+        )
+        if verdict.outcome not in ("sent", "suppressed"):
+            log.info(
+                "delivery not accepted",
+                extra={
+                    "message_id": claimed.message_id,
+                    "outcome": verdict.outcome,
+                    "code": code,
+                    "reply": reply_text,
+                    "attempt": claimed.attempts,
+                },
+            )
+        row = SendLogRow(
+            message_id=claimed.message_id,
+            workspace_id=claimed.workspace_id,
+            campaign=claimed.campaign,
+            profile_id=claimed.profile_id,
+            state=verdict.outcome,
+            attempts=claimed.attempts,
+            last_code=code,
+            last_reason=verdict.reason,
+            updated_at=at,
+        )
+        record = outcome_record(row)
+        count_outcome(record)
+        return record

@@ -1,0 +1,42 @@
+"""The sender's Prometheus metrics.
+
+Label values come from bounded vocabularies only (outcome, the reason codes in rules.py,
+workspace and campaign ids), never from SMTP reply text or addresses, so cardinality stays
+proportional to tenants × campaigns.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+OUTCOMES = Counter(
+    "retarget_sender_outcomes_total",
+    "Delivery outcomes published, by workspace, campaign, outcome and reason.",
+    ["workspace", "campaign", "outcome", "reason"],
+)
+SMTP_SECONDS = Histogram(
+    "retarget_sender_smtp_seconds",
+    "Time of one SMTP transaction (MAIL, RCPT, DATA), by reply class.",
+    ["reply"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SMTP_CONNECTIONS = Gauge("retarget_sender_smtp_connections", "Open SMTP connections in the pool.")
+DUPLICATES = Counter(
+    "retarget_sender_duplicates_total",
+    "Outbound records whose message id the send log already held, by the state found.",
+    ["state"],
+)
+FOUND_CLAIMED = Counter(
+    "retarget_sender_found_claimed_total",
+    "Records replayed while their send-log row was still 'claimed': a process died (or is still "
+    "working) between claiming and recording the SMTP answer. Not sent again.",
+)
+UNCONFIRMED_CLAIMS = Counter(
+    "retarget_sender_unconfirmed_claims_total",
+    "Claims older than the lease, closed as failed/unconfirmed: the mail may or may not have arrived.",
+)
+RETRY_DUE = Gauge("retarget_sender_retry_leased", "Deferred messages leased by the last retry poll.")
+
+
+def reply_class(code: int | None) -> str:
+    return "dropped" if code is None else f"{code // 100}xx"

@@ -1,0 +1,101 @@
+"""The sender's decision rules, pure: no I/O, no clock of their own, no SMTP.
+
+Each rule takes what is known and returns a Verdict (outcome + a reason from a small, fixed
+vocabulary, so it can label a metric). The handler does the I/O around them. Rules not
+built yet slot in here: frequency caps and quiet hours become further checks in `admission`
+(returning 'capped' or a not-before time); DKIM signing happens between admission and
+delivery and needs no rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from retarget.common.schemas import DeliveryState
+from retarget.sender.transport import SmtpReply
+
+# reasons (beside the suppression reasons of the suppressions table, used as they are)
+ACCEPTED = "accepted"
+HARD_BOUNCE = "hard_bounce"
+SOFT_BOUNCE = "soft_bounce"
+CONNECTION_LOST = "connection_lost"
+SENDER_REFUSED = "sender_refused"
+UNEXPECTED_REPLY = "unexpected_reply"
+MAX_ATTEMPTS = "max_attempts"
+MAX_AGE = "max_age"
+UNCONFIRMED_CLAIM = "unconfirmed_claim"
+
+TERMINAL_STATES = frozenset({"sent", "bounced", "suppressed", "capped", "expired", "failed"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: DeliveryState
+    reason: str
+    suppress: bool = False  # add the recipient to the workspace's suppression list
+
+
+def admission(suppression_reason: str | None) -> Verdict | None:
+    """May this message go out at all? None means yes.
+
+    Only suppression today; consent, frequency caps and quiet hours join here later.
+    """
+    if suppression_reason is not None:
+        return Verdict("suppressed", suppression_reason)
+    return None
+
+
+def classify_reply(reply: SmtpReply) -> Verdict:
+    """Turn the relay's final answer into an outcome.
+
+    A 5xx to MAIL FROM refuses *us* (sender address, auth, policy), not the recipient, so it
+    fails the message without suppressing the address; a 5xx to RCPT or DATA is a hard bounce.
+    """
+    code = reply.code
+    if code is None:
+        return Verdict("deferred", CONNECTION_LOST)
+    if 200 <= code < 300 and reply.phase == "done":
+        return Verdict("sent", ACCEPTED)
+    if 400 <= code < 500:
+        return Verdict("deferred", SOFT_BOUNCE)
+    if 500 <= code < 600:
+        if reply.phase in ("connect", "mail"):
+            return Verdict("failed", SENDER_REFUSED)
+        return Verdict("bounced", HARD_BOUNCE, suppress=True)
+    return Verdict("failed", UNEXPECTED_REPLY)
+
+
+def replays_outcome(state: str) -> bool:
+    """A duplicate whose send-log row is in `state`: publish that row's outcome again?
+
+    Yes for every recorded outcome (the first publish may be the one that was lost in a
+    crash; consumers of deliveries dedupe on message id). No for 'claimed': its outcome is not
+    known yet — another worker is mid-delivery, or one died mid-delivery (see README).
+    """
+    return state != "claimed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_s: float = 300.0
+    max_interval_s: float = 4000.0
+    max_age_s: float = 72 * 3600.0
+    max_attempts: int = 15
+
+
+def schedule_retry(
+    policy: RetryPolicy, attempts_done: int, first_deferred_at: datetime, now: datetime
+) -> datetime | Verdict:
+    """When to try a deferred message again, or an 'expired' verdict when it is time to give up.
+
+    Exponential backoff (initial, 2×, 4×, … capped at max_interval), bounded by attempts and
+    by the age since the first deferral.
+    """
+    if attempts_done >= policy.max_attempts:
+        return Verdict("expired", MAX_ATTEMPTS)
+    delay = min(policy.initial_s * 2 ** max(attempts_done - 1, 0), policy.max_interval_s)
+    at = now + timedelta(seconds=delay)
+    if at - first_deferred_at > timedelta(seconds=policy.max_age_s):
+        return Verdict("expired", MAX_AGE)
+    return at

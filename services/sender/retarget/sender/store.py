@@ -1,0 +1,118 @@
+"""What the sender keeps in PostgreSQL, as one small interface with plain data types.
+
+The send log row is the idempotency guard: its primary key is the message id, and its
+state machine is
+
+    (none) ──claim──► claimed ──finish──► sent | bounced | failed | expired
+       │                 │   └──finish──► deferred ──reclaim (retry loop)──► claimed …
+       └──suppressed─────┼──────────────► suppressed
+                         └──lease runs out (process died)──► failed / unconfirmed_claim
+
+Only the caller that *created* a 'claimed' state may talk SMTP for that message. The real
+adapter is pg_store.PostgresDeliveryStore; unit tests use an in-memory fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+SuppressionKey = tuple[str, bytes]
+"""(workspace id, email digest)."""
+
+
+@dataclass(frozen=True)
+class SendLogRow:
+    message_id: str
+    workspace_id: str
+    campaign: str
+    profile_id: str
+    state: str
+    attempts: int
+    last_code: int | None
+    last_reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewClaim:
+    message_id: str
+    workspace_id: str
+    campaign: str
+    profile_id: str
+    recipient_hash: bytes
+    state: str  # 'claimed' to deliver now, or 'suppressed' to record a refusal
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    owned: bool  # True: this caller moved the row to 'claimed' and alone may deliver
+    row: SendLogRow
+
+
+@dataclass(frozen=True)
+class RetryEntry:
+    payload: bytes  # the outbound record's value, decoded again when due
+    first_deferred_at: datetime
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class Finish:
+    message_id: str
+    workspace_id: str
+    recipient_hash: bytes
+    state: str
+    reason: str
+    code: int | None
+    reply_text: str
+    at: datetime
+    suppress: bool = False  # insert a hard_bounce suppression for (workspace, recipient)
+    retry: RetryEntry | None = None  # set exactly when state == 'deferred'
+
+
+@dataclass(frozen=True)
+class DueRetry:
+    message_id: str
+    payload: bytes
+    first_deferred_at: datetime
+
+
+class DeliveryStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def suppressions(self, keys: Sequence[SuppressionKey]) -> dict[SuppressionKey, str]:
+        """Suppression reason per key that is suppressed, in its workspace or globally ('*'). One query."""
+        ...
+
+    async def claim(self, claim: NewClaim) -> Claim:
+        """Insert the send-log row unless the message id exists; return who owns it and the row."""
+        ...
+
+    async def reclaim_deferred(self, message_id: str, at: datetime) -> Claim | None:
+        """Move a 'deferred' row back to 'claimed' (attempts + 1); None when there is no row."""
+        ...
+
+    async def finish(self, finish: Finish) -> None:
+        """Record the outcome of an owned claim, with its suppression or retry entry, atomically."""
+        ...
+
+    async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:
+        """Take up to `limit` retries due at `now`, hidden from other workers until `lease_until`."""
+        ...
+
+    async def drop_retry(self, message_id: str) -> None: ...
+
+    async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
+        """Close claims older than the lease as failed/unconfirmed; return them."""
+        ...
+
+    async def check(self) -> str | None:
+        """A problem reaching the database, or None (for /readyz)."""
+        ...

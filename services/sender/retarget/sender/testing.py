@@ -1,0 +1,206 @@
+"""In-memory fakes of the sender's side effects, for tests only (never used in production code).
+
+They follow the same contracts as smtp_pool.SmtpPool and pg_store.PostgresDeliveryStore
+(the integration tests check the real ones), so handler and retry tests need no server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from aiokafka import ConsumerRecord
+
+from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
+from retarget.common.testing import FakeClock, RecordingPublisher
+from retarget.common.topics import Topics, domain_key
+from retarget.sender.delivery import Deliverer
+from retarget.sender.handler import OutboundHandler
+from retarget.sender.retry import RetryLoop
+from retarget.sender.rules import UNCONFIRMED_CLAIM, RetryPolicy
+from retarget.sender.store import Claim, DueRetry, Finish, NewClaim, SendLogRow, SuppressionKey
+from retarget.sender.transport import Envelope, SmtpReply
+
+ACCEPTED = SmtpReply(250, "2.0.0 Ok: queued", "done")
+
+
+@dataclass
+class FakeMailTransport:
+    """Answers 250 unless a reply is scripted for the recipient (a list is used up in order)."""
+
+    replies: dict[str, list[SmtpReply]] = field(default_factory=dict)
+    delivered: list[Envelope] = field(default_factory=list)  # accepted messages only
+    attempts: list[Envelope] = field(default_factory=list)
+    problem: str | None = None
+
+    def script(self, recipient: str, *replies: SmtpReply) -> None:
+        self.replies[recipient] = list(replies)
+
+    async def deliver(self, envelope: Envelope) -> SmtpReply:
+        self.attempts.append(envelope)
+        queue = self.replies.get(envelope.recipient)
+        reply = queue.pop(0) if queue else ACCEPTED
+        if reply.code is not None and 200 <= reply.code < 300:
+            self.delivered.append(envelope)
+        return reply
+
+    async def check(self) -> str | None:
+        return self.problem
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Retry:
+    payload: bytes
+    first_deferred_at: datetime
+    not_before: datetime
+    leased_until: datetime | None = None
+
+
+@dataclass
+class InMemoryDeliveryStore:
+    rows: dict[str, SendLogRow] = field(default_factory=dict)
+    claimed_at: dict[str, datetime] = field(default_factory=dict)
+    suppressed: dict[SuppressionKey, str] = field(default_factory=dict)
+    retries: dict[str, _Retry] = field(default_factory=dict)
+    suppression_queries: int = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def suppressions(self, keys: Sequence[SuppressionKey]) -> dict[SuppressionKey, str]:
+        self.suppression_queries += 1
+        found = {}
+        for ws, digest in keys:
+            reason = self.suppressed.get((ws, digest)) or self.suppressed.get(("*", digest))
+            if reason:
+                found[(ws, digest)] = reason
+        return found
+
+    async def claim(self, claim: NewClaim) -> Claim:
+        if claim.message_id in self.rows:
+            return Claim(owned=False, row=self.rows[claim.message_id])
+        row = SendLogRow(
+            claim.message_id,
+            claim.workspace_id,
+            claim.campaign,
+            claim.profile_id,
+            claim.state,
+            1 if claim.state == "claimed" else 0,
+            None,
+            claim.reason,
+            claim.at,
+        )
+        self.rows[claim.message_id] = row
+        self.claimed_at[claim.message_id] = claim.at
+        return Claim(owned=True, row=row)
+
+    async def reclaim_deferred(self, message_id: str, at: datetime) -> Claim | None:
+        row = self.rows.get(message_id)
+        if row is None:
+            return None
+        if row.state != "deferred":
+            return Claim(owned=False, row=row)
+        row = replace(row, state="claimed", attempts=row.attempts + 1, updated_at=at)
+        self.rows[message_id] = row
+        self.claimed_at[message_id] = at
+        return Claim(owned=True, row=row)
+
+    async def finish(self, finish: Finish) -> None:
+        row = self.rows[finish.message_id]
+        if row.state != "claimed":
+            return
+        self.rows[finish.message_id] = replace(
+            row, state=finish.state, last_code=finish.code, last_reason=finish.reason, updated_at=finish.at
+        )
+        if finish.suppress:
+            self.suppressed.setdefault((finish.workspace_id, finish.recipient_hash), "hard_bounce")
+        if finish.retry is not None:
+            r = finish.retry
+            self.retries[finish.message_id] = _Retry(r.payload, r.first_deferred_at, r.not_before)
+
+    async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:
+        due = []
+        for message_id, r in sorted(self.retries.items(), key=lambda kv: kv[1].not_before):
+            if r.not_before <= now and (r.leased_until is None or r.leased_until <= now):
+                r.leased_until = lease_until
+                due.append(DueRetry(message_id, r.payload, r.first_deferred_at))
+        return due[:limit]
+
+    async def drop_retry(self, message_id: str) -> None:
+        self.retries.pop(message_id, None)
+
+    async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
+        swept = []
+        for message_id, row in list(self.rows.items()):
+            if row.state == "claimed" and self.claimed_at[message_id] < claimed_before:
+                row = replace(row, state="failed", last_reason=UNCONFIRMED_CLAIM, updated_at=at)
+                self.rows[message_id] = row
+                self.retries.pop(message_id, None)
+                swept.append(row)
+        return swept
+
+    async def check(self) -> str | None:
+        return None
+
+
+# --- building messages and records -------------------------------------------------
+
+_offsets = itertools.count()
+_deliveries = decoder(DeliveryRecorded)
+
+
+def outbound(recipient: str | None = None, **fields: object) -> OutboundMessage:
+    values: dict[str, object] = {
+        "message_id": f"m-{uuid.uuid4().hex}",
+        "trigger_id": uuid.uuid4().hex,
+        "workspace_id": "ws1",
+        "profile_id": "p1",
+        "campaign": "cart",
+        "recipient": recipient or f"{uuid.uuid4().hex[:8]}@example.com",
+        "mail_from": "shop@shop.example",
+        "raw": "From: shop@shop.example\r\nSubject: hi\r\n\r\nhello\r\n",
+        "created_at": FakeClock().now(),
+    }
+    values.update(fields)
+    return OutboundMessage(**values)  # type: ignore[arg-type]
+
+
+def record_of(value: OutboundMessage | bytes, topic: str = "t.outbound.v1") -> ConsumerRecord:
+    raw = value if isinstance(value, bytes) else encode(value)
+    key = None if isinstance(value, bytes) else domain_key(value.recipient)
+    return ConsumerRecord(topic, 0, next(_offsets), 0, 0, key, raw, None, 0, len(raw), ())
+
+
+def decode_delivery(value: bytes) -> DeliveryRecorded:
+    return _deliveries.decode(value)
+
+
+@dataclass
+class SenderParts:
+    store: InMemoryDeliveryStore
+    transport: FakeMailTransport
+    clock: FakeClock
+    publisher: RecordingPublisher
+    topics: Topics
+    handler: OutboundHandler
+    retry: RetryLoop
+
+
+def fake_sender(policy: RetryPolicy | None = None, claim_lease_s: float = 300) -> SenderParts:
+    """The real handler and retry loop over fakes, sharing one FakeClock."""
+    store, transport, clock = InMemoryDeliveryStore(), FakeMailTransport(), FakeClock()
+    publisher, topics = RecordingPublisher(), Topics("t")
+    policy = policy or RetryPolicy(initial_s=60, max_interval_s=600, max_age_s=3600, max_attempts=4)
+    deliverer = Deliverer(store, transport, policy, clock)
+    handler = OutboundHandler(store, deliverer, topics, clock)
+    retry = RetryLoop(store, deliverer, publisher, topics, clock, claim_lease_s=claim_lease_s)
+    return SenderParts(store, transport, clock, publisher, topics, handler, retry)

@@ -1,0 +1,99 @@
+"""The PostgreSQL store's claim state machine, against the real database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from retarget.common.identity import email_digest
+from retarget.sender.pg_store import PostgresDeliveryStore
+from retarget.sender.settings import SenderSettings
+from retarget.sender.store import Finish, NewClaim, RetryEntry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(sender_settings: SenderSettings) -> AsyncIterator[PostgresDeliveryStore]:
+    store = PostgresDeliveryStore(sender_settings)
+    await store.start()
+    yield store
+    await store.close()
+
+
+def _claim(workspace_id: str, at: datetime, state: str = "claimed") -> NewClaim:
+    digest = email_digest(f"{uuid.uuid4().hex}@example.com")
+    return NewClaim(f"m-{uuid.uuid4().hex}", workspace_id, "cart", "p1", digest, state, None, at)
+
+
+async def test_only_the_first_claim_owns_a_message(store: PostgresDeliveryStore, workspace_id: str) -> None:
+    at = datetime.now(UTC)
+    claim = _claim(workspace_id, at)
+    first, second = await store.claim(claim), await store.claim(claim)
+    assert first.owned and not second.owned
+    assert (second.row.state, second.row.attempts, second.row.updated_at) == ("claimed", 1, at)
+
+
+async def test_a_deferred_message_is_reclaimed_once_and_its_retry_leased_once(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    claim = _claim(workspace_id, now)
+    await store.claim(claim)
+    retry = RetryEntry(b"payload", now, now - timedelta(seconds=1))
+    await store.finish(
+        Finish(
+            claim.message_id,
+            workspace_id,
+            claim.recipient_hash,
+            "deferred",
+            "soft_bounce",
+            451,
+            "greylisted",
+            now,
+            retry=retry,
+        )
+    )
+    leased = [
+        d
+        for d in await store.lease_due(now, now + timedelta(minutes=5), 1000)
+        if d.message_id == claim.message_id
+    ]
+    assert [(d.payload, d.first_deferred_at) for d in leased] == [(b"payload", now)]
+    again = await store.lease_due(now, now + timedelta(minutes=5), 1000)
+    assert claim.message_id not in {d.message_id for d in again}  # leased: hidden from other workers
+    first, second = (
+        await store.reclaim_deferred(claim.message_id, now),
+        await store.reclaim_deferred(claim.message_id, now),
+    )
+    assert first is not None and first.owned and first.row.attempts == 2
+    assert second is not None and not second.owned
+
+
+async def test_stale_claims_are_swept_as_unconfirmed(store: PostgresDeliveryStore, workspace_id: str) -> None:
+    now = datetime.now(UTC)
+    old, fresh = _claim(workspace_id, now - timedelta(hours=1)), _claim(workspace_id, now)
+    await store.claim(old)
+    await store.claim(fresh)
+    swept = {r.message_id: r for r in await store.sweep_stale_claims(now - timedelta(minutes=10), now)}
+    assert old.message_id in swept and fresh.message_id not in swept
+    assert (swept[old.message_id].state, swept[old.message_id].last_reason) == ("failed", "unconfirmed_claim")
+
+
+async def test_suppressions_are_found_in_one_query_for_workspace_and_global(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    local, global_, free = (email_digest(f"{uuid.uuid4().hex}@example.com") for _ in range(3))
+    await store.pool.execute(
+        "INSERT INTO suppressions (workspace_id, email_hash, reason, source) VALUES ($1, $2, 'unsubscribed', 't'),"
+        " ('*', $3, 'complaint', 't')",
+        workspace_id,
+        local,
+        global_,
+    )
+    found = await store.suppressions([(workspace_id, local), (workspace_id, global_), (workspace_id, free)])
+    await store.pool.execute("DELETE FROM suppressions WHERE workspace_id = '*' AND email_hash = $1", global_)
+    assert found == {(workspace_id, local): "unsubscribed", (workspace_id, global_): "complaint"}

@@ -1,0 +1,87 @@
+"""The aiosmtplib pool against a real SMTP server: reuse, bounded connections, stale ones."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from retarget.sender.settings import SmtpTarget
+from retarget.sender.smtp_pool import SmtpPool
+from retarget.sender.transport import Envelope
+
+from .conftest import ScriptedSmtp
+
+pytestmark = pytest.mark.integration
+
+
+def _envelope(local: str = "r") -> tuple[Envelope, str]:
+    message_id = f"<{uuid.uuid4().hex}@shop.example>"
+    raw = f"From: shop@shop.example\r\nSubject: hi\r\nMessage-ID: {message_id}\r\n\r\nhello\r\n"
+    return Envelope(
+        "bounces@shop.example", f"{local}-{uuid.uuid4().hex[:8]}@example.com", raw.encode()
+    ), message_id
+
+
+async def test_many_messages_share_a_few_connections(smtp_server: tuple[ScriptedSmtp, int]) -> None:
+    smtp, port = smtp_server
+    pool = SmtpPool(SmtpTarget("127.0.0.1", port, "none"), size=3)
+    ehlos_before = smtp.ehlos
+    envelopes = [_envelope() for _ in range(30)]
+    try:
+        replies = await asyncio.gather(*(pool.deliver(e) for e, _ in envelopes))
+    finally:
+        await pool.close()
+    assert {r.code for r in replies} == {250}
+    assert all(smtp.count(mid) == 1 for _, mid in envelopes)
+    assert smtp.ehlos - ehlos_before <= 3
+
+
+async def test_refusals_keep_the_connection_usable(smtp_server: tuple[ScriptedSmtp, int]) -> None:
+    smtp, port = smtp_server
+    pool = SmtpPool(SmtpTarget("127.0.0.1", port, "none"), size=1)
+    ehlos_before = smtp.ehlos
+    try:
+        hard = await pool.deliver(_envelope("hard")[0])
+        soft = await pool.deliver(_envelope("soft")[0])
+        ok_envelope, message_id = _envelope()
+        ok = await pool.deliver(ok_envelope)
+    finally:
+        await pool.close()
+    assert (hard.code, hard.phase, soft.code, soft.phase, ok.code, ok.phase) == (
+        550,
+        "rcpt",
+        451,
+        "rcpt",
+        250,
+        "done",
+    )
+    assert "hard-" not in hard.message  # addresses in reply text are redacted
+    assert smtp.count(message_id) == 1 and smtp.ehlos - ehlos_before == 1
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_losing_the_message(
+    smtp_server: tuple[ScriptedSmtp, int],
+) -> None:
+    smtp, port = smtp_server
+    pool = SmtpPool(SmtpTarget("127.0.0.1", port, "none"), size=1)
+    try:
+        assert (await pool.deliver(_envelope()[0])).code == 250
+        for client in pool._idle:  # what an idle timeout on the server side looks like to us
+            assert client.transport is not None
+            client.transport.close()
+        await asyncio.sleep(0.05)
+        envelope, message_id = _envelope()
+        reply = await pool.deliver(envelope)
+    finally:
+        await pool.close()
+    assert reply.code == 250 and smtp.count(message_id) == 1
+
+
+async def test_an_unreachable_relay_is_a_dropped_connection_and_a_readiness_problem() -> None:
+    pool = SmtpPool(SmtpTarget("127.0.0.1", 1, "none"), size=1, timeout_s=2)
+    reply = await pool.deliver(_envelope()[0])
+    assert reply.code is None and reply.phase == "connect"
+    assert await pool.check() is not None
+    await pool.close()

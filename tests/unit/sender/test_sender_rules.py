@@ -1,0 +1,73 @@
+"""The decision rules, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from retarget.common.testing import FakeClock
+from retarget.sender.rules import (
+    RetryPolicy,
+    Verdict,
+    admission,
+    classify_reply,
+    replays_outcome,
+    schedule_retry,
+)
+from retarget.sender.transport import SmtpReply
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome", "reason", "suppress"),
+    [
+        (SmtpReply(250, "ok", "done"), "sent", "accepted", False),
+        (SmtpReply(450, "mailbox busy", "rcpt"), "deferred", "soft_bounce", False),
+        (SmtpReply(421, "closing", "mail"), "deferred", "soft_bounce", False),
+        (SmtpReply(451, "try later", "done"), "deferred", "soft_bounce", False),
+        (SmtpReply(None, "dropped", "data"), "deferred", "connection_lost", False),
+        (SmtpReply(None, "refused", "connect"), "deferred", "connection_lost", False),
+        (SmtpReply(550, "no such user", "rcpt"), "bounced", "hard_bounce", True),
+        (SmtpReply(554, "rejected", "done"), "bounced", "hard_bounce", True),
+        (SmtpReply(553, "sender refused", "mail"), "failed", "sender_refused", False),
+        (SmtpReply(354, "odd", "done"), "failed", "unexpected_reply", False),
+    ],
+)
+def test_a_reply_decides_the_outcome(reply: SmtpReply, outcome: str, reason: str, suppress: bool) -> None:
+    assert classify_reply(reply) == Verdict(outcome, reason, suppress)  # type: ignore[arg-type]
+
+
+def test_only_suppression_refuses_admission_today() -> None:
+    assert admission(None) is None
+    assert admission("unsubscribed") == Verdict("suppressed", "unsubscribed")
+
+
+def test_recorded_outcomes_replay_but_an_open_claim_does_not() -> None:
+    assert replays_outcome("sent") and replays_outcome("deferred") and replays_outcome("suppressed")
+    assert not replays_outcome("claimed")
+
+
+def test_retries_back_off_exponentially_up_to_the_cap() -> None:
+    policy = RetryPolicy(initial_s=60, max_interval_s=300, max_age_s=86400, max_attempts=10)
+    now = FakeClock().now()
+    delays = [schedule_retry(policy, n, now, now) for n in range(1, 6)]
+    assert [d - now for d in delays] == [  # type: ignore[operator]
+        timedelta(seconds=s) for s in (60, 120, 240, 300, 300)
+    ]
+
+
+def test_retries_stop_at_max_attempts() -> None:
+    policy = RetryPolicy(initial_s=60, max_interval_s=300, max_age_s=86400, max_attempts=3)
+    now = FakeClock().now()
+    assert schedule_retry(policy, 3, now, now) == Verdict("expired", "max_attempts")
+
+
+def test_retries_stop_when_the_next_one_would_be_too_old() -> None:
+    policy = RetryPolicy(initial_s=600, max_interval_s=600, max_age_s=3600, max_attempts=100)
+    clock = FakeClock()
+    first = clock.now()
+    clock.advance(seconds=3100)
+    assert schedule_retry(policy, 5, first, clock.now()) == Verdict("expired", "max_age")
+    assert schedule_retry(policy, 5, first, first + timedelta(seconds=2900)) == first + timedelta(
+        seconds=3500
+    )

@@ -1,0 +1,1 @@
+"""retarget.segmenter: per-visitor state and durable, wall-clock-driven triggers (faust)."""

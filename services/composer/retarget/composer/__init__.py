@@ -1,0 +1,1 @@
+"""retarget.composer: turns triggers into complete, compliant RFC 5322 messages."""

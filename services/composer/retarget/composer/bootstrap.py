@@ -1,0 +1,57 @@
+"""Build the composer from settings: the one place that creates real adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from retarget.common.clock import Clock, SystemClock
+from retarget.common.db import create_pool
+from retarget.common.kafka import make_consumer, make_producer
+from retarget.common.stage import Stage
+from retarget.common.topics import Topics
+from retarget.common.workspaces import WorkspaceStore
+from retarget.composer.compose import Composer
+from retarget.composer.render import make_environment
+from retarget.composer.settings import ComposerSettings
+from retarget.composer.workspaces import CachedWorkspaces
+
+
+@dataclass
+class ComposerService:
+    stage: Stage
+    composer: Composer
+    pool: asyncpg.Pool
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def close(self) -> None:
+        await self.consumer.stop()  # leaves the group, so a peer takes the partitions at once
+        await self.producer.stop()  # flushes anything still buffered
+        await self.pool.close()
+
+
+async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -> ComposerService:
+    topics = Topics(settings.topic_prefix)
+    pool = await create_pool(settings)
+    composer = Composer(
+        make_environment(Path(settings.templates_dir) if settings.templates_dir else None),
+        CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s),
+        topics,
+        clock or SystemClock(),
+        link_secret=settings.link_secret.get_secret_value().encode(),
+        public_url=settings.public_url,
+        link_ttl=timedelta(days=settings.link_ttl_days),
+    )
+    consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
+    producer = make_producer(settings)
+    stage = Stage("composer", consumer, producer, composer.handle)
+    return ComposerService(stage, composer, pool, consumer, producer)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "retarget.cli.kafka",  # topics
     "retarget.cli.workspaces",  # tenants
     "retarget.cli.write_keys",  # ingest write keys
+    "retarget.cli.demo",  # the main job on the local stack
 ]
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = args.func(args)
-    if inspect.isawaitable(result):
+    if inspect.iscoroutine(result):
         result = asyncio.run(result)
     return int(result or 0)
 

@@ -31,7 +31,7 @@ async def create_pool(settings: CommonSettings) -> asyncpg.Pool:
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) for every bundled migration, in order."""
     folder = resources.files("retarget.common") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 
 

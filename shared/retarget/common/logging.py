@@ -19,7 +19,13 @@ import orjson
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _SECRET_FIELDS = {"password", "secret", "link_secret", "write_key", "authorization", "token"}
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# color_message: uvicorn's copy of the message with ANSI colours, noise in a JSON log
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def email_hash(email: str) -> str:

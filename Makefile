@@ -1,0 +1,72 @@
+# retarget — every set-up step lives here, so a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+RETARGET := $(PY) -m retarget.cli.main
+UV := $(VENV)/bin/uv
+PYTEST_ARGS ?=
+
+.PHONY: help install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# The virtualenv comes from the machine's python3 (>= 3.11); uv, installed inside it, then
+# installs the pinned dependencies quickly.
+$(UV):
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "python3 >= 3.11 is needed (found $$(python3 --version)); install it, then run make again"; exit 1; }
+	@echo "==> virtualenv in $(VENV) with uv"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.installed: pyproject.toml requirements.lock | $(UV)
+	@echo "==> installing the pinned dependencies from requirements.lock"
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --require-hashes -r requirements.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml dependencies
+	$(UV) pip compile --quiet pyproject.toml --extra dev --generate-hashes --no-header \
+		--python-version $(PYTHON_VERSION) -o requirements.lock
+
+kafka-jars: install  ## fetch the Apache Kafka jars from Maven Central into the cache
+	$(RETARGET) devstack fetch-kafka
+
+up: install  ## start the local stack (Kafka, PostgreSQL, SMTP capture) and apply migrations
+	$(RETARGET) devstack up
+	$(RETARGET) db migrate
+
+down: install  ## stop the services and the local stack (data is kept)
+	$(RETARGET) devstack down
+
+status: install  ## show every component's address (add ARGS=--json for scripts)
+	$(RETARGET) devstack status $(ARGS)
+
+migrate: install
+	$(RETARGET) db migrate
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services
+
+unit: install  ## unit tests only (no servers needed)
+	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
+
+test: up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+demo: up  ## run the system on the local stack, deliver email into the capture, say where to look
+	$(RETARGET) demo
+
+demo-stop: install  ## stop the demo's services (the stack keeps running; `make down` stops it)
+	$(RETARGET) demo --stop
+
+clean: down  ## stop everything and delete the local stack's data
+	rm -rf .devstack

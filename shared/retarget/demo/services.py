@@ -1,0 +1,45 @@
+"""Start the four services as separate processes on fixed local ports, recorded in the stack's state."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from retarget.devstack.paths import devstack_dir
+from retarget.devstack.services import start_service
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    port: int
+    port_var: str  # the settings field that binds the service's HTTP or ops server
+
+
+PLAN = [
+    ServicePlan("ingest", 18080, "RETARGET_PORT"),
+    ServicePlan("segmenter", 18081, "RETARGET_WEB_PORT"),
+    ServicePlan("composer", 18082, "RETARGET_OPS_PORT"),
+    ServicePlan("sender", 18083, "RETARGET_OPS_PORT"),
+]
+
+
+def start_all(env: dict[str, str]) -> list[dict]:
+    """Start whatever is not running yet; return the service records."""
+    records = []
+    for plan in PLAN:
+        service_env = {**env, plan.port_var: str(plan.port)}
+        if plan.name == "segmenter":
+            service_env["RETARGET_DATA_DIR"] = str(devstack_dir() / "segmenter")
+        print(f"    {plan.name:<10} http://127.0.0.1:{plan.port}", flush=True)
+        records.append(
+            start_service(
+                plan.name,
+                [sys.executable, "-m", f"retarget.{plan.name}"],
+                http_port=plan.port,
+                metrics_port=plan.port,
+                env=service_env,
+                timeout=60,
+            )
+        )
+    return records

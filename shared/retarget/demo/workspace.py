@@ -1,0 +1,49 @@
+"""The demo workspace, its write key and link secret: created once, reused by every later run."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+
+from retarget.common.workspaces import Workspace, WorkspaceStore
+from retarget.common.write_keys import WriteKeyStore, hash_key
+from retarget.devstack.state import load_state, update_state
+
+DEMO_WORKSPACE = Workspace(
+    id="demo",
+    name="Demo Outdoor Shop",
+    from_name="Demo Outdoor Shop",
+    from_email="hello@shop.example",
+    reply_to="support@shop.example",
+    postal_address="1 Demo Street, Springfield, 12345, USA",
+)
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    workspace_id: str
+    write_key: str
+    link_secret: str
+
+
+async def ensure_demo_workspace(database_url: str) -> DemoCredentials:
+    demo = load_state().get("demo", {})
+    conn = await asyncpg.connect(database_url)
+    try:
+        await WorkspaceStore(conn).upsert(DEMO_WORKSPACE)
+        keys = WriteKeyStore(conn)
+        write_key = demo.get("write_key")
+        # a key from an earlier run survives if the database does (devstack down/up keeps it)
+        if not write_key or await keys.workspace_for(hash_key(write_key)) != DEMO_WORKSPACE.id:
+            write_key = await keys.create(DEMO_WORKSPACE.id)
+    finally:
+        await conn.close()
+    link_secret = demo.get("link_secret") or secrets.token_hex(32)
+    update_state(
+        lambda s: s.__setitem__(
+            "demo", {"workspace_id": DEMO_WORKSPACE.id, "write_key": write_key, "link_secret": link_secret}
+        )
+    )
+    return DemoCredentials(DEMO_WORKSPACE.id, write_key, link_secret)

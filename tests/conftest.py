@@ -1,0 +1,85 @@
+"""Fixtures every tier shares.
+
+Integration and e2e tests talk to a real Kafka broker, PostgreSQL server and SMTP server.
+Where they come from, in order:
+1. RETARGET_KAFKA_BOOTSTRAP + RETARGET_DATABASE_URL + RETARGET_SMTP_URL all set: those.
+2. RETARGET_TEST_STACK=containers (or no JDK here but a Docker engine answers):
+   testcontainers starts Kafka and PostgreSQL (see retarget.devstack.containers).
+3. Otherwise the local stack: `retarget devstack up` (idempotent; left running afterwards).
+Unit tests use none of this.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
+
+
+def _local_stack() -> tuple[dict[str, str], Path]:
+    from retarget.devstack.env import stack_env
+    from retarget.devstack.paths import devstack_dir
+
+    up = subprocess.run([sys.executable, "-m", "retarget.cli.main", "devstack", "up"], check=False)
+    if up.returncode != 0:
+        pytest.fail(
+            "`retarget devstack up` failed (its output is above); the integration tests need the stack"
+        )
+    return stack_env(), devstack_dir() / "mail"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """RETARGET_* variables of the real servers; also exported to os.environ for settings classes."""
+    from retarget.devstack.containers import docker_available, start_containers
+
+    stop = None
+    capture_dir: Path | None = None
+    if all(os.environ.get(name) for name in _OVERRIDES):
+        env = {name: os.environ[name] for name in _OVERRIDES}
+        capture_dir = (
+            Path(os.environ["RETARGET_CAPTURE_DIR"]) if os.environ.get("RETARGET_CAPTURE_DIR") else None
+        )
+    elif os.environ.get("RETARGET_TEST_STACK") == "containers" or (
+        shutil.which("java") is None and docker_available()
+    ):
+        capture_dir = tmp_path_factory.mktemp("mail")
+        env, stop = start_containers(capture_dir)
+    else:
+        env, capture_dir = _local_stack()
+    os.environ.update(env)
+    if capture_dir is not None:
+        os.environ["RETARGET_CAPTURE_DIR"] = str(capture_dir)
+    migrate = subprocess.run([sys.executable, "-m", "retarget.cli.main", "db", "migrate"], check=False)
+    assert migrate.returncode == 0, "migrations failed (output above)"
+    yield env
+    if stop is not None:
+        stop()
+
+
+@pytest.fixture(scope="session")
+def capture_dir(stack: dict[str, str]) -> Path:
+    """Folder where the SMTP capture writes every message it receives (.eml + .json)."""
+    folder = os.environ.get("RETARGET_CAPTURE_DIR")
+    if not folder:
+        pytest.skip("the SMTP server in RETARGET_SMTP_URL is external; its mailbox can't be read here")
+    return Path(folder)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A fresh topic prefix per test, so tests never see each other's records on a shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def workspace_id() -> str:
+    return f"ws-{uuid.uuid4().hex[:8]}"

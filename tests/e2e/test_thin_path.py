@@ -1,0 +1,118 @@
+"""The thin path through all four services, each a separate process, on the real stack:
+HTTP event → ingest → Kafka → segmenter (trigger) → composer (Jinja2) → sender (SMTP) → inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import secrets
+import time
+import uuid
+from email.policy import default as default_policy
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from retarget.common.workspaces import Workspace, WorkspaceStore
+from retarget.common.write_keys import WriteKeyStore
+
+pytestmark = pytest.mark.e2e
+
+
+async def make_workspace(database_url: str, workspace_id: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await WorkspaceStore(conn).upsert(
+            Workspace(
+                id=workspace_id,
+                name="Boot Shop",
+                from_name="Boot Shop",
+                from_email="news@boots.example",
+                postal_address="1 Main St, Springfield",
+            )
+        )
+        return await WriteKeyStore(conn).create(workspace_id)
+    finally:
+        await conn.close()
+
+
+def find_mail(folder: Path, recipient: str, timeout_s: float) -> list[email.message.EmailMessage]:
+    deadline = time.monotonic() + timeout_s
+    found: list = []
+    while time.monotonic() < deadline:
+        found = []
+        for path in sorted(folder.glob("*.eml")):
+            msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+            if recipient in str(msg["To"]):
+                found.append(msg)
+        if found:
+            return found
+        time.sleep(0.3)
+    return found
+
+
+async def test_an_http_event_becomes_an_email_in_the_inbox(
+    launch, stack: dict[str, str], capture_dir: Path, topic_prefix: str, workspace_id: str, tmp_path: Path
+):
+    write_key = await make_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    common = {
+        "RETARGET_TOPIC_PREFIX": topic_prefix,
+        "RETARGET_TOPIC_PARTITIONS": "2",
+        "RETARGET_LINK_SECRET": secrets.token_hex(16),
+        "RETARGET_LOG_LEVEL": "INFO",
+    }
+    services = [
+        launch("ingest", "RETARGET_PORT", common),
+        launch(
+            "segmenter",
+            "RETARGET_WEB_PORT",
+            {**common, "RETARGET_CART_WAIT_S": "1", "RETARGET_DATA_DIR": str(tmp_path / "segmenter")},
+        ),
+        launch("composer", "RETARGET_OPS_PORT", common),
+        launch("sender", "RETARGET_OPS_PORT", common),
+    ]
+    for service in services:
+        await asyncio.to_thread(service.wait_healthy)
+    ingest = services[0]
+
+    recipient = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+    visitor = f"anon-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=ingest.url, auth=(write_key, ""), timeout=10) as client:
+        identify = await client.post(
+            "/v1/identify", json={"anonymousId": visitor, "traits": {"email": recipient, "firstName": "Ann"}}
+        )
+        assert identify.status_code == 200, identify.text
+        added = await client.post(
+            "/v1/track",
+            json={
+                "anonymousId": visitor,
+                "event": "Product Added",
+                "properties": {
+                    "product_id": "boot-1",
+                    "name": "Trail Boot",
+                    "price": 89.5,
+                    "currency": "EUR",
+                },
+            },
+        )
+        assert added.status_code == 200, added.text
+
+    mails = await asyncio.to_thread(find_mail, capture_dir, recipient, 90)
+    if not mails:
+        logs = "\n\n".join(f"--- {s.name}\n{s.tail()}" for s in services)
+        pytest.fail(f"no email for the visitor reached the capture within 90 s\n{logs}")
+    assert len(mails) == 1, "one trigger must produce exactly one email"
+    msg = mails[0]
+    assert msg["Subject"] == "Ann, you left something in your cart"
+    assert msg["From"] == "Boot Shop <news@boots.example>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    body = msg.get_body(("plain",)).get_content()
+    assert "Trail Boot" in body and "EUR 89.50" in body and "1 Main St, Springfield" in body
+
+    # graceful shutdown: every service finishes its work and exits cleanly on SIGTERM
+    for service in reversed(services):
+        code = await asyncio.to_thread(service.stop)
+        assert code == 0, f"{service.name} exited with {code} on SIGTERM:\n{service.tail()}"

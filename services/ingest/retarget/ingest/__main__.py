@@ -8,6 +8,10 @@ prometheus-client's multiprocess mode and a shared rate limiter first.)
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import uvicorn
 
 from retarget.common.logging import configure_logging
@@ -15,10 +19,21 @@ from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process dies "by signal";
+    orchestrators and supervisors read that as a crash. A finished graceful stop exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
         port=settings.port,
@@ -28,6 +43,7 @@ def main() -> None:
         loop="auto",
         http="auto",
     )
+    _Server(config).run()
 
 
 if __name__ == "__main__":

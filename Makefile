@@ -9,7 +9,12 @@ RETARGET := $(PY) -m retarget.cli.main
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-.PHONY: help install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
+# Debian packages: Postfix's smtp-sink/smtp-source (delivery tests and the SMTP ceiling),
+# a real postfix, wrk (HTTP load), Prometheus (the demo scrapes the services), OpenDKIM
+# (independent DKIM verification).
+SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools
+
+.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +35,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(UV)
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+system-deps:  ## install the Debian packages the tests, benchmarks and demo use (needs root)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "==> system packages present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
+	else echo "==> apt-get install $$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml dependencies
 	$(UV) pip compile --quiet pyproject.toml --extra dev --generate-hashes --no-header \
@@ -59,10 +72,10 @@ lint: install  ## ruff and mypy
 unit: install  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+test: system-deps up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-demo: up  ## run the system on the local stack, deliver email into the capture, say where to look
+demo: system-deps up  ## run the system on the local stack, deliver email into the capture, say where to look
 	$(RETARGET) demo
 
 demo-stop: install  ## stop the demo's services (the stack keeps running; `make down` stops it)

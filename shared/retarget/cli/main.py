@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "retarget.cli.kafka",  # topics
     "retarget.cli.workspaces",  # tenants
     "retarget.cli.write_keys",  # ingest write keys
+    "retarget.cli.preview",  # render a campaign for a sample profile
+    "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.demo",  # the main job on the local stack
 ]
 

@@ -1,4 +1,7 @@
-"""The demo workspace, its write key and link secret: created once, reused by every later run."""
+"""The demo workspace, its write key and link secret: created once, reused by every later run.
+
+The write key is shown by `retarget devstack status` on purpose (anyone may post events to the
+local demo); the link secret is not."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import asyncpg
 
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore, hash_key
+from retarget.devstack.paths import devstack_dir
 from retarget.devstack.state import load_state, update_state
 
 DEMO_WORKSPACE = Workspace(
@@ -40,10 +44,15 @@ async def ensure_demo_workspace(database_url: str) -> DemoCredentials:
             write_key = await keys.create(DEMO_WORKSPACE.id)
     finally:
         await conn.close()
-    link_secret = demo.get("link_secret") or secrets.token_hex(32)
-    update_state(
-        lambda s: s.__setitem__(
-            "demo", {"workspace_id": DEMO_WORKSPACE.id, "write_key": write_key, "link_secret": link_secret}
-        )
-    )
-    return DemoCredentials(DEMO_WORKSPACE.id, write_key, link_secret)
+    update_state(lambda s: s.__setitem__("demo", {"workspace_id": DEMO_WORKSPACE.id, "write_key": write_key}))
+    return DemoCredentials(DEMO_WORKSPACE.id, write_key, _link_secret())
+
+
+def _link_secret() -> str:
+    """The demo's HMAC key for links: a file only its owner reads, never shown by `status`."""
+    path = devstack_dir() / "secrets" / "link_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()

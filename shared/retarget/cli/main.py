@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.demo",  # the main job on the local stack
+    "retarget.cli.config_docs",  # docs/configuration.md from the settings classes
 ]
 
 

@@ -17,6 +17,7 @@ KAFKA_PORT = 19092
 KAFKA_CONTROLLER_PORT = 19093
 POSTGRES_PORT = 15432
 SMTP_PORT = 12525
+PROMETHEUS_PORT = 19090
 
 _POM = Path("deploy") / "kafka" / "pom.xml"
 
@@ -129,6 +130,19 @@ class Layout:
     @property
     def smtp_pid(self) -> Path:
         return self.run_dir / "smtp-capture.pid"
+
+    # prometheus
+    @property
+    def prometheus_data(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def prometheus_log(self) -> Path:
+        return self.logs_dir / "prometheus.log"
+
+    @property
+    def prometheus_pid(self) -> Path:
+        return self.run_dir / "prometheus.pid"
 
     def service_log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

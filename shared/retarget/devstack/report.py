@@ -38,6 +38,9 @@ def render(status: dict[str, Any], console: Console | None = None) -> None:
     table.add_row("kafka", _state(kafka), kafka["bootstrap"], str(kafka["pid"] or ""))
     table.add_row("postgres", _state(pg), pg["url"], str(pg["pid"] or ""))
     table.add_row("smtp", _state(smtp), smtp["url"], str(smtp["pid"] or ""))
+    prom = status.get("prometheus") or {}
+    if prom.get("running"):
+        table.add_row("prometheus", _state(prom), prom["url"], str(prom["pid"] or ""))
     for name, svc in sorted(status["services"].items()):
         address = svc.get("http") or ""
         if svc.get("metrics"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from retarget.devstack import kafka, postgres, procs, smtp
+from retarget.devstack import kafka, postgres, procs, prometheus, smtp
 from retarget.devstack.env import (
     DATABASE_ENV,
     KAFKA_ENV,
@@ -92,6 +92,15 @@ async def _up(layout: Layout) -> dict[str, Any]:
         say(f"smtp: {'started in ' + _took(started) if smtp_new else 'already running'} (pid {smtp_pid})")
     set_component("smtp", _smtp_record(layout, smtp_pid))
 
+    started = time.monotonic()
+    prom_pid, prom_new = await prometheus.start(layout)
+    if prom_pid is None:
+        say("prometheus: not installed (Debian package `prometheus`, or `make system-deps`); skipped")
+    else:
+        say(
+            f"prometheus: {'started in ' + _took(started) if prom_new else 'already running'} (pid {prom_pid})"
+        )
+
     if kafka_pid is not None:
         await kafka.wait_ready(layout, kafka_pid)
         say(f"kafka: ready on {LOCAL_KAFKA} ({_took(t0)} since up began)")
@@ -106,7 +115,7 @@ def down(layout: Layout | None = None) -> list[str]:
         messages = stop_all_services(layout)
         for message in messages:
             say(message)
-        for stop in (smtp.stop, kafka.stop, postgres.stop):
+        for stop in (prometheus.stop, smtp.stop, kafka.stop, postgres.stop):
             messages.append(stop(layout))
             say(messages[-1])
     return messages
@@ -158,6 +167,13 @@ def status(layout: Layout | None = None) -> dict[str, Any]:
         "kafka": _kafka_record(layout, kafka_pid),
         "postgres": _postgres_record(layout, pg_pid),
         "smtp": _smtp_record(layout, smtp_pid),
+        "prometheus": {
+            "url": prometheus.URL,
+            "pid": prometheus.running_pid(layout),
+            "running": prometheus.running_pid(layout) is not None,
+            "managed": True,
+            "log": str(layout.prometheus_log),
+        },
         "services": list_services(layout),
         "demo": load_state(layout).get("demo", {}),
     }

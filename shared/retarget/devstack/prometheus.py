@@ -1,0 +1,75 @@
+"""Prometheus (Debian's package) scraping every service on its fixed local port.
+
+Optional: the demo's funnel reads it, nothing else needs it, so a machine without the
+`prometheus` binary gets a clear note instead of a failed `up`. The scrape targets are
+deploy/prometheus/prometheus.yml, the same ports the demo starts the services on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from retarget.devstack import procs
+from retarget.devstack.errors import DevstackError
+from retarget.devstack.paths import HOST, PROMETHEUS_PORT, Layout, repo_root
+from retarget.devstack.progress import wait_until
+
+MARKER = "prometheus/prometheus.yml"
+URL = f"http://{HOST}:{PROMETHEUS_PORT}"
+
+
+def binary() -> str | None:
+    return shutil.which("prometheus")
+
+
+def running_pid(layout: Layout) -> int | None:
+    pid = procs.read_pid(layout.prometheus_pid)
+    return pid if procs.alive(pid, MARKER) else None
+
+
+async def start(layout: Layout) -> tuple[int | None, bool]:
+    """(pid, started_now); (None, False) when the binary is missing."""
+    pid = running_pid(layout)
+    if pid is not None:
+        return pid, False
+    exe = binary()
+    if exe is None:
+        return None, False
+    procs.ensure_port_free(HOST, PROMETHEUS_PORT, "Prometheus")
+    layout.prometheus_data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        exe,
+        f"--config.file={repo_root() / 'deploy' / 'prometheus' / 'prometheus.yml'}",
+        f"--storage.tsdb.path={layout.prometheus_data}",
+        f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
+        "--storage.tsdb.retention.time=7d",
+    ]
+    pid = procs.spawn(argv, log_file=layout.prometheus_log, cwd=layout.root)
+    procs.write_pid(layout.prometheus_pid, pid)
+
+    async def listening() -> bool:
+        return procs.port_open(HOST, PROMETHEUS_PORT, timeout=0.2)
+
+    took = await wait_until(
+        listening, what="prometheus: waiting", timeout=30, interval=0.2, gave_up=lambda: not procs.alive(pid)
+    )
+    if took is None:
+        procs.stop(pid, timeout=5)
+        layout.prometheus_pid.unlink(missing_ok=True)
+        raise DevstackError(
+            f"Prometheus did not start on {HOST}:{PROMETHEUS_PORT}",
+            f"read {layout.prometheus_log} (last lines above)",
+            details=procs.tail(layout.prometheus_log),
+        )
+    return pid, True
+
+
+def stop(layout: Layout) -> str:
+    pid = running_pid(layout)
+    layout.prometheus_pid.unlink(missing_ok=True)
+    if pid is None:
+        return "prometheus: not running"
+    started = time.monotonic()
+    procs.stop(pid, timeout=10)
+    return f"prometheus: stopped (pid {pid}, {time.monotonic() - started:.1f}s)"

@@ -8,10 +8,11 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="run the services on the local stack and deliver an email")
     demo.add_argument("--stop", action="store_true", help="stop the demo's services")
+    demo.add_argument("--visitors", type=int, default=2000, help="how many visitors to simulate")
     demo.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> object:
     from retarget.demo.run import run_demo, stop_demo
 
-    return stop_demo() if args.stop else run_demo()
+    return stop_demo() if args.stop else run_demo(args)

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "retarget.cli.write_keys",  # ingest write keys
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
+    "retarget.cli.funnel",  # the per-campaign funnel
     "retarget.cli.demo",  # the main job on the local stack
     "retarget.cli.config_docs",  # docs/configuration.md from the settings classes
 ]
@@ -42,10 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from retarget.devstack.errors import DevstackError
+
     args = build_parser().parse_args(argv)
-    result = args.func(args)
-    if inspect.iscoroutine(result):
-        result = asyncio.run(result)
+    try:
+        result = args.func(args)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+    except DevstackError as exc:  # a problem with a next step: print it, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

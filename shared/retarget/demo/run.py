@@ -1,100 +1,138 @@
-"""The demo run: stack → workspace → services → traffic → email in the capture, then say where to look.
+"""The demo run: stack → workspace → services → traffic → emails → engagement → funnel.
 
-This is the thin version: one visitor adds to cart and leaves; the abandoned-cart wait is
-shortened to a few seconds. Realistic traffic and the funnel table come with the demo issue.
+Thousands of visitors browse, add to cart, identify, buy or start trials through the
+Segment-compatible API; the campaigns' waits are shortened to seconds; recipients then
+open, click, unsubscribe and buy through the tracking links; the funnel table comes from
+the services' own counters (via Prometheus when it runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import email
 import time
-import uuid
 from email.policy import default as default_policy
 from pathlib import Path
 
 import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from retarget.demo.engage import engage, read_mailbox
 from retarget.demo.services import PLAN, start_all
+from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
 from retarget.devstack.env import database_url
 from retarget.devstack.paths import devstack_dir
 from retarget.devstack.services import stop_service
 
-CART_WAIT_S = 5
+INGEST = "http://127.0.0.1:18080"
+WAIT_S = 6  # every campaign's wait in the demo, instead of hours and days
+console = Console()
 
 
-async def run_demo() -> int:
-    print("==> demo workspace and write key")
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    console.print("==> demo workspace and write key")
     creds = await ensure_demo_workspace(database_url())
     env = {
         "RETARGET_LINK_SECRET": creds.link_secret,
-        "RETARGET_CART_WAIT_S": str(CART_WAIT_S),
-        "RETARGET_PUBLIC_URL": "http://127.0.0.1:18080",
+        "RETARGET_PUBLIC_URL": INGEST,
+        "RETARGET_CART_WAIT_S": str(WAIT_S),
+        "RETARGET_CAMPAIGN_WAIT_S": str(WAIT_S),
     }
-    print("==> starting the four services (logs in .devstack/logs/)")
+    console.print("==> starting the four services (logs in .devstack/logs/)")
     await asyncio.to_thread(start_all, env)
 
-    recipient = f"demo-{uuid.uuid4().hex[:6]}@customer.example"
-    visitor = f"anon-{uuid.uuid4().hex[:8]}"
-    print(f"==> a visitor identifies as {recipient}, adds a product to the cart and leaves")
-    async with httpx.AsyncClient(
-        base_url="http://127.0.0.1:18080", auth=(creds.write_key, ""), timeout=10
-    ) as c:
-        for path, body in [
-            ("/v1/identify", {"anonymousId": visitor, "traits": {"email": recipient, "firstName": "Robin"}}),
-            (
-                "/v1/track",
-                {
-                    "anonymousId": visitor,
-                    "event": "Product Added",
-                    "properties": {
-                        "product_id": "tent-2p",
-                        "name": "Two-Person Tent",
-                        "price": 249.0,
-                        "currency": "USD",
-                        "url": "https://shop.example/tent-2p",
-                    },
-                },
-            ),
-        ]:
-            response = await c.post(path, json=body)
-            response.raise_for_status()
+    people = list(visitors(args.visitors, seed=int(time.time())))
+    chunks = whole_visitor_chunks(people)
+    total = sum(len(c) for c in chunks)
+    async with httpx.AsyncClient(base_url=INGEST, auth=(creds.write_key, ""), timeout=30) as client:
+        with _progress() as progress:
+            task = progress.add_task(f"{len(people):,} visitors browsing", total=total)
+            accepted = await post_chunks(client, chunks, on_progress=lambda n: progress.advance(task, n))
+        console.print(f"    ingest accepted {accepted:,} of {total:,} events")
 
-    print(f"==> waiting for the abandoned-cart email ({CART_WAIT_S} s wait, then render and delivery)")
-    found = await asyncio.to_thread(_wait_for_mail, devstack_dir() / "mail", recipient, 90)
-    if found is None:
-        print("no email arrived within 90 s: read .devstack/logs/*.log, and `retarget devstack status`")
-        return 1
-    html_path = devstack_dir() / "demo" / "email.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    msg = email.message_from_bytes(found.read_bytes(), policy=default_policy)
-    html_part = msg.get_body(("html",))
-    html_path.write_text(html_part.get_content() if html_part is not None else "")
-    print()
-    print(f"Delivered: {msg['Subject']!r} to {recipient}")
-    print(f"  the message as received:  {found}")
-    print(f"  its HTML, for a browser:  {html_path}")
-    print(f"  every captured message:   {found.parent}/")
-    print(
-        f"  demo write key:           {creds.write_key}   (HTTP Basic user for http://127.0.0.1:18080/v1/*)"
+        recipients = {p.email: p for p in people if p.email}
+        mails = await _collect_mail(set(recipients), settle_s=WAIT_S + 8)
+        with _progress() as progress:
+            task = progress.add_task("recipients reading their email", total=len(mails))
+            engagement = await engage(
+                client, mails, recipients, on_progress=lambda n: progress.advance(task, 1)
+            )
+    console.print(
+        f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed}, "
+        f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f})"
     )
-    print("  addresses of everything:  retarget devstack status --json")
-    print("The stack and services keep running; `make demo-stop` stops the services, `make down` everything.")
+    await asyncio.sleep(6)  # attribution, then one Prometheus scrape interval
+    _show_funnel()
+    _show_where(mails and devstack_dir() / "mail", creds.write_key, started)
     return 0
+
+
+async def _collect_mail(recipients: set[str], settle_s: float, timeout_s: float = 150):
+    """Wait until the emails stop arriving (no new one for `settle_s`), showing the count."""
+    folder = devstack_dir() / "mail"
+    deadline = time.monotonic() + timeout_s
+    last_count, last_change = -1, time.monotonic()
+    with console.status("waiting for campaigns to fire and emails to arrive") as status:
+        while time.monotonic() < deadline:
+            mails = await asyncio.to_thread(read_mailbox, folder, recipients)
+            if len(mails) != last_count:
+                last_count, last_change = len(mails), time.monotonic()
+            elif mails and time.monotonic() - last_change > settle_s:
+                break
+            status.update(f"waiting for campaigns to fire: {len(mails)} emails delivered so far")
+            await asyncio.sleep(1)
+    console.print(f"    {last_count} emails delivered to the capture")
+    return mails
+
+
+def _show_funnel() -> None:
+    from retarget.cli.funnel import collect, funnel, print_table
+
+    try:
+        source, samples = collect(argparse.Namespace(prometheus=None, metrics=None))
+    except (httpx.HTTPError, SystemExit) as exc:
+        console.print(f"[yellow]funnel unavailable: {exc}[/]")
+        return
+    rows = {k: v for k, v in funnel(samples).items() if k[0] == "demo"}
+    print_table(rows, source)
+
+
+def _show_where(folder: Path | None, write_key: str, started: float) -> None:
+    import email
+
+    html_path = devstack_dir() / "demo" / "email.html"
+    if folder:
+        newest = max(folder.glob("*.eml"), key=lambda p: p.name)
+        msg = email.message_from_bytes(newest.read_bytes(), policy=default_policy)
+        html_part = msg.get_body(("html",))  # type: ignore[attr-defined]
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(html_part.get_content() if html_part is not None else "")
+        console.print(f"  captured emails:          {folder}/ (.eml, with .json envelopes)")
+        console.print(f"  one email, for a browser: {html_path}")
+    else:
+        console.print("[red]no email arrived: read .devstack/logs/*.log and `retarget devstack status`[/]")
+    console.print(f"  demo write key:           {write_key}  (HTTP Basic user for {INGEST}/v1/*)")
+    console.print(
+        "  addresses of everything:  retarget devstack status --json;  funnel again: retarget funnel"
+    )
+    console.print(f"  done in {time.monotonic() - started:.0f} s. The stack and services keep running:")
+    console.print("  `make demo-stop` stops the services, `make down` everything.")
 
 
 def stop_demo() -> int:
     for plan in reversed(PLAN):
-        print(stop_service(plan.name))
+        console.print(stop_service(plan.name))
     return 0
-
-
-def _wait_for_mail(folder: Path, recipient: str, timeout_s: float) -> Path | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for path in sorted(folder.glob("*.eml"), reverse=True):
-            if recipient.encode() in path.read_bytes():
-                return path
-        time.sleep(0.5)
-    return None

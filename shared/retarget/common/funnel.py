@@ -1,0 +1,68 @@
+"""The per-campaign funnel: triggered → sent → opened → clicked → converted, and revenue.
+
+Each stage is a counter some service exports with `workspace` and `campaign` labels; this
+module only says which counter (and which label value) feeds which column, and adds the
+samples up. Where the samples come from (Prometheus' API or the services' /metrics) is the
+caller's business, so this stays pure and testable.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+STAGES = (
+    "triggered",
+    "suppressed",
+    "capped",
+    "sent",
+    "deferred",
+    "bounced",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "converted",
+    "revenue",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    metric: str  # sample name as exposed, e.g. retarget_sender_outcomes_total
+    stage: str
+    label: str | None = None  # when one counter feeds several stages: the label naming the stage
+    value: str | None = None
+
+
+SOURCES = [
+    Source("retarget_segmenter_triggers_fired_total", "triggered"),
+    *(
+        Source("retarget_sender_outcomes_total", stage, "outcome", stage)
+        for stage in ("suppressed", "capped", "sent", "deferred", "bounced")
+    ),
+    Source("retarget_ingest_email_opens_total", "opened", "human", "true"),
+    Source("retarget_ingest_email_clicks_total", "clicked"),
+    Source("retarget_ingest_unsubscribes_total", "unsubscribed"),
+    Source("retarget_segmenter_conversions_total", "converted"),
+    Source("retarget_segmenter_revenue_total", "revenue"),
+]
+METRIC_NAMES = sorted({s.metric for s in SOURCES})
+
+Sample = tuple[str, dict[str, str], float]  # (name, labels, value)
+Row = dict[str, float]
+
+
+def funnel(samples: Iterable[Sample]) -> dict[tuple[str, str], Row]:
+    """Rows keyed by (workspace, campaign), one column per stage."""
+    by_metric: dict[str, list[Source]] = defaultdict(list)
+    for source in SOURCES:
+        by_metric[source.metric].append(source)
+    rows: dict[tuple[str, str], Row] = defaultdict(lambda: dict.fromkeys(STAGES, 0.0))
+    for name, labels, value in samples:
+        for source in by_metric.get(name, []):
+            if source.label is not None and labels.get(source.label) != source.value:
+                continue
+            key = (labels.get("workspace", "?"), labels.get("campaign", "?"))
+            rows[key][source.stage] += value
+    return dict(sorted(rows.items()))

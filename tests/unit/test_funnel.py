@@ -1,0 +1,32 @@
+"""The funnel adds up the right counters into the right columns."""
+
+from __future__ import annotations
+
+from retarget.common.funnel import funnel
+
+
+def test_samples_land_in_their_stage_per_workspace_and_campaign():
+    samples = [
+        ("retarget_segmenter_triggers_fired_total", {"workspace": "w", "campaign": "cart"}, 10.0),
+        (
+            "retarget_sender_outcomes_total",
+            {"workspace": "w", "campaign": "cart", "outcome": "sent", "reason": ""},
+            7,
+        ),
+        (
+            "retarget_sender_outcomes_total",
+            {"workspace": "w", "campaign": "cart", "outcome": "sent", "reason": "x"},
+            1,
+        ),
+        ("retarget_sender_outcomes_total", {"workspace": "w", "campaign": "cart", "outcome": "capped"}, 2),
+        ("retarget_ingest_email_opens_total", {"workspace": "w", "campaign": "cart", "human": "true"}, 5),
+        ("retarget_ingest_email_opens_total", {"workspace": "w", "campaign": "cart", "human": "false"}, 3),
+        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "cart"}, 99.5),
+        ("retarget_segmenter_triggers_fired_total", {"workspace": "v", "campaign": "cart"}, 4),
+        ("some_other_metric_total", {"workspace": "w", "campaign": "cart"}, 1000),
+    ]
+    rows = funnel(samples)
+    assert list(rows) == [("v", "cart"), ("w", "cart")]
+    w = rows[("w", "cart")]
+    assert (w["triggered"], w["sent"], w["capped"], w["opened"], w["revenue"]) == (10, 8, 2, 5, 99.5)
+    assert w["clicked"] == 0 and rows[("v", "cart")]["triggered"] == 4

@@ -24,7 +24,7 @@ COMMAND_MODULES = [
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.funnel",  # the per-campaign funnel
     "retarget.cli.demo",  # the main job on the local stack
-    "retarget.cli.config_docs",  # docs/configuration.md from the settings classes
+    "retarget.cli.docs",  # docs/configuration.md and docs/metrics.md from the code
 ]
 
 

@@ -11,9 +11,8 @@ import shutil
 import time
 
 from retarget.devstack import procs
-from retarget.devstack.errors import DevstackError
+from retarget.devstack.listening import spawn_listening
 from retarget.devstack.paths import HOST, PROMETHEUS_PORT, Layout, repo_root
-from retarget.devstack.progress import wait_until
 
 MARKER = "prometheus/prometheus.yml"
 URL = f"http://{HOST}:{PROMETHEUS_PORT}"
@@ -45,23 +44,15 @@ async def start(layout: Layout) -> tuple[int | None, bool]:
         f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
         "--storage.tsdb.retention.time=7d",
     ]
-    pid = procs.spawn(argv, log_file=layout.prometheus_log, cwd=layout.root)
-    procs.write_pid(layout.prometheus_pid, pid)
-
-    async def listening() -> bool:
-        return procs.port_open(HOST, PROMETHEUS_PORT, timeout=0.2)
-
-    took = await wait_until(
-        listening, what="prometheus: waiting", timeout=30, interval=0.2, gave_up=lambda: not procs.alive(pid)
+    pid = await spawn_listening(
+        argv,
+        name="Prometheus",
+        port=PROMETHEUS_PORT,
+        log_file=layout.prometheus_log,
+        pid_file=layout.prometheus_pid,
+        cwd=layout.root,
+        fix="or free the port",
     )
-    if took is None:
-        procs.stop(pid, timeout=5)
-        layout.prometheus_pid.unlink(missing_ok=True)
-        raise DevstackError(
-            f"Prometheus did not start on {HOST}:{PROMETHEUS_PORT}",
-            f"read {layout.prometheus_log} (last lines above)",
-            details=procs.tail(layout.prometheus_log),
-        )
     return pid, True
 
 

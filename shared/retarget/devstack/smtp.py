@@ -7,9 +7,8 @@ import time
 
 from retarget.devstack import procs
 from retarget.devstack.env import SMTP_ENV
-from retarget.devstack.errors import DevstackError
+from retarget.devstack.listening import spawn_listening
 from retarget.devstack.paths import HOST, SMTP_PORT, Layout
-from retarget.devstack.progress import wait_until
 
 MARKER = "retarget.devstack.smtp_capture"
 
@@ -36,27 +35,16 @@ async def start(layout: Layout) -> tuple[int, bool]:
         "--port",
         str(SMTP_PORT),
     ]
-    pid = procs.spawn(argv, log_file=layout.smtp_log, cwd=layout.root)
-    procs.write_pid(layout.smtp_pid, pid)
-
-    async def listening() -> bool:
-        return procs.port_open(HOST, SMTP_PORT, timeout=0.2)
-
-    took = await wait_until(
-        listening,
-        what="smtp: waiting for the capture",
+    pid = await spawn_listening(
+        argv,
+        name="the SMTP capture",
+        port=SMTP_PORT,
+        log_file=layout.smtp_log,
+        pid_file=layout.smtp_pid,
+        cwd=layout.root,
+        fix=f"or set {SMTP_ENV} to use another server",
         timeout=15,
-        interval=0.1,
-        gave_up=lambda: not procs.alive(pid),
     )
-    if took is None:
-        procs.stop(pid, timeout=5)
-        layout.smtp_pid.unlink(missing_ok=True)
-        raise DevstackError(
-            f"the SMTP capture did not start on {HOST}:{SMTP_PORT}",
-            f"read {layout.smtp_log} (last lines above), or set {SMTP_ENV} to use another server",
-            details=procs.tail(layout.smtp_log),
-        )
     return pid, True
 
 

@@ -1,9 +1,30 @@
-"""Signed tokens for tracking links (open pixel, click redirect, unsubscribe).
+"""Signed tokens for tracking links: the open pixel, click redirects and unsubscribe.
 
-The composer writes them, ingest serves them. A token is base64url(JSON payload) + "." +
-base64url(HMAC-SHA256(secret, payload)). The click destination travels inside the signed
-payload, so the redirect can never be pointed elsewhere (no open redirect), and a forged,
-altered or expired token simply fails `verify`.
+The composer writes them; ingest serves them at three URL shapes under its public URL:
+
+    GET  {public_url}/t/o/<token>.gif   open pixel (a 1x1 GIF)
+    GET  {public_url}/t/c/<token>       click: 302 to the destination signed into the token
+    GET  {public_url}/t/u/<token>       unsubscribe page (visible link in the footer)
+    POST {public_url}/t/u/<token>       RFC 8058 one-click unsubscribe (List-Unsubscribe-Post)
+
+Token format, version 1 (URL-safe, no padding, no characters that need escaping):
+
+    token   = b64url(payload) "." b64url(mac)
+    payload = compact JSON object, keys:
+                k  kind: "open" | "click" | "unsubscribe"
+                m  message id (the send-log key, "m-<trigger id>")
+                w  workspace id        c  campaign        p  profile id
+                e  expiry, unix seconds
+                u  click destination, an absolute http(s) URL      (click only)
+                r  hex sha256 of the normalised recipient address   (unsubscribe only;
+                   the same digest the suppression list stores, so no address in the URL)
+    mac     = HMAC-SHA256(link secret, payload bytes), first 16 bytes (128 bits, as in
+              RFC 4868's truncated HMAC-SHA-256-128)
+
+The click destination travels inside the signed payload, so a redirect can never be pointed
+anywhere the composer did not sign (no open redirect), and a forged, altered, expired or
+wrong-kind token simply fails `verify`. Only http and https destinations are ever signed or
+accepted. Adding an optional key keeps the format; anything else needs a new version.
 """
 
 from __future__ import annotations
@@ -11,24 +32,58 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
+
+LinkKind = Literal["open", "click", "unsubscribe"]
+MAC_BYTES = 16
+_PATHS: dict[str, tuple[str, str]] = {
+    "open": ("/t/o/", ".gif"),
+    "click": ("/t/c/", ""),
+    "unsubscribe": ("/t/u/", ""),
+}
 
 
 class InvalidToken(ValueError):
     pass
 
 
-class LinkClaims(msgspec.Struct, omit_defaults=True):
-    kind: str  # "open" | "click" | "unsubscribe"
+class LinkClaims(
+    msgspec.Struct,
+    omit_defaults=True,
+    rename={
+        "kind": "k",
+        "message_id": "m",
+        "workspace_id": "w",
+        "campaign": "c",
+        "profile_id": "p",
+        "expires": "e",
+        "url": "u",
+        "recipient_hash": "r",
+    },
+):
+    kind: LinkKind
     message_id: str
     workspace_id: str
     campaign: str
     profile_id: str
     expires: int  # unix seconds
     url: str | None = None  # click destination
-    recipient_hash: str | None = None  # hex sha256 of the address (unsubscribe)
+    recipient_hash: str | None = None  # hex sha256 of the normalised address (unsubscribe)
+
+
+_decoder = msgspec.json.Decoder(LinkClaims)
+
+
+def is_web_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host: the only destinations a click may have."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _b64(data: bytes) -> str:
@@ -39,27 +94,43 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
 def sign(claims: LinkClaims, secret: bytes) -> str:
+    if claims.kind == "click" and not (claims.url and is_web_url(claims.url)):
+        raise ValueError(f"a click destination must be an absolute http(s) URL, not {claims.url!r}")
     payload = msgspec.json.encode(claims)
-    mac = hmac.new(secret, payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(mac)}"
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
 
 
-def verify(token: str, secret: bytes, *, now: float) -> LinkClaims:
+def verify(token: str, secret: bytes, *, now: float, kind: LinkKind | None = None) -> LinkClaims:
+    """The claims of a genuine, unexpired token (of `kind`, when given); InvalidToken otherwise."""
     try:
         payload_part, mac_part = token.split(".", 1)
         payload, mac = _unb64(payload_part), _unb64(mac_part)
     except (ValueError, TypeError) as exc:
         raise InvalidToken("malformed token") from exc
-    if not hmac.compare_digest(mac, hmac.new(secret, payload, hashlib.sha256).digest()):
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
         raise InvalidToken("bad signature")
     try:
-        claims = msgspec.json.decode(payload, type=LinkClaims)
+        claims = _decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise InvalidToken("bad payload") from exc
     if claims.expires < now:
         raise InvalidToken("expired")
+    if kind is not None and claims.kind != kind:
+        raise InvalidToken(f"a {claims.kind} token used as {kind}")
+    if claims.kind == "click" and not (claims.url and is_web_url(claims.url)):
+        raise InvalidToken("click token without an http(s) destination")
     return claims
+
+
+def link_url(public_url: str, kind: LinkKind, token: str) -> str:
+    """The public URL ingest serves for a token of `kind` (see the shapes above)."""
+    prefix, suffix = _PATHS[kind]
+    return f"{public_url.rstrip('/')}{prefix}{token}{suffix}"
 
 
 def claims_dict(claims: LinkClaims) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from retarget.common.stage import Stage
 from retarget.common.topics import Topics
 from retarget.common.workspaces import WorkspaceStore
 from retarget.composer.compose import Composer
-from retarget.composer.render import make_environment
+from retarget.composer.handler import TriggerHandler
+from retarget.composer.render import CampaignTemplates
 from retarget.composer.settings import ComposerSettings
 from retarget.composer.workspaces import CachedWorkspaces
 
@@ -24,7 +25,7 @@ from retarget.composer.workspaces import CachedWorkspaces
 @dataclass
 class ComposerService:
     stage: Stage
-    composer: Composer
+    handler: TriggerHandler
     pool: asyncpg.Pool
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
@@ -39,19 +40,25 @@ class ComposerService:
         await self.pool.close()
 
 
-async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -> ComposerService:
-    topics = Topics(settings.topic_prefix)
-    pool = await create_pool(settings)
-    composer = Composer(
-        make_environment(Path(settings.templates_dir) if settings.templates_dir else None),
-        CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s),
-        topics,
+def make_composer(settings: ComposerSettings, clock: Clock | None = None) -> Composer:
+    return Composer(
+        CampaignTemplates.from_folder(Path(settings.templates_dir) if settings.templates_dir else None),
         clock or SystemClock(),
         link_secret=settings.link_secret.get_secret_value().encode(),
         public_url=settings.public_url,
         link_ttl=timedelta(days=settings.link_ttl_days),
     )
+
+
+async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -> ComposerService:
+    topics = Topics(settings.topic_prefix)
+    pool = await create_pool(settings)
+    handler = TriggerHandler(
+        make_composer(settings, clock),
+        CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s),
+        topics,
+    )
     consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
     producer = make_producer(settings)
-    stage = Stage("composer", consumer, producer, composer.handle)
-    return ComposerService(stage, composer, pool, consumer, producer)
+    stage = Stage("composer", consumer, producer, handler.handle)
+    return ComposerService(stage, handler, pool, consumer, producer)

@@ -1,145 +1,137 @@
-"""From a trigger to an outbound message: context, links, rendering, headers.
+"""From a trigger and its workspace to a complete outbound message. Pure: no I/O.
 
-`Composer.compose` is the whole decision for one trigger; `Composer.handle` is the stage
-handler: it decodes a batch, composes each trigger, and sends what can't be composed
-(bad record, template error, bad address, unknown workspace) to the dead-letter topic with
-the reason, so one bad trigger never stops the others.
+Steps: check the recipient's address → sign the message's links → build the template
+context → render subject, HTML and text → rewrite every link to a tracked one → derive the
+text from the HTML when the campaign has no text template → write the RFC 5322 message.
+
+Whatever makes a trigger impossible to compose raises ComposeFailed with a reason label
+(the failure metric's) and a message for the dead letter; retrying such a trigger can't help.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import time
-from collections.abc import Sequence
+import re
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-import jinja2
-import msgspec
-from aiokafka import ConsumerRecord
 
 from retarget.common.clock import Clock
 from retarget.common.identity import email_digest, message_id_for, rfc5322_message_id
-from retarget.common.schemas import OutboundMessage, TriggerFired, decoder, encode
-from retarget.common.stage import Output, dead_letter
-from retarget.common.tokens import LinkClaims, sign
-from retarget.common.topics import Topics, domain_key
+from retarget.common.schemas import OutboundMessage, TriggerFired
 from retarget.common.workspaces import Workspace
-from retarget.composer.message import BadRecipient, Envelope, build_message
-from retarget.composer.metrics import FAILED, RENDER_SECONDS, RENDERED
-from retarget.composer.render import TemplateFailed, render
-from retarget.composer.workspaces import CachedWorkspaces, UnknownWorkspace, sender_domain
+from retarget.composer.addresses import BadAddress, parse_address
+from retarget.composer.context import BadTriggerData, build_context
+from retarget.composer.html_text import html_to_text
+from retarget.composer.links import MessageLinks
+from retarget.composer.message import Envelope, build_message
+from retarget.composer.render import CampaignTemplates, RenderedEmail, TemplateFailed
 
-log = logging.getLogger(__name__)
-_trigger_decoder = decoder(TriggerFired)
+_TRIGGER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class ComposeFailed(ValueError):
+    """This trigger can never become a message. `label` is the failure metric's reason."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+@dataclass(frozen=True)
+class Composed:
+    outbound: OutboundMessage
+    rendered: RenderedEmail  # the final parts: tracked links, text always present
+    destinations: dict[str, str]  # link destination → its tracked URL
 
 
 class Composer:
     def __init__(
         self,
-        env: jinja2.Environment,
-        workspaces: CachedWorkspaces,
-        topics: Topics,
+        templates: CampaignTemplates,
         clock: Clock,
         *,
         link_secret: bytes,
         public_url: str,
         link_ttl: timedelta,
     ) -> None:
-        self.env = env
-        self.workspaces = workspaces
-        self.topics = topics
+        self.templates = templates
         self.clock = clock
         self.link_secret = link_secret
         self.public_url = public_url.rstrip("/")
         self.link_ttl = link_ttl
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> list[Output]:
-        outputs = []
-        for record in records:
-            reason = None
-            try:
-                trigger = _trigger_decoder.decode(record.value)
-                sender = await self.workspaces.get(trigger.workspace_id)
-                outputs.append(self.compose(trigger, sender))
-                RENDERED.labels(trigger.campaign).inc()
-                continue
-            except msgspec.DecodeError as exc:
-                reason, label, campaign = f"undecodable trigger: {exc}", "undecodable", "unknown"
-            except UnknownWorkspace as exc:
-                reason, label, campaign = f"unknown workspace {exc}", "unknown_workspace", trigger.campaign
-            except TemplateFailed as exc:
-                reason, label, campaign = f"template error: {exc}", "template", trigger.campaign
-            except BadRecipient as exc:
-                reason, label, campaign = str(exc), "bad_recipient", trigger.campaign
-            FAILED.labels(campaign, label).inc()
-            log.warning("trigger dead-lettered", extra={"reason": reason})
-            outputs.append(
-                dead_letter(record, stage="composer", reason=reason, topic=self.topics.dead_letter)
-            )
-        return outputs
-
-    def compose(self, trigger: TriggerFired, sender: Workspace) -> Output:
-        started = time.perf_counter()
-        links = self._links(trigger)
-        context: dict[str, Any] = {
-            "recipient": msgspec.structs.asdict(trigger.recipient),
-            "cart": [msgspec.structs.asdict(line) for line in trigger.cart],
-            "incentive": trigger.incentive,
-            "coupon": self.coupon(trigger),
-            "data": trigger.data,
-            "sender": sender,
-            "links": links,
-        }
-        rendered = render(self.env, trigger.template, context)
-        envelope = Envelope(
-            to_email=trigger.recipient.email,
-            to_name=" ".join(filter(None, [trigger.recipient.first_name, trigger.recipient.last_name]))
-            or None,
-            message_id=rfc5322_message_id(trigger.trigger_id, sender_domain(sender)),
-            date=self.clock.now(),
-            unsubscribe_url=links["unsubscribe"],
-            unsubscribe_mailto=f"mailto:unsubscribe@{sender_domain(sender)}?subject=unsubscribe-{trigger.trigger_id}",
-            feedback_id=f"{trigger.campaign}:{trigger.workspace_id}:retarget",
+    def compose(self, trigger: TriggerFired, sender: Workspace) -> Composed:
+        if not _TRIGGER_ID.match(trigger.trigger_id):  # it becomes the Message-ID's left part
+            raise ComposeFailed("bad_data", f"trigger_id {trigger.trigger_id[:80]!r} is not a plain id")
+        try:
+            parse_address(trigger.recipient.email)
+        except BadAddress as exc:
+            raise ComposeFailed("bad_recipient", f"recipient: {exc}") from exc
+        try:
+            _, domain = parse_address(sender.from_email)
+        except BadAddress as exc:
+            raise ComposeFailed("bad_sender", f"workspace {sender.id} from_email: {exc}") from exc
+        now = self.clock.now()
+        message_id = message_id_for(trigger.trigger_id)
+        site_url = f"https://{domain}/"
+        links = MessageLinks(
+            secret=self.link_secret,
+            public_url=self.public_url,
+            site_url=site_url,
+            message_id=message_id,
+            workspace_id=trigger.workspace_id,
+            campaign=trigger.campaign,
+            profile_id=trigger.profile_id,
+            expires=int((now + self.link_ttl).timestamp()),
+            recipient_hash=email_digest(trigger.recipient.email).hex(),
         )
-        raw = build_message(rendered, sender, envelope)
+        unsubscribe = links.unsubscribe()
+        page_links = {"unsubscribe": unsubscribe, "open_pixel": links.open_pixel(), "shop": site_url}
+        try:
+            context = build_context(trigger, sender, page_links, self.coupon(trigger), site_url)
+            rendered = self.templates.render(trigger.template, context)
+        except BadTriggerData as exc:
+            raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc
+        except TemplateFailed as exc:
+            label = "missing_variable" if exc.missing_variable else "template"
+            raise ComposeFailed(label, f"template error: {exc}") from exc
+        html = links.rewrite_html(rendered.html)
+        text = links.rewrite_text(rendered.text) if rendered.text is not None else html_to_text(html)
+        envelope = Envelope(
+            from_email=sender.from_email,
+            from_name=sender.from_name,
+            to_email=trigger.recipient.email,
+            to_name=context["recipient"]["name"],
+            reply_to=sender.reply_to,
+            message_id=rfc5322_message_id(trigger.trigger_id, domain),
+            date=now,
+            unsubscribe_url=unsubscribe,
+            unsubscribe_mailto=f"mailto:unsubscribe@{domain}?subject=unsubscribe%20{unsubscribe.rsplit('/', 1)[1]}",
+            feedback_id=":".join(
+                part.replace(":", "-") for part in (trigger.campaign, trigger.workspace_id, "retarget")
+            ),
+        )
+        try:
+            raw = build_message(rendered.subject, text, html, envelope)
+        except BadAddress as exc:  # Reply-To: the only address not checked above
+            raise ComposeFailed("bad_sender", f"workspace {sender.id} reply_to: {exc}") from exc
         outbound = OutboundMessage(
-            message_id=message_id_for(trigger.trigger_id),
+            message_id=message_id,
             trigger_id=trigger.trigger_id,
             workspace_id=trigger.workspace_id,
             profile_id=trigger.profile_id,
             campaign=trigger.campaign,
-            recipient=trigger.recipient.email,
+            recipient=trigger.recipient.email.strip(),
             mail_from=sender.from_email,
-            raw=raw.decode("utf-8", "surrogateescape"),
-            created_at=self.clock.now(),
+            raw=raw,
+            created_at=now,
             recipient_timezone=trigger.recipient.timezone,
         )
-        RENDER_SECONDS.labels(trigger.campaign).observe(time.perf_counter() - started)
-        return Output(self.topics.outbound, domain_key(trigger.recipient.email), encode(outbound))
+        return Composed(outbound, RenderedEmail(rendered.subject, html, text), links.destinations())
 
     def coupon(self, trigger: TriggerFired) -> str:
-        """Unique per recipient and campaign, stable for the same trigger (a replay shows the same code)."""
+        """Unique per recipient and campaign, stable for the same trigger (a replay shows the
+        same code): trigger_id already hashes campaign, profile and entry event."""
         mac = hmac.new(self.link_secret, f"coupon:{trigger.trigger_id}".encode(), hashlib.sha256)
         return "RT-" + mac.hexdigest()[:10].upper()
-
-    def _links(self, trigger: TriggerFired) -> dict[str, str]:
-        expires = int((self.clock.now() + self.link_ttl).timestamp())
-        base: dict[str, Any] = {
-            "message_id": message_id_for(trigger.trigger_id),
-            "workspace_id": trigger.workspace_id,
-            "campaign": trigger.campaign,
-            "profile_id": trigger.profile_id,
-            "expires": expires,
-        }
-        unsubscribe = LinkClaims(
-            kind="unsubscribe", recipient_hash=email_digest(trigger.recipient.email).hex(), **base
-        )
-        opened = LinkClaims(kind="open", **base)
-        return {
-            "unsubscribe": f"{self.public_url}/t/u/{sign(unsubscribe, self.link_secret)}",
-            "open_pixel": f"{self.public_url}/t/o/{sign(opened, self.link_secret)}.gif",
-            "shop": f"{self.public_url}/",
-        }

@@ -1,0 +1,76 @@
+"""The composer's stage handler: a batch of trigger records in, outbound messages out.
+
+A trigger that can't be composed (undecodable, unknown workspace, template error, missing
+variable, bad address or data, or a bug in composing it) goes to the dead-letter topic with
+the reason and a metric, and the batch goes on: one bad trigger never stops the others or
+blocks its partition. Only a failure to read the workspace (PostgreSQL down) escapes, so the
+stage retries the batch instead of dead-lettering good triggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+from aiokafka import ConsumerRecord
+
+from retarget.common.schemas import TriggerFired, decoder, encode
+from retarget.common.stage import Output, dead_letter
+from retarget.common.topics import Topics, domain_key
+from retarget.common.workspaces import Workspace
+from retarget.composer.compose import ComposeFailed, Composer
+from retarget.composer.metrics import FAILED, RENDER_SECONDS, RENDERED
+from retarget.composer.workspaces import UnknownWorkspace
+
+log = logging.getLogger(__name__)
+_trigger_decoder = decoder(TriggerFired)
+
+
+class Workspaces(Protocol):
+    async def get(self, workspace_id: str) -> Workspace: ...
+
+
+class TriggerHandler:
+    def __init__(self, composer: Composer, workspaces: Workspaces, topics: Topics) -> None:
+        self.composer = composer
+        self.workspaces = workspaces
+        self.topics = topics
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> list[Output]:
+        outputs = []
+        for record in records:
+            try:
+                trigger = _trigger_decoder.decode(record.value)
+            except msgspec.DecodeError as exc:
+                outputs.append(self._dead(record, "unknown", "undecodable", f"undecodable trigger: {exc}"))
+                continue
+            try:
+                sender = await self.workspaces.get(trigger.workspace_id)
+            except UnknownWorkspace as exc:
+                reason = f"unknown workspace {exc}: create it with `retarget workspace create`"
+                outputs.append(self._dead(record, trigger.campaign, "unknown_workspace", reason))
+                continue
+            outputs.append(self._compose(record, trigger, sender))
+        return outputs
+
+    def _compose(self, record: ConsumerRecord, trigger: TriggerFired, sender: Workspace) -> Output:
+        started = time.perf_counter()
+        try:
+            outbound = self.composer.compose(trigger, sender).outbound
+            key = domain_key(outbound.recipient)
+        except ComposeFailed as exc:
+            return self._dead(record, trigger.campaign, exc.label, str(exc))
+        except Exception as exc:  # a bug on one trigger must not block the partition forever
+            log.exception("composing a trigger failed unexpectedly", extra={"campaign": trigger.campaign})
+            return self._dead(record, trigger.campaign, "internal", f"internal error: {exc!r}")
+        RENDER_SECONDS.labels(trigger.campaign).observe(time.perf_counter() - started)
+        RENDERED.labels(trigger.campaign).inc()
+        return Output(self.topics.outbound, key, encode(outbound))
+
+    def _dead(self, record: ConsumerRecord, campaign: str, label: str, reason: str) -> Output:
+        FAILED.labels(campaign, label).inc()
+        log.warning("trigger dead-lettered", extra={"campaign": campaign, "reason": reason})
+        return dead_letter(record, stage="composer", reason=reason, topic=self.topics.dead_letter)

@@ -1,0 +1,94 @@
+"""Tracking links for one message: the open pixel, the unsubscribe link, and every other
+link rewritten to ingest's click endpoint with a signed token carrying its destination.
+
+Rewriting happens on the rendered output, not in the templates, so a link a template author
+writes by hand is tracked too. Links already pointing at ingest (unsubscribe, pixel),
+mailto:, tel: and #anchors stay as they are; a link with any other scheme (javascript:,
+data:) is replaced by "#", so it can't reach the reader. The same destination gets the same
+token within a message.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from retarget.common.tokens import LinkClaims, LinkKind, is_web_url, link_url, sign
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+_TEXT_URL = re.compile(r"""https?://[^\s<>"'\]\)]+""")
+_KEEP_SCHEMES = ("mailto:", "tel:", "#")
+
+
+@dataclass
+class MessageLinks:
+    """Signs the links of one message. `site_url` resolves relative links."""
+
+    secret: bytes
+    public_url: str
+    site_url: str
+    message_id: str
+    workspace_id: str
+    campaign: str
+    profile_id: str
+    expires: int
+    recipient_hash: str
+    _clicks: dict[str, str] = field(default_factory=dict)
+
+    def _is_ours(self, url: str) -> bool:
+        return url.startswith(self.public_url.rstrip("/") + "/t/")
+
+    def _url(self, kind: LinkKind, **extra: str) -> str:
+        claims = LinkClaims(
+            kind=kind,
+            message_id=self.message_id,
+            workspace_id=self.workspace_id,
+            campaign=self.campaign,
+            profile_id=self.profile_id,
+            expires=self.expires,
+            **extra,  # type: ignore[arg-type]
+        )
+        return link_url(self.public_url, kind, sign(claims, self.secret))
+
+    def unsubscribe(self) -> str:
+        return self._url("unsubscribe", recipient_hash=self.recipient_hash)
+
+    def open_pixel(self) -> str:
+        return self._url("open")
+
+    def click(self, destination: str) -> str | None:
+        """The tracked link to `destination`, or None when it isn't an http(s) URL."""
+        tracked = self._clicks.get(destination)
+        if tracked is None:
+            url = urljoin(self.site_url, destination.strip())
+            if not is_web_url(url):
+                return None
+            tracked = self._clicks[destination] = self._url("click", url=url)
+        return tracked
+
+    def destinations(self) -> dict[str, str]:
+        """Destination → tracked link, for the links rewritten so far (the preview lists them)."""
+        return dict(self._clicks)
+
+    def rewrite_html(self, body: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            target = html.unescape(match.group(3)).strip()
+            if self._is_ours(target) or target.lower().startswith(_KEEP_SCHEMES):
+                return match.group(0)
+            tracked = self.click(target)
+            quote = match.group(2)
+            return f"{match.group(1)}{quote}{html.escape(tracked or '#')}{quote}"
+
+        return _HREF.sub(replace, body)
+
+    def rewrite_text(self, body: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            target = match.group(0).rstrip(".,;:!?")
+            if self._is_ours(target):
+                return match.group(0)
+            tracked = self.click(target) or target
+            return tracked + match.group(0)[len(target) :]
+
+        return _TEXT_URL.sub(replace, body)

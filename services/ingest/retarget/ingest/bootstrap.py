@@ -7,6 +7,7 @@ Tests call the same function and pass fakes for the side effects.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,16 @@ from typing import Protocol
 from retarget.common.clock import Clock, SystemClock
 from retarget.common.topics import Topics
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
+from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
 from retarget.ingest.keystore import PgWriteKeyLookup
+from retarget.ingest.pool import LazyPool
 from retarget.ingest.publisher import EventPublisher, KafkaEventPublisher
 from retarget.ingest.ratelimit import RateLimiter
 from retarget.ingest.settings import IngestSettings
+from retarget.ingest.suppressions import PgUnsubscribes, Unsubscribes
+
+log = logging.getLogger(__name__)
 
 
 class KeyLookupResource(WriteKeyLookup, Protocol):
@@ -35,8 +41,12 @@ class IngestServices:
     publisher: EventPublisher
     key_lookup: KeyLookupResource
     intake: Intake
+    links: LinkFeedback
+    pool: LazyPool
 
     async def open(self) -> None:
+        if self.settings.link_secret is None:
+            log.warning("RETARGET_LINK_SECRET is not set: tracking links (/t/*) answer 404")
         await self.publisher.start()
 
     async def close(self) -> None:
@@ -44,6 +54,7 @@ class IngestServices:
             await self.publisher.close()  # flushes what is buffered first
         finally:
             await self.key_lookup.close()
+            await self.pool.close()
 
     async def problems(self) -> dict[str, str]:
         """What keeps the service from accepting events, by dependency (empty when ready)."""
@@ -56,13 +67,16 @@ def bootstrap(
     *,
     publisher: EventPublisher | None = None,
     key_lookup: KeyLookupResource | None = None,
+    unsubscribes: Unsubscribes | None = None,
     clock: Clock | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> IngestServices:
     settings = settings or IngestSettings()
     topics = Topics(settings.topic_prefix)
     publisher = publisher or KafkaEventPublisher(settings, [topics.events])
-    key_lookup = key_lookup or PgWriteKeyLookup(settings)
+    pool = LazyPool(settings)  # connects on first use
+    key_lookup = key_lookup or PgWriteKeyLookup(pool)
+    clock = clock or SystemClock()
     intake = Intake(
         keys=CachedKeyResolver(
             key_lookup,
@@ -74,8 +88,17 @@ def bootstrap(
         limiter=RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst, monotonic=monotonic),
         publisher=publisher,
         topic=topics.events,
-        clock=clock or SystemClock(),
+        clock=clock,
         max_event_bytes=settings.max_event_bytes,
         max_batch_events=settings.max_batch_events,
     )
-    return IngestServices(settings, topics, publisher, key_lookup, intake)
+    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
+    links = LinkFeedback(
+        secret=secret,
+        publisher=publisher,
+        unsubscribes=unsubscribes or PgUnsubscribes(pool),
+        topic=topics.events,
+        clock=clock,
+        publish_timeout_s=settings.link_publish_timeout_s,
+    )
+    return IngestServices(settings, topics, publisher, key_lookup, intake, links, pool)

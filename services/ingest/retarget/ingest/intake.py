@@ -7,6 +7,7 @@ was accepted or raises an IngestError the app turns into a 4xx/5xx. It knows no 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,8 +149,8 @@ class Intake:
             records = [(visitor_key(e.workspace_id, e.user_id, e.anonymous_id), encode(e)) for e in events]
             await self._publisher.publish(self._topic, records)
         except IngestError as exc:
-            for event in events:
-                metrics.count_rejected(event.type, exc.code)
+            for event_type, count in Counter(e.type for e in events).items():
+                metrics.count_rejected(event_type, exc.code, count)
             raise
-        for event in events:
-            metrics.count_accepted(event.type)
+        for event_type, count in Counter(e.type for e in events).items():
+            metrics.count_accepted(event_type, count)

@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from retarget.ingest import metrics
 from retarget.ingest.api.errors import install_error_handlers
 from retarget.ingest.api.request_metrics import RequestMetrics
-from retarget.ingest.api.routes import ops, tracking
+from retarget.ingest.api.routes import links, ops, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
 from retarget.ingest.settings import IngestSettings
 
@@ -27,11 +28,15 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
         try:
             yield
         finally:
-            await services.close()  # after uvicorn stopped taking requests and drained them
+            try:
+                await services.close()  # after uvicorn stopped taking requests and drained them
+            finally:
+                metrics.forget_this_process()
 
     app = FastAPI(title="retarget ingest", summary="Segment-compatible HTTP Tracking API", lifespan=lifespan)
     app.state.services = services
-    app.include_router(tracking.router)
+    app.router.routes.extend(tracking.routes)  # plain Starlette routes: see tracking.py
+    app.include_router(links.router)
     app.include_router(ops.router)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)

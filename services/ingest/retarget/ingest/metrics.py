@@ -1,13 +1,28 @@
 """Ingest's Prometheus metrics. Labels are bounded sets: route templates, status codes,
 the six event types (+ "unknown"), and error codes — never ids or write keys.
 
-They live in the process-global registry; with several worker processes each serves its
-own numbers (prometheus-client's multiprocess mode is a later concern).
+With several worker processes (RETARGET_WORKERS > 1) each process writes its samples to
+files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set up by the
+supervisor before any worker imports this module) and /metrics, answered by any one of the
+workers, adds up every worker's files. The gauges are summed over live workers.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import functools
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.metrics import MetricWrapperBase
 
 REQUESTS = Counter(
     "retarget_ingest_requests_total", "HTTP requests, by route and status.", ["route", "status"]
@@ -28,13 +43,59 @@ PRODUCE_SECONDS = Histogram(
     "Time from handing a request's events to Kafka to their acknowledgement.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-IN_FLIGHT_EVENTS = Gauge("retarget_ingest_in_flight_events", "Events handed to Kafka, not yet acknowledged.")
-IN_FLIGHT_REQUESTS = Gauge("retarget_ingest_in_flight_requests", "HTTP requests being handled.")
+IN_FLIGHT_EVENTS = Gauge(
+    "retarget_ingest_in_flight_events",
+    "Events handed to Kafka, not yet acknowledged.",
+    multiprocess_mode="livesum",
+)
+IN_FLIGHT_REQUESTS = Gauge(
+    "retarget_ingest_in_flight_requests", "HTTP requests being handled.", multiprocess_mode="livesum"
+)
+TRACKING = Counter(
+    "retarget_ingest_tracking_total",
+    "Tracking-link requests (open pixel, click, unsubscribe) by kind and outcome.",
+    ["kind", "outcome"],
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-def count_accepted(event_type: str) -> None:
-    EVENTS.labels(event_type, "accepted", "").inc()
+@functools.cache
+def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+    """A labelled child, looked up once: `.labels()` costs a lock and a dict walk per call."""
+    return metric.labels(*labels)
 
 
-def count_rejected(event_type: str | None, reason: str) -> None:
-    EVENTS.labels(event_type or "unknown", "rejected", reason).inc()
+def count_accepted(event_type: str, count: int = 1) -> None:
+    _child(EVENTS, event_type, "accepted", "").inc(count)  # type: ignore[attr-defined]
+
+
+def count_rejected(event_type: str | None, reason: str, count: int = 1) -> None:
+    _child(EVENTS, event_type or "unknown", "rejected", reason).inc(count)  # type: ignore[attr-defined]
+
+
+def count_request(route: str, status: int) -> None:
+    _child(REQUESTS, route, str(status)).inc()  # type: ignore[attr-defined]
+
+
+def count_tracking(kind: str, outcome: str) -> None:
+    _child(TRACKING, kind, outcome).inc()  # type: ignore[attr-defined]
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition() -> bytes:
+    """The text /metrics serves: this process's registry, or every worker's in multiprocess mode."""
+    if multiprocess_dir() is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def forget_this_process() -> None:
+    """On a worker's clean exit: drop its live gauges so the sums count live workers only."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -55,7 +55,7 @@ class KafkaEventPublisher:
     ) -> None:
         self._settings = settings
         self._topics_to_create = topics_to_create
-        self._factory = producer_factory or (lambda: make_producer(settings))
+        self._factory = producer_factory or (lambda: make_producer(settings, **producer_options(settings)))
         self._producer: AIOKafkaProducer | None = None
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
@@ -79,7 +79,9 @@ class KafkaEventPublisher:
         metrics.IN_FLIGHT_EVENTS.set(self._in_flight)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(_send_all(producer, topic, records), self._settings.publish_timeout_s)
+            # asyncio.timeout, not wait_for: wait_for wraps the send in a new task per request
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                await _send_all(producer, topic, records)
         except TimeoutError:
             raise self._unavailable("Kafka did not acknowledge in time") from None
         except Exception as exc:  # aiokafka's KafkaError family, and connection errors
@@ -140,7 +142,16 @@ class KafkaEventPublisher:
         return {"bootstrap": self._settings.kafka_bootstrap}
 
 
+def producer_options(settings: IngestSettings) -> dict[str, object]:
+    """Ingest's tuning on top of the shared producer defaults (acks=all, idempotent, lz4)."""
+    return {"linger_ms": settings.kafka_linger_ms, "max_batch_size": settings.kafka_max_batch_bytes}
+
+
 async def _send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[Record]) -> None:
+    if len(records) == 1:  # the common single-event request: no gather machinery
+        key, value = records[0]
+        await (await producer.send(topic, value, key=key))
+        return
     acks = [await producer.send(topic, value, key=key) for key, value in records]
     await asyncio.gather(*acks)
 

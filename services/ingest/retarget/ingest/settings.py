@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from retarget.common.settings import CommonSettings
 
 
 class IngestSettings(CommonSettings):
     port: int = Field(default=18080, ge=0, le=65535, description="HTTP port (RETARGET_PORT).")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes serving the port; rate-limit buckets and the key cache are per process.",
+    )
 
     # Segment's documented limits; Rudder's SDK allows more, so they are configurable.
     max_event_bytes: int = Field(default=32 * 1024, ge=1, description="Largest single event, in JSON bytes.")
@@ -38,8 +44,28 @@ class IngestSettings(CommonSettings):
     )
     max_in_flight_events: int = Field(default=50_000, ge=1, description="Events awaiting an ack before 503s.")
     retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with a 503.")
+    kafka_linger_ms: int = Field(
+        default=5,
+        ge=0,
+        description="How long the producer waits to fill a batch; every request waits for its ack.",
+    )
+    kafka_max_batch_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Producer batch size per partition. aiokafka keeps one batch in flight per "
+        "partition and makes a send wait when its batch is full, so small batches stall /v1/batch.",
+    )
     kafka_connect_wait_s: float = Field(
         default=10.0, ge=0, description="Startup wait for Kafka (then retried)."
     )
     create_topics: bool = Field(default=True, description="Create the events topic on startup when missing.")
     readiness_timeout_s: float = Field(default=2.0, gt=0, description="Time limit of each /readyz check.")
+
+    # Tracking links (/t/*). The secret is the composer's RETARGET_LINK_SECRET; without it the
+    # link routes answer 404 (no default: a known secret would let anyone forge unsubscribes).
+    link_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of open/click/unsubscribe tokens (RETARGET_LINK_SECRET)."
+    )
+    link_publish_timeout_s: float = Field(
+        default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
+    )

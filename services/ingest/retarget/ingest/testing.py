@@ -50,3 +50,31 @@ class FakeKeys:
 
     async def close(self) -> None:
         pass
+
+
+@dataclass
+class FakeUnsubscribes:
+    """Unsubscribes in a set of (workspace, email hash, campaign or "*"); `down` = PostgreSQL away."""
+
+    workspaces: set[str] = field(default_factory=set)
+    recorded: set[tuple[str, bytes, str]] = field(default_factory=set)
+    sources: list[str] = field(default_factory=list)
+    down: bool = False
+
+    async def workspace_exists(self, workspace_id: str) -> bool:
+        self._check()
+        return workspace_id in self.workspaces
+
+    async def unsubscribe(
+        self, workspace_id: str, email_hash: bytes, *, scope: str, campaign: str, source: str
+    ) -> bool:
+        self._check()
+        row = (workspace_id, email_hash, "*" if scope == "all" else campaign)
+        new = row not in self.recorded
+        self.recorded.add(row)
+        self.sources.append(source)
+        return new
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unavailable("cannot record the unsubscribe now; nothing was changed", retry_after_s=2)

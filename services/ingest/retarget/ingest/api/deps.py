@@ -1,5 +1,9 @@
-"""Dependency aliases for the routes. The services are built by bootstrap and hung on
-app.state by main.create_app, so a test app with fakes resolves them the same way."""
+"""Dependency aliases for the FastAPI routes (ops, tracking links). The services are built by
+bootstrap and hung on app.state by main.create_app, so a test app with fakes resolves them
+the same way. (The /v1 routes are plain Starlette routes and read app.state themselves.)
+
+`async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, which
+cost a thread hand-off per request."""
 
 from __future__ import annotations
 
@@ -8,22 +12,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from retarget.ingest.bootstrap import IngestServices
-from retarget.ingest.intake import Intake
-from retarget.ingest.settings import IngestSettings
 
 
-def get_services(request: Request) -> IngestServices:
+async def get_services(request: Request) -> IngestServices:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def get_intake(request: Request) -> Intake:
-    return get_services(request).intake
-
-
-def get_settings(request: Request) -> IngestSettings:
-    return get_services(request).settings
-
-
 ServicesDep = Annotated[IngestServices, Depends(get_services)]
-IntakeDep = Annotated[Intake, Depends(get_intake)]
-SettingsDep = Annotated[IngestSettings, Depends(get_settings)]

@@ -33,4 +33,4 @@ class RequestMetrics:
         finally:
             metrics.IN_FLIGHT_REQUESTS.dec()
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.REQUESTS.labels(route, str(status)).inc()
+            metrics.count_request(route, status)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from retarget.ingest import metrics as ingest_metrics
 from retarget.ingest.api.deps import ServicesDep
 
 router = APIRouter(tags=["operations"])
@@ -24,4 +24,4 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(ingest_metrics.exposition(), media_type=ingest_metrics.CONTENT_TYPE)

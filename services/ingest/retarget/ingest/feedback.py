@@ -1,0 +1,111 @@
+"""The use case behind /t/*: verify a tracking link, record what it means, publish it.
+
+Opens and clicks are best effort on the Kafka side: a person clicking must get their
+redirect (and a pixel its GIF) even while Kafka is away, so a failed publish is logged
+and counted, not answered with an error. An unsubscribe is different: it is written to
+PostgreSQL before the answer (an unsubscribe that was confirmed must hold), then
+published with a messageId derived from the link, so a replay makes no second event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from retarget.common.clock import Clock
+from retarget.common.schemas import TrackedEvent, encode
+from retarget.common.tokens import LinkClaims, LinkKind
+from retarget.common.topics import visitor_key
+from retarget.ingest import metrics
+from retarget.ingest.errors import IngestError
+from retarget.ingest.links import NotOurLink, claims_for, feedback_event, is_machine_fetch
+from retarget.ingest.publisher import EventPublisher
+from retarget.ingest.suppressions import Scope, Unsubscribes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    claims: LinkClaims
+    new: bool
+
+
+class LinkFeedback:
+    def __init__(
+        self,
+        *,
+        secret: bytes | None,
+        publisher: EventPublisher,
+        unsubscribes: Unsubscribes,
+        topic: str,
+        clock: Clock,
+        publish_timeout_s: float,
+    ) -> None:
+        self._secret = secret
+        self._publisher = publisher
+        self._unsubscribes = unsubscribes
+        self._topic = topic
+        self._clock = clock
+        self._publish_timeout_s = publish_timeout_s
+
+    def claims(self, token: str, kind: LinkKind) -> LinkClaims:
+        if self._secret is None:
+            raise NotOurLink("no link secret configured")
+        return claims_for(token, kind, self._secret, now=self._clock.now().timestamp())
+
+    async def opened(self, token: str, user_agent: str | None) -> None:
+        claims = self.claims(token, "open")
+        machine = is_machine_fetch(user_agent)
+        event = feedback_event(
+            claims, "Email Opened", received_at=self._clock.now(), extra={"machine_open": machine}
+        )
+        await self._publish_best_effort("open", event)
+
+    async def clicked(self, token: str, user_agent: str | None) -> str:
+        """The destination to redirect to (it travels inside the signed token)."""
+        claims = self.claims(token, "click")
+        extra = {"machine_click": True} if is_machine_fetch(user_agent) else {}
+        event = feedback_event(claims, "Email Link Clicked", received_at=self._clock.now(), extra=extra)
+        await self._publish_best_effort("click", event)
+        assert claims.url is not None  # claims_for checked it
+        return claims.url
+
+    async def unsubscribe(self, token: str, *, scope: Scope, source: str) -> Unsubscribed:
+        claims = self.claims(token, "unsubscribe")
+        if not await self._unsubscribes.workspace_exists(claims.workspace_id):
+            raise NotOurLink("unknown workspace")
+        assert claims.recipient_hash is not None  # claims_for checked it
+        new = await self._unsubscribes.unsubscribe(
+            claims.workspace_id,
+            bytes.fromhex(claims.recipient_hash),
+            scope=scope,
+            campaign=claims.campaign,
+            source=source,
+        )
+        # Published on a replay too: the messageId is the same, so the segmenter keeps one,
+        # and an event lost while Kafka was away gets another chance.
+        event = feedback_event(
+            claims,
+            "Unsubscribed",
+            received_at=self._clock.now(),
+            extra={"scope": scope, "source": source},
+            message_id=f"unsub-{claims.message_id}-{scope}",
+        )
+        await self._publish_best_effort("unsubscribe", event)
+        return Unsubscribed(claims, new)
+
+    async def _publish_best_effort(self, kind: str, event: TrackedEvent) -> None:
+        key = visitor_key(event.workspace_id, None, event.anonymous_id)
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await self._publisher.publish(self._topic, [(key, encode(event))])
+        except (IngestError, TimeoutError) as exc:
+            log.warning(
+                "tracking event not published",
+                extra={"kind": kind, "workspace_id": event.workspace_id, "error": repr(exc)},
+            )
+            metrics.count_tracking(kind, "not_published")
+            return
+        metrics.count_tracking(kind, "published")

@@ -1,0 +1,109 @@
+"""Tracking links against the real PostgreSQL and Kafka: unsubscribes land in the
+suppression list before the answer, clicks and opens land on the events topic."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from retarget.common.identity import email_digest
+from retarget.common.tokens import LinkClaims, LinkKind, link_url, sign
+from retarget.ingest.settings import IngestSettings
+
+from .conftest import EventReader, Tenant, serving
+
+pytestmark = pytest.mark.integration
+
+SECRET = secrets.token_hex(32)  # what RETARGET_LINK_SECRET holds
+ADDRESS = " Ann.Example@Example.COM "  # normalised before hashing, as the composer does
+
+
+@pytest.fixture
+async def links_url(ingest_settings: IngestSettings) -> AsyncIterator[str]:
+    settings = ingest_settings.model_copy(update={"link_secret": SecretStr(SECRET)})
+    async with serving(settings) as url:
+        yield url
+
+
+def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str) -> str:
+    claims = LinkClaims(
+        kind=kind,
+        message_id=f"m-{secrets.token_hex(8)}",
+        workspace_id=tenant.workspace_id,
+        campaign="abandoned_cart",
+        profile_id="p-7",
+        expires=int(time.time()) + 3600,
+        **extra,  # type: ignore[arg-type]
+    )
+    return link_url(base, kind, sign(claims, SECRET.encode()))
+
+
+async def _suppression(workspace_id: str) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        return await conn.fetchrow(
+            "SELECT reason, source FROM suppressions WHERE workspace_id = $1 AND email_hash = $2",
+            workspace_id,
+            email_digest(ADDRESS),
+        )
+    finally:
+        await conn.close()
+
+
+async def test_one_click_unsubscribe_is_in_the_suppression_list_when_answered(links_url, tenant) -> None:
+    url = token(links_url, tenant, "unsubscribe", recipient_hash=email_digest(ADDRESS).hex())
+    async with httpx.AsyncClient() as client:
+        page = await client.get(url)  # what a link scanner does: must change nothing
+        assert page.status_code == 200 and "<form" in page.text
+        assert await _suppression(tenant.workspace_id) is None
+
+        response = await client.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+        row = await _suppression(tenant.workspace_id)
+        assert row is not None and (row["reason"], row["source"]) == ("unsubscribed", "link:one-click")
+
+        replay = await client.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert replay.status_code == 200 and "already" in replay.text
+
+
+async def test_campaign_only_unsubscribe_and_forged_links(links_url, tenant) -> None:
+    url = token(links_url, tenant, "unsubscribe", recipient_hash=email_digest(ADDRESS).hex())
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(url, data={"scope": "campaign"})).status_code == 200
+        forged = url[:-6] + ("AAAAAA" if not url.endswith("AAAAAA") else "BBBBBB")
+        assert (await client.post(forged, data={"List-Unsubscribe": "One-Click"})).status_code == 404
+        assert (await client.get(forged.replace("/t/u/", "/t/c/"))).status_code == 404
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        campaigns = await conn.fetch(
+            "SELECT campaign FROM campaign_unsubscribes WHERE workspace_id = $1", tenant.workspace_id
+        )
+    finally:
+        await conn.close()
+    assert [r["campaign"] for r in campaigns] == ["abandoned_cart"]
+    assert await _suppression(tenant.workspace_id) is None  # not from everything
+
+
+async def test_opens_and_clicks_are_events_keyed_by_profile(
+    links_url, tenant, read_events: EventReader
+) -> None:
+    click = token(links_url, tenant, "click", url="https://shop.example/p/1")
+    pixel = token(links_url, tenant, "open")
+    async with httpx.AsyncClient() as client:
+        redirect = await client.get(click)
+        assert (redirect.status_code, redirect.headers["location"]) == (302, "https://shop.example/p/1")
+        gif = await client.get(pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP's prefetch
+        assert gif.status_code == 200 and gif.content.startswith(b"GIF89a")
+    events = {event.event: (key, event) for key, event in await read_events(2)}
+    key, clicked = events["Email Link Clicked"]
+    assert (
+        key == f"{tenant.workspace_id}:p-7".encode()
+        and clicked.properties["url"] == "https://shop.example/p/1"
+    )
+    assert events["Email Opened"][1].properties["machine_open"] is True

@@ -1,0 +1,219 @@
+"""Tracking links (/t/*) through the ASGI app, with fakes for Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+import pytest
+
+from retarget.common.schemas import TrackedEvent
+from retarget.common.testing import FakeClock
+from retarget.common.tokens import LinkClaims, LinkKind, sign
+from retarget.ingest.bootstrap import bootstrap
+from retarget.ingest.forms import form_fields, is_one_click
+from retarget.ingest.links import PIXEL_GIF, is_machine_fetch
+from retarget.ingest.main import create_app
+from retarget.ingest.settings import IngestSettings
+from retarget.ingest.testing import FakeKeys, FakePublisher, FakeUnsubscribes
+
+SECRET = b"unit-test-link-secret"
+RECIPIENT = hashlib.sha256(b"ann@example.com").hexdigest()
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+@dataclass
+class Links:
+    client: httpx.AsyncClient
+    publisher: FakePublisher
+    unsubscribes: FakeUnsubscribes
+    clock: FakeClock
+
+    def token(self, kind: LinkKind, *, secret: bytes = SECRET, ttl_s: int = 3600, **fields: str) -> str:
+        claims = {
+            "kind": kind,
+            "message_id": "m-abc",
+            "workspace_id": "ws1",
+            "campaign": "abandoned_cart",
+            "profile_id": "p-42",
+            "expires": int(self.clock.timestamp()) + ttl_s,
+        } | fields
+        if kind == "click":
+            claims.setdefault("url", "https://shop.example/cart?utm=1")
+        if kind == "unsubscribe":
+            claims.setdefault("recipient_hash", RECIPIENT)
+        return sign(LinkClaims(**claims), secret)  # type: ignore[arg-type]
+
+    def events(self) -> list[tuple[bytes, TrackedEvent]]:
+        return [(key, msgspec.json.decode(value, type=TrackedEvent)) for _, key, value in self.publisher.sent]
+
+
+@pytest.fixture
+async def links() -> AsyncIterator[Links]:
+    settings = IngestSettings(topic_prefix="unit", link_secret=SECRET.decode())
+    publisher, unsubscribes, clock = FakePublisher(), FakeUnsubscribes({"ws1"}), FakeClock()
+    services = bootstrap(
+        settings, publisher=publisher, key_lookup=FakeKeys(), unsubscribes=unsubscribes, clock=clock
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        yield Links(client, publisher, unsubscribes, clock)
+
+
+async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Links) -> None:
+    response = await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": BROWSER})
+    assert (response.status_code, response.content, response.headers["content-type"]) == (
+        200,
+        PIXEL_GIF,
+        "image/gif",
+    )
+    assert len(response.content) == 43 and "no-store" in response.headers["cache-control"]
+    [(key, event)] = links.events()
+    assert key == b"ws1:p-42" and links.publisher.sent[0][0] == "unit.events.v1"
+    assert (event.type, event.event, event.anonymous_id, event.workspace_id) == (
+        "track",
+        "Email Opened",
+        "p-42",
+        "ws1",
+    )
+    assert event.properties == {"message_id": "m-abc", "campaign": "abandoned_cart", "machine_open": False}
+
+
+@pytest.mark.parametrize(
+    "agent", ["Mozilla/5.0", "Mozilla/5.0 (Windows NT 5.1) GoogleImageProxy", "Barracuda Sentinel", ""]
+)
+async def test_machine_fetches_are_flagged_not_counted_as_human(links: Links, agent: str) -> None:
+    await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": agent})
+    assert links.events()[0][1].properties["machine_open"] is True
+
+
+async def test_a_bad_open_token_still_gets_the_gif_but_no_event(links: Links) -> None:
+    for token in ("garbage", links.token("open", secret=b"other"), links.token("click")):
+        response = await links.client.get(f"/t/o/{token}.gif")
+        assert (response.status_code, response.content) == (200, PIXEL_GIF)
+    assert links.publisher.sent == []
+
+
+async def test_click_redirects_to_the_signed_destination_and_publishes(links: Links) -> None:
+    response = await links.client.get(f"/t/c/{links.token('click')}", headers={"User-Agent": BROWSER})
+    assert (response.status_code, response.headers["location"]) == (302, "https://shop.example/cart?utm=1")
+    [(key, event)] = links.events()
+    assert (key, event.event) == (b"ws1:p-42", "Email Link Clicked")
+    assert event.properties["url"] == "https://shop.example/cart?utm=1"
+
+
+async def test_forged_altered_expired_or_wrong_kind_click_tokens_get_the_same_404(links: Links) -> None:
+    good = links.token("click")
+    payload, mac = good.split(".")
+    altered = sign(LinkClaims("click", "m", "ws1", "c", "p", 2**40, url="https://evil.example"), b"x")
+    bad_tokens = [
+        links.token("click", secret=b"forged"),
+        f"{payload[:-2]}AA.{mac}",  # payload changed, signature kept
+        altered.split(".")[0] + "." + mac,  # someone else's destination with our signature
+        links.token("click", ttl_s=-10),  # expired
+        links.token("open"),  # right signature, wrong route
+        "not-a-token",
+        "x" * 5000,
+    ]
+    bodies = set()
+    for token in bad_tokens:
+        response = await links.client.get(f"/t/c/{token}")
+        assert response.status_code == 404 and "location" not in response.headers
+        bodies.add(response.text)
+    assert len(bodies) == 1 and "expired" in bodies.pop()  # one page for every reason
+    assert links.publisher.sent == []
+
+
+async def test_kafka_down_does_not_stop_a_click_or_a_pixel(links: Links) -> None:
+    links.publisher.down = True
+    assert (await links.client.get(f"/t/c/{links.token('click')}")).status_code == 302
+    assert (await links.client.get(f"/t/o/{links.token('open')}.gif")).status_code == 200
+
+
+async def test_get_on_the_unsubscribe_link_only_shows_the_page(links: Links) -> None:
+    response = await links.client.get(f"/t/u/{links.token('unsubscribe')}")
+    assert response.status_code == 200 and '<form method="post">' in response.text
+    assert 'value="all"' in response.text and "abandoned_cart" in response.text
+    assert links.unsubscribes.recorded == set() and links.publisher.sent == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click"),
+        (
+            "multipart/form-data, boundary=-=-=-=-=",  # the example of RFC 8058, section 8.1
+            b'---=-=-=-=\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+            b"One-Click\r\n---=-=-=-=--\r\n",
+        ),
+    ],
+)
+async def test_one_click_post_unsubscribes_at_once_and_a_replay_is_harmless(
+    links: Links, content_type: str, body: bytes
+) -> None:
+    url = f"/t/u/{links.token('unsubscribe')}"
+    first = await links.client.post(url, content=body, headers={"Content-Type": content_type})
+    assert first.status_code == 200 and "unsubscribed" in first.text
+    assert links.unsubscribes.recorded == {("ws1", bytes.fromhex(RECIPIENT), "*")}
+    assert links.unsubscribes.sources == ["link:one-click"]
+    again = await links.client.post(url, content=body, headers={"Content-Type": content_type})
+    assert again.status_code == 200 and "already" in again.text
+    events = [event for _, event in links.events()]
+    assert [e.event for e in events] == ["Unsubscribed", "Unsubscribed"]
+    assert events[0].message_id == events[1].message_id  # the segmenter keeps one
+    assert events[0].properties["scope"] == "all"
+
+
+async def test_the_preference_page_can_stop_only_this_campaign(links: Links) -> None:
+    response = await links.client.post(f"/t/u/{links.token('unsubscribe')}", data={"scope": "campaign"})
+    assert response.status_code == 200 and "abandoned_cart" in response.text
+    assert links.unsubscribes.recorded == {("ws1", bytes.fromhex(RECIPIENT), "abandoned_cart")}
+
+
+async def test_bad_unsubscribe_requests_get_plain_answers_never_a_5xx(links: Links) -> None:
+    token = links.token("unsubscribe")
+    form = {"List-Unsubscribe": "One-Click"}
+    assert (await links.client.post(f"/t/u/{token}", data={"scope": "everything"})).status_code == 400
+    assert (await links.client.post(f"/t/u/{token}", content=b"x" * 5000)).status_code == 400
+    assert (await links.client.post(f"/t/u/{token}?q={'x' * 3000}", data=form)).status_code == 414
+    assert (await links.client.get(f"/t/c/{links.token('click')}?{'a' * 3000}")).status_code == 414
+    unknown = links.token("unsubscribe", workspace_id="ws-gone")
+    assert (await links.client.post(f"/t/u/{unknown}", data=form)).status_code == 404
+    no_recipient = links.token("unsubscribe", recipient_hash="not-a-hash")
+    assert (await links.client.post(f"/t/u/{no_recipient}", data=form)).status_code == 404
+    assert links.unsubscribes.recorded == set()
+
+
+async def test_an_unsubscribe_the_database_cannot_take_is_a_503_to_retry(links: Links) -> None:
+    links.unsubscribes.down = True
+    form = {"List-Unsubscribe": "One-Click"}
+    response = await links.client.post(f"/t/u/{links.token('unsubscribe')}", data=form)
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert links.publisher.sent == []  # never published what was not recorded
+
+
+async def test_without_a_link_secret_every_link_is_not_found() -> None:
+    settings = IngestSettings(topic_prefix="unit")
+    services = bootstrap(settings, publisher=FakePublisher(), key_lookup=FakeKeys(), clock=FakeClock())
+    transport = httpx.ASGITransport(app=create_app(settings, services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        claims = LinkClaims("click", "m", "ws1", "c", "p", 2**40, url="https://shop.example/")
+        assert (await client.get(f"/t/c/{sign(claims, SECRET)}")).status_code == 404
+
+
+def test_machine_fetch_heuristics() -> None:
+    assert not is_machine_fetch(BROWSER)
+    assert is_machine_fetch("Mozilla/5.0") and is_machine_fetch(None)
+    assert is_machine_fetch("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html")
+    assert is_machine_fetch("python-requests/2.32")
+
+
+def test_form_fields_understand_urlencoded_and_multipart() -> None:
+    assert is_one_click(form_fields("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click"))
+    multipart = b'--b\r\nContent-Disposition: form-data; name="scope"\r\n\r\ncampaign\r\n--b--'
+    assert form_fields('multipart/form-data; boundary="b"', multipart) == {"scope": "campaign"}
+    assert form_fields("multipart/form-data", b"no boundary") == {}
+    assert not is_one_click(form_fields(None, b"List-Unsubscribe=Two-Clicks"))

@@ -41,9 +41,9 @@ SOURCES = [
         Source("retarget_sender_outcomes_total", stage, "outcome", stage)
         for stage in ("suppressed", "capped", "sent", "deferred", "bounced")
     ),
-    Source("retarget_ingest_email_opens_total", "opened", "human", "true"),
-    Source("retarget_ingest_email_clicks_total", "clicked"),
-    Source("retarget_ingest_unsubscribes_total", "unsubscribed"),
+    Source("retarget_ingest_engagement_total", "opened", "action", "opened"),
+    Source("retarget_ingest_engagement_total", "clicked", "action", "clicked"),
+    Source("retarget_ingest_engagement_total", "unsubscribed", "action", "unsubscribed"),
     Source("retarget_segmenter_conversions_total", "converted"),
     Source("retarget_segmenter_revenue_total", "revenue"),
 ]

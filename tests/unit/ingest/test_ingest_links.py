@@ -217,3 +217,21 @@ def test_form_fields_understand_urlencoded_and_multipart() -> None:
     assert form_fields('multipart/form-data; boundary="b"', multipart) == {"scope": "campaign"}
     assert form_fields("multipart/form-data", b"no boundary") == {}
     assert not is_one_click(form_fields(None, b"List-Unsubscribe=Two-Clicks"))
+
+
+async def test_engagement_is_counted_per_workspace_and_campaign_for_the_funnel(links: Links) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(action: str) -> float:
+        labels = {"workspace": "ws1", "campaign": "abandoned_cart", "action": action}
+        return REGISTRY.get_sample_value("retarget_ingest_engagement_total", labels) or 0.0
+
+    before = {a: count(a) for a in ("opened", "opened_machine", "clicked", "unsubscribed")}
+    await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": BROWSER})
+    await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": "Mozilla/5.0"})
+    await links.client.get(f"/t/c/{links.token('click')}", headers={"User-Agent": BROWSER})
+    unsubscribe = links.token("unsubscribe")
+    for _ in range(2):  # a replayed unsubscribe is not a second person leaving
+        await links.client.post(f"/t/u/{unsubscribe}", data={"List-Unsubscribe": "One-Click"})
+    after = {a: count(a) - before[a] for a in before}
+    assert after == {"opened": 1, "opened_machine": 1, "clicked": 1, "unsubscribed": 1}

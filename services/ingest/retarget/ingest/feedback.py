@@ -58,6 +58,9 @@ class LinkFeedback:
     async def opened(self, token: str, user_agent: str | None) -> None:
         claims = self.claims(token, "open")
         machine = is_machine_fetch(user_agent)
+        metrics.count_engagement(
+            claims.workspace_id, claims.campaign, "opened_machine" if machine else "opened"
+        )
         event = feedback_event(
             claims, "Email Opened", received_at=self._clock.now(), extra={"machine_open": machine}
         )
@@ -66,7 +69,11 @@ class LinkFeedback:
     async def clicked(self, token: str, user_agent: str | None) -> str:
         """The destination to redirect to (it travels inside the signed token)."""
         claims = self.claims(token, "click")
-        extra = {"machine_click": True} if is_machine_fetch(user_agent) else {}
+        machine = is_machine_fetch(user_agent)
+        metrics.count_engagement(
+            claims.workspace_id, claims.campaign, "clicked_machine" if machine else "clicked"
+        )
+        extra = {"machine_click": True} if machine else {}
         event = feedback_event(claims, "Email Link Clicked", received_at=self._clock.now(), extra=extra)
         await self._publish_best_effort("click", event)
         assert claims.url is not None  # claims_for checked it
@@ -84,6 +91,8 @@ class LinkFeedback:
             campaign=claims.campaign,
             source=source,
         )
+        if new:
+            metrics.count_engagement(claims.workspace_id, claims.campaign, "unsubscribed")
         # Published on a replay too: the messageId is the same, so the segmenter keeps one,
         # and an event lost while Kafka was away gets another chance.
         event = feedback_event(

@@ -56,6 +56,12 @@ TRACKING = Counter(
     "Tracking-link requests (open pixel, click, unsubscribe) by kind and outcome.",
     ["kind", "outcome"],
 )
+ENGAGEMENT = Counter(
+    "retarget_ingest_engagement_total",
+    "What recipients did with an email, for the funnel: opened / clicked (people), "
+    "opened_machine / clicked_machine (privacy proxies, scanners), unsubscribed (first time only).",
+    ["workspace", "campaign", "action"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -80,6 +86,10 @@ def count_request(route: str, status: int) -> None:
 
 def count_tracking(kind: str, outcome: str) -> None:
     _child(TRACKING, kind, outcome).inc()  # type: ignore[attr-defined]
+
+
+def count_engagement(workspace: str, campaign: str, action: str) -> None:
+    ENGAGEMENT.labels(workspace, campaign, action).inc()
 
 
 def multiprocess_dir() -> str | None:

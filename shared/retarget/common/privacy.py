@@ -1,0 +1,132 @@
+"""GDPR erasure and export of one person, for the tables in PostgreSQL.
+
+Erasure keeps exactly one thing: a hashed suppression entry (reason 'erased'), so the
+person is never emailed again. It scrubs the send log's personal fields, deletes queued
+retries (they hold the message, address included) and records the request (hashes only).
+The segmenter's profile state is erased separately, through the events topic.
+
+A person is named by email, by userId, or both. By userId alone, the addresses come from
+the send log rows of that profile, so they get suppressed too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from retarget.common.identity import email_digest
+
+ERASED_PROFILE = "<erased>"
+
+
+@dataclass(frozen=True)
+class Person:
+    workspace_id: str
+    email: str | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.email or self.user_id):
+            raise ValueError("name the person by email or userId")
+
+    @property
+    def email_hash(self) -> bytes | None:
+        return email_digest(self.email) if self.email else None
+
+    @property
+    def user_id_hash(self) -> bytes | None:
+        return hashlib.sha256(self.user_id.encode()).digest() if self.user_id else None
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    suppressed: int
+    send_log_rows: int
+    retries_deleted: int
+
+
+_PERSON_ROWS = """
+    SELECT message_id, recipient_hash FROM send_log
+    WHERE workspace_id = $1 AND (recipient_hash = $2 OR profile_id = $3)
+"""
+
+
+async def erase(conn: Any, person: Person, *, source: str) -> ErasureReport:
+    """Erase `person` (an asyncpg connection; one transaction)."""
+    async with conn.transaction():
+        rows = await conn.fetch(_PERSON_ROWS, person.workspace_id, person.email_hash, person.user_id)
+        message_ids = [r["message_id"] for r in rows]
+        hashes = {r["recipient_hash"] for r in rows} | ({person.email_hash} if person.email_hash else set())
+        for digest in hashes:
+            await conn.execute(
+                """INSERT INTO suppressions (workspace_id, email_hash, reason, source)
+                   VALUES ($1, $2, 'erased', $3)
+                   ON CONFLICT (workspace_id, email_hash) DO UPDATE SET reason = 'erased', source = $3""",
+                person.workspace_id,
+                digest,
+                f"erasure:{source}",
+            )
+        retries = await conn.execute(
+            "DELETE FROM send_retries WHERE message_id = ANY($1::text[])", message_ids
+        )
+        await conn.execute(
+            """UPDATE send_log SET profile_id = $2, last_reply = NULL, last_reason = NULL, updated_at = now()
+               WHERE message_id = ANY($1::text[])""",
+            message_ids,
+            ERASED_PROFILE,
+        )
+        deleted = int(retries.split()[-1])
+        await conn.execute(
+            """INSERT INTO erasures (workspace_id, email_hashes, user_id_hash, source, send_log_rows, retries_deleted)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            person.workspace_id,
+            sorted(hashes),
+            person.user_id_hash,
+            source,
+            len(message_ids),
+            deleted,
+        )
+    return ErasureReport(suppressed=len(hashes), send_log_rows=len(message_ids), retries_deleted=deleted)
+
+
+async def export(conn: Any, person: Person) -> dict[str, Any]:
+    """Everything PostgreSQL holds about `person`, as JSON-ready data."""
+    rows = await conn.fetch(_PERSON_ROWS, person.workspace_id, person.email_hash, person.user_id)
+    hashes = list({r["recipient_hash"] for r in rows} | ({person.email_hash} if person.email_hash else set()))
+    sends = await conn.fetch(
+        """SELECT message_id, campaign, profile_id, state, attempts, last_code, last_reason, created_at, sent_at
+           FROM send_log WHERE message_id = ANY($1::text[]) ORDER BY created_at""",
+        [r["message_id"] for r in rows],
+    )
+    suppressions = await conn.fetch(
+        """SELECT workspace_id, reason, source, created_at FROM suppressions
+           WHERE workspace_id IN ($1, '*') AND email_hash = ANY($2::bytea[])""",
+        person.workspace_id,
+        hashes,
+    )
+    campaign_unsubscribes = await conn.fetch(
+        """SELECT campaign, source, created_at FROM campaign_unsubscribes
+           WHERE workspace_id = $1 AND email_hash = ANY($2::bytea[])""",
+        person.workspace_id,
+        hashes,
+    )
+    erasures = await conn.fetch(
+        """SELECT source, send_log_rows, retries_deleted, requested_at FROM erasures
+           WHERE workspace_id = $1 AND (email_hashes && $2::bytea[] OR user_id_hash = $3)""",
+        person.workspace_id,
+        hashes,
+        person.user_id_hash,
+    )
+    return {
+        "workspace_id": person.workspace_id,
+        "identifiers": {"email": person.email, "user_id": person.user_id},
+        "messages": [_jsonable(r) for r in sends],
+        "suppressions": [_jsonable(r) for r in suppressions],
+        "campaign_unsubscribes": [_jsonable(r) for r in campaign_unsubscribes],
+        "erasures": [_jsonable(r) for r in erasures],
+    }
+
+
+def _jsonable(row: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(row).items()}

@@ -1,0 +1,77 @@
+"""Erasure and export against the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from retarget.common.identity import email_digest
+from retarget.common.privacy import ERASED_PROFILE, Person, erase, export
+
+pytestmark = pytest.mark.integration
+
+
+async def _send_log(
+    conn, workspace: str, message_id: str, email: str, profile: str, state: str = "sent"
+) -> None:
+    await conn.execute(
+        """INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state,
+                                 last_reply, last_reason)
+           VALUES ($1, $2, 'abandoned_cart', $3, $4, $5, '250 ok for <x@y>', 'r')""",
+        message_id,
+        workspace,
+        profile,
+        email_digest(email),
+        state,
+    )
+
+
+async def test_erasure_leaves_only_a_hashed_suppression_and_a_record(stack, workspace_id):
+    conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+    try:
+        ann, bob = f"ann-{uuid.uuid4().hex[:6]}@example.com", f"bob-{uuid.uuid4().hex[:6]}@example.com"
+        m1, m2, m3 = (f"m-{uuid.uuid4().hex}" for _ in range(3))
+        await _send_log(conn, workspace_id, m1, ann, "user-ann")
+        await _send_log(conn, workspace_id, m2, ann, "user-ann", state="deferred")
+        await _send_log(conn, workspace_id, m3, bob, "user-bob")
+        await conn.execute(
+            "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before) VALUES ($1, $2, now(), now())",
+            m2,
+            f"To: {ann}".encode(),
+        )
+        before = await export(conn, Person(workspace_id, email=ann))
+        assert sorted(m["message_id"] for m in before["messages"]) == sorted([m1, m2])
+
+        report = await erase(conn, Person(workspace_id, user_id="user-ann"), source="test")
+
+        assert (report.suppressed, report.send_log_rows, report.retries_deleted) == (1, 2, 1)
+        reason = await conn.fetchval(
+            "SELECT reason FROM suppressions WHERE workspace_id = $1 AND email_hash = $2",
+            workspace_id,
+            email_digest(ann),
+        )
+        assert reason == "erased"
+        scrubbed = await conn.fetch(
+            "SELECT profile_id, last_reply, last_reason FROM send_log WHERE message_id = ANY($1::text[])",
+            [m1, m2],
+        )
+        assert {tuple(r) for r in scrubbed} == {(ERASED_PROFILE, None, None)}
+        assert await conn.fetchval("SELECT count(*) FROM send_retries WHERE message_id = $1", m2) == 0
+        untouched = await conn.fetchrow(
+            "SELECT profile_id, last_reply FROM send_log WHERE message_id = $1", m3
+        )
+        assert tuple(untouched) == ("user-bob", "250 ok for <x@y>")
+
+        after = await export(conn, Person(workspace_id, email=ann))
+        assert [s["reason"] for s in after["suppressions"]] == ["erased"]
+        assert len(after["erasures"]) == 1 and after["erasures"][0]["send_log_rows"] == 2
+        assert all(m["profile_id"] == ERASED_PROFILE and m["last_reason"] is None for m in after["messages"])
+    finally:
+        await conn.close()
+
+
+def test_a_person_needs_an_identifier():
+    with pytest.raises(ValueError, match="email or userId"):
+        Person("ws")

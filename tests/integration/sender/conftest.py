@@ -26,6 +26,7 @@ from retarget.common.kafka import make_consumer, make_producer
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.topics import Topics, domain_key
 from retarget.sender.bootstrap import Sender, bootstrap
+from retarget.sender.local_mta import PrivatePostfix, SmtpSink
 from retarget.sender.settings import SenderSettings
 
 
@@ -88,7 +89,7 @@ def smtp(smtp_server: tuple[ScriptedSmtp, int]) -> ScriptedSmtp:
 
 @pytest.fixture(autouse=True)
 async def _forget_the_workspace(stack: dict[str, str], workspace_id: str) -> AsyncIterator[None]:
-    """Delete the test's send-log rows (with their retries) and suppressions afterwards.
+    """Delete the test's send-log rows (with their retries), suppressions and policies afterwards.
 
     The retry queue is one table per database, so a deferred message left behind would be
     retried by any sender running against the shared database.
@@ -98,6 +99,9 @@ async def _forget_the_workspace(stack: dict[str, str], workspace_id: str) -> Asy
     try:
         await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", workspace_id)
         await conn.execute("DELETE FROM suppressions WHERE workspace_id = $1", workspace_id)
+        await conn.execute("DELETE FROM sending_policies WHERE workspace_id = $1", workspace_id)
+        await conn.execute("DELETE FROM frequency_caps WHERE workspace_id = $1", workspace_id)
+        await conn.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
     finally:
         await conn.close()
 
@@ -131,6 +135,54 @@ async def running_sender(sender_settings: SenderSettings) -> AsyncIterator[Sende
     stop.set()
     await asyncio.wait_for(task, 30)
     await sender.close()
+
+
+@pytest.fixture
+async def start_sender(sender_settings: SenderSettings) -> AsyncIterator[Any]:
+    """Starts a sender with some settings changed (say, another SMTP relay); stops it afterwards."""
+    running: list[tuple[Sender, asyncio.Event, asyncio.Task[None]]] = []
+
+    async def _start(**changes: Any) -> Sender:
+        sender = bootstrap(SenderSettings.model_validate({**sender_settings.model_dump(), **changes}))
+        await sender.start()
+        stop = asyncio.Event()
+        running.append((sender, stop, asyncio.create_task(sender.run(stop))))
+        return sender
+
+    yield _start
+    for sender, stop, task in running:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await sender.close()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[Any]:
+    """Starts Postfix's smtp-sink on a free port with fault flags; returns its port."""
+    sinks: list[SmtpSink] = []
+
+    def _start(*flags: str) -> int:
+        try:
+            sinks.append(SmtpSink(*flags))
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        return sinks[-1].port
+
+    yield _start
+    for sink in sinks:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PrivatePostfix]:
+    """A real Postfix receiving on a loopback port, storing example.com mail in a maildir."""
+    try:
+        instance = PrivatePostfix()
+    except (FileNotFoundError, PermissionError) as exc:
+        pytest.skip(str(exc))
+    instance.start()
+    yield instance
+    instance.stop()
 
 
 def outbound_message(workspace_id: str, recipient: str | None = None, **fields: Any) -> OutboundMessage:

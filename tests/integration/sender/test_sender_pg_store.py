@@ -83,7 +83,7 @@ async def test_stale_claims_are_swept_as_unconfirmed(store: PostgresDeliveryStor
     assert (swept[old.message_id].state, swept[old.message_id].last_reason) == ("failed", "unconfirmed_claim")
 
 
-async def test_suppressions_are_found_in_one_query_for_workspace_and_global(
+async def test_suppressions_are_found_in_one_query_for_workspace_global_and_campaign(
     store: PostgresDeliveryStore, workspace_id: str
 ) -> None:
     local, global_, free = (email_digest(f"{uuid.uuid4().hex}@example.com") for _ in range(3))
@@ -94,6 +94,19 @@ async def test_suppressions_are_found_in_one_query_for_workspace_and_global(
         local,
         global_,
     )
-    found = await store.suppressions([(workspace_id, local), (workspace_id, global_), (workspace_id, free)])
+    await store.pool.execute(
+        "INSERT INTO campaign_unsubscribes (workspace_id, email_hash, campaign, source) VALUES ($1, $2, 'survey', 't')",
+        workspace_id,
+        free,
+    )
+    keys = [(workspace_id, h, c) for h in (local, global_, free) for c in ("cart", "survey")]
+    found = await store.suppressions(keys)
     await store.pool.execute("DELETE FROM suppressions WHERE workspace_id = '*' AND email_hash = $1", global_)
-    assert found == {(workspace_id, local): "unsubscribed", (workspace_id, global_): "complaint"}
+    await store.pool.execute("DELETE FROM campaign_unsubscribes WHERE workspace_id = $1", workspace_id)
+    assert found == {
+        (workspace_id, local, "cart"): "unsubscribed",
+        (workspace_id, local, "survey"): "unsubscribed",
+        (workspace_id, global_, "cart"): "complaint",
+        (workspace_id, global_, "survey"): "complaint",
+        (workspace_id, free, "survey"): "campaign_unsubscribed",  # only that campaign (migration 004)
+    }

@@ -10,7 +10,6 @@ from retarget.common.testing import FakeClock
 from retarget.sender.rules import (
     RetryPolicy,
     Verdict,
-    admission,
     classify_reply,
     replays_outcome,
     schedule_retry,
@@ -35,11 +34,6 @@ from retarget.sender.transport import SmtpReply
 )
 def test_a_reply_decides_the_outcome(reply: SmtpReply, outcome: str, reason: str, suppress: bool) -> None:
     assert classify_reply(reply) == Verdict(outcome, reason, suppress)  # type: ignore[arg-type]
-
-
-def test_only_suppression_refuses_admission_today() -> None:
-    assert admission(None) is None
-    assert admission("unsubscribed") == Verdict("suppressed", "unsubscribed")
 
 
 def test_recorded_outcomes_replay_but_an_open_claim_does_not() -> None:

@@ -15,10 +15,16 @@ from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
-from retarget.sender.delivery import Deliverer
+from retarget.sender.batch_admission import BatchAdmission
+from retarget.sender.delivery import Deliverer, Signer
+from retarget.sender.dkim_keys import DkimKeys
 from retarget.sender.handler import STAGE_NAME, OutboundHandler
+from retarget.sender.metrics import SHUTDOWN_CANCELLED, SMTP_POOL_SIZE
 from retarget.sender.pg_store import PostgresDeliveryStore
+from retarget.sender.policies import PolicyCache, PolicyDefaults, PolicySource, PostgresPolicySource
+from retarget.sender.policy import parse_caps, parse_domain_rates, parse_quiet_hours, parse_rate
 from retarget.sender.publisher import EventPublisher, KafkaPublisher
+from retarget.sender.ratelimit import RateLimiter
 from retarget.sender.retry import RetryLoop
 from retarget.sender.rules import RetryPolicy
 from retarget.sender.settings import SenderSettings
@@ -39,6 +45,7 @@ class Sender:
     producer: AIOKafkaProducer
     stage: Stage
     retry_loop: RetryLoop
+    handler: OutboundHandler
 
     async def start(self) -> None:
         if self.settings.create_topics:
@@ -50,8 +57,29 @@ class Sender:
         log.info("sender started", extra={"outbound": self.topics.outbound})
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`: the batch in hand is delivered, its outcomes produced and its offsets committed."""
-        await asyncio.gather(self.stage.run(stop), self.retry_loop.run(stop))
+        """Until `stop`, then at most RETARGET_SHUTDOWN_GRACE_S more.
+
+        On stop, messages waiting for tokens give up at once and those mid-SMTP finish and are
+        recorded; the batch is then not committed (replayed after restart, where the send log
+        answers for the finished ones). Whatever still runs after the grace is cancelled: a
+        message cut off mid-SMTP stays 'claimed' and is never resent (see README).
+        """
+        self.handler.stop = stop
+        tasks = [asyncio.create_task(self.stage.run(stop)), asyncio.create_task(self.retry_loop.run(stop))]
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            for task in done & set(tasks):
+                task.result()  # a loop that ended on its own before stop: raise its error
+            _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+            if late:
+                SHUTDOWN_CANCELLED.inc()
+                log.warning("shutdown grace ran out; cancelling the work in hand", extra={"tasks": len(late)})
+        finally:
+            stopping.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def ready(self) -> dict[str, str]:
         problems: dict[str, str] = {}
@@ -81,6 +109,8 @@ def bootstrap(
     producer: AIOKafkaProducer | None = None,
     publisher: EventPublisher | None = None,
     clock: Clock | None = None,
+    policies: PolicySource | None = None,
+    signer: Signer | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -92,7 +122,13 @@ def bootstrap(
         tls_verify=settings.smtp_tls_verify,
         helo_name=settings.smtp_helo_name,
     )
-    consumer = consumer or make_consumer(settings, topics.outbound, group_id=settings.sender_group)
+    consumer = consumer or make_consumer(
+        settings,
+        topics.outbound,
+        group_id=settings.sender_group,
+        group_instance_id=settings.sender_instance_id,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
     producer = producer or make_producer(settings)
     policy = RetryPolicy(
         initial_s=settings.retry_initial_s,
@@ -100,8 +136,37 @@ def bootstrap(
         max_age_s=settings.retry_max_age_s,
         max_attempts=settings.retry_max_attempts,
     )
-    deliverer = Deliverer(store, transport, policy, clock)
-    handler = OutboundHandler(store, deliverer, topics, clock)
+    SMTP_POOL_SIZE.set(settings.smtp_connections)
+    if signer is None:
+        keys = DkimKeys(settings.dkim_keys_dir, rescan_s=settings.dkim_rescan_s)
+        keys.scan()
+        signer = keys
+    deliverer = Deliverer(store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections)
+    if policies is None:
+        defaults = PolicyDefaults(
+            parse_caps(settings.frequency_caps), parse_quiet_hours(settings.quiet_hours)
+        )
+        pg = store if isinstance(store, PostgresDeliveryStore) else None
+        if pg is None:
+            raise ValueError("bootstrap needs `policies` when the store is not the PostgreSQL one")
+        policies = PostgresPolicySource(lambda: pg.pool, defaults)
+    policy_cache = PolicyCache(policies, settings.policy_cache_s)
+    limiter = RateLimiter(
+        domain_default=parse_rate(settings.rate_domain),
+        domain_overrides=parse_domain_rates(settings.rate_domains),
+        workspace_default=parse_rate(settings.rate_workspace),
+        global_rate=parse_rate(settings.rate_global),
+    )
+    admission = BatchAdmission(store, policy_cache, clock)
+    handler = OutboundHandler(
+        store,
+        deliverer,
+        topics,
+        clock,
+        admission,
+        limiter,
+        suppression_recheck_s=settings.suppression_recheck_s,
+    )
     stage = Stage(STAGE_NAME, consumer, producer, handler, max_batch=settings.batch_size)
     retry_loop = RetryLoop(
         store,
@@ -109,8 +174,10 @@ def bootstrap(
         publisher or KafkaPublisher(producer),
         topics,
         clock,
+        policy_cache,
+        limiter,
         poll_s=settings.retry_poll_s,
         batch=settings.retry_batch,
         claim_lease_s=settings.claim_lease_s,
     )
-    return Sender(settings, topics, store, transport, consumer, producer, stage, retry_loop)
+    return Sender(settings, topics, store, transport, consumer, producer, stage, retry_loop, handler)

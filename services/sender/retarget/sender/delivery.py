@@ -1,24 +1,39 @@
 """One delivery attempt of an owned claim, and the outcome record it produces.
 
 Shared by the outbound handler (first attempt) and the retry loop (later attempts):
-SMTP → classify the reply → schedule a retry or give up → record in the send log →
+DKIM → SMTP → classify the reply → schedule a retry or give up → record in the send log →
 the DeliveryRecorded to publish. The outcome record is built from exactly what was stored,
 so a later replay of the send-log row publishes a byte-identical record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from retarget.common.clock import Clock
 from retarget.common.identity import email_digest
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage
 from retarget.common.topics import profile_key
+from retarget.sender.dkim_keys import MissingKey
 from retarget.sender.metrics import OUTCOMES
-from retarget.sender.rules import RetryPolicy, Verdict, classify_reply, schedule_retry
+from retarget.sender.rules import DKIM_KEY_MISSING, RetryPolicy, Verdict, classify_reply, schedule_retry
 from retarget.sender.store import DeliveryStore, Finish, RetryEntry, SendLogRow
-from retarget.sender.transport import Envelope, MailTransport
+from retarget.sender.transport import Envelope, MailTransport, SmtpReply
+
+
+class Signer(Protocol):
+    def sign(self, raw: bytes, selectors: tuple[str, ...]) -> bytes:
+        """`raw` with its DKIM signatures; MissingKey when a selector has no key."""
+        ...
+
+
+class Unsigned:
+    def sign(self, raw: bytes, selectors: tuple[str, ...]) -> bytes:
+        return raw
+
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +62,24 @@ def count_outcome(record: DeliveryRecorded) -> None:
 
 
 class Deliverer:
-    def __init__(self, store: DeliveryStore, transport: MailTransport, policy: RetryPolicy, clock: Clock):
+    def __init__(
+        self,
+        store: DeliveryStore,
+        transport: MailTransport,
+        policy: RetryPolicy,
+        clock: Clock,
+        signer: Signer | None = None,
+        *,
+        max_in_flight: int = 10,
+    ):
+        # Claimed and not yet recorded: what a crash can leave 'claimed' (README). Taken before
+        # the claim and released after the outcome is recorded, so it is also the SMTP concurrency.
+        self.in_flight = asyncio.Semaphore(max_in_flight)
         self.store = store
         self.transport = transport
         self.policy = policy
         self.clock = clock
+        self.signer = signer or Unsigned()
 
     async def attempt(
         self,
@@ -59,10 +87,16 @@ class Deliverer:
         payload: bytes,
         claimed: SendLogRow,
         first_deferred_at: datetime | None = None,
+        dkim_selectors: tuple[str, ...] = (),
     ) -> DeliveryRecorded:
-        envelope = Envelope(message.mail_from, message.recipient, message.raw.encode("utf-8"))
-        reply = await self.transport.deliver(envelope)
-        verdict = classify_reply(reply)
+        try:
+            raw = self.signer.sign(message.raw.encode("utf-8"), dkim_selectors)
+        except MissingKey as exc:
+            # A configuration gap an operator can close: defer (retried with backoff), don't send unsigned.
+            reply, verdict = SmtpReply(None, str(exc), "connect"), Verdict("deferred", DKIM_KEY_MISSING)
+        else:
+            reply = await self.transport.deliver(Envelope(message.mail_from, message.recipient, raw))
+            verdict = classify_reply(reply)
         now = self.clock.now()
         retry = None
         if verdict.outcome == "deferred":

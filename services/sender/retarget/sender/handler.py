@@ -1,10 +1,18 @@
 """The Stage handler: one batch of outbound records in, the records to produce out.
 
 Per batch: decode (an undecodable record becomes a dead letter, the rest go on), drop
-repeats of a message id inside the batch, look up every recipient's suppressions in one
-query, then handle the messages concurrently (the transport's pool bounds how many talk
-SMTP at once). Per message: claim the id in the send log; only the owner of a fresh claim
-delivers; a message the log already knows replays its recorded outcome instead.
+repeats of a message id inside the batch, and find the ids the send log already knows (one
+query): those replay their recorded outcome at once, without waiting for tokens. The rest
+go through admission (batch_admission.py: suppression, caps, quiet hours; three queries),
+then concurrently (the SMTP pool bounds how many talk SMTP at once): wait for rate-limit
+tokens → check suppression again if that wait was long → claim the id in the send log →
+DKIM-sign → deliver → record. Only the owner of a fresh claim delivers. At most
+`Deliverer.in_flight` messages are between their claim and their recorded outcome (the SMTP
+pool's size), which bounds what a crash can leave claimed.
+
+On shutdown, messages still waiting for tokens give up (Stopping) while those already
+talking SMTP finish; the batch is then not committed and is replayed after restart, where
+the finished ones are found in the send log.
 """
 
 from __future__ import annotations
@@ -21,15 +29,21 @@ from retarget.common.identity import email_digest
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.stage import Output, dead_letter
 from retarget.common.topics import Topics
+from retarget.sender.admission import Postpone
+from retarget.sender.batch_admission import BatchAdmission, suppression_key
 from retarget.sender.delivery import Deliverer, count_outcome, outcome_key, outcome_record
-from retarget.sender.metrics import DUPLICATES, FOUND_CLAIMED
-from retarget.sender.rules import admission, replays_outcome
-from retarget.sender.store import DeliveryStore, NewClaim, SuppressionKey
+from retarget.sender.metrics import DUPLICATES, FOUND_CLAIMED, SUPPRESSION_RECHECKS
+from retarget.sender.policy import SendingPolicy
+from retarget.sender.ratelimit import RateLimiter, Stopping
+from retarget.sender.rules import Verdict, replays_outcome
+from retarget.sender.store import Claim, DeliveryStore, NewClaim, RetryEntry, SendLogRow
 
 log = logging.getLogger(__name__)
 
 STAGE_NAME = "sender"
 _decode = decoder(OutboundMessage)
+
+__all__ = ["STAGE_NAME", "InvalidMessage", "OutboundHandler", "decode_outbound", "suppression_key"]
 
 
 class InvalidMessage(ValueError):
@@ -47,16 +61,38 @@ def decode_outbound(value: bytes | None) -> OutboundMessage:
     return message
 
 
-def suppression_key(message: OutboundMessage) -> SuppressionKey:
-    return (message.workspace_id, email_digest(message.recipient))
+def replay(row: SendLogRow) -> DeliveryRecorded | None:
+    """The recorded outcome of a message id the log already knows (None while it is claimed)."""
+    DUPLICATES.labels(row.state).inc()
+    if replays_outcome(row.state):
+        return outcome_record(row)
+    FOUND_CLAIMED.inc()
+    log.warning(
+        "message id already claimed and unfinished; not sending again", extra={"message_id": row.message_id}
+    )
+    return None
 
 
 class OutboundHandler:
-    def __init__(self, store: DeliveryStore, deliverer: Deliverer, topics: Topics, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: DeliveryStore,
+        deliverer: Deliverer,
+        topics: Topics,
+        clock: Clock,
+        admission: BatchAdmission,
+        limiter: RateLimiter,
+        *,
+        suppression_recheck_s: float = 1.0,
+    ) -> None:
         self.store = store
         self.deliverer = deliverer
         self.topics = topics
         self.clock = clock
+        self.admission = admission
+        self.limiter = limiter
+        self.suppression_recheck_s = suppression_recheck_s
+        self.stop = asyncio.Event()  # the Sender replaces it with its own stop event
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs: list[Output] = []
@@ -74,43 +110,77 @@ class OutboundHandler:
                 continue
             batch[message.message_id] = (message, record.value or b"")
 
-        suppressed = await self.store.suppressions(list({suppression_key(m) for m, _ in batch.values()}))
-        results = await asyncio.gather(
-            *(self.handle(m, payload, suppressed.get(suppression_key(m))) for m, payload in batch.values())
+        known = await self.store.known(list(batch))
+        results = [replay(known[mid]) for mid in batch if mid in known]
+        fresh = [(m, payload) for mid, (m, payload) in batch.items() if mid not in known]
+        admitted = await self.admission.decide([m for m, _ in fresh])
+        attempts = await asyncio.gather(
+            *(
+                self.handle(m, payload, a.decision, a.policy)
+                for (m, payload), a in zip(fresh, admitted, strict=True)
+            ),
+            return_exceptions=True,
         )
+        failures = [r for r in attempts if isinstance(r, BaseException)]
+        if failures:  # raised only after every message in flight has finished and been recorded
+            raise next((f for f in failures if not isinstance(f, Stopping)), failures[0])
+        results.extend(r for r in attempts if not isinstance(r, BaseException))
         outputs.extend(
             Output(self.topics.deliveries, outcome_key(r), encode(r)) for r in results if r is not None
         )
         return outputs
 
     async def handle(
-        self, message: OutboundMessage, payload: bytes, suppression_reason: str | None
+        self,
+        message: OutboundMessage,
+        payload: bytes,
+        decision: Verdict | Postpone | None,
+        policy: SendingPolicy,
     ) -> DeliveryRecorded | None:
-        refusal = admission(suppression_reason)
-        claim = await self.store.claim(
+        if isinstance(decision, Verdict):
+            return await self._record_refusal(message, decision)
+        if isinstance(decision, Postpone):
+            now = self.clock.now()
+            retry = RetryEntry(payload, now, decision.until)
+            return await self._record_refusal(message, Verdict("deferred", decision.reason), retry)
+        domain = message.recipient.rpartition("@")[2]
+        waited = await self.limiter.acquire(domain, message.workspace_id, policy.rate, self.stop)
+        if waited > self.suppression_recheck_s:  # "checked at send time": a long wait checks again
+            reason = (await self.store.suppressions([suppression_key(message)])).get(suppression_key(message))
+            SUPPRESSION_RECHECKS.labels("clear" if reason is None else "suppressed").inc()
+            if reason is not None:
+                return await self._record_refusal(message, Verdict("suppressed", reason))
+        async with self.deliverer.in_flight:
+            claim = await self._claim(message, "claimed", None)
+            if not claim.owned:
+                return replay(claim.row)
+            return await self.deliverer.attempt(
+                message, payload, claim.row, dkim_selectors=policy.dkim_selectors
+            )
+
+    async def _record_refusal(
+        self, message: OutboundMessage, verdict: Verdict, retry: RetryEntry | None = None
+    ) -> DeliveryRecorded | None:
+        claim = await self._claim(message, verdict.outcome, verdict.reason, retry)
+        if not claim.owned:
+            return replay(claim.row)
+        record = outcome_record(claim.row)
+        count_outcome(record)
+        return record
+
+    async def _claim(
+        self, message: OutboundMessage, state: str, reason: str | None, retry: RetryEntry | None = None
+    ) -> Claim:
+        return await self.store.claim(
             NewClaim(
                 message_id=message.message_id,
                 workspace_id=message.workspace_id,
                 campaign=message.campaign,
                 profile_id=message.profile_id,
                 recipient_hash=email_digest(message.recipient),
-                state="claimed" if refusal is None else refusal.outcome,
-                reason=None if refusal is None else refusal.reason,
+                state=state,
+                reason=reason,
                 at=self.clock.now(),
+                retry=retry,
             )
         )
-        if not claim.owned:
-            DUPLICATES.labels(claim.row.state).inc()
-            if not replays_outcome(claim.row.state):
-                FOUND_CLAIMED.inc()
-                log.warning(
-                    "message id already claimed and unfinished; not sending again",
-                    extra={"message_id": message.message_id},
-                )
-                return None
-            return outcome_record(claim.row)
-        if refusal is not None:
-            record = outcome_record(claim.row)
-            count_outcome(record)
-            return record
-        return await self.deliverer.attempt(message, payload, claim.row)

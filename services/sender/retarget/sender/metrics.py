@@ -36,6 +36,27 @@ UNCONFIRMED_CLAIMS = Counter(
     "Claims older than the lease, closed as failed/unconfirmed: the mail may or may not have arrived.",
 )
 RETRY_DUE = Gauge("retarget_sender_retry_leased", "Deferred messages leased by the last retry poll.")
+RETRY_BACKLOG = Gauge("retarget_sender_retry_backlog", "Deferred messages waiting in send_retries.")
+RETRY_OLDEST_AGE = Gauge(
+    "retarget_sender_retry_oldest_age_seconds",
+    "Age of the oldest deferred message (since its first deferral).",
+)
+SMTP_POOL_SIZE = Gauge("retarget_sender_smtp_pool_size", "Most SMTP connections the pool may open.")
+TOKEN_WAIT_SECONDS = Histogram(
+    "retarget_sender_token_wait_seconds",
+    "Time a message waited for a rate-limit token, by bucket (domain, workspace, global).",
+    ["bucket"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SUPPRESSION_RECHECKS = Counter(
+    "retarget_sender_suppression_rechecks_total",
+    "Suppression checked again after a long token wait, by result (clear, suppressed).",
+    ["result"],
+)
+SHUTDOWN_CANCELLED = Counter(
+    "retarget_sender_shutdown_cancelled_total",
+    "Shutdowns that hit RETARGET_SHUTDOWN_GRACE_S and cancelled the work in hand (replayed on restart).",
+)
 
 
 def reply_class(code: int | None) -> str:

@@ -4,9 +4,11 @@ Every poll it
 1. sweeps claims older than the claim lease: the process that made them died between
    claiming and recording the SMTP answer, so nobody knows whether the mail arrived. They
    become failed/unconfirmed_claim and are never sent again (see README, "never twice");
-2. leases due retries (FOR UPDATE SKIP LOCKED, so several senders share the queue), checks
-   suppressions again (an unsubscribe may have arrived meanwhile) and delivers each one
-   whose send-log row it can move from 'deferred' back to 'claimed'.
+2. leases due retries (FOR UPDATE SKIP LOCKED, so several senders share the queue). One
+   that is due inside its recipient's quiet hours is postponed to their end (no attempt
+   used). The others wait for rate-limit tokens, then their send-log row is moved from
+   'deferred' back to 'claimed', suppressions are checked again (an unsubscribe may have
+   arrived meanwhile) and the message is delivered, DKIM-signed as on its first attempt.
 A retry row is dropped only after its outcome is published, so a crash in between replays
 the recorded outcome on the next lease instead of losing it.
 """
@@ -16,16 +18,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from retarget.common.clock import Clock
-from retarget.common.schemas import DeliveryRecorded, encode
+from retarget.common.schemas import DeliveryRecorded, OutboundMessage, encode
 from retarget.common.topics import Topics
+from retarget.sender.admission import quiet_until, zone
 from retarget.sender.delivery import Deliverer, count_outcome, outcome_key, outcome_record
 from retarget.sender.handler import InvalidMessage, decode_outbound, suppression_key
-from retarget.sender.metrics import FOUND_CLAIMED, RETRY_DUE, UNCONFIRMED_CLAIMS
+from retarget.sender.metrics import (
+    FOUND_CLAIMED,
+    RETRY_BACKLOG,
+    RETRY_DUE,
+    RETRY_OLDEST_AGE,
+    UNCONFIRMED_CLAIMS,
+)
+from retarget.sender.policies import PolicyCache
+from retarget.sender.policy import SendingPolicy
 from retarget.sender.publisher import EventPublisher
-from retarget.sender.rules import UNEXPECTED_REPLY, Verdict, admission
+from retarget.sender.ratelimit import RateLimiter, Stopping
+from retarget.sender.rules import UNEXPECTED_REPLY, Verdict
 from retarget.sender.store import DeliveryStore, DueRetry, Finish, SendLogRow
 
 log = logging.getLogger(__name__)
@@ -39,6 +51,8 @@ class RetryLoop:
         publisher: EventPublisher,
         topics: Topics,
         clock: Clock,
+        policies: PolicyCache,
+        limiter: RateLimiter,
         *,
         poll_s: float = 5.0,
         batch: int = 100,
@@ -49,11 +63,15 @@ class RetryLoop:
         self.publisher = publisher
         self.topics = topics
         self.clock = clock
+        self.policies = policies
+        self.limiter = limiter
+        self.stop = asyncio.Event()  # the Sender replaces it with its own stop event
         self.poll_s = poll_s
         self.batch = batch
         self.claim_lease = timedelta(seconds=claim_lease_s)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.stop = stop
         while not stop.is_set():
             try:
                 await self.tick()
@@ -78,17 +96,47 @@ class RetryLoop:
             published += 1
         due = await self.store.lease_due(now, now + self.claim_lease, self.batch)
         RETRY_DUE.set(len(due))
-        results = await asyncio.gather(*(self._retry(entry) for entry in due))
+        results = await asyncio.gather(*(self._retry(entry) for entry in due), return_exceptions=True)
         for entry, outcome in zip(due, results, strict=True):
+            if isinstance(outcome, Stopping):  # not started: hand it back to the queue at once
+                await self.store.postpone(entry.message_id, now)
+                continue
+            if isinstance(outcome, BaseException):
+                log.error("retry failed; leased again after the lease", exc_info=outcome)
+                continue
             if outcome is None:
                 continue
             await self._publish(outcome)
             published += 1
             if outcome.outcome != "deferred":
                 await self.store.drop_retry(entry.message_id)
+        await self._measure_backlog(now)
         return published
 
+    async def _measure_backlog(self, now: datetime) -> None:
+        count, oldest = await self.store.retry_backlog()
+        RETRY_BACKLOG.set(count)
+        RETRY_OLDEST_AGE.set((now - oldest).total_seconds() if oldest else 0)
+
     async def _retry(self, entry: DueRetry) -> DeliveryRecorded | None:
+        try:
+            message = decode_outbound(entry.payload)
+        except InvalidMessage as exc:  # it decoded when it was deferred; only a schema change gets here
+            return await self._fail_undecodable(entry, exc)
+        policy: SendingPolicy = (await self.policies.get_many([message.workspace_id]))[message.workspace_id]
+        now = self.clock.now()
+        until = quiet_until(policy.quiet_hours, zone(message.recipient_timezone, policy.timezone), now)
+        if until is not None:
+            await self.store.postpone(entry.message_id, until)
+            return None
+        domain = message.recipient.rpartition("@")[2]
+        await self.limiter.acquire(domain, message.workspace_id, policy.rate, self.stop)  # before the claim
+        async with self.deliverer.in_flight:
+            return await self._reclaim_and_deliver(entry, message, policy)
+
+    async def _reclaim_and_deliver(
+        self, entry: DueRetry, message: OutboundMessage, policy: SendingPolicy
+    ) -> DeliveryRecorded | None:
         claim = await self.store.reclaim_deferred(entry.message_id, self.clock.now())
         if claim is None:
             await self.store.drop_retry(entry.message_id)  # unreachable by the foreign key; be tidy
@@ -98,17 +146,20 @@ class RetryLoop:
                 FOUND_CLAIMED.inc()  # a worker died mid-retry; the sweep closes it after the lease
                 return None
             return outcome_record(claim.row)  # finished before, the publish may have been lost
-        try:
-            message = decode_outbound(entry.payload)
-        except InvalidMessage as exc:  # it decoded when it was deferred; only a schema change gets here
-            log.error("deferred payload no longer decodes", extra={"message_id": entry.message_id})
-            verdict = Verdict("failed", UNEXPECTED_REPLY)
-            return await self._record_without_message(claim.row, verdict, str(exc))
-        reasons = await self.store.suppressions([suppression_key(message)])
-        refusal = admission(reasons.get(suppression_key(message)))
-        if refusal is not None:
-            return await self.deliverer.record(claim.row, message, refusal, None, "", self.clock.now())
-        return await self.deliverer.attempt(message, entry.payload, claim.row, entry.first_deferred_at)
+        reason = (await self.store.suppressions([suppression_key(message)])).get(suppression_key(message))
+        if reason is not None:
+            verdict = Verdict("suppressed", reason)
+            return await self.deliverer.record(claim.row, message, verdict, None, "", self.clock.now())
+        return await self.deliverer.attempt(
+            message, entry.payload, claim.row, entry.first_deferred_at, dkim_selectors=policy.dkim_selectors
+        )
+
+    async def _fail_undecodable(self, entry: DueRetry, exc: InvalidMessage) -> DeliveryRecorded | None:
+        claim = await self.store.reclaim_deferred(entry.message_id, self.clock.now())
+        if claim is None or not claim.owned:
+            return None if claim is None or claim.row.state == "claimed" else outcome_record(claim.row)
+        log.error("deferred payload no longer decodes", extra={"message_id": entry.message_id})
+        return await self._record_without_message(claim.row, Verdict("failed", UNEXPECTED_REPLY), str(exc))
 
     async def _record_without_message(self, row: SendLogRow, verdict: Verdict, text: str) -> DeliveryRecorded:
         now = self.clock.now()

@@ -1,10 +1,9 @@
 """The sender's decision rules, pure: no I/O, no clock of their own, no SMTP.
 
 Each rule takes what is known and returns a Verdict (outcome + a reason from a small, fixed
-vocabulary, so it can label a metric). The handler does the I/O around them. Rules not
-built yet slot in here: frequency caps and quiet hours become further checks in `admission`
-(returning 'capped' or a not-before time); DKIM signing happens between admission and
-delivery and needs no rule.
+vocabulary, so it can label a metric). The handler does the I/O around them. What may be
+sent at all (suppression, caps, quiet hours) is admission.py; these rules judge replies,
+replays and retries.
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ UNEXPECTED_REPLY = "unexpected_reply"
 MAX_ATTEMPTS = "max_attempts"
 MAX_AGE = "max_age"
 UNCONFIRMED_CLAIM = "unconfirmed_claim"
+DKIM_KEY_MISSING = "dkim_key_missing"
+CAMPAIGN_UNSUBSCRIBED = "campaign_unsubscribed"  # unsubscribed from this campaign only
 
 TERMINAL_STATES = frozenset({"sent", "bounced", "suppressed", "capped", "expired", "failed"})
 
@@ -34,16 +35,6 @@ class Verdict:
     outcome: DeliveryState
     reason: str
     suppress: bool = False  # add the recipient to the workspace's suppression list
-
-
-def admission(suppression_reason: str | None) -> Verdict | None:
-    """May this message go out at all? None means yes.
-
-    Only suppression today; consent, frequency caps and quiet hours join here later.
-    """
-    if suppression_reason is not None:
-        return Verdict("suppressed", suppression_reason)
-    return None
 
 
 def classify_reply(reply: SmtpReply) -> Verdict:

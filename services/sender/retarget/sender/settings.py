@@ -10,6 +10,7 @@ The URL is a SecretStr because it may carry a password; it never appears in a re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -68,6 +69,12 @@ class SenderSettings(CommonSettings):
     smtp_tls_verify: bool = Field(True, description="Verify the relay's certificate (TLS modes).")
     smtp_helo_name: str | None = Field(None, description="EHLO name; the host's FQDN when unset.")
     sender_group: str = Field("retarget-sender", description="Kafka consumer group of the sender.")
+    sender_instance_id: str | None = Field(
+        None,
+        description="Kafka static membership id (e.g. the pod name of a StatefulSet): a restarted sender "
+        "gets its partitions back at once instead of after the session timeout.",
+    )
+    kafka_session_timeout_ms: int = Field(10_000, ge=6_000, description="Consumer group session timeout.")
     batch_size: int = Field(200, ge=1, description="Most outbound records handled per batch.")
     ops_port: int = Field(18083, description="Port of /healthz, /readyz and /metrics.")
     create_topics: bool = Field(True, description="Create the topics the sender uses when missing.")
@@ -86,6 +93,34 @@ class SenderSettings(CommonSettings):
         gt=0,
         description="A send-log claim older than this is taken as abandoned by a dead process (see README).",
     )
+
+    # Admission: frequency caps and quiet hours (defaults; a workspace's rows in sending_policies
+    # and frequency_caps replace them, see README).
+    frequency_caps: str = Field(
+        "1/16h,3/7d",
+        description="Per-recipient caps across campaigns: MAX/WINDOW, comma separated (s, m, h, d units).",
+    )
+    quiet_hours: str | None = Field(
+        None, description="Default quiet hours in the recipient's local time, e.g. 21:00-08:00; unset = none."
+    )
+    policy_cache_s: float = Field(30.0, ge=0, description="How long workspace policies are cached.")
+    suppression_recheck_s: float = Field(
+        1.0,
+        ge=0,
+        description="A message that waited longer than this for rate-limit tokens has its suppression "
+        "checked again just before it is claimed.",
+    )
+    # Token buckets (RATE per second / BURST); a rate of 0 means no limit at that level.
+    rate_domain: str = Field("50/100", description="Default per recipient domain: RATE/BURST.")
+    rate_domains: str = Field(
+        "", description="Per-domain overrides: domain=RATE/BURST, comma separated (gmail.com=20/40)."
+    )
+    rate_workspace: str = Field("0/0", description="Per workspace: RATE/BURST (a workspace row overrides).")
+    rate_global: str = Field("0/0", description="For this sender process: RATE/BURST.")
+    dkim_keys_dir: Path | None = Field(
+        None, description="Folder of DKIM private keys named <domain>.<selector>.<rsa|ed25519>.pem."
+    )
+    dkim_rescan_s: float = Field(30.0, ge=0, description="Least time between two scans of the keys folder.")
 
     def smtp_target(self) -> SmtpTarget:
         return parse_smtp_url(self.smtp_url.get_secret_value())

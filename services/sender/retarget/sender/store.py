@@ -22,6 +22,9 @@ from typing import Protocol
 SuppressionKey = tuple[str, bytes]
 """(workspace id, email digest)."""
 
+RecipientKey = tuple[str, bytes, str]
+"""(workspace id, email digest, campaign): what a suppression look-up asks about."""
+
 
 @dataclass(frozen=True)
 class SendLogRow:
@@ -37,28 +40,29 @@ class SendLogRow:
 
 
 @dataclass(frozen=True)
+class RetryEntry:
+    payload: bytes  # the outbound record's value, decoded again when due
+    first_deferred_at: datetime
+    not_before: datetime
+
+
+@dataclass(frozen=True)
 class NewClaim:
     message_id: str
     workspace_id: str
     campaign: str
     profile_id: str
     recipient_hash: bytes
-    state: str  # 'claimed' to deliver now, or 'suppressed' to record a refusal
+    state: str  # 'claimed' to deliver now; 'suppressed'/'capped' to record a refusal; 'deferred' to postpone
     reason: str | None
     at: datetime
+    retry: RetryEntry | None = None  # set exactly when state == 'deferred' (quiet hours)
 
 
 @dataclass(frozen=True)
 class Claim:
     owned: bool  # True: this caller moved the row to 'claimed' and alone may deliver
     row: SendLogRow
-
-
-@dataclass(frozen=True)
-class RetryEntry:
-    payload: bytes  # the outbound record's value, decoded again when due
-    first_deferred_at: datetime
-    not_before: datetime
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,19 @@ class DeliveryStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def suppressions(self, keys: Sequence[SuppressionKey]) -> dict[SuppressionKey, str]:
-        """Suppression reason per key that is suppressed, in its workspace or globally ('*'). One query."""
+    async def suppressions(self, keys: Sequence[RecipientKey]) -> dict[RecipientKey, str]:
+        """Suppression reason per key that is suppressed — in its workspace or globally ('*'), or
+        unsubscribed from that campaign only (reason 'campaign_unsubscribed'). One query."""
+        ...
+
+    async def known(self, message_ids: Sequence[str]) -> dict[str, SendLogRow]:
+        """The send-log rows of those message ids that have one. One query."""
+        ...
+
+    async def cap_history(
+        self, keys: Sequence[SuppressionKey], since: datetime
+    ) -> dict[SuppressionKey, list[tuple[str, datetime]]]:
+        """(campaign, created_at) of each recipient's sent, claimed or deferred messages since `since`. One query."""
         ...
 
     async def claim(self, claim: NewClaim) -> Claim:
@@ -108,6 +123,14 @@ class DeliveryStore(Protocol):
         ...
 
     async def drop_retry(self, message_id: str) -> None: ...
+
+    async def postpone(self, message_id: str, not_before: datetime) -> None:
+        """Move a leased retry to `not_before` without an attempt (quiet hours started meanwhile)."""
+        ...
+
+    async def retry_backlog(self) -> tuple[int, datetime | None]:
+        """How many retries wait, and the first deferral of the oldest."""
+        ...
 
     async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
         """Close claims older than the lease as failed/unconfirmed; return them."""

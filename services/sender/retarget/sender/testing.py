@@ -17,11 +17,23 @@ from aiokafka import ConsumerRecord
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.testing import FakeClock, RecordingPublisher
 from retarget.common.topics import Topics, domain_key
-from retarget.sender.delivery import Deliverer
+from retarget.sender.batch_admission import BatchAdmission
+from retarget.sender.delivery import Deliverer, Signer
 from retarget.sender.handler import OutboundHandler
+from retarget.sender.policies import PolicyCache, StaticPolicySource
+from retarget.sender.policy import Rate, SendingPolicy
+from retarget.sender.ratelimit import RateLimiter
 from retarget.sender.retry import RetryLoop
-from retarget.sender.rules import UNCONFIRMED_CLAIM, RetryPolicy
-from retarget.sender.store import Claim, DueRetry, Finish, NewClaim, SendLogRow, SuppressionKey
+from retarget.sender.rules import CAMPAIGN_UNSUBSCRIBED, UNCONFIRMED_CLAIM, RetryPolicy
+from retarget.sender.store import (
+    Claim,
+    DueRetry,
+    Finish,
+    NewClaim,
+    RecipientKey,
+    SendLogRow,
+    SuppressionKey,
+)
 from retarget.sender.transport import Envelope, SmtpReply
 
 ACCEPTED = SmtpReply(250, "2.0.0 Ok: queued", "done")
@@ -66,7 +78,9 @@ class _Retry:
 class InMemoryDeliveryStore:
     rows: dict[str, SendLogRow] = field(default_factory=dict)
     claimed_at: dict[str, datetime] = field(default_factory=dict)
+    recipients: dict[str, tuple[SuppressionKey, datetime]] = field(default_factory=dict)  # key, created_at
     suppressed: dict[SuppressionKey, str] = field(default_factory=dict)
+    campaign_unsubscribes: set[RecipientKey] = field(default_factory=set)
     retries: dict[str, _Retry] = field(default_factory=dict)
     suppression_queries: int = 0
 
@@ -76,14 +90,29 @@ class InMemoryDeliveryStore:
     async def close(self) -> None:
         pass
 
-    async def suppressions(self, keys: Sequence[SuppressionKey]) -> dict[SuppressionKey, str]:
+    async def suppressions(self, keys: Sequence[RecipientKey]) -> dict[RecipientKey, str]:
         self.suppression_queries += 1
         found = {}
-        for ws, digest in keys:
+        for ws, digest, campaign in keys:
             reason = self.suppressed.get((ws, digest)) or self.suppressed.get(("*", digest))
+            if reason is None and (ws, digest, campaign) in self.campaign_unsubscribes:
+                reason = CAMPAIGN_UNSUBSCRIBED
             if reason:
-                found[(ws, digest)] = reason
+                found[(ws, digest, campaign)] = reason
         return found
+
+    async def known(self, message_ids: Sequence[str]) -> dict[str, SendLogRow]:
+        return {m: self.rows[m] for m in message_ids if m in self.rows}
+
+    async def cap_history(
+        self, keys: Sequence[SuppressionKey], since: datetime
+    ) -> dict[SuppressionKey, list[tuple[str, datetime]]]:
+        history: dict[SuppressionKey, list[tuple[str, datetime]]] = {}
+        for message_id, (key, created_at) in self.recipients.items():
+            row = self.rows[message_id]
+            if key in keys and created_at > since and row.state in ("sent", "claimed", "deferred"):
+                history.setdefault(key, []).append((row.campaign, created_at))
+        return history
 
     async def claim(self, claim: NewClaim) -> Claim:
         if claim.message_id in self.rows:
@@ -101,6 +130,10 @@ class InMemoryDeliveryStore:
         )
         self.rows[claim.message_id] = row
         self.claimed_at[claim.message_id] = claim.at
+        self.recipients[claim.message_id] = ((claim.workspace_id, claim.recipient_hash), claim.at)
+        if claim.retry is not None:
+            r = claim.retry
+            self.retries[claim.message_id] = _Retry(r.payload, r.first_deferred_at, r.not_before)
         return Claim(owned=True, row=row)
 
     async def reclaim_deferred(self, message_id: str, at: datetime) -> Claim | None:
@@ -137,6 +170,15 @@ class InMemoryDeliveryStore:
 
     async def drop_retry(self, message_id: str) -> None:
         self.retries.pop(message_id, None)
+
+    async def postpone(self, message_id: str, not_before: datetime) -> None:
+        if message_id in self.retries:
+            self.retries[message_id].not_before = not_before
+            self.retries[message_id].leased_until = None
+
+    async def retry_backlog(self) -> tuple[int, datetime | None]:
+        oldest = min((r.first_deferred_at for r in self.retries.values()), default=None)
+        return len(self.retries), oldest
 
     async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
         swept = []
@@ -184,6 +226,19 @@ def decode_delivery(value: bytes) -> DeliveryRecorded:
     return _deliveries.decode(value)
 
 
+class FakeMonotonic:
+    """A monotonic clock for the token buckets that moves only when told (or when slept on)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+UNLIMITED = Rate(0, 0)
+
+
 @dataclass
 class SenderParts:
     store: InMemoryDeliveryStore
@@ -193,14 +248,32 @@ class SenderParts:
     topics: Topics
     handler: OutboundHandler
     retry: RetryLoop
+    policies: StaticPolicySource
+    limiter: RateLimiter
 
 
-def fake_sender(policy: RetryPolicy | None = None, claim_lease_s: float = 300) -> SenderParts:
-    """The real handler and retry loop over fakes, sharing one FakeClock."""
+def fake_sender(
+    policy: RetryPolicy | None = None,
+    claim_lease_s: float = 300,
+    sending: SendingPolicy | None = None,
+    limiter: RateLimiter | None = None,
+    signer: Signer | None = None,
+) -> SenderParts:
+    """The real handler and retry loop over fakes, sharing one FakeClock.
+
+    The default sending policy has no caps, no quiet hours and no rate limits, so a test
+    turns on only what it is about.
+    """
     store, transport, clock = InMemoryDeliveryStore(), FakeMailTransport(), FakeClock()
     publisher, topics = RecordingPublisher(), Topics("t")
     policy = policy or RetryPolicy(initial_s=60, max_interval_s=600, max_age_s=3600, max_attempts=4)
-    deliverer = Deliverer(store, transport, policy, clock)
-    handler = OutboundHandler(store, deliverer, topics, clock)
-    retry = RetryLoop(store, deliverer, publisher, topics, clock, claim_lease_s=claim_lease_s)
-    return SenderParts(store, transport, clock, publisher, topics, handler, retry)
+    policies = StaticPolicySource(sending or SendingPolicy("*"))
+    cache = PolicyCache(policies, ttl_s=0)
+    limiter = limiter or RateLimiter(
+        domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
+    )
+    deliverer = Deliverer(store, transport, policy, clock, signer)
+    admission = BatchAdmission(store, cache, clock)
+    handler = OutboundHandler(store, deliverer, topics, clock, admission, limiter)
+    retry = RetryLoop(store, deliverer, publisher, topics, clock, cache, limiter, claim_lease_s=claim_lease_s)
+    return SenderParts(store, transport, clock, publisher, topics, handler, retry, policies, limiter)

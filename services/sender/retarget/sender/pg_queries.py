@@ -1,0 +1,94 @@
+"""The sender's SQL, one statement per constant; pg_store.py runs them.
+
+Array parameters (unnest) carry a whole group-committed batch in one statement.
+"""
+
+from __future__ import annotations
+
+from retarget.sender.rules import CAMPAIGN_UNSUBSCRIBED, UNCONFIRMED_CLAIM
+
+ROW = "message_id, workspace_id, campaign, profile_id, state, attempts, last_code, last_reason, updated_at"
+
+# A workspace entry wins over a global one, and both over a campaign-only unsubscribe (migration 004).
+SUPPRESSED = f"""
+WITH k AS (SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[]) AS k (ws, h, c))
+SELECT DISTINCT ON (ws, h, c) ws, h, c, reason FROM (
+    SELECT k.ws, k.h, k.c, s.reason, CASE WHEN s.workspace_id = '*' THEN 1 ELSE 0 END AS rank
+    FROM k JOIN suppressions s ON s.email_hash = k.h AND s.workspace_id IN (k.ws, '*')
+    UNION ALL
+    SELECT k.ws, k.h, k.c, '{CAMPAIGN_UNSUBSCRIBED}', 2
+    FROM k JOIN campaign_unsubscribes u ON u.workspace_id = k.ws AND u.email_hash = k.h AND u.campaign = k.c
+) found
+ORDER BY ws, h, c, rank
+"""
+
+CLAIM = f"""
+INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state,
+                      attempts, last_reason, claimed_at, created_at, updated_at)
+SELECT m, w, c, p, h, s, CASE WHEN s = 'claimed' THEN 1 ELSE 0 END, r,
+       CASE WHEN s = 'claimed' THEN t END, t, t
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
+            $8::timestamptz[]) AS x (m, w, c, p, h, s, r, t)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING {ROW}
+"""
+
+KNOWN = f"SELECT {ROW} FROM send_log WHERE message_id = ANY($1::text[])"
+
+CAP_HISTORY = """
+SELECT l.workspace_id, l.recipient_hash, l.campaign, l.created_at
+FROM unnest($1::text[], $2::bytea[]) AS k (ws, h)
+JOIN send_log l ON l.workspace_id = k.ws AND l.recipient_hash = k.h
+WHERE l.created_at > $3 AND l.state IN ('sent', 'claimed', 'deferred')
+"""
+
+NEW_RETRIES = """
+INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until)
+SELECT * , NULL::timestamptz FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+ON CONFLICT (message_id) DO NOTHING
+"""
+
+RECLAIM = f"""
+UPDATE send_log SET state = 'claimed', attempts = attempts + 1, claimed_at = $2, updated_at = $2
+WHERE message_id = $1 AND state = 'deferred'
+RETURNING {ROW}
+"""
+
+FINISH = """
+UPDATE send_log l
+SET state = x.s, last_reason = x.r, last_code = x.c, last_reply = x.t, updated_at = x.at,
+    sent_at = CASE WHEN x.s = 'sent' THEN x.at ELSE l.sent_at END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[])
+     AS x (m, s, r, c, t, at)
+WHERE l.message_id = x.m AND l.state = 'claimed'
+"""
+
+SUPPRESS = """
+INSERT INTO suppressions (workspace_id, email_hash, reason, source, created_at)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[])
+ON CONFLICT (workspace_id, email_hash) DO NOTHING
+"""
+
+DEFER = """
+INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until)
+SELECT *, NULL::timestamptz FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+ON CONFLICT (message_id) DO UPDATE SET not_before = EXCLUDED.not_before, leased_until = NULL
+"""
+
+BACKLOG = "SELECT count(*), min(first_deferred_at) FROM send_retries"
+
+LEASE = """
+UPDATE send_retries SET leased_until = $2
+WHERE message_id IN (
+    SELECT message_id FROM send_retries
+    WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1)
+    ORDER BY not_before LIMIT $3
+    FOR UPDATE SKIP LOCKED)
+RETURNING message_id, payload, first_deferred_at
+"""
+
+SWEEP = f"""
+UPDATE send_log SET state = 'failed', last_reason = '{UNCONFIRMED_CLAIM}', updated_at = $2
+WHERE state = 'claimed' AND claimed_at < $1
+RETURNING {ROW}
+"""

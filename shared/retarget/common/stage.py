@@ -93,6 +93,12 @@ class Stage:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if stop.is_set():  # the handler gave up because we are stopping: replayed on restart
+                    log.info(
+                        "stopping mid-batch; it is replayed from the last commit", extra={"stage": self.name}
+                    )
+                    await self._rewind(batches.keys())
+                    break
                 failures += 1
                 delay = min(self.retry_backoff_s * 2 ** (failures - 1), 30.0)
                 log.exception(

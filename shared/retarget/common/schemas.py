@@ -50,6 +50,8 @@ class Recipient(_Message, kw_only=True):
     last_name: str | None = None
     locale: str = "en"
     timezone: str | None = None
+    # marketing consent from the profile's traits: True recorded, False objected, None unknown
+    consent: bool | None = None
 
 
 class CartLine(_Message, kw_only=True):
@@ -98,6 +100,7 @@ class OutboundMessage(_Message, kw_only=True):
     raw: str  # the full message, headers and body, CRLF line ends
     created_at: datetime
     recipient_timezone: str | None = None
+    recipient_consent: bool | None = None  # see Recipient.consent; the sender checks it again
 
 
 DeliveryState = Literal["sent", "deferred", "bounced", "suppressed", "capped", "expired", "failed"]

@@ -206,3 +206,12 @@ async def test_outcomes_are_counted_by_campaign_and_reason():
 async def test_a_trigger_id_that_is_not_a_plain_id_never_reaches_the_message_id():
     [out] = await composer().handle([record(encode(trigger(trigger_id="x>\r\nBcc: a@b.example")))])
     assert out.topic == "t.dead-letter.v1" and "trigger_id" in msgspec.json.decode(out.value)["reason"]
+
+
+async def test_the_recipients_consent_and_timezone_travel_to_the_sender():
+    ann = Recipient(email="ann@example.com", first_name="Ann", timezone="Europe/Paris", consent=True)
+    [out] = await composer().handle([record(encode(trigger(recipient=ann)))])
+    outbound = msgspec.json.decode(out.value, type=OutboundMessage)
+    assert (outbound.recipient_timezone, outbound.recipient_consent) == ("Europe/Paris", True)
+    [out] = await composer().handle([record(encode(trigger()))])
+    assert msgspec.json.decode(out.value, type=OutboundMessage).recipient_consent is None

@@ -108,3 +108,28 @@ def test_decide_checks_suppression_then_caps_then_quiet_hours() -> None:
     # the recipient's own zone wins over the workspace's: 12:00 UTC is 07:00 in New York
     ny = {**common, "recipient_timezone": "America/New_York"}
     assert decide(suppression_reason=None, history=[], **ny) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("mode", "consent", "expected"),
+    [
+        ("opt_out", None, None),
+        ("opt_out", True, None),
+        ("opt_out", False, Verdict("suppressed", "objected")),
+        ("opt_in", None, Verdict("suppressed", "no_consent")),
+        ("opt_in", False, Verdict("suppressed", "objected")),
+        ("opt_in", True, None),
+    ],
+)
+def test_consent_mode_decides_before_caps(mode: str, consent: bool | None, expected: Verdict | None) -> None:
+    policy = _policy(consent_mode=mode)
+    decision = decide(
+        suppression_reason=None,
+        policy=policy,
+        campaign="cart",
+        history=[],
+        recipient_timezone=None,
+        now=NOW,
+        consent=consent,
+    )
+    assert decision == expected

@@ -127,6 +127,7 @@ class Composer:
             raw=raw,
             created_at=now,
             recipient_timezone=trigger.recipient.timezone,
+            recipient_consent=trigger.recipient.consent,
         )
         return Composed(outbound, RenderedEmail(rendered.subject, html, text), links.destinations())
 

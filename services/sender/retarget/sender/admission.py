@@ -2,7 +2,8 @@
 
 Checked in this order; the first that says no decides:
 1. suppression (workspace or global list) → 'suppressed' with the list's reason;
-2. consent → a seam only: opt-in workspaces need a consent trait, built in a later issue;
+2. consent → 'suppressed': an opt-in workspace needs the recipient's recorded consent, and in
+   either mode an explicit objection (consent false) stops marketing email;
 3. frequency caps → 'capped'. A recipient's "admitted" messages count: sent, being sent,
    or deferred (a deferral holds its slot, else a retry could break the cap). The batch's own
    earlier admissions count too (`CapTally`), so two messages to one recipient in one batch
@@ -51,8 +52,16 @@ class CapTally:
         return self.admitted.get(key, [])
 
 
-def consent_refusal(policy: SendingPolicy) -> Verdict | None:
-    """Seam for consent mode (a later issue): opt-in workspaces will need a consent trait here."""
+NO_CONSENT = "no_consent"
+OBJECTED = "objected"
+
+
+def consent_refusal(policy: SendingPolicy, consent: bool | None) -> Verdict | None:
+    """GDPR: opt-in needs consent on record; an objection to direct marketing always wins."""
+    if consent is False:
+        return Verdict("suppressed", OBJECTED)
+    if policy.consent_mode == "opt_in" and consent is not True:
+        return Verdict("suppressed", NO_CONSENT)
     return None
 
 
@@ -102,10 +111,11 @@ def decide(
     history: list[Sent],
     recipient_timezone: str | None,
     now: datetime,
+    consent: bool | None = None,
 ) -> Decision:
     if suppression_reason is not None:
         return Verdict("suppressed", suppression_reason)
-    refusal = consent_refusal(policy) or cap_refusal(policy, campaign, history, now)
+    refusal = consent_refusal(policy, consent) or cap_refusal(policy, campaign, history, now)
     if refusal is not None:
         return refusal
     until = quiet_until(policy.quiet_hours, zone(recipient_timezone, policy.timezone), now)

@@ -62,6 +62,7 @@ class BatchAdmission:
                 history=history.get(key, []) + tally.of(key),
                 recipient_timezone=message.recipient_timezone,
                 now=now,
+                consent=message.recipient_consent,
             )
             if decision is None or isinstance(decision, Postpone):
                 tally.add(key, message.campaign, now)

@@ -25,7 +25,7 @@ from retarget.sender.policy import (
 )
 
 _LOAD = """
-SELECT k.id, w.id IS NOT NULL AS known, w.timezone, w.dkim_selector,
+SELECT k.id, w.id IS NOT NULL AS known, w.timezone, w.dkim_selector, w.consent_mode,
        p.quiet_start, p.quiet_end, p.rate_per_s, p.rate_burst,
        (SELECT json_agg(json_build_array(c.campaign, c.max_messages, c.window_s))
         FROM frequency_caps c WHERE c.workspace_id = k.id) AS caps
@@ -63,6 +63,7 @@ def policy_from_row(row: Any, defaults: PolicyDefaults) -> SendingPolicy:
         rate=rate,
         dkim_selectors=parse_selectors(row["dkim_selector"]),
         known=bool(row["known"]),
+        consent_mode=row["consent_mode"] or "opt_out",
     )
 
 

@@ -53,6 +53,7 @@ class SendingPolicy:
     rate: Rate | None = None  # None: the sender's default per-workspace rate
     dkim_selectors: tuple[str, ...] = ()  # none: send unsigned (the relay may sign)
     known: bool = True  # False: no workspaces row (the defaults apply)
+    consent_mode: str = "opt_out"  # opt_in: marketing email needs recorded consent
 
     def caps_for(self, campaign: str) -> tuple[CapRule, ...]:
         return tuple(rule for rule in self.caps if rule.applies_to(campaign))

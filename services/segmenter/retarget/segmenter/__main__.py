@@ -3,31 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import faust
 
 from retarget.common.kafka import ensure_topics
 from retarget.common.logging import JsonFormatter, configure_logging
 from retarget.common.topics import Topics
-from retarget.segmenter.app import create_app, ticks_topic_name
+from retarget.segmenter import local_state
+from retarget.segmenter.app import campaigns_from, create_app, internal_topics
+from retarget.segmenter.campaigns import CampaignError
 from retarget.segmenter.settings import SegmenterSettings
 
 
 def main() -> None:
     settings = SegmenterSettings()
     configure_logging("segmenter", settings.log_level)
-    # the events and ticks topics must exist, with the same partition count, before faust
-    # subscribes: co-partitioning is what lets a tick reach the agent that owns the profile
-    topics = [*Topics(settings.topic_prefix).all(), ticks_topic_name(settings.topic_prefix)]
+    try:
+        campaigns = campaigns_from(settings)
+    except CampaignError as exc:
+        print(f"segmenter: a campaign file is invalid, not starting: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    # the events topic and the internal ones must exist, with the same partition count, before
+    # faust subscribes: co-partitioning is what lets a tick or a forwarded event reach its owner
+    topics = [*Topics(settings.topic_prefix).all(), *internal_topics(settings.topic_prefix)]
     asyncio.run(ensure_topics(settings, topics))
-    app = create_app(settings)
+    app = create_app(settings, campaigns=campaigns)
+    data_dir = Path(settings.data_dir)
+    local_state.prepare(data_dir, Path(app.conf.tabledir), wipe_after_crash=settings.wipe_state_after_crash)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
         logging_config=_logging_config(settings.log_level),
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            local_state.stopped_cleanly(data_dir)
+        raise
 
 
 def _logging_config(level: str) -> dict:

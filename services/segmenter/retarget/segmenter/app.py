@@ -1,38 +1,39 @@
 """The faust application: one agent owns the profiles; a wall-clock timer wakes it for due triggers.
 
-Why the timer doesn't fire triggers itself: table writes must happen in the agent that owns
-the key's partition, so changelogs stay consistent. The timer only looks at the `due` table
-(durable, one small entry per profile with something pending) for partitions this worker
-owns, and sends a tick keyed by the profile to an internal, co-partitioned topic. The agent
-reads ticks and events from the same partition in order, re-checks the profile (an exit
-event may have arrived) and emits the trigger. Faust's windowed tables keep expiry only in
-memory, so they are not used for this (see ../shared/DESIGN.md).
+Three co-partitioned topics feed one agent, so every record about a key is handled, in
+order, by the worker that owns the key's partition (faust requires table writes there):
+the events topic, the internal `profile-events` topic (events re-keyed to their known
+profile, merge records — see identity.py) and the internal ticks topic.
+
+Why the timer doesn't fire triggers itself: it has no event context to write tables in.
+It pops due keys from an in-memory heap (schedule.py) mirroring the durable `due` table
+of the partitions this worker owns, and sends a tick keyed by the profile; the agent
+re-checks the profile (an exit event may have arrived) and emits the trigger. Faust's
+windowed tables keep expiry only in memory, so they are not used for this.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 import faust
-import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from aiokafka.errors import KafkaError
 
 from retarget.common.clock import Clock, SystemClock
-from retarget.common.schemas import TrackedEvent, decoder, encode
+from retarget.common.schemas import DeadLettered, encode
 from retarget.common.topics import Topics
-from retarget.segmenter import rules
-from retarget.segmenter.campaigns import Campaign, builtin_campaigns
-from retarget.segmenter.metrics import EVENTS, PROCESSING, TIMER_LAG, TRIGGERS_FIRED
+from retarget.segmenter import metrics
+from retarget.segmenter.campaigns import CampaignSet, load_campaigns
+from retarget.segmenter.ops import add_ops_pages, table_size
+from retarget.segmenter.processor import Poison, ProfileProcessor, Send, due_epoch
+from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import SegmenterSettings
-from retarget.segmenter.state import Profile, profile_decoder
 
 log = logging.getLogger(__name__)
-
-_event_decoder = decoder(TrackedEvent)
-_RESIGNAL_AFTER_S = 5.0  # a tick not acted upon by then (lost in a rebalance) is sent again
 
 
 def ticks_topic_name(prefix: str) -> str:
@@ -40,11 +41,32 @@ def ticks_topic_name(prefix: str) -> str:
     return f"{prefix}.segmenter-ticks.v1"
 
 
+def profile_events_topic_name(prefix: str) -> str:
+    """Internal topic of events re-keyed to their known profile and of merge records."""
+    return f"{prefix}.profile-events.v1"
+
+
+def internal_topics(prefix: str) -> list[str]:
+    return [profile_events_topic_name(prefix), ticks_topic_name(prefix)]
+
+
+def campaigns_from(settings: SegmenterSettings) -> CampaignSet:
+    waits: dict[str, str | float] = dict(settings.campaign_waits)
+    if settings.cart_wait_s is not None:
+        waits.setdefault("abandoned_cart", settings.cart_wait_s)
+    return load_campaigns(settings.campaigns_dir, wait_scale=settings.wait_scale, waits=waits)
+
+
 def create_app(
-    settings: SegmenterSettings, *, campaigns: list[Campaign] | None = None, clock: Clock | None = None
+    settings: SegmenterSettings,
+    *,
+    campaigns: CampaignSet | None = None,
+    clock: Clock | None = None,
+    send: Send | None = None,
 ) -> faust.App:
+    """The worker's app; `send` replaces producing to Kafka in agent tests."""
     clock = clock or SystemClock()
-    campaigns = campaigns if campaigns is not None else builtin_campaigns(settings.cart_wait_s)
+    campaigns = campaigns if campaigns is not None else campaigns_from(settings)
     topics = Topics(settings.topic_prefix)
     app = faust.App(
         f"{settings.topic_prefix}-segmenter",
@@ -57,7 +79,13 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.group_instance_id,
         producer_acks=-1,
+        # faust's default linger of 0 sends every changelog record in its own request; longer
+        # lingers batch more but every acknowledged send (a trigger, a merge) waits for it
+        producer_linger=settings.producer_linger_s,
+        producer_compression_type="lz4",
+        producer_max_batch_size=256 * 1024,
         web_bind=settings.http_host,
         web_host=settings.http_host,
         web_port=settings.web_port,
@@ -66,9 +94,15 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
     )
-    events_topic = app.topic(topics.events)
-    ticks_topic = app.topic(ticks_topic_name(settings.topic_prefix))
-    triggers_topic = app.topic(topics.triggers)
+    events_name = topics.events
+    profile_events_name = profile_events_topic_name(settings.topic_prefix)
+    ticks_name = ticks_topic_name(settings.topic_prefix)
+    outputs = {
+        "triggers": app.topic(topics.triggers),
+        "profile_events": app.topic(profile_events_name),
+        "dead_letter": app.topic(topics.dead_letter),
+    }
+    ticks_topic = app.topic(ticks_name)
     # a table picks "raw" storage only from key_type/value_type bytes (else JSON)
     table_options: dict[str, Any] = {
         "partitions": settings.topic_partitions,
@@ -77,105 +111,105 @@ def create_app(
     }
     profiles = app.Table("profiles", default=None, **table_options)
     due = app.Table("due", default=None, **table_options)
-    signalled: dict[bytes, tuple[bytes, float]] = {}  # key -> (due value, monotonic time sent)
+    schedule = DueSchedule()
 
-    def load(key: bytes) -> Profile:
-        raw = profiles.get(key)
-        if raw is not None:
-            return profile_decoder.decode(raw)
-        workspace_id, _, visitor = key.decode().partition(":")
-        return Profile(workspace_id=workspace_id, profile_id=visitor)
+    async def produce(output: str, key: bytes, value: bytes, wait: bool) -> None:
+        pending = await outputs[output].send(key=key, value=value)
+        if wait:
+            await pending
 
-    async def store(key: bytes, profile: Profile) -> None:
-        profiles[key] = msgspec.json.encode(profile)
-        when = rules.next_due(profile)
-        wanted = when.isoformat().encode() if when else None
-        current = due.get(key)
-        if current != wanted:
-            if wanted is None:
-                del due[key]
-            else:
-                due[key] = wanted
+    out: Send = send or produce
+    processor = ProfileProcessor(
+        profiles=profiles,
+        due=due,
+        send=out,
+        campaigns=campaigns,
+        clock=clock,
+        schedule=schedule,
+        dedupe_window=settings.dedupe_window,
+        max_hops=settings.max_forward_hops,
+    )
 
-    async def on_event(key: bytes, value: bytes) -> None:
+    async def dead_letter(event: Any, reason: str) -> None:
+        metrics.EVENTS.labels("poison").inc()
+        raw: bytes = event.value or b""
         try:
-            event = _event_decoder.decode(value)
-        except msgspec.DecodeError as exc:
-            EVENTS.labels("undecodable").inc()
-            log.warning("skipped an undecodable event", extra={"reason": str(exc)})
-            return
-        profile = load(key)
-        if rules.is_duplicate(profile, event, settings.dedupe_window):
-            EVENTS.labels("duplicate").inc()
-            return
-        try:
-            rules.apply_event(profile, event, campaigns)
-        except rules.UnusableEvent as exc:
-            EVENTS.labels("unusable").inc()
-            log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
-            return
-        await store(key, profile)
-        EVENTS.labels("applied").inc()
+            value, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            value, encoding = base64.b64encode(raw).decode(), "base64"
+        message = event.message
+        letter = DeadLettered(
+            stage="segmenter",
+            reason=reason,
+            topic=message.topic,
+            partition=message.partition if message.partition is not None else -1,
+            offset=message.offset if message.offset is not None else -1,
+            key=event.key.decode("utf-8", "replace") if event.key else None,
+            value=value,
+            value_encoding=encoding,  # type: ignore[arg-type]
+            at=clock.now(),
+        )
+        await out("dead_letter", event.key, encode(letter), False)
+        log.warning("dead-lettered a record", extra={"reason": reason, "topic": message.topic})
 
-    async def on_tick(key: bytes) -> None:
-        signalled.pop(key, None)
-        profile = load(key)
-        now = clock.now()
-        for trigger in rules.fire_due(profile, campaigns, now):
-            await triggers_topic.send(key=key, value=encode(trigger))
-            TRIGGERS_FIRED.labels(trigger.workspace_id, trigger.campaign).inc()
-            TIMER_LAG.observe((now - trigger.due_at).total_seconds())
-            log.info("trigger fired", extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id})
-        await store(key, profile)
-
-    @app.agent(app.topic(topics.events, ticks_topic.get_topic_name()))
-    async def profiles_agent(stream: Any) -> None:
+    @app.agent(app.topic(events_name, profile_events_name, ticks_name))
+    async def segmenter(stream: Any) -> None:
         async for event in stream.events():
+            topic = event.message.topic
+            kind = "tick" if topic == ticks_name else "internal" if topic == profile_events_name else "event"
             started = time.perf_counter()
-            if event.message.topic == events_topic.get_topic_name():
-                await on_event(event.key, event.value)
-            else:
-                await on_tick(event.key)
-            PROCESSING.observe(time.perf_counter() - started)
+            try:
+                if kind == "tick":
+                    await processor.on_tick(event.key)
+                elif kind == "internal":
+                    await processor.on_internal(event.key, event.value)
+                else:
+                    await processor.on_event(event.key, event.value)
+            except Poison as exc:
+                await dead_letter(event, str(exc))
+            except (KafkaError, asyncio.CancelledError):
+                raise  # the broker's trouble, not the record's: faust restarts and the record replays
+            except Exception as exc:
+                log.exception("a record failed; dead-lettered", extra={"topic": topic})
+                await dead_letter(event, f"unexpected error: {exc!r}")
+            metrics.PROCESSING.labels(kind).observe(time.perf_counter() - started)
+
+    seen_assignment: set[Any] = set()
+
+    @due.on_recover
+    async def _recovered() -> None:
+        schedule.dirty = True
 
     @app.timer(interval=settings.timer_interval_s)
     async def find_due() -> None:
         # while partitions move or tables recover, the local view of `due` is incomplete
-        if app.rebalancing or getattr(app, "in_recovery", False):
+        if app.rebalancing or app.in_recovery:
+            schedule.dirty = True
             return
-        now_iso = clock.now().isoformat().encode()
-        mono = time.monotonic()
-        for key, when in list(due.items()):
-            if when is None or when > now_iso:  # ISO-8601 UTC strings sort like the times they name
-                continue
-            previous = signalled.get(key)
-            if previous and previous[0] == when and mono - previous[1] < _RESIGNAL_AFTER_S:
-                continue
-            signalled[key] = (when, mono)
+        actives = set(app.assignor.assigned_actives())
+        if actives != seen_assignment:
+            seen_assignment.clear()
+            seen_assignment.update(actives)
+            schedule.dirty = True
+        if schedule.dirty or schedule.needs_compaction():
+            schedule.rebuild(list(due.items()), due_epoch)
+            log.info("due schedule rebuilt", extra={"entries": len(schedule)})
+        for key in schedule.take_due(clock.timestamp(), due.get):
             await ticks_topic.send(key=key, value=b"tick")
+        metrics.DUE_SCHEDULED.set(len(schedule))
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+    @app.timer(interval=5.0)
+    async def gauges() -> None:
+        metrics.PROFILES.set(table_size(profiles))
+        consumer: Any = app.consumer
+        for tp in consumer.assignment():
+            read = consumer._read_offset.get(tp)  # faust keeps no public position
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = highwater - (read + 1 if read is not None else 0)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        problems = {}
-        if app.rebalancing:
-            problems["kafka"] = "rebalancing"
-        if getattr(app, "in_recovery", False):
-            problems["tables"] = "recovering from changelog"
-        return web.json({"ready": not problems, "problems": problems}, status=503 if problems else 200)
-
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        # aiohttp wants the charset outside content_type; Prometheus text is UTF-8 by definition
-        content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
-        return web.bytes(generate_latest(REGISTRY), content_type=content_type)
-
+    add_ops_pages(app)
     app.conf.retarget_campaigns = campaigns  # for introspection in tests
+    app.conf.retarget_processor = processor
     return app
-
-
-def parse_due(value: bytes) -> datetime:
-    return datetime.fromisoformat(value.decode())

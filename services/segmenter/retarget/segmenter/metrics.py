@@ -1,22 +1,55 @@
-"""The segmenter's Prometheus metrics."""
+"""The segmenter's Prometheus metrics (served on /metrics by the faust web server)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-EVENTS = Counter("retarget_segmenter_events_total", "Events consumed, by outcome.", ["outcome"])
+EVENTS = Counter(
+    "retarget_segmenter_events_total",
+    "Events consumed, by outcome: applied, forwarded (to the known profile), duplicate, "
+    "unusable (skipped), invalid and poison (dead-lettered).",
+    ["outcome"],
+)
+PROFILES_CREATED = Counter("retarget_segmenter_profiles_created_total", "Profiles created.")
+PROFILES = Gauge(
+    "retarget_segmenter_profiles",
+    "Profiles (and identity redirects) in the partitions this worker owns; an estimate with RocksDB.",
+)
+MERGES = Counter(
+    "retarget_segmenter_merges_total", "Anonymous profiles merged into a known profile (identify / alias)."
+)
+TRIGGERS_SCHEDULED = Counter(
+    "retarget_segmenter_triggers_scheduled_total",
+    "Campaign waits started (scheduled) or pushed out by a new entry event (restarted).",
+    ["campaign", "kind"],
+)
 TRIGGERS_FIRED = Counter(
     "retarget_segmenter_triggers_fired_total",
     "Triggers sent to the triggers topic.",
-    ["workspace", "campaign"],
+    ["workspace", "campaign"],  # the funnel (retarget.common.funnel) reads it by workspace and campaign
+)
+TRIGGERS_CANCELLED = Counter(
+    "retarget_segmenter_triggers_cancelled_total",
+    "Campaign waits that ended without a trigger, by reason (exit event, no email, cooldown, ...).",
+    ["campaign", "reason"],
 )
 TIMER_LAG = Histogram(
     "retarget_segmenter_timer_lag_seconds",
     "Delay between a trigger's due time and its firing (fired_at - due_at).",
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 PROCESSING = Histogram(
-    "retarget_segmenter_event_seconds",
-    "Time to apply one event to its profile.",
-    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
+    "retarget_segmenter_record_seconds",
+    "Time to handle one record (event, internal record or tick).",
+    ["kind"],
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
 )
+EVENT_AGE = Histogram(
+    "retarget_segmenter_event_age_seconds",
+    "Time from ingest receiving an event to the segmenter applying it.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG = Gauge(
+    "retarget_segmenter_consumer_lag", "Records not yet read, by topic partition.", ["topic", "partition"]
+)
+DUE_SCHEDULED = Gauge("retarget_segmenter_due_heap_entries", "Entries in the timer's in-memory schedule.")

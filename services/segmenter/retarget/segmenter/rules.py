@@ -1,150 +1,248 @@
-"""The segmenter's decisions as pure functions: no Kafka, no faust, the clock passed in.
+"""Folding one event into a profile, as pure functions: no Kafka, no faust, no clock.
 
-`apply_event` folds one event into a profile (traits, cart, pending campaigns);
-`fire_due` turns the profile's due entries into triggers, re-checking each campaign's
-conditions at fire time, because the visitor may have changed since the entry event.
+`apply_event` updates traits, consent, cart and viewed products, then lets the event exit
+or enter campaigns. Every time compared is the event's own timestamp, so a late or
+replayed event can't cancel a newer wait or restart an older one. Firing is in firing.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from retarget.common.identity import trigger_id
-from retarget.common.schemas import CartLine, Recipient, TrackedEvent, TriggerFired
-from retarget.segmenter.campaigns import Campaign
-from retarget.segmenter.state import Pending, Profile
+from retarget.common.schemas import CartLine, TrackedEvent
+from retarget.segmenter import snapshots
+from retarget.segmenter.campaigns import Campaign, CampaignSet, matches
+from retarget.segmenter.state import CartItem, Occurrence, Pending, Profile, Viewed
+
+MAX_CART_LINES = 100
+MAX_VIEWED = 20
+MAX_OCCURRENCES = 200
 
 
 class UnusableEvent(ValueError):
     """The event can't be applied (e.g. malformed properties): counted and skipped."""
 
 
-def is_duplicate(profile: Profile, event: TrackedEvent, window: int) -> bool:
-    """Remember the event's messageId; True if it was seen within the last `window` ids."""
-    if event.message_id in profile.recent_message_ids:
-        return True
+@dataclass(frozen=True)
+class Outcome:
+    """Something a metric counts: a campaign scheduled, restarted, cancelled or fired."""
+
+    kind: str  # scheduled | restarted | cancelled | fired
+    campaign: str
+    reason: str = ""
+
+
+@dataclass
+class Applied:
+    changed: bool = False
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def is_duplicate(profile: Profile, message_id: str) -> bool:
+    return message_id in profile.recent_message_ids
+
+
+def remember(profile: Profile, message_id: str, window: int) -> None:
     if window:
-        profile.recent_message_ids = [*profile.recent_message_ids[-(window - 1) :], event.message_id]
-    return False
+        profile.recent_message_ids = [*profile.recent_message_ids[-(window - 1) :], message_id]
 
 
-def apply_event(profile: Profile, event: TrackedEvent, campaigns: list[Campaign]) -> None:
+def apply_event(profile: Profile, event: TrackedEvent, campaigns: CampaignSet) -> Applied:
+    result = Applied()
     if event.type == "identify":
-        _apply_traits(profile, event.traits)
+        result.changed |= apply_traits(profile, event.traits)
     elif event.type == "track":
-        _apply_traits(profile, event.context.get("traits") or {})
-        _apply_cart(profile, event)
-        _apply_campaigns(profile, event, campaigns)
+        context_traits = event.context.get("traits") if isinstance(event.context, dict) else None
+        result.changed |= apply_traits(profile, context_traits or {})
+        result.changed |= _apply_behaviour(profile, event)
+        _apply_campaigns(profile, event, campaigns, result)
+    return result
 
 
-def fire_due(profile: Profile, campaigns: list[Campaign], now: datetime) -> list[TriggerFired]:
-    """Triggers for every pending campaign due at `now`; due entries are removed either way."""
-    by_name = {c.name: c for c in campaigns}
-    fired: list[TriggerFired] = []
-    for name, pending in list(profile.pending.items()):
-        if pending.due_at > now:
-            continue
-        del profile.pending[name]
-        campaign = by_name.get(name)
-        if campaign is None or not _conditions_hold(profile, campaign):
-            continue
-        fired.append(_trigger(profile, campaign, pending, now))
-    return fired
-
-
-def next_due(profile: Profile) -> datetime | None:
-    return min((p.due_at for p in profile.pending.values()), default=None)
-
-
-def _apply_traits(profile: Profile, traits: dict[str, Any]) -> None:
+def apply_traits(profile: Profile, traits: Any) -> bool:
     if not isinstance(traits, dict):
         raise UnusableEvent("traits is not an object")
-    profile.traits.update(traits)
+    before = (profile.email, profile.first_name, profile.last_name, profile.locale, profile.timezone)
+    consent_before = profile.consent
     email = traits.get("email")
     if isinstance(email, str) and "@" in email:
         profile.email = email.strip()
-    for attr, key in (("first_name", "firstName"), ("last_name", "lastName"), ("timezone", "timezone")):
-        value = traits.get(key) or traits.get(attr)
-        if isinstance(value, str):
-            setattr(profile, attr, value)
-    if isinstance(traits.get("locale"), str):
-        profile.locale = traits["locale"]
+    for attr, camel in (("first_name", "firstName"), ("last_name", "lastName")):
+        value = traits.get(camel) or traits.get(attr)
+        if isinstance(value, str) and value.strip():
+            setattr(profile, attr, value.strip())
+    for attr in ("locale", "timezone"):
+        if isinstance(traits.get(attr), str) and traits[attr]:
+            setattr(profile, attr, traits[attr])
+    consent = consent_from_traits(traits)
+    if consent is not None:
+        profile.consent = consent
+    after = (profile.email, profile.first_name, profile.last_name, profile.locale, profile.timezone)
+    return before != after or consent_before != profile.consent
 
 
-def _apply_cart(profile: Profile, event: TrackedEvent) -> None:
+_YES = {"true", "yes", "granted", "opt_in", "opted_in", "subscribed", "1"}
+_NO = {"false", "no", "denied", "opt_out", "opted_out", "unsubscribed", "0"}
+
+
+def consent_from_traits(traits: dict[str, Any]) -> bool | None:
+    """Marketing-email consent as platforms send it; None when the traits don't say."""
+    if traits.get("unsubscribed") is True:
+        return False
+    for name in ("email_consent", "marketing_consent", "emailConsent", "marketingConsent", "consent"):
+        value = traits.get(name)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _YES | _NO:
+            return value.lower() in _YES
+    return None
+
+
+def _apply_behaviour(profile: Profile, event: TrackedEvent) -> bool:
     props = event.properties
-    if event.event == "Product Added":
-        line = _cart_line(props)
+    name = event.event
+    if name == "Product Added":
+        line = cart_line(props)
+        if profile.cart_cleared_at and event.timestamp <= profile.cart_cleared_at:
+            return False  # a late add from before the last purchase
         existing = profile.cart.get(line.product_id)
         if existing is not None:
-            line.quantity += existing.quantity
-        profile.cart[line.product_id] = line
-    elif event.event == "Product Removed":
-        profile.cart.pop(str(props.get("product_id", "")), None)
-    elif event.event == "Order Completed":
-        profile.cart.clear()
+            line.quantity += existing.line.quantity
+        profile.cart[line.product_id] = CartItem(line=line, added_at=event.timestamp)
+        if len(profile.cart) > MAX_CART_LINES:
+            oldest = min(profile.cart, key=lambda k: profile.cart[k].added_at)
+            del profile.cart[oldest]
+        return True
+    if name == "Product Removed":
+        return profile.cart.pop(str(props.get("product_id", props.get("sku", ""))), None) is not None
+    if name == "Order Completed":
+        profile.cart = {k: v for k, v in profile.cart.items() if v.added_at > event.timestamp}
+        if profile.cart_cleared_at is None or event.timestamp > profile.cart_cleared_at:
+            profile.cart_cleared_at = event.timestamp
+        return True
+    if name == "Product Viewed":
+        add_viewed(profile, viewed_product(props, event))
+        return True
+    if name == "Unsubscribed":
+        changed = profile.consent is not False
+        profile.consent = False
+        return changed
+    return False
 
 
-def _cart_line(props: dict[str, Any]) -> CartLine:
+def cart_line(props: dict[str, Any]) -> CartLine:
     try:
         return CartLine(
-            product_id=str(props["product_id"]),
-            name=str(props.get("name") or props["product_id"]),
+            product_id=str(props.get("product_id") or props["sku"]),
+            name=str(props.get("name") or props.get("product_id") or props["sku"]),
             price=float(props.get("price", 0)),
             quantity=int(props.get("quantity", 1)),
-            currency=str(props.get("currency", "USD")),
-            url=props.get("url"),
-            image_url=props.get("image_url"),
-            sku=props.get("sku"),
+            currency=str(props.get("currency") or "USD"),
+            url=_str_or_none(props.get("url")),
+            image_url=_str_or_none(props.get("image_url")),
+            sku=_str_or_none(props.get("sku")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnusableEvent(f"Product Added needs product_id and a numeric price/quantity ({exc!r})") from exc
 
 
-def _apply_campaigns(profile: Profile, event: TrackedEvent, campaigns: list[Campaign]) -> None:
-    for campaign in campaigns:
-        if event.event in campaign.exit_events:
-            profile.pending.pop(campaign.name, None)
-        elif event.event == campaign.entry_event:
-            if campaign.name in profile.pending and not campaign.restart_on_entry:
-                continue
-            # waits count from the event's own time, so a late-arriving event is not delayed twice
-            profile.pending[campaign.name] = Pending(
-                campaign=campaign.name,
-                due_at=event.timestamp + campaign.wait,
-                entry_message_id=event.message_id,
-            )
-
-
-def _conditions_hold(profile: Profile, campaign: Campaign) -> bool:
-    if campaign.require_email and not profile.email:
-        return False
-    return not (campaign.require_cart and not profile.cart)
-
-
-def _trigger(profile: Profile, campaign: Campaign, pending: Pending, now: datetime) -> TriggerFired:
-    assert profile.email is not None or not campaign.require_email
-    return TriggerFired(
-        trigger_id=trigger_id(
-            profile.workspace_id, campaign.name, profile.profile_id, pending.entry_message_id
-        ),
-        workspace_id=profile.workspace_id,
-        profile_id=profile.profile_id,
-        campaign=campaign.name,
-        template=campaign.template,
-        reason=f"{campaign.entry_event} and no {' / '.join(sorted(campaign.exit_events)) or 'exit'} "
-        f"within {campaign.wait}",
-        entry_message_id=pending.entry_message_id,
-        due_at=pending.due_at,
-        fired_at=now,
-        recipient=Recipient(
-            email=profile.email or "",
-            first_name=profile.first_name,
-            last_name=profile.last_name,
-            locale=profile.locale,
-            timezone=profile.timezone,
-        ),
-        cart=list(profile.cart.values()),
-        incentive=dict(campaign.incentive),
+def viewed_product(props: dict[str, Any], event: TrackedEvent) -> Viewed:
+    product_id = props.get("product_id") or props.get("sku")
+    if not isinstance(product_id, str | int) or isinstance(product_id, bool):
+        raise UnusableEvent("Product Viewed needs product_id (or sku)")
+    return Viewed(
+        product_id=str(product_id),
+        at=event.timestamp,
+        name=_str_or_none(props.get("name")),
+        price=snapshots.number_or_none(props.get("price")),
+        currency=_str_or_none(props.get("currency")),
+        url=_str_or_none(props.get("url")),
+        image_url=_str_or_none(props.get("image_url")),
     )
+
+
+def add_viewed(profile: Profile, viewed: Viewed) -> None:
+    others = [v for v in profile.viewed if v.product_id != viewed.product_id]
+    profile.viewed = sorted([viewed, *others], key=lambda v: v.at, reverse=True)[:MAX_VIEWED]
+
+
+def _apply_campaigns(profile: Profile, event: TrackedEvent, campaigns: CampaignSet, result: Applied) -> None:
+    name = event.event or ""
+    for campaign in campaigns.by_exit.get(name, ()):
+        if any(e.event == name and matches(e, event.properties) for e in campaign.exits):
+            result.changed = True
+            _exit(profile, campaign, event, result)
+    for campaign in campaigns.by_entry.get(name, ()):
+        if matches(campaign.entry, event.properties):
+            result.changed |= _enter(profile, campaign, event, result)
+
+
+def _exit(profile: Profile, campaign: Campaign, event: TrackedEvent, result: Applied) -> None:
+    last = profile.last_exit.get(campaign.name)
+    if last is None or event.timestamp > last:
+        profile.last_exit[campaign.name] = event.timestamp
+    pending = profile.pending.get(campaign.name)
+    if pending is not None and pending.entry_at <= event.timestamp:
+        del profile.pending[campaign.name]
+        result.outcomes.append(Outcome("cancelled", campaign.name, f"exit: {event.event}"))
+
+
+def _enter(profile: Profile, campaign: Campaign, event: TrackedEvent, result: Applied) -> bool:
+    at = event.timestamp
+    last_exit = profile.last_exit.get(campaign.name)
+    if last_exit is not None and last_exit >= at:
+        return False  # a late entry from before the visitor left the campaign
+    changed = False
+    if campaign.count is not None:
+        changed = True
+        if not _counted_enough(profile, campaign, event):
+            return changed
+    last_fired = profile.last_fired.get(campaign.name)
+    if campaign.cooldown and last_fired is not None and at - last_fired < campaign.cooldown:
+        result.outcomes.append(Outcome("cancelled", campaign.name, "cooldown"))
+        return changed
+    pending = profile.pending.get(campaign.name)
+    if pending is not None:
+        if not campaign.restart_on_entry or at <= pending.entry_at:
+            return changed
+        pending.due_at = at + campaign.wait
+        pending.entry_message_id = event.message_id
+        pending.entry_at = at
+        pending.snapshot = snapshots.at_entry(campaign, event)
+        result.outcomes.append(Outcome("restarted", campaign.name))
+        return True
+    profile.pending[campaign.name] = Pending(
+        campaign=campaign.name,
+        due_at=at + campaign.wait,  # from the event's own time: a late event is not delayed twice
+        entry_message_id=event.message_id,
+        entry_at=at,
+        started_at=at,
+        snapshot=snapshots.at_entry(campaign, event),
+    )
+    result.outcomes.append(Outcome("scheduled", campaign.name))
+    return True
+
+
+def _counted_enough(profile: Profile, campaign: Campaign, event: TrackedEvent) -> bool:
+    count = campaign.count
+    assert count is not None
+    group = ""
+    if count.same:
+        value = event.properties.get(count.same)
+        if value is None:
+            return False
+        group = str(value)
+    seen = profile.occurrences.setdefault(campaign.name, [])
+    if all(o.message_id != event.message_id for o in seen):
+        seen.append(Occurrence(event.timestamp, event.message_id, group))
+    newest = max(o.at for o in seen)
+    kept = sorted((o for o in seen if o.at > newest - count.within), key=lambda o: o.at)
+    profile.occurrences[campaign.name] = kept[-MAX_OCCURRENCES:]
+    start = event.timestamp - count.within
+    hits = sum(1 for o in kept if o.group == group and start < o.at <= event.timestamp)
+    return hits >= count.at_least
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from retarget.common.settings import CommonSettings
+
+# the sample campaigns shipped with the product, beside the package
+DEFAULT_CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
 
 
 class SegmenterSettings(CommonSettings):
@@ -13,14 +18,42 @@ class SegmenterSettings(CommonSettings):
     )
     data_dir: str = Field(".devstack/segmenter", description="Folder for the local RocksDB state.")
     web_port: int = Field(18081, description="Port of /healthz, /readyz and /metrics.")
-    cart_wait_s: float = Field(4 * 3600, gt=0, description="Abandoned cart: wait after the last cart add.")
+    campaigns_dir: Path = Field(
+        DEFAULT_CAMPAIGNS_DIR, description="Folder of campaign YAML files (*.yaml), loaded at start."
+    )
+    wait_scale: float = Field(
+        1.0, gt=0, description="Multiplies every campaign's wait (0.0001 turns 4 h into 1.4 s for demos)."
+    )
+    campaign_waits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-campaign wait overrides, JSON: {"abandoned_cart": "2s"} (applied after the scale).',
+    )
+    cart_wait_s: float | None = Field(
+        None, gt=0, description="Shorthand for the abandoned_cart wait override, in seconds."
+    )
     timer_interval_s: float = Field(
-        0.5, gt=0, description="How often the due-trigger timer looks for due entries."
+        0.25, gt=0, description="How often the due-trigger timer looks at the head of its schedule."
     )
     dedupe_window: int = Field(
-        64, ge=0, description="Recent messageIds kept per profile to ignore duplicates."
+        64, ge=0, description="Recent messageIds kept per profile to ignore duplicates (0: off)."
     )
     standby_replicas: int = Field(0, ge=0, description="Faust standby replicas of each table partition.")
     session_timeout_s: float = Field(
-        10.0, gt=0, description="Kafka group session timeout (short: fast takeover)."
+        10.0, gt=0, description="Kafka group session timeout (short: fast takeover; broker minimum 6)."
+    )
+    group_instance_id: str | None = Field(
+        None,
+        description="Kafka static membership id (one per worker, stable across restarts): a restarted "
+        "worker takes its partitions back at once instead of after the session timeout.",
+    )
+    producer_linger_s: float = Field(
+        0.005, ge=0, description="Producer batching delay (changelog, triggers, internal records)."
+    )
+    wipe_state_after_crash: bool = Field(
+        True,
+        description="After an unclean stop (kill -9), rebuild the local tables from the changelog "
+        "instead of trusting RocksDB, which may hold writes whose changelog records were never sent.",
+    )
+    max_forward_hops: int = Field(
+        4, ge=1, description="Identity redirects an event may follow before it is dead-lettered."
     )

@@ -1,4 +1,9 @@
-"""What the segmenter remembers about a visitor, stored as msgspec JSON in faust tables."""
+"""What the segmenter remembers about a visitor, stored as msgspec JSON in faust tables.
+
+Times are event times (the event's own timestamp), so merging two profiles or replaying
+late events gives the same answer whatever order Kafka delivered them in. Every list is
+bounded, so a profile stays small however busy the visitor is.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,62 @@ import msgspec
 from retarget.common.schemas import CartLine
 
 
-class Pending(msgspec.Struct, kw_only=True):
+class Pending(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A campaign waiting to fire for a profile: the durable due-trigger entry."""
 
     campaign: str
     due_at: datetime
     entry_message_id: str
+    entry_at: datetime  # the entry event that set due_at
+    started_at: datetime  # the first entry event of this wait (kept when a new entry restarts it)
+    snapshot: dict[str, Any] = {}  # what the template needs from the entry event (order, trial)
 
 
-class Profile(msgspec.Struct, kw_only=True):
+class CartItem(msgspec.Struct, kw_only=True):
+    line: CartLine
+    added_at: datetime
+
+
+class Viewed(msgspec.Struct, kw_only=True, omit_defaults=True):
+    product_id: str
+    at: datetime
+    name: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+
+
+class Occurrence(msgspec.Struct, array_like=True):
+    """One entry event counted by a window aggregate."""
+
+    at: datetime
+    message_id: str
+    group: str = ""
+
+
+class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     workspace_id: str
     profile_id: str
+    merged_into: str | None = None  # set: this id now belongs to that profile; events go there
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
-    locale: str = "en"
+    locale: str | None = None
     timezone: str | None = None
-    traits: dict[str, Any] = {}
-    cart: dict[str, CartLine] = {}
+    consent: bool | None = None  # marketing email: True opted in, False refused, None unknown
+    cart: dict[str, CartItem] = {}
+    cart_cleared_at: datetime | None = None
+    viewed: list[Viewed] = []  # newest first, one per product
     pending: dict[str, Pending] = {}  # by campaign
+    occurrences: dict[str, list[Occurrence]] = {}  # window aggregates, by campaign
+    last_exit: dict[str, datetime] = {}  # by campaign: the latest exit event's time
+    last_fired: dict[str, datetime] = {}  # by campaign: for the re-entry cooldown
     recent_message_ids: list[str] = []  # newest last; duplicates inside this window are ignored
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.merged_into is not None
 
 
 profile_decoder = msgspec.json.Decoder(Profile)

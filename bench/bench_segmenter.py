@@ -1,0 +1,344 @@
+"""Segmenter benchmark: events/s through one worker (RocksDB, sample campaigns), timer lag under
+load, RSS and disk per profile — beside the ceiling, a bare aiokafka consumer reading the same
+topic in the same run.
+
+    .venv/bin/python bench/bench_segmenter.py [--events 200000] [--runs 3] [--profiles 200000]
+
+Needs the local stack (`retarget devstack up`). Each run uses fresh topics and a fresh data
+dir under a temporary folder, and the worker runs as a separate process
+(`python -m retarget.segmenter`), exactly as in production.
+
+1. throughput: N events (a shop's mix: views, cart adds, identifies, pages, orders; ~N/6
+   visitors) are produced first, then one worker drains them; events/s from the worker's
+   own counter. Ceiling: a bare consumer reading the same N records.
+2. timer lag: the worker stays up while events arrive at a fixed rate (70% of what it just
+   drained) with a 2 s cart wait; p50/p99 of fired_at - due_at over the triggers it fires.
+3. size: P visitors with one cart add each (P profiles + P due entries); RSS of the worker
+   and disk of its data dir after draining, extrapolated linearly to 1,000,000 profiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from retarget.common.kafka import ensure_topics
+from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
+from retarget.common.settings import CommonSettings
+from retarget.common.topics import Topics, visitor_key
+from retarget.segmenter.app import internal_topics
+
+BOOTSTRAP = os.environ.get("RETARGET_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+PARTITIONS = 4
+WS = "bench"
+
+
+def shop_events(n: int, *, cart_only: bool = False) -> list[tuple[bytes, bytes]]:
+    """n events of ~n/6 visitors: 2 views, a page, an identify, a cart add, sometimes an order."""
+    out: list[tuple[bytes, bytes]] = []
+    rng = random.Random(7)
+    while len(out) < n:
+        visitor = uuid.uuid4().hex[:12]
+        now = datetime.now(UTC)
+
+        def ev(
+            kind: str, name: str | None = None, v: str = visitor, at: datetime = now, **fields
+        ) -> TrackedEvent:
+            return TrackedEvent(
+                workspace_id=WS,
+                type=kind,
+                message_id=uuid.uuid4().hex,
+                timestamp=at,
+                received_at=at,
+                anonymous_id=v,
+                event=name,
+                **fields,
+            )
+
+        product = {
+            "product_id": f"p{rng.randrange(500)}",
+            "name": "Trail Boot",
+            "price": 89.5,
+            "currency": "EUR",
+            "url": "https://shop.example/p",
+            "image_url": "https://shop.example/p.jpg",
+        }
+        if cart_only:
+            batch = [ev("track", "Product Added", properties=product)]
+        else:
+            batch = [
+                ev("track", "Product Viewed", properties=product),
+                ev("page", name="Home"),
+                ev("track", "Product Viewed", properties={**product, "product_id": f"p{rng.randrange(500)}"}),
+                ev("identify", traits={"email": f"{visitor}@example.com", "firstName": "Ann"}),
+                ev("track", "Product Added", properties=product),
+            ]
+            if rng.random() < 0.3:
+                batch.append(
+                    ev(
+                        "track",
+                        "Order Completed",
+                        properties={"order_id": visitor, "total": 89.5, "products": [product]},
+                    )
+                )
+        out.extend((visitor_key(e.workspace_id, e.user_id, e.anonymous_id), encode(e)) for e in batch)
+    return out[:n]
+
+
+async def produce(topic: str, records: list[tuple[bytes, bytes]], rate: float | None = None) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=256 * 1024, compression_type="lz4", acks=1
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = []
+        for i, (key, value) in enumerate(records):
+            futures.append(await producer.send(topic, value, key=key))
+            if rate and i % 200 == 0:
+                ahead = i / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(futures) >= 10_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def ceiling(topic: str, n: int) -> float:
+    """A bare consumer reading the same n records, as fast as aiokafka goes."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"ceiling-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                seen += len(records)
+        return n / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    def __init__(self, folder: Path, prefix: str, **env: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.data = folder / "data"
+        self.log = (folder / "worker.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "retarget.segmenter"],
+            env={
+                **os.environ,
+                "RETARGET_TOPIC_PREFIX": prefix,
+                "RETARGET_TOPIC_PARTITIONS": str(PARTITIONS),
+                "RETARGET_WEB_PORT": str(self.port),
+                "RETARGET_DATA_DIR": str(self.data),
+                "RETARGET_LOG_LEVEL": "WARNING",
+                "RETARGET_SESSION_TIMEOUT_S": "6",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    async def wait_up(self) -> None:
+        for _ in range(600):
+            try:
+                self.metric("retarget_segmenter_events_total")
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError("worker did not start")
+
+    async def drain(self, n: int, timeout_s: float = 900) -> float:
+        """events/s from the first processed event to the n-th."""
+        first_at, first_count = None, 0.0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            count = await asyncio.to_thread(self.metric, "retarget_segmenter_events_total")
+            if first_at is None and count > 0:
+                first_at, first_count = time.perf_counter(), count
+            if count >= n:
+                assert first_at is not None
+                return (count - first_count) / (time.perf_counter() - first_at)
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"worker processed fewer than {n} events in {timeout_s}s")
+
+    def rss_mib(self) -> float:
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    def disk_mib(self) -> float:
+        return sum(f.stat().st_size for f in self.data.rglob("*") if f.is_file()) / 2**20
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def fresh_topics(prefix: str) -> Topics:
+    topics = Topics(prefix)
+    settings = CommonSettings(kafka_bootstrap=BOOTSTRAP, topic_partitions=PARTITIONS)
+    await ensure_topics(settings, [*topics.all(), *internal_topics(prefix)])
+    return topics
+
+
+async def one_run(folder: Path, n: int) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    topics = await fresh_topics(prefix)
+    await produce(topics.events, shop_events(n))
+    bare = await ceiling(topics.events, n)
+    worker = Worker(
+        folder, prefix, RETARGET_CAMPAIGN_WAITS='{"abandoned_cart": "2s"}', RETARGET_WAIT_SCALE="1000"
+    )
+    try:
+        await worker.wait_up()
+        rate = await worker.drain(n)
+        lag = await timer_lag(worker, topics, rate)
+        return {"events_per_s": rate, "ceiling_per_s": bare, **lag}
+    finally:
+        worker.stop()
+
+
+async def timer_lag(
+    worker: Worker, topics: Topics, drained_rate: float, seconds: float = 20
+) -> dict[str, float]:
+    """Events at 70% of the drained rate for `seconds`; fired_at - due_at of the triggers that fire."""
+    rate = 0.7 * drained_rate
+    consumer = AIOKafkaConsumer(topics.triggers, bootstrap_servers=BOOTSTRAP, auto_offset_reset="latest")
+    await consumer.start()
+    await consumer.seek_to_end()
+    lags: list[float] = []
+    trig = decoder(TriggerFired)
+
+    async def read() -> None:
+        async for record in consumer:
+            t = trig.decode(record.value)
+            lags.append((t.fired_at - t.due_at).total_seconds())
+
+    reader = asyncio.create_task(read())
+    before = await asyncio.to_thread(worker.metric, "retarget_segmenter_events_total")
+    started = time.perf_counter()
+    await produce(topics.events, shop_events(int(rate * seconds)), rate=rate)
+    offered = (await asyncio.to_thread(worker.metric, "retarget_segmenter_events_total") - before) / (
+        time.perf_counter() - started
+    )
+    await asyncio.sleep(4)  # the last carts' 2 s waits
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    await consumer.stop()
+    lags.sort()
+    if not lags:
+        return {"lag_p50_s": float("nan"), "lag_p99_s": float("nan"), "triggers": 0, "load_per_s": offered}
+    return {
+        "lag_p50_s": lags[len(lags) // 2],
+        "lag_p99_s": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+        "triggers": len(lags),
+        "load_per_s": offered,
+    }
+
+
+async def size_run(folder: Path, profiles: int) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    topics = await fresh_topics(prefix)
+    await produce(topics.events, shop_events(profiles, cart_only=True))
+    worker = Worker(folder, prefix)  # production waits (4 h): every profile keeps a due entry
+    try:
+        await worker.wait_up()
+        rate = await worker.drain(profiles)
+        await asyncio.sleep(6)  # a few timer and commit intervals
+        return {
+            "profiles": profiles,
+            "rss_mib": worker.rss_mib(),
+            "disk_mib": worker.disk_mib(),
+            "rate": rate,
+        }
+    finally:
+        worker.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profiles", type=int, default=200_000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-segmenter-"))
+    try:
+        results = []
+        for i in range(args.runs):
+            r = await one_run(root / f"run{i}", args.events)
+            results.append(r)
+            print(
+                f"run {i + 1}: {r['events_per_s']:,.0f} events/s (ceiling {r['ceiling_per_s']:,.0f}/s, "
+                f"{r['events_per_s'] / r['ceiling_per_s']:.0%}); timer lag p50 {r['lag_p50_s']:.2f} s "
+                f"p99 {r['lag_p99_s']:.2f} s over {r['triggers']:.0f} triggers at {r['load_per_s']:,.0f} events/s",
+                flush=True,
+            )
+        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        print(
+            f"median of {args.runs}: {med['events_per_s']:,.0f} events/s vs ceiling {med['ceiling_per_s']:,.0f}/s; "
+            f"timer lag p99 {med['lag_p99_s']:.2f} s at {med['load_per_s']:,.0f} events/s",
+            flush=True,
+        )
+        s = await size_run(root / "size", args.profiles)
+        scale = 1_000_000 / s["profiles"]
+        print(
+            f"size: {s['profiles']:,.0f} profiles -> RSS {s['rss_mib']:,.0f} MiB, disk {s['disk_mib']:,.0f} MiB "
+            f"(drained at {s['rate']:,.0f}/s); linear to 1M: disk ~{s['disk_mib'] * scale:,.0f} MiB "
+            f"(RSS is mostly fixed: see RESULTS.md)",
+            flush=True,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,145 @@
+"""Turning a profile's due waits into triggers, re-checking each campaign's conditions at fire time.
+
+Pure: the wall-clock `now` is passed in. A due wait is removed whether it fires or not;
+`emit_on_due` records a synthetic event (e.g. `Cart Abandoned`) when the visitor's
+behaviour qualified, even if we may not email them, so other campaigns can count it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from retarget.common.identity import trigger_id
+from retarget.common.schemas import Recipient, TrackedEvent, TriggerFired
+from retarget.segmenter import snapshots
+from retarget.segmenter.campaigns import Campaign, CampaignSet
+from retarget.segmenter.rules import Outcome, apply_event
+from retarget.segmenter.state import Pending, Profile
+
+
+@dataclass
+class Fired:
+    triggers: list[TriggerFired] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def next_due(profile: Profile) -> datetime | None:
+    return min((p.due_at for p in profile.pending.values()), default=None)
+
+
+def fire_due(profile: Profile, campaigns: CampaignSet, now: datetime) -> Fired:
+    """Triggers for every pending campaign due at `now`; due entries are removed either way."""
+    result = Fired()
+    for _ in range(4):  # an emitted event may make another campaign due at once (bounded)
+        due = sorted((p for p in profile.pending.values() if p.due_at <= now), key=lambda p: p.due_at)
+        if not due:
+            break
+        for pending in due:
+            del profile.pending[pending.campaign]
+            campaign = campaigns.by_name.get(pending.campaign)
+            if campaign is None:
+                result.outcomes.append(Outcome("cancelled", pending.campaign, "campaign removed"))
+                continue
+            _fire_one(profile, campaign, pending, now, campaigns, result)
+    return result
+
+
+def _fire_one(
+    profile: Profile,
+    campaign: Campaign,
+    pending: Pending,
+    now: datetime,
+    campaigns: CampaignSet,
+    result: Fired,
+) -> None:
+    behaviour = behaviour_refusal(profile, campaign)
+    if behaviour is None and campaign.emit_on_due:
+        synthetic = TrackedEvent(
+            workspace_id=profile.workspace_id,
+            type="track",
+            message_id=f"{campaign.name}:{pending.entry_message_id}",
+            timestamp=pending.due_at,
+            received_at=now,
+            event=campaign.emit_on_due,
+        )
+        result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
+    refusal = behaviour or recipient_refusal(profile, campaign, pending)
+    if refusal is not None:
+        result.outcomes.append(Outcome("cancelled", campaign.name, refusal))
+        return
+    profile.last_fired[campaign.name] = pending.due_at
+    profile.occurrences.pop(campaign.name, None)  # a window aggregate counts afresh after it fired
+    result.triggers.append(build_trigger(profile, campaign, pending, now))
+    result.outcomes.append(Outcome("fired", campaign.name))
+
+
+def behaviour_refusal(profile: Profile, campaign: Campaign) -> str | None:
+    """Whether the visitor still qualifies (the cart), whatever we may send them."""
+    cond = campaign.conditions
+    if cond.cart_not_empty and not profile.cart:
+        return "cart empty"
+    if cond.cart_value_at_least is not None:
+        value = sum(i.line.price * i.line.quantity for i in profile.cart.values())
+        if value < cond.cart_value_at_least:
+            return "cart value below minimum"
+    return None
+
+
+def recipient_refusal(profile: Profile, campaign: Campaign, pending: Pending) -> str | None:
+    """Whether we may email the visitor: an address, consent, the re-entry cooldown."""
+    cond = campaign.conditions
+    if cond.has_email and not profile.email:
+        return "no email"
+    if cond.consent == "opt_in" and profile.consent is not True:
+        return "no consent"
+    if cond.consent == "not_denied" and profile.consent is False:
+        return "consent refused"
+    last = profile.last_fired.get(campaign.name)
+    if campaign.cooldown and last is not None and pending.due_at - last < campaign.cooldown:
+        return "cooldown"
+    return None
+
+
+def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: datetime) -> TriggerFired:
+    cart, data = snapshots.at_fire(profile, campaign, pending)
+    return TriggerFired(
+        trigger_id=trigger_id(
+            profile.workspace_id, campaign.name, profile.profile_id, pending.entry_message_id
+        ),
+        workspace_id=profile.workspace_id,
+        profile_id=profile.profile_id,
+        campaign=campaign.name,
+        template=campaign.template,
+        reason=reason(campaign),
+        entry_message_id=pending.entry_message_id,
+        due_at=pending.due_at,
+        fired_at=now,
+        recipient=Recipient(
+            email=profile.email or "",
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            locale=profile.locale or "en",
+            timezone=profile.timezone,
+        ),
+        cart=cart,
+        incentive=dict(campaign.incentive),
+        data=data,
+    )
+
+
+def reason(campaign: Campaign) -> str:
+    entry = campaign.entry.event
+    if campaign.count is not None:
+        entry = f"{entry} {campaign.count.at_least}x within {_span(campaign.count.within)}"
+    exits = " / ".join(sorted({e.event for e in campaign.exits}))
+    tail = f" and no {exits}" if exits else ""
+    return f"{entry}{tail}, waited {_span(campaign.wait)}"
+
+
+def _span(delta: object) -> str:
+    seconds = delta.total_seconds()  # type: ignore[attr-defined]
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

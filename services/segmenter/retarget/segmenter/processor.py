@@ -1,0 +1,225 @@
+"""The segmenter's record handling, with its tables and outputs injected (faust-free, so unit
+tests drive it with dicts and a recording sender).
+
+Every record for a key is handled by the worker owning the key's partition, one at a time:
+events and internal records (forwards, merges, ticks) arrive co-partitioned. Sends that
+state depends on — a trigger, a merge record — are awaited until Kafka acknowledged them
+before the table write that records them, so a crash can repeat a trigger (same
+trigger_id, deduplicated downstream) but never lose one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from retarget.common.clock import Clock
+from retarget.common.schemas import TrackedEvent, decoder, encode
+from retarget.segmenter import identity, metrics
+from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.firing import fire_due, next_due
+from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
+from retarget.segmenter.merging import merge_into
+from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
+from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.state import Profile, profile_decoder
+
+log = logging.getLogger(__name__)
+_event_decoder = decoder(TrackedEvent)
+
+
+class Table(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
+
+
+# (output, key, value, wait for the broker's ack); output is "triggers" or "profile_events"
+Send = Callable[[str, bytes, bytes, bool], Awaitable[None]]
+
+
+class Poison(Exception):
+    """A record that can't be handled at all: it goes to the dead-letter topic with the reason."""
+
+
+class ProfileProcessor:
+    def __init__(
+        self,
+        *,
+        profiles: Table,
+        due: Table,
+        send: Send,
+        campaigns: CampaignSet,
+        clock: Clock,
+        schedule: DueSchedule,
+        dedupe_window: int = 64,
+        max_hops: int = 4,
+    ) -> None:
+        self.profiles, self.due, self.send = profiles, due, send
+        self.campaigns, self.clock, self.schedule = campaigns, clock, schedule
+        self.dedupe_window, self.max_hops = dedupe_window, max_hops
+
+    # -- records --------------------------------------------------------------------------
+
+    async def on_event(self, key: bytes, value: bytes) -> None:
+        """A record of the events topic, keyed workspace:(anonymousId|userId)."""
+        try:
+            event = _event_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            metrics.EVENTS.labels("invalid").inc()
+            raise Poison(f"not a TrackedEvent: {exc}") from exc
+        metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
+        visitor = identity.visitor_of(key, event.workspace_id)
+        here = self._load(key)
+        redirect = here.merged_into if here is not None else None
+        canonical = identity.canonical_id(event, visitor, redirect)
+        if canonical != visitor:
+            if identity.is_live(here) or redirect != canonical:
+                await self._merge_away(key, here, event.workspace_id, visitor, canonical)
+            target = _key(event.workspace_id, canonical)
+            await self.send("profile_events", target, encode(Forwarded(event=event)), False)
+            metrics.EVENTS.labels("forwarded").inc()
+        else:
+            await self._apply(key, here, event)
+        source = identity.alias_source(event, canonical, visitor)
+        if source is not None:
+            request = MergeRequested(source=source, into=canonical, at_message_id=event.message_id)
+            await self.send("profile_events", _key(event.workspace_id, source), encode(request), True)
+
+    async def on_internal(self, key: bytes, value: bytes) -> None:
+        """A record of profile-events: a forwarded event, a merge request or a merge record."""
+        try:
+            record = identity.internal_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise Poison(f"not an internal segmenter record: {exc}") from exc
+        here = self._load(key)
+        if isinstance(record, Forwarded):
+            if here is not None and here.merged_into:
+                await self._follow(here, record, record.event.workspace_id)
+            else:
+                await self._apply(key, here, record.event)
+        elif isinstance(record, MergeRequested):
+            already = here is not None and here.merged_into == record.into
+            if record.source != record.into and not already:
+                workspace_id = key.decode().partition(":")[0]
+                await self._merge_away(key, here, workspace_id, record.source, record.into)
+        elif isinstance(record, ProfileMerged):
+            if here is not None and here.merged_into:
+                await self._follow(here, record, record.profile.workspace_id)
+            else:
+                await self._merge_in(key, here, record)
+
+    async def on_tick(self, key: bytes) -> None:
+        """The timer found this key due: re-check the profile and fire what is due."""
+        profile = self._load(key)
+        if profile is None or profile.merged_into:
+            self._store_due(key, None)
+            return
+        now = self.clock.now()
+        result = fire_due(profile, self.campaigns, now)
+        for trigger in result.triggers:
+            # acknowledged before the table write that records it: a crash repeats, never loses
+            await self.send("triggers", key, encode(trigger), True)
+            metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
+            log.info(
+                "trigger fired",
+                extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id},
+            )
+        _count(result.outcomes, profile.workspace_id)
+        self._store(key, profile)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    async def _apply(self, key: bytes, here: Profile | None, event: TrackedEvent) -> None:
+        profile = here or _new_profile(key, event.workspace_id)
+        if is_duplicate(profile, event.message_id):
+            metrics.EVENTS.labels("duplicate").inc()
+            return
+        try:
+            applied = apply_event(profile, event, self.campaigns)
+        except UnusableEvent as exc:
+            metrics.EVENTS.labels("unusable").inc()
+            log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
+            return
+        if here is None:
+            metrics.PROFILES_CREATED.inc()
+        if applied.changed or here is None:
+            # only events that changed something need remembering: replaying the others is harmless
+            remember(profile, event.message_id, self.dedupe_window)
+            self._store(key, profile)
+        _count(applied.outcomes)
+        metrics.EVENTS.labels("applied").inc()
+
+    async def _merge_away(
+        self, key: bytes, here: Profile | None, workspace_id: str, visitor: str, canonical: str
+    ) -> None:
+        """Send this id's state to `canonical` (acknowledged first), then leave a redirect."""
+        if identity.is_live(here):
+            assert here is not None
+            record = ProfileMerged(source=visitor, profile=here)
+            await self.send("profile_events", _key(workspace_id, canonical), encode(record), True)
+            metrics.MERGES.inc()
+            _count([Outcome("cancelled", name, "merged into known profile") for name in here.pending])
+        self._store(key, identity.redirect_to(workspace_id, visitor, canonical))
+
+    async def _merge_in(self, key: bytes, here: Profile | None, record: ProfileMerged) -> None:
+        target = here or _new_profile(key, record.profile.workspace_id)
+        outcomes = merge_into(target, record.profile, self.campaigns, window=self.dedupe_window)
+        _count(outcomes)
+        self._store(key, target)
+
+    async def _follow(self, here: Profile, record: Forwarded | ProfileMerged, workspace_id: str) -> None:
+        """This id was merged away: pass the record on to where it lives now."""
+        if record.hops >= self.max_hops:
+            raise Poison(f"identity redirects longer than {self.max_hops} hops (a cycle?)")
+        assert here.merged_into is not None
+        record.hops += 1
+        target = _key(workspace_id, here.merged_into)
+        await self.send("profile_events", target, encode(record), isinstance(record, ProfileMerged))
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def _load(self, key: bytes) -> Profile | None:
+        raw = self.profiles.get(key)
+        return profile_decoder.decode(raw) if raw is not None else None
+
+    def _store(self, key: bytes, profile: Profile) -> None:
+        self.profiles[key] = msgspec.json.encode(profile)
+        self._store_due(key, next_due(profile))
+
+    def _store_due(self, key: bytes, when: datetime | None) -> None:
+        wanted = when.isoformat().encode() if when else None
+        if self.due.get(key) == wanted:
+            return
+        if wanted is None:
+            del self.due[key]
+        else:
+            assert when is not None
+            self.due[key] = wanted
+            self.schedule.push(key, when.timestamp(), wanted)
+
+
+def due_epoch(value: bytes) -> float:
+    return datetime.fromisoformat(value.decode()).timestamp()
+
+
+def _key(workspace_id: str, profile_id: str) -> bytes:
+    return f"{workspace_id}:{profile_id}".encode()
+
+
+def _new_profile(key: bytes, workspace_id: str) -> Profile:
+    return Profile(workspace_id=workspace_id, profile_id=identity.visitor_of(key, workspace_id))
+
+
+def _count(outcomes: list[Outcome], workspace_id: str = "") -> None:
+    for o in outcomes:
+        if o.kind == "fired":
+            metrics.TRIGGERS_FIRED.labels(workspace_id, o.campaign).inc()
+        elif o.kind == "cancelled":
+            metrics.TRIGGERS_CANCELLED.labels(o.campaign, o.reason).inc()
+        else:
+            metrics.TRIGGERS_SCHEDULED.labels(o.campaign, o.kind).inc()

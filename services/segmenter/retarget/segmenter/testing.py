@@ -1,0 +1,129 @@
+"""Fakes for the segmenter's unit tests: dict tables and an in-memory bus in place of Kafka.
+
+`Harness` drives a real ProfileProcessor: what it sends to profile-events is delivered
+back to it (as the co-partitioned topic would), triggers are collected, and `run_timer`
+plays the wall-clock timer against the same schedule the faust app uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
+from retarget.common.testing import FakeClock
+from retarget.common.topics import visitor_key
+from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.state import Profile, profile_decoder
+
+_trigger_decoder = decoder(TriggerFired)
+
+
+class FakeTable(dict[bytes, bytes]):
+    """A faust table's get / set / delete on a dict."""
+
+
+@dataclass
+class Harness:
+    campaigns: CampaignSet
+    clock: FakeClock = field(default_factory=FakeClock)
+    dedupe_window: int = 64
+    profiles: FakeTable = field(default_factory=FakeTable)
+    due: FakeTable = field(default_factory=FakeTable)
+    schedule: DueSchedule = field(default_factory=DueSchedule)
+    triggers: list[TriggerFired] = field(default_factory=list)
+    internal: list[tuple[bytes, bytes]] = field(default_factory=list)  # profile-events backlog
+    acked: list[str] = field(default_factory=list)  # outputs sent with wait=True, in order
+
+    def __post_init__(self) -> None:
+        self.schedule.dirty = False
+        self.processor = ProfileProcessor(
+            profiles=self.profiles,
+            due=self.due,
+            send=self._send,
+            campaigns=self.campaigns,
+            clock=self.clock,
+            schedule=self.schedule,
+            dedupe_window=self.dedupe_window,
+        )
+
+    async def _send(self, output: str, key: bytes, value: bytes, wait: bool) -> None:
+        if wait:
+            self.acked.append(output)
+        if output == "triggers":
+            self.triggers.append(_trigger_decoder.decode(value))
+        else:
+            self.internal.append((key, value))
+
+    async def send(self, event: TrackedEvent, *, deliver: bool = True) -> None:
+        """An event from ingest, keyed as ingest keys it; then the internal records it caused."""
+        key = visitor_key(event.workspace_id, event.user_id, event.anonymous_id)
+        await self.processor.on_event(key, encode(event))
+        if deliver:
+            await self.deliver()
+
+    async def deliver(self) -> None:
+        while self.internal:
+            key, value = self.internal.pop(0)
+            await self.processor.on_internal(key, value)
+
+    async def run_timer(self) -> list[TriggerFired]:
+        """One timer pass: tick every due key (delivered at once), return what fired."""
+        before = len(self.triggers)
+        for key in self.schedule.take_due(self.clock.timestamp(), self.due.get):
+            await self.processor.on_tick(key)
+            await self.deliver()
+        return self.triggers[before:]
+
+    def profile(self, workspace_id: str, profile_id: str) -> Profile | None:
+        raw = self.profiles.get(f"{workspace_id}:{profile_id}".encode())
+        return profile_decoder.decode(raw) if raw is not None else None
+
+
+def track(
+    event_name: str,
+    at: datetime,
+    /,
+    *,
+    mid: str,
+    anonymous_id: str | None = "anon-1",
+    user_id: str | None = None,
+    workspace_id: str = "ws",
+    **props: Any,
+) -> TrackedEvent:
+    return TrackedEvent(
+        workspace_id=workspace_id,
+        type="track",
+        message_id=mid,
+        timestamp=at,
+        received_at=at,
+        event=event_name,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        properties=props,
+    )
+
+
+def identify(
+    at: datetime,
+    /,
+    *,
+    mid: str,
+    anonymous_id: str | None = "anon-1",
+    user_id: str | None = None,
+    workspace_id: str = "ws",
+    **traits: Any,
+) -> TrackedEvent:
+    return TrackedEvent(
+        workspace_id=workspace_id,
+        type="identify",
+        message_id=mid,
+        timestamp=at,
+        received_at=at,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        traits=traits,
+    )

@@ -1,0 +1,180 @@
+"""Segmenter workers as separate processes on the real broker, and the Kafka ends of a test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
+from retarget.common.topics import Topics, visitor_key
+
+_triggers = decoder(TriggerFired)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def ready(self) -> dict | None:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
+        except httpx.TransportError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Ready and owning partitions (so a test's records are not produced into the void)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            state = self.ready()
+            if state and state.get("assigned_topic_partitions"):
+                return
+            time.sleep(0.2)
+        pytest.fail(f"{self.name} not ready after {timeout_s}s:\n{self.tail()}")
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout_s: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+
+@pytest.fixture
+def segmenter_env(stack: dict[str, str], topic_prefix: str) -> dict[str, str]:
+    """Fast settings: 2 partitions, the broker's minimum session timeout, second-long waits."""
+    return {
+        **stack,
+        "RETARGET_TOPIC_PREFIX": topic_prefix,
+        "RETARGET_TOPIC_PARTITIONS": "2",
+        "RETARGET_SESSION_TIMEOUT_S": "6",
+        "RETARGET_TIMER_INTERVAL_S": "0.1",
+        "RETARGET_CAMPAIGN_WAITS": '{"abandoned_cart": "2s"}',
+        "RETARGET_WAIT_SCALE": "1000",  # every other campaign: out of the way in these tests
+        "RETARGET_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, segmenter_env: dict[str, str]) -> Iterator:
+    started: list[Worker] = []
+
+    def _start(name: str, port: int | None = None, **env: str) -> Worker:
+        """`port`: keep the previous worker's (faust's assignor checks it under static membership)."""
+        port = port or free_port()
+        log = tmp_path / f"{name}-{len(started)}.log"
+        full_env = {
+            **os.environ,
+            **segmenter_env,
+            "RETARGET_WEB_PORT": str(port),
+            "RETARGET_DATA_DIR": str(tmp_path / name),
+            **env,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "retarget.segmenter"],
+            env=full_env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        worker = Worker(name, process, port, log)
+        started.append(worker)
+        return worker
+
+    yield _start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+
+@dataclass
+class Kafka:
+    bootstrap: str
+    topics: Topics
+    producer: AIOKafkaProducer
+    triggers: list[TriggerFired] = field(default_factory=list)
+    reader: asyncio.Task | None = None
+
+    def start_reading(self) -> None:
+        """Read the triggers topic from the start; call once a worker created the topics."""
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topics.triggers,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                self.triggers.append(_triggers.decode(record.value))
+        finally:
+            await consumer.stop()
+
+    async def send(self, *events: TrackedEvent) -> None:
+        for e in events:
+            key = visitor_key(e.workspace_id, e.user_id, e.anonymous_id)
+            await self.producer.send_and_wait(self.topics.events, encode(e), key=key)
+
+    async def wait_for_triggers(self, count: int, timeout_s: float) -> list[TriggerFired]:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if len(self.triggers) >= count:
+                break
+            await asyncio.sleep(0.1)
+        return list(self.triggers)
+
+    def ids(self) -> Counter[str]:
+        return Counter(t.trigger_id for t in self.triggers)
+
+
+@pytest.fixture
+async def kafka(stack: dict[str, str], topic_prefix: str) -> AsyncIterator[Kafka]:
+    bootstrap = stack["RETARGET_KAFKA_BOOTSTRAP"]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    k = Kafka(bootstrap, Topics(topic_prefix), producer)
+    yield k
+    if k.reader is not None:
+        k.reader.cancel()
+        await asyncio.gather(k.reader, return_exceptions=True)
+    await producer.stop()

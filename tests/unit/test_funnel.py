@@ -20,7 +20,11 @@ def test_samples_land_in_their_stage_per_workspace_and_campaign():
         ),
         ("retarget_sender_outcomes_total", {"workspace": "w", "campaign": "cart", "outcome": "capped"}, 2),
         ("retarget_ingest_engagement_total", {"workspace": "w", "campaign": "cart", "action": "opened"}, 5),
-        ("retarget_ingest_engagement_total", {"workspace": "w", "campaign": "cart", "action": "opened_machine"}, 3),
+        (
+            "retarget_ingest_engagement_total",
+            {"workspace": "w", "campaign": "cart", "action": "opened_machine"},
+            3,
+        ),
         ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "cart"}, 99.5),
         ("retarget_segmenter_triggers_fired_total", {"workspace": "v", "campaign": "cart"}, 4),
         ("some_other_metric_total", {"workspace": "w", "campaign": "cart"}, 1000),

@@ -180,6 +180,21 @@ def test_smtp_capture_keeps_exact_bytes_and_envelope(local_stack: dict[str, Any]
         eml.with_suffix(".json").unlink(missing_ok=True)
 
 
+def test_smtp_capture_refuses_bounce_addresses_with_a_hard_bounce(local_stack: dict[str, Any]) -> None:
+    smtp = local_stack["smtp"]
+    if not smtp["managed"]:
+        pytest.skip("RETARGET_SMTP_URL points at an external server: there is no local capture to inspect")
+    with smtplib.SMTP(smtp["host"], smtp["port"], timeout=10) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.sendmail("shop@example.test", ["bounce-7@example.test"], b"Subject: x\r\n\r\nx\r\n")
+        # the other recipient of a mixed message is still accepted
+        client.sendmail(
+            "shop@example.test", ["bounce-8@example.test", "fine@example.test"], b"Subject: y\r\n\r\ny\r\n"
+        )
+    code, _ = refused.value.recipients["bounce-7@example.test"]
+    assert code == 550
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

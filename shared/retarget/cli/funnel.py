@@ -96,4 +96,6 @@ def print_table(rows: dict[tuple[str, str], dict[str, float]], source: str) -> N
     for (workspace, campaign), row in rows.items():
         cells = [f"{row[s]:,.2f}" if s == "revenue" else f"{row[s]:,.0f}" for s in STAGES]
         table.add_row(workspace, campaign, *cells)
-    Console().print(table)
+    console = Console()
+    # eleven number columns: never squeeze them into "…" (a log or a narrow terminal wraps instead)
+    Console(width=max(console.width, 160)).print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from email.policy import default as default_policy
 from pathlib import Path
@@ -27,7 +28,22 @@ from retarget.devstack.paths import devstack_dir
 from retarget.devstack.services import stop_service
 
 INGEST = "http://127.0.0.1:18080"
-WAIT_S = 6  # every campaign's wait in the demo, instead of hours and days
+WAIT_S = 6  # the campaigns' waits in the demo, instead of hours and days
+DEMO_ENV = {
+    # segmenter: waits of seconds (the campaign files say 2h to 7d)
+    "RETARGET_CAMPAIGN_WAITS": json.dumps(
+        {
+            "abandoned_cart": f"{WAIT_S}s",
+            "browse_abandonment": f"{WAIT_S}s",
+            "post_purchase": f"{WAIT_S - 1}s",
+            "trial_not_converted": f"{WAIT_S + 2}s",
+            "repeat_abandoner_survey": "3s",
+        }
+    ),
+    # sender: the demo's recipients get up to 3 emails an hour (default 1 per 16 h), faster
+    "RETARGET_FREQUENCY_CAPS": "3/1h",
+    "RETARGET_RATE_DOMAIN": "200/400",
+}
 console = Console()
 
 
@@ -45,12 +61,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     console.print("==> demo workspace and write key")
     creds = await ensure_demo_workspace(database_url())
-    env = {
-        "RETARGET_LINK_SECRET": creds.link_secret,
-        "RETARGET_PUBLIC_URL": INGEST,
-        "RETARGET_CART_WAIT_S": str(WAIT_S),
-        "RETARGET_CAMPAIGN_WAIT_S": str(WAIT_S),
-    }
+    env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
     console.print("==> starting the four services (logs in .devstack/logs/)")
     await asyncio.to_thread(start_all, env)
 
@@ -62,6 +73,12 @@ async def run_demo(args: argparse.Namespace) -> int:
             task = progress.add_task(f"{len(people):,} visitors browsing", total=total)
             accepted = await post_chunks(client, chunks, on_progress=lambda n: progress.advance(task, n))
         console.print(f"    ingest accepted {accepted:,} of {total:,} events")
+
+        returning = whole_visitor_chunks(people, later=True)
+        with console.status(f"the first reminders go out in {WAIT_S} s; then some visitors come back"):
+            await asyncio.sleep(WAIT_S + 4)
+            again = await post_chunks(client, returning)
+        console.print(f"    {again} visitors came back and abandoned another cart")
 
         recipients = {p.email: p for p in people if p.email}
         mails = await _collect_mail(set(recipients), settle_s=WAIT_S + 8)

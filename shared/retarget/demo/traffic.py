@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,12 +30,13 @@ CATALOG = [
     ("bottle", "Insulated Bottle", 35.0),
 ]
 SHOP = "https://shop.example"
+DOMAINS = ["mail.example", "inbox.example", "post.example", "webmail.example", "customer.example"]
 
 # share of visitors by behaviour; the rest only read pages
 BEHAVIOURS = [
     ("browser", 0.30),  # views one product several times, never adds to cart
     ("cart_abandoner", 0.28),  # adds to cart and leaves
-    ("repeat_abandoner", 0.05),  # abandoned a cart before (weeks ago) and does it again
+    ("repeat_abandoner", 0.05),  # abandons a cart, and another one a little later
     ("buyer", 0.17),  # adds to cart and completes the order
     ("trialist", 0.10),  # signs up for a trial and doesn't convert
 ]
@@ -47,6 +48,7 @@ class Visitor:
     behaviour: str
     email: str | None
     events: list[dict[str, Any]] = field(default_factory=list)
+    later: list[dict[str, Any]] = field(default_factory=list)  # the second visit, after the first emails
 
 
 def product(product_id: str, name: str, price: float) -> dict[str, Any]:
@@ -70,7 +72,9 @@ def visitors(n: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[
         behaviour = _pick(rng)
         anon = f"anon-{run}-{i}"
         identifies = behaviour in ("buyer", "trialist", "repeat_abandoner") or rng.random() < 0.75
-        email = f"visitor{i}.{run}@customer.example" if identifies else None
+        # a few typed a wrong address: the capture bounces `bounce*` addresses (a hard bounce)
+        mailbox = "bounce" if rng.random() < 0.02 else "visitor"
+        email = f"{mailbox}{i}.{run}@{rng.choice(DOMAINS)}" if identifies else None
         visitor = Visitor(anon, behaviour, email)
         event = _event_maker(visitor, rng, now)
         event("page", name="Home")
@@ -83,14 +87,9 @@ def visitors(n: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[
                 event("track", "Product Viewed", properties=item)
         elif behaviour in ("cart_abandoner", "buyer", "repeat_abandoner"):
             event("track", "Product Viewed", properties=item)
-            if behaviour == "repeat_abandoner":  # the first abandonment, three weeks ago
-                event(
-                    "track",
-                    "Product Added",
-                    properties={**item, "cart_id": f"{anon}-old"},
-                    ago=timedelta(days=21),
-                )
             event("track", "Product Added", properties=item)
+            if behaviour == "repeat_abandoner":  # back after the first reminder, abandons again
+                event("track", "Product Added", properties=product(*rng.choice(CATALOG)), later=True)
             if behaviour == "buyer":
                 event("track", "Checkout Started", properties={"value": item["price"], "currency": "USD"})
                 event("track", "Order Completed", properties=order(rng, [item]))
@@ -121,31 +120,36 @@ def _pick(rng: random.Random) -> str:
 
 
 def _event_maker(visitor: Visitor, rng: random.Random, now: datetime) -> Callable[..., None]:
-    def event(kind: str, name: str | None = None, ago: timedelta = timedelta(0), **fields: Any) -> None:
+    def event(kind: str, name: str | None = None, later: bool = False, **fields: Any) -> None:
         body: dict[str, Any] = {
             "type": kind,
             "anonymousId": visitor.anonymous_id,
-            "messageId": f"{visitor.anonymous_id}-{len(visitor.events)}",
-            "timestamp": (now - ago).isoformat(),
+            "messageId": f"{visitor.anonymous_id}-{len(visitor.events) + len(visitor.later)}",
             **fields,
         }
+        if not later:  # the second visit is stamped by ingest when it is sent
+            body["timestamp"] = now.isoformat()
         if name and kind == "track":
             body["event"] = name
         elif name:
             body["name"] = name
-        visitor.events.append(body)
+        (visitor.later if later else visitor.events).append(body)
 
     return event
 
 
-def whole_visitor_chunks(people: list[Visitor], max_events: int = 100) -> list[list[dict[str, Any]]]:
+def whole_visitor_chunks(
+    people: list[Visitor], max_events: int = 100, *, later: bool = False
+) -> list[list[dict[str, Any]]]:
     """Batches that never split a visitor: chunks are then sent concurrently, and each
-    visitor's events still reach the events topic in the order they happened."""
+    visitor's events still reach the events topic in the order they happened.
+    `later`: the visitors' second visits instead of their first."""
     chunks: list[list[dict[str, Any]]] = [[]]
     for person in people:
-        if chunks[-1] and len(chunks[-1]) + len(person.events) > max_events:
+        events = person.later if later else person.events
+        if chunks[-1] and len(chunks[-1]) + len(events) > max_events:
             chunks.append([])
-        chunks[-1].extend(person.events)
+        chunks[-1].extend(events)
     return [c for c in chunks if c]
 
 

@@ -7,6 +7,10 @@ DATA bytes exactly as received (CRLF line ends kept, only SMTP dot-stuffing undo
 DKIM signatures verify on the file. The envelope goes to a `.json` sidecar of the same
 name. Both are written to a hidden temp name and renamed; the sidecar is renamed first,
 so whoever sees an .eml can rely on its .json being there too.
+
+One deliberate exception, so bounces can be seen without a real mailbox provider: a
+recipient whose local part starts with `bounce` is refused with 550 (a hard bounce), like
+an address that doesn't exist.
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ class CaptureHandler:
         now = datetime.now(UTC)
         self._last = max(now, self._last + timedelta(microseconds=1))
         return self._last
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower().startswith("bounce"):
+            return "550 5.1.1 <recipient> mailbox unavailable (the capture refuses bounce* addresses)"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received = self._arrival()

@@ -7,7 +7,11 @@ suppression look-up and the send-log claim, and times the first to the last reco
 outcome (send_log timestamps, so consumer-group start-up is not counted). The ceiling is
 Postfix's smtp-source into the same smtp-sink in the same run. Medians of --runs runs.
 
-    .venv/bin/python bench/bench_sender.py [--messages 10000] [--runs 3] [--connections 50]
+    .venv/bin/python bench/bench_sender.py [--messages 10000] [--runs 3] [--connections 50] [--processes 1]
+
+--processes 1 runs the sender in this process; N > 1 starts N `python -m retarget.sender`
+processes in one consumer group (each with --connections), waits until the group has
+settled, and only then produces the messages, so a rebalance is not part of the timing.
 
 Needs the local stack (`retarget devstack up`, `retarget db migrate`) and Postfix's tools.
 """
@@ -16,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
@@ -33,7 +41,7 @@ from retarget.common.schemas import OutboundMessage, encode
 from retarget.common.topics import Topics, domain_key
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.sender.bootstrap import bootstrap
-from retarget.sender.local_mta import SmtpSink, smtp_source
+from retarget.sender.local_mta import SmtpSink, free_port, smtp_source
 from retarget.sender.settings import SenderSettings
 
 BODY = "Your cart is waiting.\r\n" * 40  # ~1 KB, like a short rendered text part
@@ -77,25 +85,28 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
     keys_folder = tempfile.TemporaryDirectory(prefix="retarget-bench-keys-")
     keys = Path(keys_folder.name)
     _write_key(keys, algorithm)
-    settings = SenderSettings.model_validate(
-        {
-            "topic_prefix": prefix,
-            "topic_partitions": 4,
-            "smtp_url": f"smtp://127.0.0.1:{sink_port}",
-            "smtp_connections": args.connections,
-            "batch_size": args.batch,
-            "sender_group": f"sender-{prefix}",
-            "dkim_keys_dir": keys,
-            "rate_domain": "1000/1000",  # on, and not the bottleneck: 50 domains
-            "log_level": "WARNING",
-        }
-    )
+    values = {
+        "topic_prefix": prefix,
+        "topic_partitions": 4,
+        "smtp_url": f"smtp://127.0.0.1:{sink_port}",
+        "smtp_connections": args.connections,
+        "batch_size": args.batch,
+        "sender_group": f"sender-{prefix}",
+        "dkim_keys_dir": keys,
+        "rate_domain": "1000/1000",  # on, and not the bottleneck: 50 domains
+        "log_level": "WARNING",
+    }
+    settings = SenderSettings.model_validate(values)
     conn = await asyncpg.connect(settings.database_url)
     await WorkspaceStore(conn).upsert(
         Workspace(workspace_id, "Bench", "Shop", "news@shop.example", "1 Main St", dkim_selector="b1")
     )
     topics = Topics(prefix)
     await ensure_topics(settings, [topics.outbound, topics.deliveries, topics.dead_letter])
+    processes: list[subprocess.Popen[bytes]] = []
+    if args.processes > 1:
+        processes = _start_senders(args.processes, values)
+        await _wait_for_group(settings, args.processes, processes)
     producer = make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     for n in range(args.messages):
@@ -104,19 +115,23 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
     await producer.flush()
     await producer.stop()
 
-    sender = bootstrap(settings)
-    await sender.start()
+    sender = bootstrap(settings) if not processes else None
     stop = asyncio.Event()
-    task = asyncio.create_task(sender.run(stop))
+    task: asyncio.Task[None] | None = None
     try:
+        if sender is not None:
+            await sender.start()
+            task = asyncio.create_task(sender.run(stop))
         while True:
             done = await conn.fetchval(
                 "SELECT count(*) FROM send_log WHERE workspace_id = $1 AND state <> 'claimed'", workspace_id
             )
             if done >= args.messages:
                 break
-            if task.done():
+            if task is not None and task.done():
                 task.result()
+            if any(p.poll() is not None for p in processes):
+                raise SystemExit("a sender process exited early")
             await asyncio.sleep(0.25)
         states = await conn.fetch(
             "SELECT state, last_reason, count(*) FROM send_log WHERE workspace_id = $1 GROUP BY 1, 2",
@@ -129,8 +144,14 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
         )
     finally:
         stop.set()
-        await task
-        await sender.close()
+        if task is not None:
+            await task
+        if sender is not None:
+            await sender.close()
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(30)
         await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", workspace_id)
         await conn.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
         await conn.close()
@@ -141,26 +162,65 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
     return args.messages / (last - first).total_seconds()
 
 
+def _start_senders(count: int, values: dict[str, object]) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **{f"RETARGET_{k.upper()}": str(v) for k, v in values.items()}}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "retarget.sender"], env={**env, "RETARGET_OPS_PORT": str(free_port())}
+        )
+        for _ in range(count)
+    ]
+
+
+async def _wait_for_group(
+    settings: SenderSettings, members: int, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Until the consumer group is Stable with every process in it (or a minute passed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        for _ in range(240):
+            if any(p.poll() is not None for p in processes):
+                raise SystemExit("a sender process exited while joining its group")
+            [response] = await admin.describe_consumer_groups([settings.sender_group])
+            group = response.groups[0]  # (error, id, state, protocol type, protocol, members, ...)
+            if group[2] == "Stable" and len(group[5]) == members:
+                return
+            await asyncio.sleep(0.25)
+        raise SystemExit(f"the sender group did not settle with {members} members")
+    finally:
+        await admin.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     configure_logging("bench", "WARNING")
     sink = SmtpSink(backlog=1024)
     try:
-        results: dict[str, list[float]] = {"smtp-source": [], "ed25519": [], "rsa": []}
+        algorithms = args.algorithms.split(",")
+        results: dict[str, list[float]] = {"smtp-source": [], **{a: [] for a in algorithms}}
         for run in range(args.runs):
             results["smtp-source"].append(
-                await asyncio.to_thread(smtp_source, sink.port, messages=20_000, sessions=args.connections)
+                await asyncio.to_thread(
+                    smtp_source, sink.port, messages=20_000, sessions=args.connections * args.processes
+                )
             )
-            for algorithm in ("ed25519", "rsa"):
+            for algorithm in algorithms:
                 results[algorithm].append(await one_run(args, algorithm, sink.port))
             print(
-                f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True
+                f"run {run + 1}: "
+                + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
+                + f" (load average {os.getloadavg()[0]:.1f})",
+                flush=True,
             )
     finally:
         sink.stop()
     ceiling = statistics.median(results["smtp-source"])
-    print(f"\nmedian of {args.runs} runs, {args.messages} messages each, {args.connections} connections:")
+    print(
+        f"\nmedian of {args.runs} runs, {args.messages} messages each, {args.processes} sender process(es)"
+        f" with {args.connections} connections each:"
+    )
     print(f"  ceiling  smtp-source -> smtp-sink     {ceiling:10,.0f} msg/s")
-    for algorithm in ("ed25519", "rsa"):
+    for algorithm in algorithms:
         rate = statistics.median(results[algorithm])
         print(
             f"  sender   DKIM {algorithm:8} -> smtp-sink {rate:10,.0f} msg/s  ({rate / ceiling:.1%} of the ceiling)"
@@ -173,6 +233,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--algorithms", default="ed25519,rsa", help="comma separated: ed25519, rsa")
     started = time.perf_counter()
     try:
         import uvloop

@@ -1,12 +1,21 @@
-"""The aiosmtplib pool against a real SMTP server: reuse, bounded connections, stale ones."""
+"""The SMTP pool against a real SMTP server: reuse, bounded connections, stale ones, TLS."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from retarget.sender.local_mta import free_port
 from retarget.sender.settings import SmtpTarget
 from retarget.sender.smtp_pool import SmtpPool
 from retarget.sender.transport import Envelope
@@ -85,3 +94,51 @@ async def test_an_unreachable_relay_is_a_dropped_connection_and_a_readiness_prob
     assert reply.code is None and reply.phase == "connect"
     assert await pool.check() is not None
     await pool.close()
+
+
+def _self_signed_context(folder: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_transactions_run_inside_starttls_and_implicit_tls(tmp_path: Path, mode: str) -> None:
+    """The pool hands aiosmtplib's TLS transport to its own protocol: the same connection, still encrypted."""
+    smtp, port = ScriptedSmtp(), free_port()
+    context = _self_signed_context(tmp_path)
+    tls = (
+        {"tls_context": context, "require_starttls": True} if mode == "starttls" else {"ssl_context": context}
+    )
+    controller = Controller(smtp, hostname="127.0.0.1", port=port, **tls)  # type: ignore[arg-type]
+    controller.start()
+    pool = SmtpPool(SmtpTarget("127.0.0.1", port, mode), size=1, tls_verify=False)  # type: ignore[arg-type]
+    envelopes = [_envelope() for _ in range(3)]
+    try:
+        replies = [await pool.deliver(e) for e, _ in envelopes]
+        [wire] = pool._idle
+        assert wire.transport.get_extra_info("ssl_object") is not None
+    finally:
+        await pool.close()
+        controller.stop()
+    assert [(r.code, r.phase) for r in replies] == [(250, "done")] * 3
+    assert all(smtp.count(mid) == 1 for _, mid in envelopes) and smtp.ehlos <= 2  # EHLO again after STARTTLS

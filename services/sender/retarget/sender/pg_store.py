@@ -7,6 +7,7 @@ schedule follows the injected clock in tests exactly as it follows the wall cloc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -40,6 +41,8 @@ from retarget.sender.store import (
     SendLogRow,
     SuppressionKey,
 )
+
+_NO_TRANSACTION = contextlib.nullcontext()
 
 
 def _row(record: asyncpg.Record) -> SendLogRow:
@@ -127,14 +130,18 @@ class PostgresDeliveryStore:
                 strict=True,
             )
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = {r["message_id"]: _row(r) for r in await conn.fetch(CLAIM, *map(list, columns))}
-            deferred = [c for c in claims if c.retry is not None and c.message_id in inserted]
-            if deferred:
-                await conn.execute(
-                    NEW_RETRIES,
-                    *_retry_columns([(c.message_id, c.retry) for c in deferred if c.retry is not None]),
-                )
+        async with self.pool.acquire() as conn:
+            # One statement is atomic by itself: BEGIN and COMMIT (two more round trips) only
+            # when a postponed claim's retry row must be written with it.
+            atomic = conn.transaction() if any(c.retry is not None for c in claims) else _NO_TRANSACTION
+            async with atomic:
+                inserted = {r["message_id"]: _row(r) for r in await conn.fetch(CLAIM, *map(list, columns))}
+                deferred = [c for c in claims if c.retry is not None and c.message_id in inserted]
+                if deferred:
+                    await conn.execute(
+                        NEW_RETRIES,
+                        *_retry_columns([(c.message_id, c.retry) for c in deferred if c.retry is not None]),
+                    )
             others = [c.message_id for c in claims if c.message_id not in inserted]
             existing = {r["message_id"]: _row(r) for r in await conn.fetch(KNOWN, others)} if others else {}
         results: list[Claim] = []
@@ -167,6 +174,9 @@ class PostgresDeliveryStore:
         )
         suppress = sorted({(f.workspace_id, f.recipient_hash): f for f in finishes if f.suppress}.items())
         retries = [(f.message_id, f.retry) for f in finishes if f.retry is not None]
+        if not suppress and not retries:  # the usual group: one UPDATE, atomic by itself
+            await self.pool.execute(FINISH, *map(list, updates))
+            return [None] * len(finishes)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(FINISH, *map(list, updates))
             if suppress:

@@ -1,10 +1,11 @@
-"""The real MailTransport: aiosmtplib over a small pool of reused connections.
+"""The real MailTransport: a small pool of reused SMTP connections.
 
 Opening a connection (TCP, EHLO, STARTTLS, AUTH) costs far more than a transaction, so
 connections are kept and reused; at most `size` exist, which also bounds the messages in
-flight. The transaction is driven command by command (MAIL, RCPT, DATA) so the reply says
-in which phase it ended: only a failure before DATA is provably not a delivery, which is
-when a stale pooled connection is silently replaced and the message tried once more.
+flight. aiosmtplib opens each connection; smtp_wire.SmtpWire then runs its transactions
+(pipelined where the relay offers it) and says in which phase one ended: only a failure
+before DATA is provably not a delivery, which is when a stale pooled connection is silently
+replaced and the message tried once more.
 """
 
 from __future__ import annotations
@@ -16,24 +17,16 @@ import time
 from collections import deque
 
 import aiosmtplib
-from aiosmtplib import SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError
 
 from retarget.common.logging import redact
 from retarget.sender.metrics import SMTP_CONNECTIONS, SMTP_SECONDS, reply_class
 from retarget.sender.settings import SmtpTarget
-from retarget.sender.transport import Envelope, SmtpPhase, SmtpReply
+from retarget.sender.smtp_wire import Dropped, SmtpWire
+from retarget.sender.transport import Envelope, SmtpReply
 
 log = logging.getLogger(__name__)
 
 _CLOSING = 421  # the server is closing this connection; the transaction can be retried elsewhere
-
-
-class _Dropped(Exception):
-    """The connection broke in `phase`; nothing after that phase happened."""
-
-    def __init__(self, phase: SmtpPhase, cause: BaseException) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.phase = phase
 
 
 class SmtpPool:
@@ -52,7 +45,7 @@ class SmtpPool:
         self.tls_verify = tls_verify
         self.helo_name = helo_name
         self._slots = asyncio.Semaphore(size)
-        self._idle: deque[aiosmtplib.SMTP] = deque()
+        self._idle: deque[SmtpWire] = deque()
         self._open = 0
 
     async def deliver(self, envelope: Envelope) -> SmtpReply:
@@ -63,55 +56,41 @@ class SmtpPool:
             return reply
 
     async def _deliver_in_slot(self, envelope: Envelope) -> SmtpReply:
-        reused = bool(self._idle)
-        for _ in range(2):
+        for attempt in range(2):
+            idle = self._take_idle() if attempt == 0 else None
+            reused = idle is not None
             try:
-                client = self._idle.pop() if self._idle else await self._connect()
+                wire = idle or await self._connect()
             except (OSError, aiosmtplib.SMTPException) as exc:
                 return SmtpReply(None, redact(f"connect failed: {exc}"), "connect")
             try:
-                reply = await self._transact(client, envelope)
-            except _Dropped as dropped:
-                self._discard(client)
+                reply = await wire.transact(envelope)
+            except Dropped as dropped:
+                self._discard(wire)
                 if reused and dropped.phase == "mail":
-                    reused = False  # a stale pooled connection; MAIL was not accepted, so retry is safe
-                    continue
+                    continue  # a stale pooled connection; MAIL was not accepted, so retry is safe
                 return SmtpReply(None, redact(str(dropped)), dropped.phase)
-            if reply.code == _CLOSING or not await self._ready_for_next(client, reply):
-                self._discard(client)
+            except BaseException:
+                self._discard(wire)  # cancelled mid-transaction: its state is unknown
+                raise
+            ok = reply.phase == "done" and reply.code is not None and 200 <= reply.code < 300
+            if reply.code == _CLOSING or not (wire.usable if ok else await wire.reset()):
+                self._discard(wire)
             else:
-                self._idle.append(client)
-            return reply
+                self._idle.append(wire)
+            text = redact(reply.message) if "@" in reply.message else reply.message  # most replies have none
+            return SmtpReply(reply.code, text, reply.phase)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _transact(self, client: aiosmtplib.SMTP, envelope: Envelope) -> SmtpReply:
-        phase: SmtpPhase = "mail"
-        try:
-            options, encoding = _address_options(client, envelope)
-            await client.mail(envelope.mail_from, options=options, encoding=encoding)
-            phase = "rcpt"
-            await client.rcpt(envelope.recipient, encoding=encoding)
-            phase = "data"
-            response = await client.data(envelope.raw)
-            return SmtpReply(response.code, redact(response.message), "done")
-        except SMTPResponseException as exc:
-            return SmtpReply(exc.code, redact(exc.message), "done" if phase == "data" else phase)
-        except UnicodeEncodeError:
-            return SmtpReply(553, "address is not ASCII and the relay lacks SMTPUTF8", phase)
-        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
-            raise _Dropped(phase, exc) from exc
+    def _take_idle(self) -> SmtpWire | None:
+        while self._idle:
+            wire = self._idle.pop()
+            if wire.usable:
+                return wire
+            self._discard(wire)  # closed by the server while idle: nothing was sent on it
+        return None
 
-    async def _ready_for_next(self, client: aiosmtplib.SMTP, reply: SmtpReply) -> bool:
-        """After a refusal the server still holds the envelope; RSET clears it for the next message."""
-        if reply.code is not None and 200 <= reply.code < 300:
-            return client.is_connected
-        try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            return False
-        return client.is_connected
-
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpWire:
         t = self.target
         client = aiosmtplib.SMTP(
             hostname=t.host,
@@ -127,15 +106,29 @@ class SmtpPool:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # connect() greets only for STARTTLS or AUTH
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()  # an SMTP-only server: no extensions, so no pipelining
+            if client.transport is None:
+                raise aiosmtplib.SMTPServerDisconnected("connection closed after EHLO")
         except BaseException:
             client.close()  # a half-open socket (say, a failed STARTTLS or AUTH) must not leak
             raise
+        wire = SmtpWire(
+            client.transport,
+            pipelining=client.supports_extension("pipelining"),
+            smtputf8=client.supports_extension("smtputf8"),
+            timeout_s=self.timeout_s,
+        )
+        client.protocol = client.transport = None  # the wire owns the connection from here
         self._open += 1
         SMTP_CONNECTIONS.set(self._open)
-        return client
+        return wire
 
-    def _discard(self, client: aiosmtplib.SMTP) -> None:
-        client.close()
+    def _discard(self, wire: SmtpWire) -> None:
+        wire.close()
         self._open -= 1
         SMTP_CONNECTIONS.set(self._open)
 
@@ -144,28 +137,20 @@ class SmtpPool:
             return None  # a live connection, or every slot busy delivering
         async with self._slots:
             try:
-                client = await self._connect()
+                wire = await self._connect()
             except (OSError, aiosmtplib.SMTPException) as exc:
                 return redact(f"{self.target.describe()}: {exc}")
-            self._idle.append(client)  # keep it: the next message reuses it
+            self._idle.append(wire)  # keep it: the next message reuses it
             return None
 
     async def close(self) -> None:
         while self._idle:
-            client = self._idle.pop()
+            wire = self._idle.pop()
             try:
-                await asyncio.wait_for(client.quit(), timeout=2)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                await asyncio.wait_for(wire.quit(), timeout=2)
+            except TimeoutError:
                 pass
-            self._discard(client)
-
-
-def _address_options(client: aiosmtplib.SMTP, envelope: Envelope) -> tuple[list[str], str]:
-    if (envelope.mail_from + envelope.recipient).isascii():
-        return [], "ascii"
-    if client.supports_extension("smtputf8"):
-        return ["SMTPUTF8"], "utf-8"
-    raise UnicodeEncodeError("ascii", envelope.recipient, 0, 1, "non-ASCII address")
+            self._discard(wire)
 
 
 def _unverified_context() -> ssl.SSLContext:

@@ -3,7 +3,9 @@
 Erasure keeps exactly one thing: a hashed suppression entry (reason 'erased'), so the
 person is never emailed again. It scrubs the send log's personal fields, deletes queued
 retries (they hold the message, address included) and records the request (hashes only).
-The segmenter's profile state is erased separately, through the events topic.
+The segmenter's profile state is erased separately: `erasure_records` are the
+`ErasureRequested` records for the privacy topic (retarget.common.privacy_requests runs the
+whole request: segmenter lookup, Kafka, then PostgreSQL).
 
 A person is named by email, by userId, or both. By userId alone, the addresses come from
 the send log rows of that profile, so they get suppressed too.
@@ -12,12 +14,58 @@ the send log rows of that profile, so they get suppressed too.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from retarget.common.identity import email_digest
+from retarget.common.schemas import ErasureRequested, encode
+from retarget.common.topics import profile_key
 
 ERASED_PROFILE = "<erased>"
+
+
+def privacy_topic(prefix: str) -> str:
+    """Erasure requests for the segmenter; co-partitioned with the events topic."""
+    return f"{prefix}.privacy.v1"
+
+
+def erasure_key(workspace_id: str, email_hash_hex: str) -> bytes:
+    """Key of an erasure request naming an address (the segmenter asks every partition)."""
+    return f"{workspace_id}:email:{email_hash_hex}".encode()
+
+
+def erasure_records(
+    workspace_id: str,
+    *,
+    request_id: str,
+    requested_at: datetime,
+    profile_ids: Iterable[str] = (),
+    email_hashes: Iterable[bytes] = (),
+    user_id: str | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) records for the privacy topic: one per profile and per address hash."""
+    records: list[tuple[bytes, bytes]] = []
+    for profile_id in dict.fromkeys(profile_ids):
+        message = ErasureRequested(
+            workspace_id=workspace_id,
+            request_id=request_id,
+            requested_at=requested_at,
+            profile_id=profile_id,
+            user_id=user_id,
+        )
+        records.append((profile_key(workspace_id, profile_id), encode(message)))
+    for digest in dict.fromkeys(email_hashes):
+        message = ErasureRequested(
+            workspace_id=workspace_id,
+            request_id=request_id,
+            requested_at=requested_at,
+            email_hash=digest.hex(),
+            user_id=user_id,
+        )
+        records.append((erasure_key(workspace_id, digest.hex()), encode(message)))
+    return records
 
 
 @dataclass(frozen=True)
@@ -48,16 +96,31 @@ class ErasureReport:
 
 _PERSON_ROWS = """
     SELECT message_id, recipient_hash FROM send_log
-    WHERE workspace_id = $1 AND (recipient_hash = $2 OR profile_id = $3)
+    WHERE workspace_id = $1 AND (recipient_hash = $2 OR profile_id = $3 OR recipient_hash = ANY($4::bytea[]))
 """
 
 
-async def erase(conn: Any, person: Person, *, source: str) -> ErasureReport:
-    """Erase `person` (an asyncpg connection; one transaction)."""
+async def _person_rows(conn: Any, person: Person, extra: set[bytes]) -> list[Any]:
+    """The person's send-log rows: by the named address, the userId or the other addresses."""
+    return list(
+        await conn.fetch(_PERSON_ROWS, person.workspace_id, person.email_hash, person.user_id, sorted(extra))
+    )
+
+
+async def erase(
+    conn: Any, person: Person, *, source: str, also_email_hashes: Iterable[bytes] = ()
+) -> ErasureReport:
+    """Erase `person` (an asyncpg connection; one transaction).
+
+    `also_email_hashes`: the person's other addresses (e.g. the segmenter's profile of a
+    userId-only request): suppressed and scrubbed like the named one.
+    """
+    extra = set(also_email_hashes)
     async with conn.transaction():
-        rows = await conn.fetch(_PERSON_ROWS, person.workspace_id, person.email_hash, person.user_id)
+        rows = await _person_rows(conn, person, extra)
         message_ids = [r["message_id"] for r in rows]
         hashes = {r["recipient_hash"] for r in rows} | ({person.email_hash} if person.email_hash else set())
+        hashes |= extra
         for digest in hashes:
             await conn.execute(
                 """INSERT INTO suppressions (workspace_id, email_hash, reason, source)
@@ -90,10 +153,13 @@ async def erase(conn: Any, person: Person, *, source: str) -> ErasureReport:
     return ErasureReport(suppressed=len(hashes), send_log_rows=len(message_ids), retries_deleted=deleted)
 
 
-async def export(conn: Any, person: Person) -> dict[str, Any]:
-    """Everything PostgreSQL holds about `person`, as JSON-ready data."""
-    rows = await conn.fetch(_PERSON_ROWS, person.workspace_id, person.email_hash, person.user_id)
-    hashes = list({r["recipient_hash"] for r in rows} | ({person.email_hash} if person.email_hash else set()))
+async def export(conn: Any, person: Person, *, also_email_hashes: Iterable[bytes] = ()) -> dict[str, Any]:
+    """Everything PostgreSQL holds about `person`, as JSON-ready data (other addresses: see erase)."""
+    extra = set(also_email_hashes)
+    rows = await _person_rows(conn, person, extra)
+    hashes = list(
+        {r["recipient_hash"] for r in rows} | ({person.email_hash} if person.email_hash else set()) | extra
+    )
     sends = await conn.fetch(
         """SELECT message_id, campaign, profile_id, state, attempts, last_code, last_reason, created_at, sent_at
            FROM send_log WHERE message_id = ANY($1::text[]) ORDER BY created_at""",

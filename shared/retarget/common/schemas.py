@@ -134,6 +134,26 @@ class DeadLettered(_Message, kw_only=True):
     at: datetime
 
 
+class ErasureRequested(_Message, kw_only=True):
+    """Erase one person's state in the segmenter (topic: privacy, co-partitioned with events).
+
+    One record per key the requester can name, so each reaches the worker owning it:
+    `profile_id` set → the profile under `workspace:profile_id` (a userId, or an id the
+    segmenter reported), which also erases its anonymous-id redirects, its due entry and
+    the other profiles with its address; `profile_id` unset → every profile whose address
+    hashes to `email_hash` (keyed `workspace:email:<email_hash>`, see
+    retarget.common.privacy.erasure_key; the segmenter looks in every partition). Only a
+    hash of the address travels here.
+    """
+
+    workspace_id: str
+    request_id: str  # the same for every record of one request
+    requested_at: datetime
+    profile_id: str | None = None
+    email_hash: str | None = None  # sha256 hex of the normalised address
+    user_id: str | None = None  # as the request named the person (informational)
+
+
 def encode(message: msgspec.Struct) -> bytes:
     return msgspec.json.encode(message)
 

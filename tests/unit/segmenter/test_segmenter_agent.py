@@ -19,7 +19,7 @@ async def test_events_reach_the_tables_and_poison_goes_to_the_dead_letter_topic(
     settings = SegmenterSettings(store="memory://", topic_prefix="tagent", topic_partitions=2)
     sent: list[tuple[str, bytes, bytes]] = []
 
-    async def send(output: str, key: bytes, value: bytes, wait: bool) -> None:
+    async def send(output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None) -> None:
         sent.append((output, key, value))
 
     app = create_app(settings, send=send)

@@ -14,6 +14,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from retarget.common.clock import Clock, SystemClock
+from retarget.common.privacy import privacy_topic
+from retarget.common.privacy_requests import (
+    PersonRecords,
+    PgPersonRecords,
+    PrivacyRequests,
+    PrivacySettings,
+    ProfileFinder,
+    SegmenterProfiles,
+    on_pool_connection,
+)
 from retarget.common.topics import Topics
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
 from retarget.ingest.feedback import LinkFeedback
@@ -43,6 +53,8 @@ class IngestServices:
     intake: Intake
     links: LinkFeedback
     pool: LazyPool
+    keys: CachedKeyResolver  # shared by the /v1 event routes (through intake) and /v1/privacy
+    privacy: PrivacyRequests
 
     async def open(self) -> None:
         if self.settings.link_secret is None:
@@ -68,23 +80,27 @@ def bootstrap(
     publisher: EventPublisher | None = None,
     key_lookup: KeyLookupResource | None = None,
     unsubscribes: Unsubscribes | None = None,
+    person_records: PersonRecords | None = None,
+    profile_finder: ProfileFinder | None = None,
     clock: Clock | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> IngestServices:
     settings = settings or IngestSettings()
     topics = Topics(settings.topic_prefix)
-    publisher = publisher or KafkaEventPublisher(settings, [topics.events])
+    privacy_topic_name = privacy_topic(settings.topic_prefix)
+    publisher = publisher or KafkaEventPublisher(settings, [topics.events, privacy_topic_name])
     pool = LazyPool(settings)  # connects on first use
     key_lookup = key_lookup or PgWriteKeyLookup(pool)
     clock = clock or SystemClock()
+    keys = CachedKeyResolver(
+        key_lookup,
+        ttl_s=settings.key_cache_ttl_s,
+        negative_ttl_s=settings.key_cache_negative_ttl_s,
+        max_entries=settings.key_cache_max_entries,
+        monotonic=monotonic,
+    )
     intake = Intake(
-        keys=CachedKeyResolver(
-            key_lookup,
-            ttl_s=settings.key_cache_ttl_s,
-            negative_ttl_s=settings.key_cache_negative_ttl_s,
-            max_entries=settings.key_cache_max_entries,
-            monotonic=monotonic,
-        ),
+        keys=keys,
         limiter=RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst, monotonic=monotonic),
         publisher=publisher,
         topic=topics.events,
@@ -101,4 +117,11 @@ def bootstrap(
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,
     )
-    return IngestServices(settings, topics, publisher, key_lookup, intake, links, pool)
+    privacy = PrivacyRequests(
+        records=person_records
+        or PgPersonRecords(lambda what, step: pool.run(what, lambda p: on_pool_connection(p, step))),
+        profiles=profile_finder or SegmenterProfiles(PrivacySettings()),
+        publish=lambda records: publisher.publish(privacy_topic_name, records),
+        clock=clock,
+    )
+    return IngestServices(settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy)

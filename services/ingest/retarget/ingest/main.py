@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from retarget.ingest import metrics
 from retarget.ingest.api.errors import install_error_handlers
 from retarget.ingest.api.request_metrics import RequestMetrics
-from retarget.ingest.api.routes import links, ops, tracking
+from retarget.ingest.api.routes import links, ops, privacy, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
 from retarget.ingest.settings import IngestSettings
 
@@ -37,6 +37,7 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app.state.services = services
     app.router.routes.extend(tracking.routes)  # plain Starlette routes: see tracking.py
     app.include_router(links.router)
+    app.include_router(privacy.router)
     app.include_router(ops.router)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)

@@ -5,6 +5,9 @@ order, by the worker that owns the key's partition (faust requires table writes 
 the events topic, the internal `profile-events` topic (events re-keyed to their known
 profile, merge records — see identity.py) and the internal ticks topic.
 
+A fourth co-partitioned topic, `privacy` (retarget.common.privacy), carries erasure
+requests to the worker owning each key (erasure.py).
+
 Why the timer doesn't fire triggers itself: it has no event context to write tables in.
 It pops due keys from an in-memory heap (schedule.py) mirroring the durable `due` table
 of the partitions this worker owns, and sends a tick keyed by the profile; the agent
@@ -24,14 +27,17 @@ import faust
 from aiokafka.errors import KafkaError
 
 from retarget.common.clock import Clock, SystemClock
+from retarget.common.privacy import privacy_topic
 from retarget.common.schemas import DeadLettered, encode
 from retarget.common.topics import Topics
 from retarget.segmenter import metrics
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
-from retarget.segmenter.ops import add_ops_pages, table_size
+from retarget.segmenter.ops import add_ops_pages, partition_items, table_size
 from retarget.segmenter.processor import Poison, ProfileProcessor, Send, due_epoch
+from retarget.segmenter.profiles_api import add_profile_pages
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import SegmenterSettings
+from retarget.segmenter.workspace_modes import ConsentModes, PgConsentModes
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,8 @@ def profile_events_topic_name(prefix: str) -> str:
 
 
 def internal_topics(prefix: str) -> list[str]:
-    return [profile_events_topic_name(prefix), ticks_topic_name(prefix)]
+    """The topics the worker creates beside the shared ones (privacy: written by ingest and the CLI)."""
+    return [profile_events_topic_name(prefix), ticks_topic_name(prefix), privacy_topic(prefix)]
 
 
 def campaigns_from(settings: SegmenterSettings) -> CampaignSet:
@@ -63,9 +70,13 @@ def create_app(
     campaigns: CampaignSet | None = None,
     clock: Clock | None = None,
     send: Send | None = None,
+    consent_modes: ConsentModes | None = None,
 ) -> faust.App:
     """The worker's app; `send` replaces producing to Kafka in agent tests."""
     clock = clock or SystemClock()
+    modes = consent_modes or ConsentModes(
+        PgConsentModes(settings.database_url, timeout_s=settings.consent_db_timeout_s)
+    )
     campaigns = campaigns if campaigns is not None else campaigns_from(settings)
     topics = Topics(settings.topic_prefix)
     app = faust.App(
@@ -97,7 +108,9 @@ def create_app(
     events_name = topics.events
     profile_events_name = profile_events_topic_name(settings.topic_prefix)
     ticks_name = ticks_topic_name(settings.topic_prefix)
+    privacy_name = privacy_topic(settings.topic_prefix)
     outputs = {
+        "events": app.topic(topics.events),
         "triggers": app.topic(topics.triggers),
         "profile_events": app.topic(profile_events_name),
         "dead_letter": app.topic(topics.dead_letter),
@@ -113,8 +126,10 @@ def create_app(
     due = app.Table("due", default=None, **table_options)
     schedule = DueSchedule()
 
-    async def produce(output: str, key: bytes, value: bytes, wait: bool) -> None:
-        pending = await outputs[output].send(key=key, value=value)
+    async def produce(
+        output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None
+    ) -> None:
+        pending = await outputs[output].send(key=key, value=value, partition=partition)
         if wait:
             await pending
 
@@ -126,8 +141,12 @@ def create_app(
         campaigns=campaigns,
         clock=clock,
         schedule=schedule,
+        scan=lambda partition: partition_items(profiles, partition, settings.topic_partitions),
+        partitions=settings.topic_partitions,
         dedupe_window=settings.dedupe_window,
         max_hops=settings.max_forward_hops,
+        consent_modes=modes,
+        windows=settings.attribution_windows(),
     )
 
     async def dead_letter(event: Any, reason: str) -> None:
@@ -152,17 +171,21 @@ def create_app(
         await out("dead_letter", event.key, encode(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": message.topic})
 
-    @app.agent(app.topic(events_name, profile_events_name, ticks_name))
+    kinds = {ticks_name: "tick", profile_events_name: "internal", privacy_name: "privacy"}
+
+    @app.agent(app.topic(events_name, profile_events_name, ticks_name, privacy_name))
     async def segmenter(stream: Any) -> None:
         async for event in stream.events():
             topic = event.message.topic
-            kind = "tick" if topic == ticks_name else "internal" if topic == profile_events_name else "event"
+            kind = kinds.get(topic, "event")
             started = time.perf_counter()
             try:
                 if kind == "tick":
                     await processor.on_tick(event.key)
                 elif kind == "internal":
                     await processor.on_internal(event.key, event.value)
+                elif kind == "privacy":
+                    await processor.on_privacy(event.key, event.value)
                 else:
                     await processor.on_event(event.key, event.value)
             except Poison as exc:
@@ -182,7 +205,10 @@ def create_app(
 
     @app.timer(interval=settings.timer_interval_s)
     async def find_due() -> None:
-        # while partitions move or tables recover, the local view of `due` is incomplete
+        # while partitions move or tables recover, the local view of `due` is incomplete; and
+        # nothing fires before the workspaces' consent modes were loaded (or found unreachable)
+        if not modes.attempted:
+            return
         if app.rebalancing or app.in_recovery:
             schedule.dirty = True
             return
@@ -198,6 +224,16 @@ def create_app(
             await ticks_topic.send(key=key, value=b"tick")
         metrics.DUE_SCHEDULED.set(len(schedule))
 
+    @app.task
+    async def load_consent_modes() -> None:
+        await modes.refresh()
+        metrics.CONSENT_MODES.set(len(modes))
+
+    @app.timer(interval=settings.consent_refresh_s)
+    async def reload_consent_modes() -> None:
+        await modes.refresh()
+        metrics.CONSENT_MODES.set(len(modes))
+
     @app.timer(interval=5.0)
     async def gauges() -> None:
         metrics.PROFILES.set(table_size(profiles))
@@ -210,6 +246,8 @@ def create_app(
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
     add_ops_pages(app)
+    add_profile_pages(app, profiles=profiles, local_items=profiles.items)
     app.conf.retarget_campaigns = campaigns  # for introspection in tests
     app.conf.retarget_processor = processor
+    app.conf.retarget_consent_modes = modes
     return app

@@ -1,6 +1,9 @@
 """Turning a profile's due waits into triggers, re-checking each campaign's conditions at fire time.
 
-Pure: the wall-clock `now` is passed in. A due wait is removed whether it fires or not;
+Pure: the wall-clock `now` and the workspace's consent mode are passed in. An opt-in
+workspace fires only for profiles with recorded consent (the sender checks again at send
+time); an objection, or an unsubscribe from the campaign, never fires. A due wait is
+removed whether it fires or not;
 `emit_on_due` records a synthetic event (e.g. `Cart Abandoned`) when the visitor's
 behaviour qualified, even if we may not email them, so other campaigns can count it.
 """
@@ -12,9 +15,11 @@ from datetime import datetime
 
 from retarget.common.identity import trigger_id
 from retarget.common.schemas import Recipient, TrackedEvent, TriggerFired
+from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
-from retarget.segmenter.rules import Outcome, apply_event
+from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.rules import apply_event
 from retarget.segmenter.state import Pending, Profile
 
 
@@ -28,7 +33,9 @@ def next_due(profile: Profile) -> datetime | None:
     return min((p.due_at for p in profile.pending.values()), default=None)
 
 
-def fire_due(profile: Profile, campaigns: CampaignSet, now: datetime) -> Fired:
+def fire_due(
+    profile: Profile, campaigns: CampaignSet, now: datetime, consent_mode: ConsentMode = "opt_out"
+) -> Fired:
     """Triggers for every pending campaign due at `now`; due entries are removed either way."""
     result = Fired()
     for _ in range(4):  # an emitted event may make another campaign due at once (bounded)
@@ -41,7 +48,7 @@ def fire_due(profile: Profile, campaigns: CampaignSet, now: datetime) -> Fired:
             if campaign is None:
                 result.outcomes.append(Outcome("cancelled", pending.campaign, "campaign removed"))
                 continue
-            _fire_one(profile, campaign, pending, now, campaigns, result)
+            _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode)
     return result
 
 
@@ -52,6 +59,7 @@ def _fire_one(
     now: datetime,
     campaigns: CampaignSet,
     result: Fired,
+    consent_mode: ConsentMode,
 ) -> None:
     behaviour = behaviour_refusal(profile, campaign)
     if behaviour is None and campaign.emit_on_due:
@@ -64,7 +72,7 @@ def _fire_one(
             event=campaign.emit_on_due,
         )
         result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
-    refusal = behaviour or recipient_refusal(profile, campaign, pending)
+    refusal = behaviour or recipient_refusal(profile, campaign, pending, consent_mode)
     if refusal is not None:
         result.outcomes.append(Outcome("cancelled", campaign.name, refusal))
         return
@@ -86,11 +94,19 @@ def behaviour_refusal(profile: Profile, campaign: Campaign) -> str | None:
     return None
 
 
-def recipient_refusal(profile: Profile, campaign: Campaign, pending: Pending) -> str | None:
+def recipient_refusal(
+    profile: Profile, campaign: Campaign, pending: Pending, consent_mode: ConsentMode = "opt_out"
+) -> str | None:
     """Whether we may email the visitor: an address, consent, the re-entry cooldown."""
     cond = campaign.conditions
     if cond.has_email and not profile.email:
         return "no email"
+    if profile.consent is False:
+        return "consent refused"  # an objection wins over any campaign setting
+    if consent_mode == "opt_in" and profile.consent is not True:
+        return "no consent (opt-in workspace)"
+    if campaign.name in profile.blocked_campaigns:
+        return "unsubscribed from campaign"
     if cond.consent == "opt_in" and profile.consent is not True:
         return "no consent"
     if cond.consent == "not_denied" and profile.consent is False:
@@ -121,6 +137,7 @@ def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: d
             last_name=profile.last_name,
             locale=profile.locale or "en",
             timezone=profile.timezone,
+            consent=profile.consent,
         ),
         cart=cart,
         incentive=dict(campaign.incentive),

@@ -11,7 +11,7 @@ internal topic `profile-events`, keyed `workspace:profileId`:
 - an alias (previousId P, userId U): a merge request goes to P's partition, where P's state
   is sent to U the same way. Only the owner of a key ever writes it, as faust requires.
 
-Records on `profile-events` are the `Internal` union below.
+Records on `profile-events` are the `Internal` union below, plus erasure.py's steps.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ class ProfileMerged(msgspec.Struct, tag="merged", kw_only=True):
 
 
 Internal = Forwarded | MergeRequested | ProfileMerged
-internal_decoder = msgspec.json.Decoder(Internal)
 
 
 def visitor_of(key: bytes, workspace_id: str) -> str:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from retarget.segmenter import consent
+from retarget.segmenter.attribution import MAX_ORDERS, MAX_TOUCHES
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.rules import MAX_OCCURRENCES, MAX_VIEWED, Outcome
 from retarget.segmenter.state import Pending, Profile
+from retarget.segmenter.traits import MAX_ALIASES
 
 
 def merge_into(target: Profile, source: Profile, campaigns: CampaignSet, *, window: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     _merge_traits(target, source)
+    _merge_lists(target, source)
     _merge_cart(target, source)
     target.viewed = sorted(
         {v.product_id: v for v in sorted([*target.viewed, *source.viewed], key=lambda v: v.at)}.values(),
@@ -41,7 +45,20 @@ def merge_into(target: Profile, source: Profile, campaigns: CampaignSet, *, wind
         outcomes.extend(_merge_pending(target, incoming, campaigns))
     ids = [m for m in source.recent_message_ids if m not in set(target.recent_message_ids)]
     target.recent_message_ids = [*ids, *target.recent_message_ids][-window:] if window else []
+    if target.consent is False:
+        outcomes.extend(consent.stop_profiling(target))  # an objection on either side stops it all
     return outcomes
+
+
+def _merge_lists(target: Profile, source: Profile) -> None:
+    """Ids redirected here, email touches, attributed orders and campaign unsubscribes: unions."""
+    aliases = [a for a in [*target.aliases, source.profile_id, *source.aliases] if a != target.profile_id]
+    target.aliases = list(dict.fromkeys(aliases))[-MAX_ALIASES:]
+    touches = {(t.campaign, t.kind, t.at, t.message_id): t for t in [*target.touches, *source.touches]}
+    target.touches = sorted(touches.values(), key=lambda t: t.at)[-MAX_TOUCHES:]
+    orders = list(dict.fromkeys([*source.attributed_orders, *target.attributed_orders]))
+    target.attributed_orders = orders[-MAX_ORDERS:]
+    target.blocked_campaigns = list(dict.fromkeys([*target.blocked_campaigns, *source.blocked_campaigns]))
 
 
 def _merge_traits(target: Profile, source: Profile) -> None:
@@ -72,6 +89,8 @@ def _merge_pending(target: Profile, incoming: Pending, campaigns: CampaignSet) -
     exit_at = target.last_exit.get(name)
     if campaign is None or (exit_at is not None and incoming.entry_at <= exit_at):
         return [Outcome("cancelled", name, "exit before merge")]
+    if name in target.blocked_campaigns:
+        return [Outcome("cancelled", name, "unsubscribed from campaign")]
     fired = target.last_fired.get(name)
     if campaign.cooldown and fired is not None and incoming.entry_at - fired < campaign.cooldown:
         return [Outcome("cancelled", name, "cooldown")]

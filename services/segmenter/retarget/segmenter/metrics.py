@@ -53,3 +53,25 @@ CONSUMER_LAG = Gauge(
     "retarget_segmenter_consumer_lag", "Records not yet read, by topic partition.", ["topic", "partition"]
 )
 DUE_SCHEDULED = Gauge("retarget_segmenter_due_heap_entries", "Entries in the timer's in-memory schedule.")
+CONVERSIONS = Counter(
+    "retarget_segmenter_conversions_total",
+    "Purchases attributed to a campaign (last human open or click within the attribution window); "
+    "each order counts once.",
+    ["workspace", "campaign"],  # read by the funnel (retarget.common.funnel)
+)
+REVENUE = Counter(
+    "retarget_segmenter_revenue_total",
+    "Revenue of attributed purchases, in the order's currency units (sum by currency; orders without "
+    "a valid ISO 4217 code are labelled currency=unknown).",
+    ["workspace", "campaign", "currency"],
+)
+ERASED = Counter(
+    "retarget_segmenter_erased_total",
+    "Keys deleted by GDPR erasure requests (tombstoned in the changelog), by kind: profile, redirect.",
+    ["kind"],
+)
+CONSENT_MODES = Gauge(
+    "retarget_segmenter_consent_modes_known",
+    "Workspaces whose consent mode the segmenter holds (reloaded from PostgreSQL; the last known are "
+    "kept while it is away).",
+)

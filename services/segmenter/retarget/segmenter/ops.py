@@ -1,10 +1,13 @@
-"""/healthz, /readyz and /metrics on faust's web server, and the table-size estimate for a gauge."""
+"""/healthz, /readyz and /metrics on faust's web server; the table-size estimate for a gauge and
+one partition's items for an erasure scan (both reach into faust's store)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 
@@ -47,3 +50,16 @@ def table_size(table: Any) -> int:
             except Exception:  # an older rocksdict without properties: leave the gauge alone
                 return -1
     return total
+
+
+def partition_items(table: Any, partition: int, partitions: int) -> Iterable[tuple[bytes, bytes]]:
+    """One partition's (key, value) pairs: RocksDB keeps a database per partition; the memory
+    store (tests) is filtered with the producer's default partitioner."""
+    store = table.data
+    dbs = getattr(store, "_dbs", None)
+    if dbs is not None:
+        db = dbs.get(partition)
+        return store._visible_items(db) if db is not None else ()
+    every = list(range(partitions))
+    choose = DefaultPartitioner()
+    return ((k, v) for k, v in table.items() if choose(k, every, every) == partition)

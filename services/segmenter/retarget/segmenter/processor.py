@@ -2,24 +2,26 @@
 tests drive it with dicts and a recording sender).
 
 Every record for a key is handled by the worker owning the key's partition, one at a time:
-events and internal records (forwards, merges, ticks) arrive co-partitioned. Sends that
-state depends on — a trigger, a merge record — are awaited until Kafka acknowledged them
-before the table write that records them, so a crash can repeat a trigger (same
-trigger_id, deduplicated downstream) but never lose one.
+events, internal records (forwards, merges, erasure steps), ticks and erasure
+requests arrive co-partitioned. Sends that state depends on — a trigger, a merge record,
+an attributed conversion, an erasure step — are awaited until Kafka acknowledged them
+before the table write that records them, so a crash can repeat one (same ids,
+deduplicated downstream) but never lose one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 import msgspec
 
 from retarget.common.clock import Clock
-from retarget.common.schemas import TrackedEvent, decoder, encode
-from retarget.segmenter import identity, metrics
+from retarget.common.schemas import ErasureRequested, TrackedEvent, decoder, encode
+from retarget.common.workspaces import ConsentMode
+from retarget.segmenter import erasure, identity, metrics
+from retarget.segmenter.attribution import Conversion, Windows, attributed_event
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.firing import fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
@@ -27,19 +29,14 @@ from retarget.segmenter.merging import merge_into
 from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
+from retarget.segmenter.tables import Send, Table
+
+__all__ = ["Poison", "ProfileProcessor", "Send", "Table", "due_epoch"]
 
 log = logging.getLogger(__name__)
 _event_decoder = decoder(TrackedEvent)
-
-
-class Table(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
-    def __delitem__(self, key: bytes) -> None: ...
-
-
-# (output, key, value, wait for the broker's ack); output is "triggers" or "profile_events"
-Send = Callable[[str, bytes, bytes, bool], Awaitable[None]]
+_erasure_decoder = decoder(ErasureRequested)
+_internal_decoder = msgspec.json.Decoder(identity.Internal | erasure.Internal)
 
 
 class Poison(Exception):
@@ -56,12 +53,18 @@ class ProfileProcessor:
         campaigns: CampaignSet,
         clock: Clock,
         schedule: DueSchedule,
+        scan: erasure.Scan = lambda _: (),
+        partitions: int = 1,
         dedupe_window: int = 64,
         max_hops: int = 4,
+        consent_modes: Callable[[str], ConsentMode] = lambda _: "opt_out",
+        windows: Windows | None = None,
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
         self.campaigns, self.clock, self.schedule = campaigns, clock, schedule
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
+        self.consent_modes, self.windows = consent_modes, windows or Windows()
+        self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
 
     # -- records --------------------------------------------------------------------------
 
@@ -90,12 +93,26 @@ class ProfileProcessor:
             request = MergeRequested(source=source, into=canonical, at_message_id=event.message_id)
             await self.send("profile_events", _key(event.workspace_id, source), encode(request), True)
 
-    async def on_internal(self, key: bytes, value: bytes) -> None:
-        """A record of profile-events: a forwarded event, a merge request or a merge record."""
+    async def on_privacy(self, key: bytes, value: bytes) -> None:
+        """A record of the privacy topic: erase the person's state under `key` (erasure.py)."""
         try:
-            record = identity.internal_decoder.decode(value)
+            request = _erasure_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise Poison(f"not an ErasureRequested: {exc}") from exc
+        await self.eraser.on_request(key, request)
+
+    async def on_internal(self, key: bytes, value: bytes) -> None:
+        """A record of profile-events: a forwarded event, a merge, or an erasure step."""
+        try:
+            record = _internal_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise Poison(f"not an internal segmenter record: {exc}") from exc
+        if isinstance(record, erasure.EraseProfile):
+            await self.eraser.erase_profile(key, record)
+            return
+        if isinstance(record, erasure.EraseByEmail):
+            await self.eraser.erase_by_email(record)
+            return
         here = self._load(key)
         if isinstance(record, Forwarded):
             if here is not None and here.merged_into:
@@ -120,7 +137,7 @@ class ProfileProcessor:
             self._store_due(key, None)
             return
         now = self.clock.now()
-        result = fire_due(profile, self.campaigns, now)
+        result = fire_due(profile, self.campaigns, now, self.consent_modes(profile.workspace_id))
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)
@@ -140,19 +157,33 @@ class ProfileProcessor:
             metrics.EVENTS.labels("duplicate").inc()
             return
         try:
-            applied = apply_event(profile, event, self.campaigns)
+            applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
             metrics.EVENTS.labels("unusable").inc()
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
             return
         if here is None:
             metrics.PROFILES_CREATED.inc()
+        for conversion in applied.conversions:
+            await self._record_conversion(key, profile, conversion)
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
             self._store(key, profile)
         _count(applied.outcomes)
         metrics.EVENTS.labels("applied").inc()
+
+    async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
+        """On record (acknowledged) before the profile write that marks the order counted."""
+        event = attributed_event(profile, conversion, self.clock.now())
+        await self.send("events", key, encode(event), True)
+        metrics.CONVERSIONS.labels(profile.workspace_id, conversion.campaign).inc()
+        metrics.REVENUE.labels(profile.workspace_id, conversion.campaign, conversion.currency).inc(
+            conversion.revenue
+        )
+        log.info(
+            "purchase attributed", extra={"campaign": conversion.campaign, "touch": conversion.touch.kind}
+        )
 
     async def _merge_away(
         self, key: bytes, here: Profile | None, workspace_id: str, visitor: str, canonical: str

@@ -11,32 +11,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retarget.common.schemas import CartLine, TrackedEvent
-from retarget.segmenter import snapshots
+from retarget.segmenter import consent, snapshots
+from retarget.segmenter.attribution import Conversion, Windows, attribute_order, record_touch
 from retarget.segmenter.campaigns import Campaign, CampaignSet, matches
+from retarget.segmenter.outcomes import Outcome
 from retarget.segmenter.state import CartItem, Occurrence, Pending, Profile, Viewed
+from retarget.segmenter.traits import (
+    MAX_ALIASES,
+    UnusableEvent,
+    apply_traits,
+    consent_from_traits,
+    note_alias,
+)
+
+__all__ = [
+    "MAX_ALIASES",
+    "Applied",
+    "Outcome",
+    "UnusableEvent",
+    "apply_event",
+    "apply_traits",
+    "consent_from_traits",
+]
 
 MAX_CART_LINES = 100
 MAX_VIEWED = 20
 MAX_OCCURRENCES = 200
-
-
-class UnusableEvent(ValueError):
-    """The event can't be applied (e.g. malformed properties): counted and skipped."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Something a metric counts: a campaign scheduled, restarted, cancelled or fired."""
-
-    kind: str  # scheduled | restarted | cancelled | fired
-    campaign: str
-    reason: str = ""
+DEFAULT_WINDOWS = Windows()
 
 
 @dataclass
 class Applied:
     changed: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
 
 
 def is_duplicate(profile: Profile, message_id: str) -> bool:
@@ -48,55 +56,38 @@ def remember(profile: Profile, message_id: str, window: int) -> None:
         profile.recent_message_ids = [*profile.recent_message_ids[-(window - 1) :], message_id]
 
 
-def apply_event(profile: Profile, event: TrackedEvent, campaigns: CampaignSet) -> Applied:
+def apply_event(
+    profile: Profile, event: TrackedEvent, campaigns: CampaignSet, windows: Windows = DEFAULT_WINDOWS
+) -> Applied:
     result = Applied()
+    consent_before = profile.consent
+    result.changed |= note_alias(profile, event)
     if event.type == "identify":
         result.changed |= apply_traits(profile, event.traits)
     elif event.type == "track":
         context_traits = event.context.get("traits") if isinstance(event.context, dict) else None
         result.changed |= apply_traits(profile, context_traits or {})
-        result.changed |= _apply_behaviour(profile, event)
+    said = consent.consent_from_context(event.context) if isinstance(event.context, dict) else None
+    if said is not None and said != profile.consent:
+        profile.consent, result.changed = said, True
+    if event.type == "track" and event.event == "Unsubscribed":
+        changed, outcomes = consent.apply_unsubscribe(profile, event)
+        result.changed |= changed
+        result.outcomes.extend(outcomes)
+    if consent_before is not False and profile.consent is False:
+        result.outcomes.extend(consent.stop_profiling(profile))
+    if event.type == "track":
+        if consent.may_profile(profile):
+            result.changed |= _apply_behaviour(profile, event)
+            result.changed |= record_touch(profile, event)
+        elif event.event == "Order Completed":
+            result.changed |= _apply_behaviour(profile, event)  # clears the cart; records nothing
         _apply_campaigns(profile, event, campaigns, result)
+        conversion = attribute_order(profile, event, windows)
+        if conversion is not None:
+            result.changed = True
+            result.conversions.append(conversion)
     return result
-
-
-def apply_traits(profile: Profile, traits: Any) -> bool:
-    if not isinstance(traits, dict):
-        raise UnusableEvent("traits is not an object")
-    before = (profile.email, profile.first_name, profile.last_name, profile.locale, profile.timezone)
-    consent_before = profile.consent
-    email = traits.get("email")
-    if isinstance(email, str) and "@" in email:
-        profile.email = email.strip()
-    for attr, camel in (("first_name", "firstName"), ("last_name", "lastName")):
-        value = traits.get(camel) or traits.get(attr)
-        if isinstance(value, str) and value.strip():
-            setattr(profile, attr, value.strip())
-    for attr in ("locale", "timezone"):
-        if isinstance(traits.get(attr), str) and traits[attr]:
-            setattr(profile, attr, traits[attr])
-    consent = consent_from_traits(traits)
-    if consent is not None:
-        profile.consent = consent
-    after = (profile.email, profile.first_name, profile.last_name, profile.locale, profile.timezone)
-    return before != after or consent_before != profile.consent
-
-
-_YES = {"true", "yes", "granted", "opt_in", "opted_in", "subscribed", "1"}
-_NO = {"false", "no", "denied", "opt_out", "opted_out", "unsubscribed", "0"}
-
-
-def consent_from_traits(traits: dict[str, Any]) -> bool | None:
-    """Marketing-email consent as platforms send it; None when the traits don't say."""
-    if traits.get("unsubscribed") is True:
-        return False
-    for name in ("email_consent", "marketing_consent", "emailConsent", "marketingConsent", "consent"):
-        value = traits.get(name)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _YES | _NO:
-            return value.lower() in _YES
-    return None
 
 
 def _apply_behaviour(profile: Profile, event: TrackedEvent) -> bool:
@@ -124,10 +115,6 @@ def _apply_behaviour(profile: Profile, event: TrackedEvent) -> bool:
     if name == "Product Viewed":
         add_viewed(profile, viewed_product(props, event))
         return True
-    if name == "Unsubscribed":
-        changed = profile.consent is not False
-        profile.consent = False
-        return changed
     return False
 
 
@@ -173,7 +160,11 @@ def _apply_campaigns(profile: Profile, event: TrackedEvent, campaigns: CampaignS
         if any(e.event == name and matches(e, event.properties) for e in campaign.exits):
             result.changed = True
             _exit(profile, campaign, event, result)
+    if not consent.may_profile(profile):
+        return  # an objection: no new waits, no window counts
     for campaign in campaigns.by_entry.get(name, ()):
+        if campaign.name in profile.blocked_campaigns:
+            continue
         if matches(campaign.entry, event.properties):
             result.changed |= _enter(profile, campaign, event, result)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from retarget.common.settings import CommonSettings
+from retarget.segmenter.attribution import Windows
+from retarget.segmenter.campaign_schema import parse_duration
 
 # the sample campaigns shipped with the product, beside the package
 DEFAULT_CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
@@ -57,3 +59,28 @@ class SegmenterSettings(CommonSettings):
     max_forward_hops: int = Field(
         4, ge=1, description="Identity redirects an event may follow before it is dead-lettered."
     )
+    attribution_open_window: str = Field(
+        "5d", description="A purchase this long after a human open of a campaign's email is attributed to it."
+    )
+    attribution_click_window: str = Field(
+        "5d",
+        description="A purchase this long after a human click in a campaign's email is attributed to it.",
+    )
+    consent_refresh_s: float = Field(
+        30.0, gt=0, description="How often each workspace's consent mode is reloaded from PostgreSQL."
+    )
+    consent_db_timeout_s: float = Field(
+        3.0, gt=0, description="Time limit of connecting to PostgreSQL for the consent modes."
+    )
+
+    @field_validator("attribution_open_window", "attribution_click_window")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        parse_duration(value)  # raises with the accepted forms (90s, 30m, 4h, 7d, 2w)
+        return value
+
+    def attribution_windows(self) -> Windows:
+        return Windows(
+            open=parse_duration(self.attribution_open_window),
+            click=parse_duration(self.attribution_click_window),
+        )

@@ -49,6 +49,15 @@ class Occurrence(msgspec.Struct, array_like=True):
     group: str = ""
 
 
+class Touch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A person opening or clicking a campaign's email: what a later purchase is attributed to."""
+
+    campaign: str
+    kind: str  # "open" | "click"
+    at: datetime
+    message_id: str = ""  # the email's message id (from the tracking link)
+
+
 class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     workspace_id: str
     profile_id: str
@@ -67,6 +76,10 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_exit: dict[str, datetime] = {}  # by campaign: the latest exit event's time
     last_fired: dict[str, datetime] = {}  # by campaign: for the re-entry cooldown
     recent_message_ids: list[str] = []  # newest last; duplicates inside this window are ignored
+    aliases: list[str] = []  # other ids redirected here (anonymousIds, aliases): erased with it
+    touches: list[Touch] = []  # human opens and clicks of our emails, oldest first (attribution)
+    attributed_orders: list[str] = []  # order ids already attributed: a purchase counts once
+    blocked_campaigns: list[str] = []  # campaigns the person unsubscribed from (scope 'campaign')
 
     @property
     def is_redirect(self) -> bool:

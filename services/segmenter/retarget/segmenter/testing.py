@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
+from retarget.common.schemas import ErasureRequested, TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.testing import FakeClock
 from retarget.common.topics import visitor_key
+from retarget.common.workspaces import ConsentMode
+from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.processor import ProfileProcessor
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 
 _trigger_decoder = decoder(TriggerFired)
+_event_decoder = decoder(TrackedEvent)
 
 
 class FakeTable(dict[bytes, bytes]):
@@ -34,7 +37,10 @@ class Harness:
     profiles: FakeTable = field(default_factory=FakeTable)
     due: FakeTable = field(default_factory=FakeTable)
     schedule: DueSchedule = field(default_factory=DueSchedule)
+    consent_modes: dict[str, ConsentMode] = field(default_factory=dict)  # workspace -> mode (else opt_out)
+    windows: Windows = field(default_factory=Windows)
     triggers: list[TriggerFired] = field(default_factory=list)
+    published: list[TrackedEvent] = field(default_factory=list)  # what went to the events topic
     internal: list[tuple[bytes, bytes]] = field(default_factory=list)  # profile-events backlog
     acked: list[str] = field(default_factory=list)  # outputs sent with wait=True, in order
 
@@ -47,14 +53,21 @@ class Harness:
             campaigns=self.campaigns,
             clock=self.clock,
             schedule=self.schedule,
+            scan=lambda _: list(self.profiles.items()),  # one partition holds every key here
             dedupe_window=self.dedupe_window,
+            consent_modes=lambda ws: self.consent_modes.get(ws, "opt_out"),
+            windows=self.windows,
         )
 
-    async def _send(self, output: str, key: bytes, value: bytes, wait: bool) -> None:
+    async def _send(
+        self, output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None
+    ) -> None:
         if wait:
             self.acked.append(output)
         if output == "triggers":
             self.triggers.append(_trigger_decoder.decode(value))
+        elif output == "events":
+            self.published.append(_event_decoder.decode(value))
         else:
             self.internal.append((key, value))
 
@@ -64,6 +77,11 @@ class Harness:
         await self.processor.on_event(key, encode(event))
         if deliver:
             await self.deliver()
+
+    async def erase(self, request: ErasureRequested, key: bytes) -> None:
+        """A record of the privacy topic, then the cascade it causes."""
+        await self.processor.on_privacy(key, encode(request))
+        await self.deliver()
 
     async def deliver(self) -> None:
         while self.internal:

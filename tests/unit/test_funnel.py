@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retarget.common.funnel import funnel
+from retarget.common.funnel import funnel, revenue_text
 
 
 def test_samples_land_in_their_stage_per_workspace_and_campaign():
@@ -25,7 +25,7 @@ def test_samples_land_in_their_stage_per_workspace_and_campaign():
             {"workspace": "w", "campaign": "cart", "action": "opened_machine"},
             3,
         ),
-        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "cart"}, 99.5),
+        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "cart", "currency": "USD"}, 99.5),
         ("retarget_segmenter_triggers_fired_total", {"workspace": "v", "campaign": "cart"}, 4),
         ("some_other_metric_total", {"workspace": "w", "campaign": "cart"}, 1000),
     ]
@@ -34,3 +34,15 @@ def test_samples_land_in_their_stage_per_workspace_and_campaign():
     w = rows[("w", "cart")]
     assert (w["triggered"], w["sent"], w["capped"], w["opened"], w["revenue"]) == (10, 8, 2, 5, 99.5)
     assert w["clicked"] == 0 and rows[("v", "cart")]["triggered"] == 4
+
+
+def test_revenue_is_kept_per_currency_as_well():
+    samples = [
+        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "c", "currency": "USD"}, 10.0),
+        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "c", "currency": "EUR"}, 5.0),
+        ("retarget_segmenter_revenue_total", {"workspace": "w", "campaign": "c", "currency": "USD"}, 2.5),
+    ]
+    row = funnel(samples)[("w", "c")]
+    assert (row["revenue"], row["revenue_USD"], row["revenue_EUR"]) == (17.5, 12.5, 5.0)
+    assert revenue_text(row) == "EUR 5.00 + USD 12.50"
+    assert revenue_text({"revenue": 0.0}) == "0.00"

@@ -22,6 +22,7 @@ SETTINGS_CLASSES = [
     ("segmenter", "retarget.segmenter.settings:SegmenterSettings"),
     ("composer", "retarget.composer.settings:ComposerSettings"),
     ("sender", "retarget.sender.settings:SenderSettings"),
+    ("privacy requests (ingest, CLI)", "retarget.common.privacy_requests:PrivacySettings"),
 ]
 METRIC_MODULES = [
     ("Every pipeline stage (composer, sender)", "retarget.common.metrics"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from retarget.common.funnel import METRIC_NAMES, STAGES, Sample, funnel
+from retarget.common.funnel import METRIC_NAMES, STAGES, Sample, funnel, revenue_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +94,7 @@ def print_table(rows: dict[tuple[str, str], dict[str, float]], source: str) -> N
     for stage in STAGES:
         table.add_column(stage, justify="right")
     for (workspace, campaign), row in rows.items():
-        cells = [f"{row[s]:,.2f}" if s == "revenue" else f"{row[s]:,.0f}" for s in STAGES]
+        cells = [revenue_text(row) if s == "revenue" else f"{row[s]:,.0f}" for s in STAGES]
         table.add_row(workspace, campaign, *cells)
     console = Console()
     # eleven number columns: never squeeze them into "…" (a log or a narrow terminal wraps instead)

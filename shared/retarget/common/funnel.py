@@ -53,8 +53,19 @@ Sample = tuple[str, dict[str, str], float]  # (name, labels, value)
 Row = dict[str, float]
 
 
+def revenue_text(row: Row) -> str:
+    """`USD 1,234.00`, or `USD 10.00 + EUR 5.00` when a campaign sold in several currencies."""
+    parts = [
+        (k.removeprefix("revenue_"), v) for k, v in sorted(row.items()) if k.startswith("revenue_") and v
+    ]
+    if not parts:
+        return f"{row.get('revenue', 0.0):,.2f}"
+    return " + ".join(f"{currency} {amount:,.2f}" for currency, amount in parts)
+
+
 def funnel(samples: Iterable[Sample]) -> dict[tuple[str, str], Row]:
-    """Rows keyed by (workspace, campaign), one column per stage."""
+    """Rows keyed by (workspace, campaign), one column per stage; revenue also per currency
+    (`revenue_USD`, …), since `revenue` adds amounts in different currencies as they are."""
     by_metric: dict[str, list[Source]] = defaultdict(list)
     for source in SOURCES:
         by_metric[source.metric].append(source)
@@ -65,4 +76,7 @@ def funnel(samples: Iterable[Sample]) -> dict[tuple[str, str], Row]:
                 continue
             key = (labels.get("workspace", "?"), labels.get("campaign", "?"))
             rows[key][source.stage] += value
+            if source.stage == "revenue":  # never converted between currencies: kept apart too
+                currency = f"revenue_{labels.get('currency', 'unknown')}"
+                rows[key][currency] = rows[key].get(currency, 0.0) + value
     return dict(sorted(rows.items()))

@@ -98,4 +98,4 @@ def print_table(rows: dict[tuple[str, str], dict[str, float]], source: str) -> N
         table.add_row(workspace, campaign, *cells)
     console = Console()
     # eleven number columns: never squeeze them into "…" (a log or a narrow terminal wraps instead)
-    Console(width=max(console.width, 160)).print(table)
+    Console(width=max(console.width, 180)).print(table)

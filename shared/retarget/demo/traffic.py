@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,7 +36,7 @@ DOMAINS = ["mail.example", "inbox.example", "post.example", "webmail.example", "
 BEHAVIOURS = [
     ("browser", 0.30),  # views one product several times, never adds to cart
     ("cart_abandoner", 0.28),  # adds to cart and leaves
-    ("repeat_abandoner", 0.05),  # abandons a cart, and another one a little later
+    ("repeat_abandoner", 0.05),  # abandoned a cart three weeks ago (history), and does it again
     ("buyer", 0.17),  # adds to cart and completes the order
     ("trialist", 0.10),  # signs up for a trial and doesn't convert
 ]
@@ -48,7 +48,6 @@ class Visitor:
     behaviour: str
     email: str | None
     events: list[dict[str, Any]] = field(default_factory=list)
-    later: list[dict[str, Any]] = field(default_factory=list)  # the second visit, after the first emails
 
 
 def product(product_id: str, name: str, price: float) -> dict[str, Any]:
@@ -86,10 +85,17 @@ def visitors(n: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[
             for _ in range(3):
                 event("track", "Product Viewed", properties=item)
         elif behaviour in ("cart_abandoner", "buyer", "repeat_abandoner"):
+            if behaviour == "repeat_abandoner":
+                # the platform's own record of an earlier abandonment (what abandoned_cart
+                # itself records when its wait runs out): this one makes it the second
+                event(
+                    "track",
+                    "Cart Abandoned",
+                    properties={"value": item["price"]},
+                    at=now - timedelta(days=21),
+                )
             event("track", "Product Viewed", properties=item)
             event("track", "Product Added", properties=item)
-            if behaviour == "repeat_abandoner":  # back after the first reminder, abandons again
-                event("track", "Product Added", properties=product(*rng.choice(CATALOG)), later=True)
             if behaviour == "buyer":
                 event("track", "Checkout Started", properties={"value": item["price"], "currency": "USD"})
                 event("track", "Order Completed", properties=order(rng, [item]))
@@ -120,36 +126,31 @@ def _pick(rng: random.Random) -> str:
 
 
 def _event_maker(visitor: Visitor, rng: random.Random, now: datetime) -> Callable[..., None]:
-    def event(kind: str, name: str | None = None, later: bool = False, **fields: Any) -> None:
+    def event(kind: str, name: str | None = None, at: datetime | None = None, **fields: Any) -> None:
         body: dict[str, Any] = {
             "type": kind,
             "anonymousId": visitor.anonymous_id,
-            "messageId": f"{visitor.anonymous_id}-{len(visitor.events) + len(visitor.later)}",
+            "messageId": f"{visitor.anonymous_id}-{len(visitor.events)}",
+            "timestamp": (at or now).isoformat(),
             **fields,
         }
-        if not later:  # the second visit is stamped by ingest when it is sent
-            body["timestamp"] = now.isoformat()
         if name and kind == "track":
             body["event"] = name
         elif name:
             body["name"] = name
-        (visitor.later if later else visitor.events).append(body)
+        visitor.events.append(body)
 
     return event
 
 
-def whole_visitor_chunks(
-    people: list[Visitor], max_events: int = 100, *, later: bool = False
-) -> list[list[dict[str, Any]]]:
+def whole_visitor_chunks(people: list[Visitor], max_events: int = 100) -> list[list[dict[str, Any]]]:
     """Batches that never split a visitor: chunks are then sent concurrently, and each
-    visitor's events still reach the events topic in the order they happened.
-    `later`: the visitors' second visits instead of their first."""
+    visitor's events still reach the events topic in the order they happened."""
     chunks: list[list[dict[str, Any]]] = [[]]
     for person in people:
-        events = person.later if later else person.events
-        if chunks[-1] and len(chunks[-1]) + len(events) > max_events:
+        if chunks[-1] and len(chunks[-1]) + len(person.events) > max_events:
             chunks.append([])
-        chunks[-1].extend(events)
+        chunks[-1].extend(person.events)
     return [c for c in chunks if c]
 
 

@@ -23,14 +23,14 @@ def test_behaviours_produce_the_events_the_campaigns_listen_for():
     names = {p.behaviour: [e.get("event") for e in p.events] for p in people}
     assert "Order Completed" in names["buyer"] and "Trial Started" in names["trialist"]
     assert names["browser"].count("Product Viewed") == 3 and "Product Added" not in names["browser"]
-    returning = [p for p in people if p.later]
-    assert returning and all(p.behaviour == "repeat_abandoner" for p in returning)
-    assert all(e.get("event") == "Product Added" and "timestamp" not in e for p in returning for e in p.later)
+    repeat = [p for p in people if p.behaviour == "repeat_abandoner"]
+    assert repeat and all(p.events[2]["event"] == "Cart Abandoned" for p in repeat)
+    assert all(p.events[2]["timestamp"] < p.events[3]["timestamp"] for p in repeat)
 
 
 def test_message_ids_are_unique_and_visitors_are_never_split_across_batches():
     people = list(visitors(300, seed=2, now=NOW))
-    ids = [e["messageId"] for p in people for e in p.events + p.later]
+    ids = [e["messageId"] for p in people for e in p.events]
     assert len(ids) == len(set(ids))
     chunks = whole_visitor_chunks(people, max_events=40)
     assert all(len(c) <= 40 for c in chunks)

@@ -75,7 +75,10 @@ def _default(field: Any) -> str:
     value = field.get_default(call_default_factory=True)
     if hasattr(value, "get_secret_value"):
         return "*(secret)*"
-    return f"`{value}`"
+    from retarget.devstack.paths import repo_root
+
+    # a default computed from where the code lives is shown relative to the checkout
+    return f"`{str(value).replace(str(repo_root()), '<checkout>')}`"
 
 
 def _cell(text: str) -> str:

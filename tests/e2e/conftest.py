@@ -1,7 +1,8 @@
-"""Run services as separate processes, the way they run in production."""
+"""Run services as separate processes, the way they run in production; shared e2e helpers."""
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import socket
@@ -10,10 +11,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+
+from retarget.common.workspaces import Workspace, WorkspaceStore
+from retarget.common.write_keys import WriteKeyStore
 
 
 def free_port() -> int:
@@ -84,3 +91,41 @@ def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
         if service.process.poll() is None:
             service.process.kill()
             service.process.wait()
+
+
+async def new_workspace(database_url: str, workspace_id: str) -> str:
+    """A Boot Shop workspace; returns a new write key for it."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await WorkspaceStore(conn).upsert(
+            Workspace(
+                id=workspace_id,
+                name="Boot Shop",
+                from_name="Boot Shop",
+                from_email="news@boots.example",
+                postal_address="1 Main St, Springfield",
+            )
+        )
+        return await WriteKeyStore(conn).create(workspace_id)
+    finally:
+        await conn.close()
+
+
+def mails_to(folder: Path, recipient: str) -> list[EmailMessage]:
+    """The captured messages addressed to `recipient`, oldest first."""
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        if recipient in str(msg["To"]):
+            found.append(msg)  # type: ignore[arg-type]
+    return found
+
+
+def wait_for_mail(folder: Path, recipient: str, timeout_s: float) -> list[EmailMessage]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = mails_to(folder, recipient)
+        if found:
+            return found
+        time.sleep(0.3)
+    return []

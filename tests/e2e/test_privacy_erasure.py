@@ -8,15 +8,12 @@ and the new trigger is suppressed by the sender: no second email.
 from __future__ import annotations
 
 import asyncio
-import email
 import secrets
 import time
 import uuid
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -25,36 +22,10 @@ from aiokafka import AIOKafkaConsumer
 from retarget.common.privacy import ERASED_PROFILE
 from retarget.common.schemas import DeliveryRecorded
 from retarget.common.topics import Topics
-from retarget.common.workspaces import Workspace, WorkspaceStore
-from retarget.common.write_keys import WriteKeyStore
+
+from .conftest import mails_to, new_workspace
 
 pytestmark = pytest.mark.e2e
-
-
-async def new_workspace(database_url: str, workspace_id: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await WorkspaceStore(conn).upsert(
-            Workspace(
-                id=workspace_id,
-                name="Boot Shop",
-                from_name="Boot Shop",
-                from_email="news@boots.example",
-                postal_address="1 Main St, Springfield",
-            )
-        )
-        return await WriteKeyStore(conn).create(workspace_id)
-    finally:
-        await conn.close()
-
-
-def mails_to(folder: Path, recipient: str) -> list[email.message.EmailMessage]:
-    found = []
-    for path in sorted(folder.glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-        if recipient in str(msg["To"]):
-            found.append(msg)
-    return found
 
 
 async def wait_for(what: str, check: Any, timeout_s: float, services: list) -> Any:

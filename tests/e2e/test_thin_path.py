@@ -5,59 +5,22 @@ HTTP event → ingest → Kafka → segmenter (trigger) → composer (Jinja2) �
 from __future__ import annotations
 
 import asyncio
-import email
 import secrets
-import time
 import uuid
-from email.policy import default as default_policy
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from retarget.common.workspaces import Workspace, WorkspaceStore
-from retarget.common.write_keys import WriteKeyStore
+from .conftest import new_workspace, wait_for_mail
 
 pytestmark = pytest.mark.e2e
-
-
-async def make_workspace(database_url: str, workspace_id: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await WorkspaceStore(conn).upsert(
-            Workspace(
-                id=workspace_id,
-                name="Boot Shop",
-                from_name="Boot Shop",
-                from_email="news@boots.example",
-                postal_address="1 Main St, Springfield",
-            )
-        )
-        return await WriteKeyStore(conn).create(workspace_id)
-    finally:
-        await conn.close()
-
-
-def find_mail(folder: Path, recipient: str, timeout_s: float) -> list[email.message.EmailMessage]:
-    deadline = time.monotonic() + timeout_s
-    found: list = []
-    while time.monotonic() < deadline:
-        found = []
-        for path in sorted(folder.glob("*.eml")):
-            msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-            if recipient in str(msg["To"]):
-                found.append(msg)
-        if found:
-            return found
-        time.sleep(0.3)
-    return found
 
 
 async def test_an_http_event_becomes_an_email_in_the_inbox(
     launch, stack: dict[str, str], capture_dir: Path, topic_prefix: str, workspace_id: str, tmp_path: Path
 ):
-    write_key = await make_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    write_key = await new_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
     common = {
         "RETARGET_TOPIC_PREFIX": topic_prefix,
         "RETARGET_TOPIC_PARTITIONS": "2",
@@ -100,7 +63,7 @@ async def test_an_http_event_becomes_an_email_in_the_inbox(
         )
         assert added.status_code == 200, added.text
 
-    mails = await asyncio.to_thread(find_mail, capture_dir, recipient, 90)
+    mails = await asyncio.to_thread(wait_for_mail, capture_dir, recipient, 90)
     if not mails:
         logs = "\n\n".join(f"--- {s.name}\n{s.tail()}" for s in services)
         pytest.fail(f"no email for the visitor reached the capture within 90 s\n{logs}")

@@ -3,6 +3,7 @@ load, RSS and disk per profile — beside the ceiling, a bare aiokafka consumer 
 topic in the same run.
 
     .venv/bin/python bench/bench_segmenter.py [--events 200000] [--runs 3] [--profiles 200000]
+        [--lag-load 0.7] [--cprofile worker.prof]
 
 Needs the local stack (`retarget devstack up`). Each run uses fresh topics and a fresh data
 dir under a temporary folder, and the worker runs as a separate process
@@ -12,7 +13,9 @@ dir under a temporary folder, and the worker runs as a separate process
    visitors) are produced first, then one worker drains them; events/s from the worker's
    own counter. Ceiling: a bare consumer reading the same N records.
 2. timer lag: the worker stays up while events arrive at a fixed rate (70% of what it just
-   drained) with a 2 s cart wait; p50/p99 of fired_at - due_at over the triggers it fires.
+   drained) with a 2 s cart wait; p50/p99 of fired_at - due_at over the triggers of this
+   phase's carts (each event is stamped with the time it is sent; the drained carts' late
+   triggers are left out).
 3. size: P visitors with one cart add each (P profiles + P due entries); RSS of the worker
    and disk of its data dir after draining, extrapolated linearly to 1,000,000 profiles.
 """
@@ -31,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -49,13 +52,22 @@ PARTITIONS = 4
 WS = "bench"
 
 
-def shop_events(n: int, *, cart_only: bool = False) -> list[tuple[bytes, bytes]]:
-    """n events of ~n/6 visitors: 2 views, a page, an identify, a cart add, sometimes an order."""
+def shop_events(
+    n: int, *, cart_only: bool = False, start: datetime | None = None, rate: float | None = None
+) -> list[tuple[bytes, bytes]]:
+    """n events of ~n/6 visitors: 2 views, a page, an identify, a cart add, sometimes an order.
+
+    With `start` and `rate`, each visitor's events are stamped with the time `produce(rate=...)`
+    will send them (so a cart's 2 s wait runs from its send, not from when the list was built).
+    """
     out: list[tuple[bytes, bytes]] = []
     rng = random.Random(7)
     while len(out) < n:
         visitor = uuid.uuid4().hex[:12]
-        now = datetime.now(UTC)
+        if start is not None and rate:
+            now = start + timedelta(seconds=len(out) / rate)
+        else:
+            now = datetime.now(UTC)
 
         def ev(
             kind: str, name: str | None = None, v: str = visitor, at: datetime = now, **fields
@@ -148,13 +160,17 @@ async def ceiling(topic: str, n: int) -> float:
 
 
 class Worker:
-    def __init__(self, folder: Path, prefix: str, **env: str) -> None:
+    def __init__(self, folder: Path, prefix: str, cprofile: str | None = None, **env: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.data = folder / "data"
         self.log = (folder / "worker.log").open("wb")
+        command = [sys.executable, "-m", "retarget.segmenter"]
+        if cprofile:  # the event loop's thread under cProfile, written when the worker stops
+            run = "runpy.run_module('retarget.segmenter', run_name='__main__')"
+            command = [sys.executable, "-c", f"import cProfile, runpy; cProfile.run({run!r}, {cprofile!r})"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "retarget.segmenter"],
+            command,
             env={
                 **os.environ,
                 "RETARGET_TOPIC_PREFIX": prefix,
@@ -230,43 +246,54 @@ async def fresh_topics(prefix: str) -> Topics:
     return topics
 
 
-async def one_run(folder: Path, n: int) -> dict[str, float]:
+async def one_run(
+    folder: Path, n: int, cprofile: str | None = None, lag_load: float = 0.7
+) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     topics = await fresh_topics(prefix)
     await produce(topics.events, shop_events(n))
     bare = await ceiling(topics.events, n)
     worker = Worker(
-        folder, prefix, RETARGET_CAMPAIGN_WAITS='{"abandoned_cart": "2s"}', RETARGET_WAIT_SCALE="1000"
+        folder,
+        prefix,
+        cprofile,
+        RETARGET_CAMPAIGN_WAITS='{"abandoned_cart": "2s"}',
+        RETARGET_WAIT_SCALE="1000",
     )
     try:
         await worker.wait_up()
         rate = await worker.drain(n)
-        lag = await timer_lag(worker, topics, rate)
+        lag = await timer_lag(worker, topics, rate, lag_load)
         return {"events_per_s": rate, "ceiling_per_s": bare, **lag}
     finally:
         worker.stop()
 
 
 async def timer_lag(
-    worker: Worker, topics: Topics, drained_rate: float, seconds: float = 20
+    worker: Worker, topics: Topics, drained_rate: float, load: float = 0.7, seconds: float = 20
 ) -> dict[str, float]:
-    """Events at 70% of the drained rate for `seconds`; fired_at - due_at of the triggers that fire."""
-    rate = 0.7 * drained_rate
+    """Events at `load` x the drained rate for `seconds`; fired_at - due_at of the triggers that fire."""
+    rate = load * drained_rate
     consumer = AIOKafkaConsumer(topics.triggers, bootstrap_servers=BOOTSTRAP, auto_offset_reset="latest")
     await consumer.start()
     await consumer.seek_to_end()
     lags: list[float] = []
     trig = decoder(TriggerFired)
 
+    begin = datetime.now(UTC) + timedelta(seconds=2)  # building the events takes a moment
+    events = shop_events(int(rate * seconds), start=begin, rate=rate)
+
     async def read() -> None:
         async for record in consumer:
             t = trig.decode(record.value)
-            lags.append((t.fired_at - t.due_at).total_seconds())
+            if t.due_at >= begin:  # not the drained carts' triggers, due before this phase
+                lags.append((t.fired_at - t.due_at).total_seconds())
 
     reader = asyncio.create_task(read())
+    await asyncio.sleep(max(0.0, (begin - datetime.now(UTC)).total_seconds()))
     before = await asyncio.to_thread(worker.metric, "retarget_segmenter_events_total")
     started = time.perf_counter()
-    await produce(topics.events, shop_events(int(rate * seconds)), rate=rate)
+    await produce(topics.events, events, rate=rate)
     offered = (await asyncio.to_thread(worker.metric, "retarget_segmenter_events_total") - before) / (
         time.perf_counter() - started
     )
@@ -309,12 +336,14 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profiles", type=int, default=200_000)
+    parser.add_argument("--lag-load", type=float, default=0.7, help="timer-lag load, x the drained rate")
+    parser.add_argument("--cprofile", help="write a cProfile of the first run's worker to this file")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-segmenter-"))
     try:
         results = []
         for i in range(args.runs):
-            r = await one_run(root / f"run{i}", args.events)
+            r = await one_run(root / f"run{i}", args.events, args.cprofile if i == 0 else None, args.lag_load)
             results.append(r)
             print(
                 f"run {i + 1}: {r['events_per_s']:,.0f} events/s (ceiling {r['ceiling_per_s']:,.0f}/s, "

@@ -5,6 +5,9 @@ order, by the worker that owns the key's partition (faust requires table writes 
 the events topic, the internal `profile-events` topic (events re-keyed to their known
 profile, merge records — see identity.py) and the internal ticks topic.
 
+Records are taken in batches (batching.py): each touched key is written once per batch,
+after all of the batch's acknowledged sends were acknowledged.
+
 A fourth co-partitioned topic, `privacy` (retarget.common.privacy), carries erasure
 requests to the worker owning each key (erasure.py).
 
@@ -25,13 +28,16 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.streams import current_event
 
 from retarget.common.clock import Clock, SystemClock
 from retarget.common.privacy import privacy_topic
 from retarget.common.schemas import DeadLettered, encode
 from retarget.common.topics import Topics
-from retarget.segmenter import metrics
+from retarget.segmenter import batch_agent, metrics
+from retarget.segmenter.batching import Batch, BatchOutputs, WriteBehind
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
+from retarget.segmenter.erasure import is_erasure_step
 from retarget.segmenter.ops import add_ops_pages, partition_items, table_size
 from retarget.segmenter.processor import Poison, ProfileProcessor, Send, due_epoch
 from retarget.segmenter.profiles_api import add_profile_pages
@@ -105,6 +111,9 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
     )
+    # a batch queues one changelog record per touched key at once; faust's default buffer of 100
+    # stalls the stream and drains it one record at a time
+    app.producer.buffer.max_messages = settings.producer_buffer_max
     events_name = topics.events
     profile_events_name = profile_events_topic_name(settings.topic_prefix)
     ticks_name = ticks_topic_name(settings.topic_prefix)
@@ -122,22 +131,34 @@ def create_app(
         "key_type": bytes,
         "value_type": bytes,
     }
+    if settings.store.startswith("rocksdb"):
+        # a database per table partition, each with its own memtables and cache: bound them
+        table_options["options"] = {
+            "write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": settings.rocksdb_block_cache_mb * 2**20,
+        }
     profiles = app.Table("profiles", default=None, **table_options)
     due = app.Table("due", default=None, **table_options)
     schedule = DueSchedule()
+    # the agent reads and writes through these; the real tables get each key once per batch
+    pending_profiles = WriteBehind(profiles, current=current_event)
+    pending_due = WriteBehind(due, current=current_event)
 
-    async def produce(
-        output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None
-    ) -> None:
-        pending = await outputs[output].send(key=key, value=value, partition=partition)
-        if wait:
-            await pending
+    async def enqueue(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+        return await outputs[output].send(key=key, value=value, partition=partition)
 
-    out: Send = send or produce
+    async def enqueue_to(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+        assert send is not None
+        await send(output, key, value, wait, partition)
+        return None
+
+    batch_outputs = BatchOutputs(enqueue_to if send is not None else enqueue)
+    batch = Batch([pending_profiles, pending_due], batch_outputs, enter=batch_agent.enter_event)
     processor = ProfileProcessor(
-        profiles=profiles,
-        due=due,
-        send=out,
+        profiles=pending_profiles,
+        due=pending_due,
+        send=batch_outputs,
         campaigns=campaigns,
         clock=clock,
         schedule=schedule,
@@ -168,34 +189,43 @@ def create_app(
             value_encoding=encoding,  # type: ignore[arg-type]
             at=clock.now(),
         )
-        await out("dead_letter", event.key, encode(letter), False)
+        await batch_outputs("dead_letter", event.key, encode(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": message.topic})
 
     kinds = {ticks_name: "tick", profile_events_name: "internal", privacy_name: "privacy"}
 
+    async def handle(event: Any) -> None:
+        topic = event.message.topic
+        kind = kinds.get(topic, "event")
+        started = time.perf_counter()
+        try:
+            if kind == "tick":
+                await processor.on_tick(event.key)
+            elif kind == "internal":
+                await processor.on_internal(event.key, event.value)
+            elif kind == "privacy":
+                await processor.on_privacy(event.key, event.value)
+            else:
+                await processor.on_event(event.key, event.value)
+        except Poison as exc:
+            await dead_letter(event, str(exc))
+        except (KafkaError, asyncio.CancelledError):
+            raise  # the broker's trouble, not the record's: faust restarts and the record replays
+        except Exception as exc:
+            log.exception("a record failed; dead-lettered", extra={"topic": topic})
+            await dead_letter(event, f"unexpected error: {exc!r}")
+        metrics.PROCESSING.labels(kind).observe(time.perf_counter() - started)
+
+    def scans_tables(event: Any) -> bool:
+        """Erasure reads the real tables (a scan): it gets a batch of its own."""
+        topic = event.message.topic
+        return topic == privacy_name or (topic == profile_events_name and is_erasure_step(event.value))
+
     @app.agent(app.topic(events_name, profile_events_name, ticks_name, privacy_name))
     async def segmenter(stream: Any) -> None:
-        async for event in stream.events():
-            topic = event.message.topic
-            kind = kinds.get(topic, "event")
-            started = time.perf_counter()
-            try:
-                if kind == "tick":
-                    await processor.on_tick(event.key)
-                elif kind == "internal":
-                    await processor.on_internal(event.key, event.value)
-                elif kind == "privacy":
-                    await processor.on_privacy(event.key, event.value)
-                else:
-                    await processor.on_event(event.key, event.value)
-            except Poison as exc:
-                await dead_letter(event, str(exc))
-            except (KafkaError, asyncio.CancelledError):
-                raise  # the broker's trouble, not the record's: faust restarts and the record replays
-            except Exception as exc:
-                log.exception("a record failed; dead-lettered", extra={"topic": topic})
-                await dead_letter(event, f"unexpected error: {exc!r}")
-            metrics.PROCESSING.labels(kind).observe(time.perf_counter() - started)
+        await batch_agent.consume(
+            stream, batch, handle, scans_tables, size=settings.batch_size, within=settings.batch_within_s
+        )
 
     seen_assignment: set[Any] = set()
 
@@ -218,9 +248,10 @@ def create_app(
             seen_assignment.update(actives)
             schedule.dirty = True
         if schedule.dirty or schedule.needs_compaction():
-            schedule.rebuild(list(due.items()), due_epoch)
+            # pending writes of the batch in progress are not in the table yet: add them
+            schedule.rebuild([*due.items(), *pending_due.pending_items()], due_epoch)
             log.info("due schedule rebuilt", extra={"entries": len(schedule)})
-        for key in schedule.take_due(clock.timestamp(), due.get):
+        for key in schedule.take_due(clock.timestamp(), pending_due.get):
             await ticks_topic.send(key=key, value=b"tick")
         metrics.DUE_SCHEDULED.set(len(schedule))
 

@@ -142,3 +142,8 @@ async def profiles_with_address(
         if profile.workspace_id == workspace_id and profile.email and email_digest(profile.email) == digest:
             found.append(key)
     return found
+
+
+def is_erasure_step(value: bytes) -> bool:
+    """An internal record that erases (msgspec writes the tag first): cheap, without decoding."""
+    return value.startswith((b'{"type":"erase_profile"', b'{"type":"erase_by_email"'))

@@ -6,7 +6,9 @@ events, internal records (forwards, merges, erasure steps), ticks and erasure
 requests arrive co-partitioned. Sends that state depends on — a trigger, a merge record,
 an attributed conversion, an erasure step — are awaited until Kafka acknowledged them
 before the table write that records them, so a crash can repeat one (same ids,
-deduplicated downstream) but never lose one.
+deduplicated downstream) but never lose one. In the worker the tables and `send` are a
+batch's (batching.py): sends leave at once, their acknowledgements are awaited together at
+the end of the batch, and only then do the real tables get the batch's writes.
 """
 
 from __future__ import annotations

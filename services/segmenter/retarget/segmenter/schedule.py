@@ -6,7 +6,9 @@ writes `due`; after a rebalance or recovery the heap is rebuilt from the table (
 partitions this worker now owns). Entries are never removed in place: a popped entry is
 checked against the table, so a stale one (the wait was restarted or cancelled) is just
 dropped. A tick that may have been lost is retried after `resend_after_s` while the table
-still says the same due time.
+still says the same due time; long enough that a worker behind its backlog doesn't flood
+itself with repeats of ticks it simply hasn't reached yet (at 5 s, a burst of due triggers
+was ticked five times over).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ DueLookup = Callable[[bytes], bytes | None]
 
 
 class DueSchedule:
-    def __init__(self, *, resend_after_s: float = 5.0, compact_factor: int = 3) -> None:
+    def __init__(self, *, resend_after_s: float = 30.0, compact_factor: int = 3) -> None:
         self._heap: list[tuple[float, bytes, bytes]] = []  # (fire at, key, due value it was for)
         self._resend_after_s = resend_after_s
         self._compact_factor = compact_factor

@@ -34,7 +34,7 @@ class SegmenterSettings(CommonSettings):
         None, gt=0, description="Shorthand for the abandoned_cart wait override, in seconds."
     )
     timer_interval_s: float = Field(
-        0.25, gt=0, description="How often the due-trigger timer looks at the head of its schedule."
+        0.1, gt=0, description="How often the due-trigger timer looks at the head of its schedule."
     )
     dedupe_window: int = Field(
         64, ge=0, description="Recent messageIds kept per profile to ignore duplicates (0: off)."
@@ -50,6 +50,26 @@ class SegmenterSettings(CommonSettings):
     )
     producer_linger_s: float = Field(
         0.005, ge=0, description="Producer batching delay (changelog, triggers, internal records)."
+    )
+    batch_size: int = Field(
+        1000, ge=1, description="Records handled per batch: each touched key is written once per batch."
+    )
+    batch_within_s: float = Field(
+        0.05, gt=0, description="Longest a record waits for its batch to fill before the batch is handled."
+    )
+    producer_buffer_max: int = Field(
+        20_000,
+        ge=100,
+        description="Changelog records faust may queue before the stream waits for them (faust's default: 100).",
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        8,
+        ge=1,
+        description="RocksDB memtable size per table partition (2 of them at most); faust's default, "
+        "64 MiB x 3, kept most of a worker's state in memory.",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        16, ge=1, description="RocksDB read cache per table partition (faust's default: 2 GiB each)."
     )
     wipe_state_after_crash: bool = Field(
         True,

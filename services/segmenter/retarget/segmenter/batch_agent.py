@@ -1,0 +1,86 @@
+"""The agent's loop: records in batches from faust's stream, each batch fully recorded before
+faust acknowledges its records (batching.py says why batches).
+
+Faust acknowledges the records of `take_events` when the loop moves on — even after an
+exception or a cancellation. So a batch is finished before that: a worker told to stop
+finishes its batch first, and a batch that can't be recorded (the broker refused a send)
+makes the worker exit at once, as kill -9 would; its restart recovers the tables from the
+changelog and the batch's records replay from the committed offsets.
+
+Faust picks a table write's store and changelog partition from its current event; the
+batch writes after the stream has moved on, so each record's event is made current again
+(a faust internal: the context variable behind `faust.streams.current_event`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.streams import _current_event
+
+from retarget.segmenter.batching import Batch
+
+log = logging.getLogger(__name__)
+
+
+def enter_event(event: Any) -> None:
+    """Make `event` faust's current event (see the module's note)."""
+    _current_event.set(weakref.ref(event) if event is not None else None)
+
+
+async def handle_batch(
+    events: list[Any],
+    batch: Batch,
+    handle: Callable[[Any], Awaitable[None]],
+    alone: Callable[[Any], bool],
+) -> None:
+    """Each record in order; those `alone` says read the real tables get a batch of their own."""
+    try:
+        for event in events:
+            own_batch = alone(event)
+            if own_batch:
+                await batch.commit()
+            enter_event(event)
+            await handle(event)
+            if own_batch:
+                await batch.commit()
+        await batch.commit()
+    except BaseException:
+        batch.discard()
+        raise
+
+
+async def consume(
+    stream: Any,
+    batch: Batch,
+    handle: Callable[[Any], Awaitable[None]],
+    alone: Callable[[Any], bool],
+    *,
+    size: int,
+    within: float,
+) -> None:
+    async for events in stream.take_events(size, within=within):
+        work = asyncio.ensure_future(handle_batch(events, batch, handle, alone))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.done():  # the worker is stopping: finish the batch first
+                try:
+                    await work
+                except BaseException as exc:
+                    die(exc)
+            raise
+        except BaseException as exc:
+            die(exc)
+
+
+def die(exc: BaseException) -> None:
+    """Exit without letting faust acknowledge the batch's records (see the module's note)."""
+    log.critical("a batch could not be recorded; exiting without acknowledging it", exc_info=exc)
+    logging.shutdown()
+    os._exit(70)

@@ -57,7 +57,12 @@ def make_consumer(
 
 
 async def ensure_topics(
-    settings: CommonSettings, topics: list[str], *, partitions: int | None = None, timeout_s: float = 30.0
+    settings: CommonSettings,
+    topics: list[str],
+    *,
+    partitions: int | None = None,
+    configs: dict[str, str] | None = None,
+    timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics that are missing; return the ones created. Safe to run concurrently."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
@@ -68,7 +73,10 @@ async def ensure_topics(
         if not missing:
             return []
         new = [
-            NewTopic(t, partitions or settings.topic_partitions, settings.topic_replication) for t in missing
+            NewTopic(
+                t, partitions or settings.topic_partitions, settings.topic_replication, topic_configs=configs
+            )
+            for t in missing
         ]
         try:
             await admin.create_topics(new, timeout_ms=int(timeout_s * 1000))

@@ -89,7 +89,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     await asyncio.sleep(WAIT_S + 6)
     _show_funnel()
     _show_where(mails and devstack_dir() / "mail", creds.write_key, started)
-    return 0
+    return 0 if mails else 1
 
 
 async def _collect_mail(recipients: set[str], settle_s: float, timeout_s: float = 150):

@@ -28,8 +28,12 @@ def main() -> None:
     # the events topic and the internal ones must exist, with the same partition count, before
     # faust subscribes: co-partitioning is what lets a tick or a forwarded event reach its owner
     topics = [*Topics(settings.topic_prefix).all(), *internal_topics(settings.topic_prefix)]
-    asyncio.run(ensure_topics(settings, topics))
     app = create_app(settings, campaigns=campaigns)
+    # faust creates the tables' changelog topics itself, but on a fresh cluster a first batch
+    # can write before their metadata arrives (PartitionsMismatch, 0 partitions): create them
+    # here, compacted as faust would, and wait until the broker lists them
+    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    asyncio.run(_ensure_all(settings, topics, changelogs))
     data_dir = Path(settings.data_dir)
     local_state.prepare(data_dir, Path(app.conf.tabledir), wipe_after_crash=settings.wipe_state_after_crash)
     worker = faust.Worker(
@@ -47,6 +51,11 @@ def main() -> None:
         if exc.code in (0, None):
             local_state.stopped_cleanly(data_dir)
         raise
+
+
+async def _ensure_all(settings: SegmenterSettings, topics: list[str], changelogs: list[str]) -> None:
+    await ensure_topics(settings, topics)
+    await ensure_topics(settings, changelogs, configs={"cleanup.policy": "compact"})
 
 
 def _logging_config(level: str) -> dict:

@@ -112,17 +112,7 @@ def track(
     workspace_id: str = "ws",
     **props: Any,
 ) -> TrackedEvent:
-    return TrackedEvent(
-        workspace_id=workspace_id,
-        type="track",
-        message_id=mid,
-        timestamp=at,
-        received_at=at,
-        event=event_name,
-        anonymous_id=anonymous_id,
-        user_id=user_id,
-        properties=props,
-    )
+    return _event("track", at, mid, anonymous_id, user_id, workspace_id, event=event_name, properties=props)
 
 
 def identify(
@@ -135,13 +125,25 @@ def identify(
     workspace_id: str = "ws",
     **traits: Any,
 ) -> TrackedEvent:
+    return _event("identify", at, mid, anonymous_id, user_id, workspace_id, traits=traits)
+
+
+def _event(
+    kind: Any,
+    at: datetime,
+    mid: str,
+    anonymous_id: str | None,
+    user_id: str | None,
+    workspace_id: str,
+    **fields: Any,
+) -> TrackedEvent:
     return TrackedEvent(
         workspace_id=workspace_id,
-        type="identify",
+        type=kind,
         message_id=mid,
         timestamp=at,
         received_at=at,
         anonymous_id=anonymous_id,
         user_id=user_id,
-        traits=traits,
+        **fields,
     )

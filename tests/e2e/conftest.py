@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import email
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -21,32 +15,14 @@ import pytest
 
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore
+from retarget.devstack.child import Child, free_port, start_child
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Service:
-    name: str
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
+class Service(Child):
     def wait_healthy(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.exited() is not None:
                 pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -56,16 +32,6 @@ class Service:
             time.sleep(0.2)
         pytest.fail(f"{self.name} not healthy after {timeout_s}s:\n{self.tail()}")
 
-    def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM, as an orchestrator would; the exit code tells whether shutdown was clean."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail(f"{self.name} ignored SIGTERM for {timeout_s}s:\n{self.tail()}")
-
 
 @pytest.fixture
 def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
@@ -73,16 +39,15 @@ def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
 
     def _launch(name: str, port_var: str, env: dict[str, str]) -> Service:
         port = free_port()
-        log = tmp_path / f"{name}.log"
-        full_env = {**os.environ, **stack, **env, port_var: str(port)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"retarget.{name}"],
-            env=full_env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+        child = start_child(
+            name,
+            f"retarget.{name}",
+            env={**stack, **env, port_var: str(port)},
+            port=port,
+            log=tmp_path / f"{name}.log",
             cwd=tmp_path,
         )
-        service = Service(name, process, port, log)
+        service = Service(child.name, child.process, child.port, child.log)
         started.append(service)
         return service
 

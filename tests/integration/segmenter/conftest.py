@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -20,26 +15,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.topics import Topics, visitor_key
+from retarget.devstack.child import Child, free_port, start_child
 
 _triggers = decoder(TriggerFired)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
+class Worker(Child):
     def ready(self) -> dict | None:
         try:
             response = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
@@ -67,14 +48,6 @@ class Worker:
             if line.startswith(name) and not line.startswith("#")
         )
 
-    def kill9(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self, timeout_s: float = 30) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
 
 @pytest.fixture
 def segmenter_env(stack: dict[str, str], topic_prefix: str) -> dict[str, str]:
@@ -98,22 +71,20 @@ def start_worker(tmp_path: Path, segmenter_env: dict[str, str]) -> Iterator:
     def _start(name: str, port: int | None = None, **env: str) -> Worker:
         """`port`: keep the previous worker's (faust's assignor checks it under static membership)."""
         port = port or free_port()
-        log = tmp_path / f"{name}-{len(started)}.log"
-        full_env = {
-            **os.environ,
-            **segmenter_env,
-            "RETARGET_WEB_PORT": str(port),
-            "RETARGET_DATA_DIR": str(tmp_path / name),
-            **env,
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "retarget.segmenter"],
-            env=full_env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+        child = start_child(
+            name,
+            "retarget.segmenter",
+            env={
+                **segmenter_env,
+                "RETARGET_WEB_PORT": str(port),
+                "RETARGET_DATA_DIR": str(tmp_path / name),
+                **env,
+            },
+            port=port,
+            log=tmp_path / f"{name}-{len(started)}.log",
             cwd=tmp_path,
         )
-        worker = Worker(name, process, port, log)
+        worker = Worker(child.name, child.process, child.port, child.log)
         started.append(worker)
         return worker
 

@@ -3,6 +3,7 @@ both start this way, and fail the same way (stop it, show its log, say what to d
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from retarget.devstack import procs
@@ -45,3 +46,13 @@ async def spawn_listening(
             details=procs.tail(log_file),
         )
     return pid
+
+
+def stop_listening(name: str, pid: int | None, pid_file: Path) -> str:
+    """Stop a process started by spawn_listening (None: it isn't running); forget its pid."""
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return f"{name}: not running"
+    started = time.monotonic()
+    procs.stop(pid, timeout=10)
+    return f"{name}: stopped (pid {pid}, {time.monotonic() - started:.1f}s)"

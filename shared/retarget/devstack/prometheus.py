@@ -8,10 +8,9 @@ deploy/prometheus/prometheus.yml, the same ports the demo starts the services on
 from __future__ import annotations
 
 import shutil
-import time
 
 from retarget.devstack import procs
-from retarget.devstack.listening import spawn_listening
+from retarget.devstack.listening import spawn_listening, stop_listening
 from retarget.devstack.paths import HOST, PROMETHEUS_PORT, Layout, repo_root
 
 MARKER = "prometheus/prometheus.yml"
@@ -57,10 +56,4 @@ async def start(layout: Layout) -> tuple[int | None, bool]:
 
 
 def stop(layout: Layout) -> str:
-    pid = running_pid(layout)
-    layout.prometheus_pid.unlink(missing_ok=True)
-    if pid is None:
-        return "prometheus: not running"
-    started = time.monotonic()
-    procs.stop(pid, timeout=10)
-    return f"prometheus: stopped (pid {pid}, {time.monotonic() - started:.1f}s)"
+    return stop_listening("prometheus", running_pid(layout), layout.prometheus_pid)

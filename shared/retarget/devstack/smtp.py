@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from retarget.devstack import procs
 from retarget.devstack.env import SMTP_ENV
-from retarget.devstack.listening import spawn_listening
+from retarget.devstack.listening import spawn_listening, stop_listening
 from retarget.devstack.paths import HOST, SMTP_PORT, Layout
 
 MARKER = "retarget.devstack.smtp_capture"
@@ -49,10 +48,4 @@ async def start(layout: Layout) -> tuple[int, bool]:
 
 
 def stop(layout: Layout) -> str:
-    pid = running_pid(layout)
-    layout.smtp_pid.unlink(missing_ok=True)
-    if pid is None:
-        return "smtp: not running"
-    started = time.monotonic()
-    procs.stop(pid, timeout=10)
-    return f"smtp: stopped (pid {pid}, {time.monotonic() - started:.1f}s)"
+    return stop_listening("smtp", running_pid(layout), layout.smtp_pid)

@@ -29,7 +29,7 @@ def main() -> None:
         print(f"segmenter: a campaign file is invalid, not starting: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     # the events topic and the internal ones must exist, with the same partition count, before
-    # faust subscribes: co-partitioning is what lets a tick or a forwarded event reach its owner
+    # faust subscribes: co-partitioning is what lets a forwarded event reach its owner
     topics = [*Topics(settings.topic_prefix).all(), *internal_topics(settings.topic_prefix)]
     app = create_app(settings, campaigns=campaigns)
     # faust creates the tables' changelog topics itself, but on a fresh cluster a first batch

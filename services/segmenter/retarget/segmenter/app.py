@@ -1,9 +1,9 @@
 """The faust application: one agent owns the profiles; a wall-clock timer wakes it for due triggers.
 
-Three co-partitioned topics feed one agent, so every record about a key is handled, in
-order, by the worker that owns the key's partition (faust requires table writes there):
-the events topic, the internal `profile-events` topic (events re-keyed to their known
-profile, merge records — see identity.py) and the internal ticks topic.
+Two co-partitioned topics feed one agent, so every record about a key is handled, in order,
+by the worker that owns the key's partition (faust requires table writes there): the events
+topic and the internal `profile-events` topic (events re-keyed to their known profile,
+merge records — see identity.py).
 
 Records are taken in batches (batching.py): each touched key is written once per batch,
 after all of the batch's acknowledged sends were acknowledged.
@@ -11,11 +11,14 @@ after all of the batch's acknowledged sends were acknowledged.
 A fourth co-partitioned topic, `privacy` (retarget.common.privacy), carries erasure
 requests to the worker owning each key (erasure.py).
 
-Why the timer doesn't fire triggers itself: it has no event context to write tables in.
-It pops due keys from an in-memory heap (schedule.py) mirroring the durable `due` table
-of the partitions this worker owns, and sends a tick keyed by the profile; the agent
-re-checks the profile (an exit event may have arrived) and emits the trigger. Faust's
-windowed tables keep expiry only in memory, so they are not used for this.
+The wall-clock timer pops due keys from an in-memory heap (schedule.py) mirroring the
+durable `due` table of the partitions this worker owns, and handles them itself, as a batch
+of ticks between the agent's batches (one lock): each profile is re-checked (an exit event
+may have arrived) and its trigger emitted. The ticks used to be records on an internal
+topic, read back by the agent; they then waited behind any backlog of events, so a burst
+of traffic made every due trigger late by the time the burst took (batch_agent.py says how a
+tick writes tables without a record). Faust's windowed tables keep expiry only in memory,
+so they are not used for this.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
 
 from retarget.common.clock import Clock, SystemClock
@@ -48,11 +52,6 @@ from retarget.segmenter.workspace_modes import ConsentModes, PgConsentModes
 log = logging.getLogger(__name__)
 
 
-def ticks_topic_name(prefix: str) -> str:
-    """Internal topic of the timer's wake-up records; co-partitioned with the events topic."""
-    return f"{prefix}.segmenter-ticks.v1"
-
-
 def profile_events_topic_name(prefix: str) -> str:
     """Internal topic of events re-keyed to their known profile and of merge records."""
     return f"{prefix}.profile-events.v1"
@@ -60,7 +59,7 @@ def profile_events_topic_name(prefix: str) -> str:
 
 def internal_topics(prefix: str) -> list[str]:
     """The topics the worker creates beside the shared ones (privacy: written by ingest and the CLI)."""
-    return [profile_events_topic_name(prefix), ticks_topic_name(prefix), privacy_topic(prefix)]
+    return [profile_events_topic_name(prefix), privacy_topic(prefix)]
 
 
 def campaigns_from(settings: SegmenterSettings) -> CampaignSet:
@@ -116,7 +115,6 @@ def create_app(
     app.producer.buffer.max_messages = settings.producer_buffer_max
     events_name = topics.events
     profile_events_name = profile_events_topic_name(settings.topic_prefix)
-    ticks_name = ticks_topic_name(settings.topic_prefix)
     privacy_name = privacy_topic(settings.topic_prefix)
     outputs = {
         "events": app.topic(topics.events),
@@ -124,7 +122,6 @@ def create_app(
         "profile_events": app.topic(profile_events_name),
         "dead_letter": app.topic(topics.dead_letter),
     }
-    ticks_topic = app.topic(ticks_name)
     # a table picks "raw" storage only from key_type/value_type bytes (else JSON)
     table_options: dict[str, Any] = {
         "partitions": settings.topic_partitions,
@@ -192,7 +189,7 @@ def create_app(
         await batch_outputs("dead_letter", event.key, encode(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": message.topic})
 
-    kinds = {ticks_name: "tick", profile_events_name: "internal", privacy_name: "privacy"}
+    kinds = {batch_agent.TICKS: "tick", profile_events_name: "internal", privacy_name: "privacy"}
 
     async def handle(event: Any) -> None:
         topic = event.message.topic
@@ -200,6 +197,9 @@ def create_app(
         started = time.perf_counter()
         try:
             if kind == "tick":
+                if app.rebalancing or app.in_recovery:  # began while waiting for the agent's batch
+                    schedule.dirty = True  # the key may have moved: the next pass looks again
+                    return
                 await processor.on_tick(event.key)
             elif kind == "internal":
                 await processor.on_internal(event.key, event.value)
@@ -221,13 +221,28 @@ def create_app(
         topic = event.message.topic
         return topic == privacy_name or (topic == profile_events_name and is_erasure_step(event.value))
 
-    @app.agent(app.topic(events_name, profile_events_name, ticks_name, privacy_name))
+    # the agent's batches and the timer's batches of ticks take turns: each sees the tables
+    # as the previous one left them
+    one_batch_at_a_time = asyncio.Lock()
+
+    @app.agent(app.topic(events_name, profile_events_name, privacy_name))
     async def segmenter(stream: Any) -> None:
         await batch_agent.consume(
-            stream, batch, handle, scans_tables, size=settings.batch_size, within=settings.batch_within_s
+            stream,
+            batch,
+            handle,
+            scans_tables,
+            size=settings.batch_size,
+            within=settings.batch_within_s,
+            lock=one_batch_at_a_time,
         )
 
     seen_assignment: set[Any] = set()
+    every_partition = list(range(settings.topic_partitions))
+    partitioner = DefaultPartitioner()  # the producers' (ingest's, faust's): where a key lives
+
+    def partition_of(key: bytes) -> int:
+        return int(partitioner(key, every_partition, every_partition))
 
     @due.on_recover
     async def _recovered() -> None:
@@ -251,8 +266,16 @@ def create_app(
             # pending writes of the batch in progress are not in the table yet: add them
             schedule.rebuild([*due.items(), *pending_due.pending_items()], due_epoch)
             log.info("due schedule rebuilt", extra={"entries": len(schedule)})
-        for key in schedule.take_due(clock.timestamp(), pending_due.get):
-            await ticks_topic.send(key=key, value=b"tick")
+        # a batch's worth at a time: the agent's batches get their turns in between
+        keys = schedule.take_due(clock.timestamp(), pending_due.get, limit=settings.batch_size)
+        if keys:
+            ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
+            try:
+                await batch_agent.handle_batch_locked(ticks, batch, handle, scans_tables, one_batch_at_a_time)
+            except (KafkaError, OSError):
+                # nothing of the batch was recorded: the due entries stay, and fire next time
+                log.exception("a batch of due triggers could not be recorded; retrying")
+                schedule.dirty = True
         metrics.DUE_SCHEDULED.set(len(schedule))
 
     @app.task

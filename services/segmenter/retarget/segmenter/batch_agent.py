@@ -10,6 +10,10 @@ changelog and the batch's records replay from the committed offsets.
 Faust picks a table write's store and changelog partition from its current event; the
 batch writes after the stream has moved on, so each record's event is made current again
 (a faust internal: the context variable behind `faust.streams.current_event`).
+
+The timer's ticks are not records: each gets an event of its own (`tick_event`) that tells
+faust the partition its key lives in; faust reads nothing else from it, and nothing
+acknowledges it.
 """
 
 from __future__ import annotations
@@ -17,15 +21,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from faust.events import Event
 from faust.streams import _current_event
+from faust.types.tuples import Message
 
 from retarget.segmenter.batching import Batch
 
 log = logging.getLogger(__name__)
+
+#: the topic name a tick's event carries (no such topic exists)
+TICKS = "segmenter-timer-ticks"
+
+
+def tick_event(app: Any, key: bytes, partition: int) -> Event:
+    """An event for a due key, so the tick's table writes go to `partition` (see the module's note)."""
+    message = Message(TICKS, partition, -1, time.time(), 0, [], key, b"tick", None)
+    return Event(app, key, b"tick", [], message)
 
 
 def enter_event(event: Any) -> None:
@@ -55,6 +71,18 @@ async def handle_batch(
         raise
 
 
+async def handle_batch_locked(
+    events: list[Any],
+    batch: Batch,
+    handle: Callable[[Any], Awaitable[None]],
+    alone: Callable[[Any], bool],
+    lock: asyncio.Lock,
+) -> None:
+    """`handle_batch` once no other batch is in progress: each sees the tables as the last one left them."""
+    async with lock:
+        await handle_batch(events, batch, handle, alone)
+
+
 async def consume(
     stream: Any,
     batch: Batch,
@@ -63,9 +91,11 @@ async def consume(
     *,
     size: int,
     within: float,
+    lock: asyncio.Lock,
 ) -> None:
+    """`lock`: whatever else handles batches with `batch` (the timer) takes turns with the agent."""
     async for events in stream.take_events(size, within=within):
-        work = asyncio.ensure_future(handle_batch(events, batch, handle, alone))
+        work = asyncio.ensure_future(handle_batch_locked(events, batch, handle, alone, lock))
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:

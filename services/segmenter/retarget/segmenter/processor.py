@@ -2,8 +2,8 @@
 tests drive it with dicts and a recording sender).
 
 Every record for a key is handled by the worker owning the key's partition, one at a time:
-events, internal records (forwards, merges, erasure steps), ticks and erasure
-requests arrive co-partitioned. Sends that state depends on — a trigger, a merge record,
+events, internal records (forwards, merges, erasure steps) and erasure requests arrive
+co-partitioned; ticks come from that worker's timer. Sends that state depends on — a trigger, a merge record,
 an attributed conversion, an erasure step — are awaited until Kafka acknowledged them
 before the table write that records them, so a crash can repeat one (same ids,
 deduplicated downstream) but never lose one. In the worker the tables and `send` are a

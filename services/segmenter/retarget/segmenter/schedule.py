@@ -5,10 +5,9 @@ saves the timer from scanning every due entry on every tick. The agent pushes wh
 writes `due`; after a rebalance or recovery the heap is rebuilt from the table (the
 partitions this worker now owns). Entries are never removed in place: a popped entry is
 checked against the table, so a stale one (the wait was restarted or cancelled) is just
-dropped. A tick that may have been lost is retried after `resend_after_s` while the table
-still says the same due time; long enough that a worker behind its backlog doesn't flood
-itself with repeats of ticks it simply hasn't reached yet (at 5 s, a burst of due triggers
-was ticked five times over).
+dropped. A taken entry is re-armed `resend_after_s` later: if the batch that handles it
+can't be recorded (a send refused), the table still says the same due time and the entry
+comes due again; once handled, the re-armed entry is stale and dropped.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from retarget.segmenter import batch_agent
 from retarget.segmenter.batching import Batch, BatchOutputs
 
@@ -71,3 +73,20 @@ async def test_the_agent_and_the_timer_never_interleave_their_batches():
 async def test_without_one_lock_they_would_interleave():
     handled = await run(asyncio.Lock(), asyncio.Lock())
     assert switches(handled) > 3, handled
+
+
+async def test_a_batch_in_progress_is_finished_before_a_stop_takes_effect():
+    steps: list[str] = []
+
+    async def a_batch() -> None:
+        for step in ("sent", "settled", "written"):
+            await asyncio.sleep(0.01)
+            steps.append(step)
+
+    work = asyncio.ensure_future(a_batch())
+    waiting = asyncio.create_task(batch_agent.finish_before_stopping(work))
+    await asyncio.sleep(0.015)
+    waiting.cancel()  # the worker is told to stop mid-batch
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert steps == ["sent", "settled", "written"] and work.done() and not work.cancelled()

@@ -270,8 +270,10 @@ def create_app(
         keys = schedule.take_due(clock.timestamp(), pending_due.get, limit=settings.batch_size)
         if keys:
             ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
+            work = batch_agent.handle_batch_locked(ticks, batch, handle, scans_tables, one_batch_at_a_time)
             try:
-                await batch_agent.handle_batch_locked(ticks, batch, handle, scans_tables, one_batch_at_a_time)
+                # a worker told to stop finishes this batch first, as the agent does its own
+                await batch_agent.finish_before_stopping(asyncio.ensure_future(work))
             except (KafkaError, OSError):
                 # nothing of the batch was recorded: the due entries stay, and fire next time
                 log.exception("a batch of due triggers could not be recorded; retrying")

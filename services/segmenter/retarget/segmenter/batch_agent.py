@@ -97,16 +97,23 @@ async def consume(
     async for events in stream.take_events(size, within=within):
         work = asyncio.ensure_future(handle_batch_locked(events, batch, handle, alone, lock))
         try:
-            await asyncio.shield(work)
+            await finish_before_stopping(work)
         except asyncio.CancelledError:
-            if not work.done():  # the worker is stopping: finish the batch first
-                try:
-                    await work
-                except BaseException as exc:
-                    die(exc)
+            if not work.cancelled() and work.exception() is not None:
+                die(work.exception())  # type: ignore[arg-type]
             raise
         except BaseException as exc:
             die(exc)
+
+
+async def finish_before_stopping(work: asyncio.Future[None]) -> None:
+    """Await `work`; cancelled meanwhile (the worker is stopping), let it finish first, then re-raise."""
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        if not work.done():
+            await asyncio.wait([work])
+        raise
 
 
 def die(exc: BaseException) -> None:

@@ -44,7 +44,7 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from retarget.common.kafka import ensure_topics
+from retarget.common.kafka import delete_topics_with_prefixes, ensure_topics
 from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.settings import CommonSettings
 from retarget.common.topics import Topics, visitor_key
@@ -168,7 +168,7 @@ import faust, mode.loop
 mode.loop.use("uvloop")
 topic, n = sys.argv[1], int(sys.argv[2])
 app = faust.App(
-    f"bare-{os.getpid()}", broker="kafka://" + sys.argv[3], store="memory://", datadir=tempfile.mkdtemp(),
+    f"{topic}-bare",  # its own topics start with the bench's prefix: deleted with the others broker="kafka://" + sys.argv[3], store="memory://", datadir=tempfile.mkdtemp(),
     key_serializer="raw", value_serializer="raw", web_enabled=False, autodiscover=False,
     consumer_auto_offset_reset="earliest",
 )
@@ -298,7 +298,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+MADE: set[str] = set()  # this run's topic prefixes: their topics are deleted at the end
+
+
 async def fresh_topics(prefix: str) -> Topics:
+    MADE.add(prefix)
     topics = Topics(prefix)
     settings = CommonSettings(kafka_bootstrap=BOOTSTRAP, topic_partitions=PARTITIONS)
     await ensure_topics(settings, [*topics.all(), *internal_topics(prefix)])
@@ -493,6 +497,7 @@ async def main() -> None:
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        await delete_topics_with_prefixes(BOOTSTRAP, MADE)
 
 
 if __name__ == "__main__":

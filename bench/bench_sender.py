@@ -35,7 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from retarget.common.kafka import ensure_topics, make_producer
+from retarget.common.kafka import delete_topics_with_prefixes, ensure_topics, make_producer
 from retarget.common.logging import configure_logging
 from retarget.common.schemas import OutboundMessage, encode
 from retarget.common.topics import Topics, domain_key
@@ -156,6 +156,7 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
         await conn.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
         await conn.close()
         keys_folder.cleanup()
+        await delete_topics_with_prefixes(settings.kafka_bootstrap, [prefix])
     if sent != args.messages:
         summary = ", ".join(f"{r['state']}/{r['last_reason']}: {r['count']}" for r in states)
         raise SystemExit(f"only {sent} of {args.messages} messages were sent ({summary})")

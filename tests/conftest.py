@@ -62,7 +62,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     assert migrate.returncode == 0, "migrations failed (output above)"
     yield env
     if stop is not None:
-        stop()
+        stop()  # the containers go, and their topics with them
+    else:
+        _delete_this_sessions_topics(env["RETARGET_KAFKA_BOOTSTRAP"])
+
+
+_SESSION_PREFIXES: set[str] = set()
+
+
+def _delete_this_sessions_topics(bootstrap: str) -> None:
+    """The topics this session's tests made (a long-lived local broker slows down under
+    thousands of leftover partitions). Best effort: a failure here fails no test."""
+    import asyncio
+
+    from retarget.common.kafka import delete_topics_with_prefixes
+
+    try:
+        asyncio.run(delete_topics_with_prefixes(bootstrap, _SESSION_PREFIXES))
+    except Exception as exc:  # the broker is gone or slow: leave them, say so
+        print(f"\nnote: this session's test topics were not deleted ({exc!r})", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +95,9 @@ def capture_dir(stack: dict[str, str]) -> Path:
 @pytest.fixture
 def topic_prefix() -> str:
     """A fresh topic prefix per test, so tests never see each other's records on a shared broker."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    _SESSION_PREFIXES.add(prefix)
+    return prefix
 
 
 @pytest.fixture

@@ -89,6 +89,35 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics_with_prefixes(
+    bootstrap: str, prefixes: list[str] | set[str], *, timeout_s: float = 60.0
+) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes`; return their names.
+
+    Tests and benchmarks make fresh topics per run (random prefixes) so they never see each
+    other's records; without this a long-lived local broker piles up thousands of partitions
+    and slows to a crawl (its metadata requests then time out).
+    """
+    if not prefixes:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        for start in range(0, len(doomed), 100):  # a bounded request each
+            await admin.delete_topics(doomed[start : start + 100], timeout_ms=int(timeout_s * 1000))
+        # deletion completes in the background: wait until the broker no longer lists them
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while set(doomed) & set(await admin.list_topics()):
+            if loop.time() > deadline:
+                raise TimeoutError(f"topics still listed {timeout_s}s after their deletion")
+            await asyncio.sleep(0.1)
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def _wait_for_metadata(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s

@@ -144,12 +144,32 @@ async def wait_ready(layout: Layout, pid: int, timeout: float = READY_TIMEOUT) -
             f"deleting {layout.kafka_data} (loses local topics)",
             details=details,
         )
+    hint = (
+        "it may just be slow: check `retarget devstack status` in a minute, or stop it with "
+        "`retarget devstack down` and read the log above"
+    )
+    partitions = _partition_dirs(layout.kafka_data)
+    if partitions > MANY_PARTITIONS:
+        hint = (
+            f"the local broker holds {partitions:,} partitions (topics left by earlier test or benchmark "
+            "runs; they now delete their own): `make clean` wipes the local stack's data and starts afresh"
+        )
     raise DevstackError(
         f"kafka did not answer on {bootstrap()} within {timeout:.0f}s (pid {pid} still runs)",
-        "it may just be slow: check `retarget devstack status` in a minute, or stop it with "
-        "`retarget devstack down` and read the log above",
+        hint,
         details=details,
     )
+
+
+#: more partitions than this, and a single local broker with a small heap starts very slowly
+MANY_PARTITIONS = 5_000
+
+
+def _partition_dirs(data: Path) -> int:
+    try:
+        return sum(1 for entry in data.iterdir() if entry.is_dir() and "-" in entry.name)
+    except OSError:
+        return 0
 
 
 def stop(layout: Layout) -> str:

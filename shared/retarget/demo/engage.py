@@ -1,5 +1,6 @@
-"""What recipients do with the demo's emails: open some, click fewer, unsubscribe a few, and
-buy after a click — through the same tracking links a real mail client would follow.
+"""What recipients do with the demo's emails: open some, click fewer, unsubscribe a few (by the
+one-click link, or by mail to the List-Unsubscribe mailto: address), and buy after a click —
+through the same links a real mail client would follow.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import aiosmtplib
 import httpx
 
 from retarget.demo.traffic import Visitor, order, product
@@ -27,6 +30,7 @@ class Engagement:
     opened: int = 0
     clicked: int = 0
     unsubscribed: int = 0
+    unsubscribed_by_mail: int = 0
     purchased: int = 0
     revenue: float = 0.0
 
@@ -37,6 +41,19 @@ class Received:
     open_pixel: str | None
     clicks: list[str]
     unsubscribe: str | None
+    unsubscribe_mailto: str | None = None
+
+
+def mailto_message(mailto: str, sender: str) -> EmailMessage:
+    """The mail a client writes for a List-Unsubscribe mailto: URL (RFC 6068)."""
+    parts = urlsplit(mailto)
+    query = parse_qs(parts.query)
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = unquote(parts.path)
+    message["Subject"] = query.get("subject", ["unsubscribe"])[0]
+    message.set_content(query.get("body", [""])[0])
+    return message
 
 
 def read_mailbox(folder: Path, recipients: set[str]) -> list[Received]:
@@ -53,12 +70,14 @@ def read_mailbox(folder: Path, recipients: set[str]) -> list[Received]:
         links = _LINK.findall(html)
         header = str(msg.get("List-Unsubscribe", ""))
         https = next((u.strip("<> ") for u in header.split(",") if "http" in u), None)
+        mailto = next((u.strip("<> \r\n\t") for u in header.split(",") if "mailto:" in u), None)
         found.append(
             Received(
                 recipient=to,
                 open_pixel=next((u for u in links if "/t/o/" in u), None),
                 clicks=[u for u in links if "/t/c/" in u],
                 unsubscribe=https,
+                unsubscribe_mailto=mailto,
             )
         )
     return found
@@ -70,6 +89,7 @@ async def engage(
     people: dict[str, Visitor],
     *,
     seed: int = 11,
+    mailbox_port: int | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> Engagement:
     rng = random.Random(seed)
@@ -88,6 +108,12 @@ async def engage(
                     visitor = people.get(mail.recipient)
                     if visitor is not None and roll < 0.14:
                         await _purchase(client, visitor, rng, result)
+            elif mail.unsubscribe_mailto and mailbox_port and roll > 0.985:
+                # the mailbox stands where unsubscribe@<sender domain> is routed in production
+                message = mailto_message(mail.unsubscribe_mailto, mail.recipient)
+                await aiosmtplib.send(message, hostname="127.0.0.1", port=mailbox_port, timeout=10)
+                result.unsubscribed += 1
+                result.unsubscribed_by_mail += 1
             elif mail.unsubscribe and roll > 0.97:
                 response = await client.post(mail.unsubscribe, data={"List-Unsubscribe": "One-Click"})
                 result.unsubscribed += response.status_code < 300

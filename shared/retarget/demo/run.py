@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from retarget.demo.engage import engage, read_mailbox
-from retarget.demo.services import PLAN, start_all
+from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
 from retarget.devstack.env import database_url
@@ -62,7 +62,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     console.print("==> demo workspace and write key")
     creds = await ensure_demo_workspace(database_url())
     env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
-    console.print("==> starting the four services (logs in .devstack/logs/)")
+    console.print("==> starting the four services and the unsubscribe mailbox (logs in .devstack/logs/)")
     await asyncio.to_thread(start_all, env)
 
     people = list(visitors(args.visitors, seed=int(time.time())))
@@ -79,10 +79,15 @@ async def run_demo(args: argparse.Namespace) -> int:
         with _progress() as progress:
             task = progress.add_task("recipients reading their email", total=len(mails))
             engagement = await engage(
-                client, mails, recipients, on_progress=lambda n: progress.advance(task, 1)
+                client,
+                mails,
+                recipients,
+                mailbox_port=MAILBOX_SMTP_PORT,
+                on_progress=lambda n: progress.advance(task, 1),
             )
     console.print(
-        f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed}, "
+        f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
+        f"({engagement.unsubscribed_by_mail} by mail), "
         f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f})"
     )
     # purchases after clicks fire post_purchase (a 5 s wait) and are attributed; then a scrape

@@ -1,4 +1,5 @@
-"""Start the four services as separate processes on fixed local ports, recorded in the stack's state."""
+"""Start the four services (and ingest's unsubscribe mailbox) as separate processes on fixed
+local ports, recorded in the stack's state."""
 
 from __future__ import annotations
 
@@ -14,13 +15,25 @@ class ServicePlan:
     name: str
     port: int
     port_var: str  # the settings field that binds the service's HTTP or ops server
+    module: str = ""  # python -m retarget.<module>; default: the name
+    env: tuple[tuple[str, str], ...] = ()
 
+
+#: where the demo's mail clients send mailto: unsubscribes
+MAILBOX_SMTP_PORT = 18025
 
 PLAN = [
     ServicePlan("ingest", 18080, "RETARGET_PORT"),
     ServicePlan("segmenter", 18081, "RETARGET_WEB_PORT"),
     ServicePlan("composer", 18082, "RETARGET_OPS_PORT"),
     ServicePlan("sender", 18083, "RETARGET_OPS_PORT"),
+    ServicePlan(
+        "ingest-mailbox",
+        18084,
+        "RETARGET_MAILBOX_OPS_PORT",
+        module="ingest.mailbox_server",
+        env=(("RETARGET_MAILBOX_PORT", str(MAILBOX_SMTP_PORT)),),
+    ),
 ]
 
 
@@ -28,14 +41,15 @@ def start_all(env: dict[str, str]) -> list[dict]:
     """Start whatever is not running yet; return the service records."""
     records = []
     for plan in PLAN:
-        service_env = {**env, plan.port_var: str(plan.port)}
+        service_env = {**env, **dict(plan.env), plan.port_var: str(plan.port)}
         if plan.name == "segmenter":
             service_env["RETARGET_DATA_DIR"] = str(devstack_dir() / "segmenter")
-        print(f"    {plan.name:<10} http://127.0.0.1:{plan.port}", flush=True)
+        smtp = f"  smtp://127.0.0.1:{MAILBOX_SMTP_PORT}" if plan.name == "ingest-mailbox" else ""
+        print(f"    {plan.name:<10} http://127.0.0.1:{plan.port}{smtp}", flush=True)
         records.append(
             start_service(
                 plan.name,
-                [sys.executable, "-m", f"retarget.{plan.name}"],
+                [sys.executable, "-m", f"retarget.{plan.module or plan.name}"],
                 http_port=plan.port,
                 metrics_port=plan.port,
                 env=service_env,

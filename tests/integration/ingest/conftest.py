@@ -18,6 +18,7 @@ import msgspec
 import pytest
 import uvicorn
 
+from retarget.common.identity import email_digest
 from retarget.common.kafka import make_consumer
 from retarget.common.schemas import TrackedEvent
 from retarget.common.topics import Topics
@@ -131,3 +132,16 @@ def read_events(ingest_settings: IngestSettings) -> EventReader:
         return found
 
     return read
+
+
+async def suppression_of(workspace_id: str, address: str) -> asyncpg.Record | None:
+    """The workspace's suppression row for `address` (reason, source), if any."""
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        return await conn.fetchrow(
+            "SELECT reason, source FROM suppressions WHERE workspace_id = $1 AND email_hash = $2",
+            workspace_id,
+            email_digest(address),
+        )
+    finally:
+        await conn.close()

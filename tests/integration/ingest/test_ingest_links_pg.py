@@ -16,7 +16,7 @@ from retarget.common.identity import email_digest
 from retarget.common.tokens import LinkClaims, LinkKind, link_url, sign
 from retarget.ingest.settings import IngestSettings
 
-from .conftest import EventReader, Tenant, serving
+from .conftest import EventReader, Tenant, serving, suppression_of
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +45,7 @@ def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str) -> str:
 
 
 async def _suppression(workspace_id: str) -> asyncpg.Record | None:
-    conn = await asyncpg.connect(IngestSettings().database_url)
-    try:
-        return await conn.fetchrow(
-            "SELECT reason, source FROM suppressions WHERE workspace_id = $1 AND email_hash = $2",
-            workspace_id,
-            email_digest(ADDRESS),
-        )
-    finally:
-        await conn.close()
+    return await suppression_of(workspace_id, ADDRESS)
 
 
 async def test_one_click_unsubscribe_is_in_the_suppression_list_when_answered(links_url, tenant) -> None:

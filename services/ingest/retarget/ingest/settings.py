@@ -69,3 +69,19 @@ class IngestSettings(CommonSettings):
     link_publish_timeout_s: float = Field(
         default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
     )
+
+    # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server
+    mailbox_port: int = Field(
+        default=18025, ge=0, le=65535, description="SMTP port of the unsubscribe mailbox."
+    )
+    mailbox_ops_port: int = Field(
+        default=18084, ge=0, le=65535, description="Port of the mailbox's /healthz, /readyz and /metrics."
+    )
+    mailbox_hostname: str | None = Field(
+        default=None, description="Name the mailbox greets with (default: this host's FQDN)."
+    )
+    mailbox_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest message the mailbox accepts (replies quote the email).",
+    )

@@ -1,0 +1,56 @@
+"""`python -m retarget.ingest.mailbox_server`: the unsubscribe mailbox (mailbox.py) over SMTP,
+with /healthz, /readyz and /metrics on its ops port, until SIGTERM.
+
+A process of its own, beside the HTTP one: it scales (and fails) on its own, and one
+listener is plenty — unsubscribes by mail are a trickle next to events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from aiosmtpd.smtp import SMTP
+
+from retarget.common import runtime
+from retarget.common.logging import configure_logging
+from retarget.common.ops import start_ops_server
+from retarget.ingest.bootstrap import bootstrap
+from retarget.ingest.mailbox import UnsubscribeMailbox
+from retarget.ingest.settings import IngestSettings
+
+log = logging.getLogger("retarget.ingest.mailbox")
+
+
+async def serve(stop: asyncio.Event, settings: IngestSettings | None = None) -> None:
+    settings = settings or IngestSettings()
+    services = bootstrap(settings)
+    await services.open()
+    smtp = functools.partial(
+        SMTP,
+        UnsubscribeMailbox(services.links),
+        data_size_limit=settings.mailbox_max_bytes,
+        hostname=settings.mailbox_hostname,
+        ident="retarget unsubscribe mailbox",
+    )
+    server = await asyncio.get_running_loop().create_server(smtp, settings.http_host, settings.mailbox_port)
+    ops = await start_ops_server(settings.http_host, settings.mailbox_ops_port, services.problems)
+    log.info("unsubscribe mailbox started", extra={"smtp_port": settings.mailbox_port})
+    try:
+        await stop.wait()
+    finally:
+        server.close()  # no new sessions; a message in DATA is answered before its session ends
+        await asyncio.wait_for(server.wait_closed(), settings.shutdown_grace_s)
+        await services.close()
+        await ops.cleanup()
+        log.info("unsubscribe mailbox stopped")
+
+
+def main() -> None:
+    configure_logging("ingest-mailbox", IngestSettings.model_fields["log_level"].default)
+    runtime.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,7 @@ SOURCES = [
     Source("retarget_ingest_engagement_total", "opened", "action", "opened"),
     Source("retarget_ingest_engagement_total", "clicked", "action", "clicked"),
     Source("retarget_ingest_engagement_total", "unsubscribed", "action", "unsubscribed"),
+    Source("retarget_ingest_engagement_total", "bounced", "action", "bounced"),  # reported later by mail
     Source("retarget_segmenter_conversions_total", "converted"),
     Source("retarget_segmenter_revenue_total", "revenue"),
 ]

@@ -45,3 +45,91 @@ class RecordingPublisher:
 
     def on(self, topic: str) -> list[SentRecord]:
         return [r for r in self.sent if r.topic == topic]
+
+
+def delivery_status_report(
+    message_id: str,
+    *,
+    to: str,
+    recipient: str = "nobody@example.com",
+    action: str = "failed",
+    status: str = "5.1.1",
+) -> bytes:
+    """A DSN as Postfix writes one (RFC 3464), returning the original's headers."""
+    text = f"""From: MAILER-DAEMON@relay.example (Mail Delivery System)
+To: {to}
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+ boundary="B1"
+
+--B1
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+--B1
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; relay.example
+X-Postfix-Queue-ID: 4F1C2A
+
+Final-Recipient: rfc822; {recipient}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected
+
+--B1
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: Shop <news@shop.example>
+To: {recipient}
+Message-ID: <{message_id}@shop.example>
+Subject: Still thinking it over?
+
+--B1--
+"""
+    return text.replace("\n", "\r\n").encode()
+
+
+def feedback_report(
+    message_id: str, *, to: str = "fbl@shop.example", recipient: str = "ann@example.com"
+) -> bytes:
+    """A complaint as a mailbox provider's feedback loop sends it (ARF, RFC 5965)."""
+    text = f"""From: feedbackloop@mailbox.example
+To: {to}
+Subject: complaint about message from 192.0.2.1
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report;
+ boundary="A1"
+
+--A1
+Content-Type: text/plain; charset="US-ASCII"
+
+This is an email abuse report for an email message received from IP 192.0.2.1.
+
+--A1
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: SomeGenerator/1.0
+Version: 1
+Source-IP: 192.0.2.1
+
+--A1
+Content-Type: message/rfc822
+Content-Disposition: inline
+
+From: Shop <news@shop.example>
+To: {recipient}
+Message-ID: <{message_id}@shop.example>
+Subject: Still thinking it over?
+
+Hello
+--A1--
+"""
+    return text.replace("\n", "\r\n").encode()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -15,7 +17,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from retarget.common.bounces import bounce_address
 from retarget.common.identity import email_digest
+from retarget.common.testing import delivery_status_report, feedback_report
 from retarget.common.tokens import LinkClaims, sign
 from retarget.ingest.mailbox_server import serve
 from retarget.ingest.settings import IngestSettings
@@ -54,9 +58,9 @@ async def suppression(workspace_id: str) -> asyncpg.Record | None:
     return await suppression_of(workspace_id, ADDRESS)
 
 
-async def test_a_mail_with_the_token_unsubscribes_and_a_mail_without_is_refused(
-    ingest_settings: IngestSettings, tenant: Tenant, read_events: EventReader
-):
+@pytest.fixture
+async def mailbox(ingest_settings: IngestSettings) -> AsyncIterator[dict[str, Any]]:
+    """The mailbox server running in this test (real PostgreSQL and Kafka); yields SMTP options."""
     settings = ingest_settings.model_copy(
         update={
             "link_secret": SecretStr(SECRET),
@@ -65,13 +69,12 @@ async def test_a_mail_with_the_token_unsubscribes_and_a_mail_without_is_refused(
         }
     )
     stop = asyncio.Event()
-    mailbox = asyncio.create_task(serve(stop, settings))
-    smtp = {"hostname": "127.0.0.1", "port": settings.mailbox_port, "timeout": 20}
+    server = asyncio.create_task(serve(stop, settings))
     try:
         async with httpx.AsyncClient() as client:
             for _ in range(100):
-                if mailbox.done():
-                    mailbox.result()
+                if server.done():
+                    server.result()
                 try:
                     ready = await client.get(f"http://127.0.0.1:{settings.mailbox_ops_port}/readyz")
                     if ready.status_code == 200:
@@ -80,27 +83,86 @@ async def test_a_mail_with_the_token_unsubscribes_and_a_mail_without_is_refused(
                     pass
                 await asyncio.sleep(0.1)
             assert ready.status_code == 200, ready.text
-
-        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-            await aiosmtplib.send(mail("please take me off your list"), **smtp)
-        assert refused.value.code == 550 and "token" in refused.value.message
-        forged = unsubscribe_token(tenant)[:-4] + "AAAA"
-        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-            await aiosmtplib.send(mail(f"unsubscribe {forged}"), **smtp)
-        assert refused.value.code == 550
-        assert await suppression(tenant.workspace_id) is None
-
-        token = unsubscribe_token(tenant)
-        _, answer = await aiosmtplib.send(mail(f"unsubscribe {token}"), **smtp)
-        assert answer.startswith("2.0.0 Unsubscribed")
-        row = await suppression(tenant.workspace_id)  # in the list by the time of the 250
-        assert row is not None and (row["reason"], row["source"]) == ("unsubscribed", "mailto")
-        _, again = await aiosmtplib.send(mail(f"Re: unsubscribe {token}"), **smtp)  # a second mail
-        assert again.startswith("2.0.0")
-
-        (_, event), *_ = await read_events(1)
-        assert event.event == "Unsubscribed" and event.workspace_id == tenant.workspace_id
-        assert event.properties["source"] == "mailto" and event.properties["scope"] == "all"
+        yield {"hostname": "127.0.0.1", "port": settings.mailbox_port, "timeout": 20}
     finally:
         stop.set()
-        await asyncio.wait_for(mailbox, 30)
+        await asyncio.wait_for(server, 30)
+
+
+async def test_a_mail_with_the_token_unsubscribes_and_a_mail_without_is_refused(
+    mailbox: dict[str, Any], tenant: Tenant, read_events: EventReader
+):
+    smtp = mailbox
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await aiosmtplib.send(mail("please take me off your list"), **smtp)
+    assert refused.value.code == 550 and "token" in refused.value.message
+    forged = unsubscribe_token(tenant)[:-4] + "AAAA"
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await aiosmtplib.send(mail(f"unsubscribe {forged}"), **smtp)
+    assert refused.value.code == 550
+    assert await suppression(tenant.workspace_id) is None
+
+    token = unsubscribe_token(tenant)
+    _, answer = await aiosmtplib.send(mail(f"unsubscribe {token}"), **smtp)
+    assert answer.startswith("2.0.0 Unsubscribed")
+    row = await suppression(tenant.workspace_id)  # in the list by the time of the 250
+    assert row is not None and (row["reason"], row["source"]) == ("unsubscribed", "mailto")
+    _, again = await aiosmtplib.send(mail(f"Re: unsubscribe {token}"), **smtp)  # a second mail
+    assert again.startswith("2.0.0")
+
+    (_, event), *_ = await read_events(1)
+    assert event.event == "Unsubscribed" and event.workspace_id == tenant.workspace_id
+    assert event.properties["source"] == "mailto" and event.properties["scope"] == "all"
+
+
+async def sent_entry(workspace_id: str, address: str) -> str:
+    """A send-log entry for an email that was sent to `address`; its message id."""
+    message_id = f"m-{secrets.token_hex(16)}"
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state, sent_at) "
+            "VALUES ($1, $2, 'abandoned_cart', 'p-1', $3, 'sent', now())",
+            message_id,
+            workspace_id,
+            email_digest(address),
+        )
+        return message_id
+    finally:
+        await conn.close()
+
+
+async def send_raw(smtp: dict[str, Any], raw: bytes, recipient: str) -> str:
+    """As a reporting server sends it: from the null sender (MAIL FROM:<>), so it never bounces."""
+    async with aiosmtplib.SMTP(**smtp) as client:
+        _, answer = await client.sendmail("", [recipient], raw)
+    return answer
+
+
+async def test_a_bounce_and_a_complaint_by_mail_suppress_the_recipients_of_the_emails_they_name(
+    mailbox: dict[str, Any], tenant: Tenant
+):
+    bounced, complained = "gone@example.com", "annoyed@example.com"
+    bounced_id = await sent_entry(tenant.workspace_id, bounced)
+    complained_id = await sent_entry(tenant.workspace_id, complained)
+    verp = bounce_address(bounced_id, "shop.example", SECRET.encode())  # what the composer set
+    assert verp is not None
+
+    assert (await send_raw(mailbox, delivery_status_report(bounced_id, to=verp), verp)).startswith("2.0.0")
+    assert (await send_raw(mailbox, feedback_report(complained_id), "fbl@shop.example")).startswith("2.0.0")
+
+    row = await suppression_of(tenant.workspace_id, bounced)
+    assert row is not None and (row["reason"], row["source"]) == ("hard_bounce", "dsn")
+    row = await suppression_of(tenant.workspace_id, complained)
+    assert row is not None and (row["reason"], row["source"]) == ("complaint", "arf")
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        states = dict(
+            await conn.fetch(
+                "SELECT message_id, state FROM send_log WHERE message_id = ANY($1)",
+                [bounced_id, complained_id],
+            )
+        )
+    finally:
+        await conn.close()
+    assert states == {bounced_id: "bounced", complained_id: "sent"}  # a complaint was delivered

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import msgspec
 
+from retarget.common.bounces import message_id_of_bounce_address
 from retarget.common.schemas import CartLine, OutboundMessage, Recipient, TriggerFired, encode
 from retarget.common.testing import FakeClock
 from retarget.common.tokens import verify
@@ -84,6 +85,9 @@ async def test_a_trigger_becomes_a_complete_compliant_message():
     assert out.topic == "t.outbound.v1" and out.key == b"example.com"
     outbound = msgspec.json.decode(out.value, type=OutboundMessage)
     assert outbound.message_id == "m-" + "t" * 32
+    # the envelope sender names the send-log entry, so a bounce mailed back later finds it
+    assert outbound.mail_from.endswith("@boots.example")
+    assert message_id_of_bounce_address(outbound.mail_from, SECRET) == outbound.message_id
     assert (outbound.workspace_id, outbound.campaign, outbound.recipient) == (
         "ws",
         "abandoned_cart",

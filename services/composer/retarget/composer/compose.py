@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from retarget.common.bounces import bounce_address
 from retarget.common.clock import Clock
 from retarget.common.identity import email_digest, message_id_for, rfc5322_message_id
 from retarget.common.schemas import OutboundMessage, TriggerFired
@@ -123,7 +124,8 @@ class Composer:
             profile_id=trigger.profile_id,
             campaign=trigger.campaign,
             recipient=trigger.recipient.email.strip(),
-            mail_from=sender.from_email,
+            # VERP: a bounce mailed back later names this send-log entry (retarget.common.bounces)
+            mail_from=bounce_address(message_id, domain, self.link_secret) or sender.from_email,
             raw=raw,
             created_at=now,
             recipient_timezone=trigger.recipient.timezone,

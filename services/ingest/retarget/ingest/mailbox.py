@@ -1,4 +1,9 @@
-"""The `mailto:` unsubscribe: mail sent to the address in List-Unsubscribe, answered over SMTP.
+"""The mailbox: the `mailto:` unsubscribe, and bounces and complaints that come back by mail.
+
+Bounce reports (DSNs, to the VERP envelope sender the composer sets) and complaint reports
+(ARF, from the mailbox providers' feedback loops) are recognised first: they suppress the
+recipient of the email they name (reports.py) and are answered 250, whatever they say — a
+refused bounce only makes another bounce. Everything else is an unsubscribe request:
 
 Every email's List-Unsubscribe header carries, beside the one-click https link,
 `mailto:unsubscribe@<sender's domain>?subject=unsubscribe%20<token>` (composer); some mail
@@ -20,10 +25,12 @@ from email import policy
 from email.parser import BytesParser
 from typing import Any
 
+from retarget.common.bounces import Report, message_id_of_bounce_address, read_report
 from retarget.ingest import metrics
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.links import NotOurLink
+from retarget.ingest.reports import Reports
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +54,52 @@ def token_from(message: bytes) -> str | None:
     return found.group(1) if found else None
 
 
-class UnsubscribeMailbox:
-    """An aiosmtpd handler: every message is one unsubscribe request, answered at DATA."""
+REPORT_NOTED = "250 2.0.0 Report received"
 
-    def __init__(self, links: LinkFeedback) -> None:
-        self._links = links
+
+class UnsubscribeMailbox:
+    """An aiosmtpd handler: a report, or an unsubscribe request, answered at DATA."""
+
+    def __init__(
+        self, links: LinkFeedback, reports: Reports | None = None, secret: bytes | None = None
+    ) -> None:
+        self._links, self._reports, self._secret = links, reports, secret
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        token = token_from(envelope.original_content or envelope.content or b"")
+        raw = envelope.original_content or envelope.content or b""
+        named = self._named_by_envelope(envelope.rcpt_tos or [])
+        report = read_report(raw)
+        if report.kind != "other" or named is not None:
+            return await self._report(report, named or report.message_id)
+        return await self._unsubscribe(raw)
+
+    def _named_by_envelope(self, recipients: list[str]) -> str | None:
+        if self._secret is None:
+            return None
+        return next(filter(None, (message_id_of_bounce_address(r, self._secret) for r in recipients)), None)
+
+    async def _report(self, report: Report, message_id: str | None) -> str:
+        kind = report.kind
+        if self._reports is None or kind not in ("hard_bounce", "complaint") or message_id is None:
+            metrics.count_tracking("report_mail", kind if message_id else f"{kind}_unnamed")
+            return REPORT_NOTED
+        source = "dsn" if kind == "hard_bounce" else "arf"
+        try:
+            done = await self._reports.record(message_id, kind, source, report.status)
+        except Unavailable:
+            metrics.count_tracking("report_mail", "unavailable")
+            return TRY_LATER  # the reporting server keeps it and tries again
+        if done is None:
+            metrics.count_tracking("report_mail", f"{kind}_unknown_message")
+            return REPORT_NOTED
+        metrics.count_tracking("report_mail", kind)
+        if done.new:
+            action = "bounced" if kind == "hard_bounce" else "complained"
+            metrics.count_engagement(done.workspace_id, done.campaign, action)
+        return REPORT_NOTED
+
+    async def _unsubscribe(self, raw: bytes) -> str:
+        token = token_from(raw)
         if token is None:
             metrics.count_tracking("unsubscribe_mail", "no_token")
             return NO_TOKEN

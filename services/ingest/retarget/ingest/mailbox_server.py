@@ -1,4 +1,5 @@
-"""`python -m retarget.ingest.mailbox_server`: the unsubscribe mailbox (mailbox.py) over SMTP,
+"""`python -m retarget.ingest.mailbox_server`: the mailbox (mailbox.py: unsubscribes, bounces,
+complaints) over SMTP,
 with /healthz, /readyz and /metrics on its ops port, until SIGTERM.
 
 A process of its own, beside the HTTP one: it scales (and fails) on its own, and one
@@ -18,6 +19,7 @@ from retarget.common.logging import configure_logging
 from retarget.common.ops import start_ops_server
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.mailbox import UnsubscribeMailbox
+from retarget.ingest.reports import PgReports
 from retarget.ingest.settings import IngestSettings
 
 log = logging.getLogger("retarget.ingest.mailbox")
@@ -29,7 +31,11 @@ async def serve(stop: asyncio.Event, settings: IngestSettings | None = None) -> 
     await services.open()
     smtp = functools.partial(
         SMTP,
-        UnsubscribeMailbox(services.links),
+        UnsubscribeMailbox(
+            services.links,
+            PgReports(services.pool),
+            settings.link_secret.get_secret_value().encode() if settings.link_secret else None,
+        ),
         data_size_limit=settings.mailbox_max_bytes,
         hostname=settings.mailbox_hostname,
         ident="retarget unsubscribe mailbox",

@@ -59,7 +59,8 @@ TRACKING = Counter(
 ENGAGEMENT = Counter(
     "retarget_ingest_engagement_total",
     "What recipients did with an email, for the funnel: opened / clicked (people), "
-    "opened_machine / clicked_machine (privacy proxies, scanners), unsubscribed (first time only).",
+    "opened_machine / clicked_machine (privacy proxies, scanners), unsubscribed (first time only), "
+    "bounced / complained (reported later by mail, first time only).",
     ["workspace", "campaign", "action"],
 )
 

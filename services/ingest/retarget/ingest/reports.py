@@ -1,0 +1,56 @@
+"""Bounces and complaints received by mail (retarget.common.bounces says how they are read):
+the send-log entry they name gets its recipient suppressed — `hard_bounce` for a permanent
+failure, `complaint` for a spam report — and a hard-bounced entry is marked `bounced`.
+
+A soft bounce (4.x.x) changes nothing: the relay is still trying. A report naming no entry
+of ours is noted and dropped (there is no one to suppress).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+
+from retarget.ingest.pool import LazyPool
+
+
+@dataclass(frozen=True)
+class Recorded:
+    workspace_id: str
+    campaign: str
+    new: bool  # False: the recipient was already suppressed
+
+
+class Reports(Protocol):
+    async def record(self, message_id: str, reason: str, source: str, status: str) -> Recorded | None:
+        """Suppress the entry's recipient (reason 'hard_bounce' or 'complaint'); None: no such entry."""
+        ...
+
+
+_ENTRY = "SELECT workspace_id, campaign, recipient_hash FROM send_log WHERE message_id = $1"
+_SUPPRESS = """INSERT INTO suppressions (workspace_id, email_hash, reason, source)
+VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, email_hash) DO NOTHING"""
+_BOUNCED = """UPDATE send_log SET state = 'bounced', last_reason = $2, updated_at = now()
+WHERE message_id = $1 AND state = 'sent'"""
+
+
+class PgReports:
+    def __init__(self, pool: LazyPool) -> None:
+        self._pool = pool
+
+    async def record(self, message_id: str, reason: str, source: str, status: str) -> Recorded | None:
+        async def write(pool: asyncpg.Pool) -> Recorded | None:
+            async with pool.acquire() as conn, conn.transaction():
+                entry = await conn.fetchrow(_ENTRY, message_id)
+                if entry is None:
+                    return None
+                done = await conn.execute(
+                    _SUPPRESS, entry["workspace_id"], entry["recipient_hash"], reason, source
+                )
+                if reason == "hard_bounce":
+                    await conn.execute(_BOUNCED, message_id, f"bounced after delivery: {status}")
+                return Recorded(entry["workspace_id"], entry["campaign"], done == "INSERT 0 1")
+
+        return await self._pool.run(f"record a {reason}", write)

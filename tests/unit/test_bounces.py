@@ -1,0 +1,52 @@
+"""Bounces and complaints by mail: the VERP address and what a report says."""
+
+from __future__ import annotations
+
+import pytest
+
+from retarget.common.bounces import bounce_address, message_id_of_bounce_address, read_report
+from retarget.common.testing import delivery_status_report, feedback_report
+
+SECRET = b"s" * 32
+MID = "m-0123456789abcdef0123456789abcdef"
+
+
+def test_the_verp_address_names_the_entry_and_only_we_can_make_one():
+    address = bounce_address(MID, "shop.example", SECRET)
+    assert address is not None and address.startswith(f"bounces+{MID}.") and address.endswith("@shop.example")
+    assert len(address.partition("@")[0]) <= 64  # RFC 5321's limit for a local part
+    assert message_id_of_bounce_address(address, SECRET) == MID
+    assert message_id_of_bounce_address(address.upper(), SECRET) == MID  # a server changed its case
+    assert message_id_of_bounce_address(address, b"another secret") is None
+    forged = address.replace(MID, "m-ffffffffffffffffffffffffffffffff")
+    assert message_id_of_bounce_address(forged, SECRET) is None
+    assert message_id_of_bounce_address("unsubscribe@shop.example", SECRET) is None
+    assert bounce_address("m-" + "0" * 60, "shop.example", SECRET) is None  # would not fit
+
+
+def test_a_permanent_failure_is_a_hard_bounce_naming_the_original():
+    report = read_report(delivery_status_report(MID, to="bounces+x@shop.example"))
+    assert (report.kind, report.status, report.message_id) == ("hard_bounce", "5.1.1", MID)
+
+
+@pytest.mark.parametrize(("action", "status"), [("delayed", "4.4.1"), ("failed", "4.7.0")])
+def test_a_temporary_failure_is_a_soft_bounce(action: str, status: str):
+    report = read_report(delivery_status_report(MID, to="b@shop.example", action=action, status=status))
+    assert (report.kind, report.status) == ("soft_bounce", status)
+
+
+def test_a_feedback_loop_report_is_a_complaint_naming_the_original():
+    report = read_report(feedback_report(MID))
+    assert (report.kind, report.status, report.message_id) == ("complaint", "abuse", MID)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@example.com\r\nSubject: unsubscribe me\r\n\r\nplease",
+        b"Content-Type: text/plain\r\nSubject: Delivery failure\r\n\r\n550 user unknown",  # not RFC 3464
+        delivery_status_report(MID, to="b@shop.example", action="delivered", status="2.0.0"),
+    ],
+)
+def test_anything_else_is_no_report(raw: bytes):
+    assert read_report(raw).kind == "other"

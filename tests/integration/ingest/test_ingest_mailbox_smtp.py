@@ -23,6 +23,7 @@ from retarget.common.testing import delivery_status_report, feedback_report
 from retarget.common.tokens import LinkClaims, sign
 from retarget.ingest.mailbox_server import serve
 from retarget.ingest.settings import IngestSettings
+from retarget.sender.local_mta import PrivatePostfix, SmtpSink
 
 from .conftest import EventReader, Tenant, free_port, suppression_of
 
@@ -166,3 +167,50 @@ async def test_a_bounce_and_a_complaint_by_mail_suppress_the_recipients_of_the_e
     finally:
         await conn.close()
     assert states == {bounced_id: "bounced", complained_id: "sent"}  # a complaint was delivered
+
+
+async def test_a_real_relay_bounces_after_its_250_and_the_mailbox_suppresses_the_recipient(
+    mailbox: dict[str, Any], tenant: Tenant
+):
+    """The production chain behind a smarthost: Postfix accepts the email, fails to deliver it,
+    and mails its own DSN to the VERP envelope sender, routed to the mailbox."""
+    try:
+        recipients_server = SmtpSink("-f", "RCPT")  # the recipient's server: 5xx to every RCPT
+        relay = PrivatePostfix(
+            domains=(),
+            transports={
+                "shop.example": f"smtp:[127.0.0.1]:{mailbox['port']}",  # where bounces+… is routed
+                "gone.example": f"smtp:[127.0.0.1]:{recipients_server.port}",
+            },
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        pytest.skip(str(exc))
+    relay.start()
+    try:
+        address = "someone@gone.example"
+        message_id = await sent_entry(tenant.workspace_id, address)
+        verp = bounce_address(message_id, "shop.example", SECRET.encode())
+        assert verp is not None
+        email = EmailMessage()
+        email["From"], email["To"], email["Subject"] = "Shop <news@shop.example>", address, "Still there?"
+        email["Message-ID"] = f"<{message_id}@shop.example>"
+        email.set_content("Your cart misses you.")
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20) as client:
+            await client.sendmail(verp, [address], email.as_bytes())  # the relay says 250 ...
+
+        row = await _suppressed_within(tenant.workspace_id, address, 30)  # ... then bounces it, by mail
+        log = relay.log.read_text() if relay.log.exists() else ""
+        assert row is not None, f"no suppression; the relay's log:\n{log[-3000:]}"
+        assert (row["reason"], row["source"]) == ("hard_bounce", "dsn")
+    finally:
+        relay.stop()
+        recipients_server.stop()
+
+
+async def _suppressed_within(workspace_id: str, address: str, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    row = await suppression_of(workspace_id, address)
+    while row is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        row = await suppression_of(workspace_id, address)
+    return row

@@ -100,7 +100,11 @@ postlog   unix-dgram n - n - 1 postlogd
 class PrivatePostfix:
     """`postfix -c DIR start` with a generated main.cf/master.cf; needs root (Postfix drops to `postfix`)."""
 
-    def __init__(self, domains: tuple[str, ...] = ("example.com",)) -> None:
+    def __init__(
+        self, domains: tuple[str, ...] = ("example.com",), transports: dict[str, str] | None = None
+    ) -> None:
+        """`domains`: stored in the maildir; `transports`: domain → Postfix transport (relaying to a
+        test server `smtp:[127.0.0.1]:port`, or `error:...` to bounce everything to that domain)."""
         if tool("postfix") is None:
             raise FileNotFoundError("postfix is not installed (Debian package postfix; `make system-deps`)")
         if os.geteuid() != 0:
@@ -140,6 +144,10 @@ class PrivatePostfix:
             "alias_database": "",
             "smtputf8_enable": "no",
         }
+        if transports:
+            main_cf["transport_maps"] = (
+                "inline:{" + ", ".join(f"{d}={t}" for d, t in transports.items()) + "}"
+            )
         (self.root / "conf" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main_cf.items()))
         (self.root / "conf" / "master.cf").write_text(_MASTER_CF.format(port=self.port))
 

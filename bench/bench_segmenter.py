@@ -168,7 +168,8 @@ import faust, mode.loop
 mode.loop.use("uvloop")
 topic, n = sys.argv[1], int(sys.argv[2])
 app = faust.App(
-    f"{topic}-bare",  # its own topics start with the bench's prefix: deleted with the others broker="kafka://" + sys.argv[3], store="memory://", datadir=tempfile.mkdtemp(),
+    f"{topic}-bare",  # its own topics start with the bench's prefix: deleted with the others
+    broker="kafka://" + sys.argv[3], store="memory://", datadir=tempfile.mkdtemp(),
     key_serializer="raw", value_serializer="raw", web_enabled=False, autodiscover=False,
     consumer_auto_offset_reset="earliest",
 )

@@ -11,9 +11,11 @@ dir under a temporary folder, and the worker runs as a separate process
 (`python -m retarget.segmenter`), exactly as in production.
 
 1. throughput: N events (a shop's mix: views, cart adds, identifies, pages, orders; ~N/6
-   visitors) are produced first, then one worker drains them; events/s from the worker's
-   own counter. Ceilings: a bare aiokafka consumer and a bare faust agent (uvloop, the
-   worker's batches of 1,000) reading the same N records.
+   visitors) are produced first, then one worker with the sample campaigns as shipped
+   drains them; events/s from the worker's own counter. Then the same records again
+   through a worker whose cart wait is 2 s, so every cart fires within the drain (the
+   stricter number). Ceilings: a bare aiokafka consumer and a bare faust agent (uvloop,
+   1,000-record batches) reading the same N records.
 2. timer lag: once the drained carts' triggers have fired, events arrive at a fixed rate
    (70% of what the worker just drained) with a 2 s cart wait; p50/p99 of fired_at - due_at
    over the triggers of this phase's carts (each event is stamped with the time it is sent).
@@ -313,27 +315,40 @@ async def fresh_topics(prefix: str) -> Topics:
 async def one_run(
     folder: Path, n: int, cprofile: str | None = None, lag_load: float = 0.7
 ) -> dict[str, float]:
+    records = shop_events(n)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     topics = await fresh_topics(prefix)
-    await produce(topics.events, shop_events(n))
+    await produce(topics.events, records)
     bare = await ceiling(topics.events, n)
     bare_faust = await asyncio.to_thread(faust_ceiling, topics.events, n)
+    # the goal's measure: the sample campaigns as shipped (waits of hours: nothing fires meanwhile)
+    shipped = Worker(folder / "shipped", prefix, cprofile)
+    try:
+        await shipped.wait_up()
+        rate = await shipped.drain(n)
+    finally:
+        shipped.stop()
+    # then the same records again with 2 s waits, so every cart fires within the drain, and the
+    # timer-lag phases on that worker
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    topics = await fresh_topics(prefix)
+    await produce(topics.events, records)
     worker = Worker(
-        folder,
+        folder / "firing",
         prefix,
-        cprofile,
         RETARGET_CAMPAIGN_WAITS='{"abandoned_cart": "2s"}',
         RETARGET_WAIT_SCALE="1000",
     )
     try:
         await worker.wait_up()
-        rate = await worker.drain(n)
+        firing_rate = await worker.drain(n)
         await worker.settle()  # the lag phase measures its own triggers, not the drain's backlog
-        lag = await timer_lag(worker, topics, rate, lag_load)
+        lag = await timer_lag(worker, topics, firing_rate, lag_load)
         await worker.settle()
         burst = await burst_lag(topics, n)
         return {
             "events_per_s": rate,
+            "firing_events_per_s": firing_rate,
             "ceiling_per_s": bare,
             "faust_ceiling_per_s": bare_faust,
             **lag,
@@ -472,7 +487,8 @@ async def main() -> None:
             r = await one_run(root / f"run{i}", args.events, args.cprofile if i == 0 else None, args.lag_load)
             results.append(r)
             print(
-                f"run {i + 1}: {r['events_per_s']:,.0f} events/s (ceilings: aiokafka {r['ceiling_per_s']:,.0f}/s, "
+                f"run {i + 1}: {r['events_per_s']:,.0f} events/s ({r['firing_events_per_s']:,.0f}/s with every "
+                f"cart firing within the drain) (ceilings: aiokafka {r['ceiling_per_s']:,.0f}/s, "
                 f"{r['events_per_s'] / r['ceiling_per_s']:.1%}; a bare faust agent "
                 f"{r['faust_ceiling_per_s']:,.0f}/s, {r['events_per_s'] / r['faust_ceiling_per_s']:.0%}); "
                 f"timer lag p50 {r['lag_p50_s']:.2f} s "
@@ -483,7 +499,8 @@ async def main() -> None:
             )
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
-            f"median of {args.runs}: {med['events_per_s']:,.0f} events/s vs ceilings: aiokafka "
+            f"median of {args.runs}: {med['events_per_s']:,.0f} events/s ({med['firing_events_per_s']:,.0f}/s with "
+            f"every cart firing) vs ceilings: aiokafka "
             f"{med['ceiling_per_s']:,.0f}/s, a bare faust agent {med['faust_ceiling_per_s']:,.0f}/s; "
             f"timer lag p99 {med['lag_p99_s']:.2f} s at {med['load_per_s']:,.0f} events/s, "
             f"{med['burst_p99_s']:.2f} s during a burst",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 STAGE_RECORDS = Counter(
@@ -13,3 +16,10 @@ STAGE_BATCH_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+@functools.cache
+def labelled(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: `.labels()` costs a lock and a dict walk per call,
+    which shows on hot paths (a few per event)."""
+    return metric.labels(*labels)

@@ -9,7 +9,6 @@ workers, adds up every worker's files. The gauges are summed over live workers.
 
 from __future__ import annotations
 
-import functools
 import os
 
 from prometheus_client import (
@@ -22,7 +21,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.metrics import MetricWrapperBase
+
+from retarget.common.metrics import labelled
 
 REQUESTS = Counter(
     "retarget_ingest_requests_total", "HTTP requests, by route and status.", ["route", "status"]
@@ -67,10 +67,7 @@ ENGAGEMENT = Counter(
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-@functools.cache
-def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
-    """A labelled child, looked up once: `.labels()` costs a lock and a dict walk per call."""
-    return metric.labels(*labels)
+_child = labelled
 
 
 def count_accepted(event_type: str, count: int = 1) -> None:

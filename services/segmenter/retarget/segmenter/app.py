@@ -24,7 +24,7 @@ so they are not used for this.
 from __future__ import annotations
 
 import asyncio
-import base64
+import functools
 import logging
 import time
 from typing import Any
@@ -35,15 +35,19 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
 
 from retarget.common.clock import Clock, SystemClock
+from retarget.common.kafka import make_producer
+from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
-from retarget.common.schemas import DeadLettered, encode
+from retarget.common.schemas import encode
 from retarget.common.topics import Topics
 from retarget.segmenter import batch_agent, metrics
 from retarget.segmenter.batching import Batch, BatchOutputs, WriteBehind
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
+from retarget.segmenter.dead_letters import dead_letter_record
 from retarget.segmenter.erasure import is_erasure_step
+from retarget.segmenter.events_loop import EventsLoop, LoopParts, PartitionTable
 from retarget.segmenter.ops import add_ops_pages, partition_items, table_size
-from retarget.segmenter.processor import Poison, ProfileProcessor, Send, due_epoch
+from retarget.segmenter.processor import Poison, ProfileProcessor, Send, Table, due_epoch
 from retarget.segmenter.profiles_api import add_profile_pages
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import SegmenterSettings
@@ -113,7 +117,6 @@ def create_app(
     # a batch queues one changelog record per touched key at once; faust's default buffer of 100
     # stalls the stream and drains it one record at a time
     app.producer.buffer.max_messages = settings.producer_buffer_max
-    events_name = topics.events
     profile_events_name = profile_events_topic_name(settings.topic_prefix)
     privacy_name = privacy_topic(settings.topic_prefix)
     outputs = {
@@ -152,42 +155,38 @@ def create_app(
 
     batch_outputs = BatchOutputs(enqueue_to if send is not None else enqueue)
     batch = Batch([pending_profiles, pending_due], batch_outputs, enter=batch_agent.enter_event)
-    processor = ProfileProcessor(
-        profiles=pending_profiles,
-        due=pending_due,
-        send=batch_outputs,
-        campaigns=campaigns,
-        clock=clock,
-        schedule=schedule,
-        scan=lambda partition: partition_items(profiles, partition, settings.topic_partitions),
-        partitions=settings.topic_partitions,
-        dedupe_window=settings.dedupe_window,
-        max_hops=settings.max_forward_hops,
-        consent_modes=modes,
-        windows=settings.attribution_windows(),
-    )
+
+    def make_processor(profiles_view: Table, due_view: Table, sends: Send) -> ProfileProcessor:
+        return ProfileProcessor(
+            profiles=profiles_view,
+            due=due_view,
+            send=sends,
+            campaigns=campaigns,
+            clock=clock,
+            schedule=schedule,
+            scan=lambda partition: partition_items(profiles, partition, settings.topic_partitions),
+            partitions=settings.topic_partitions,
+            dedupe_window=settings.dedupe_window,
+            max_hops=settings.max_forward_hops,
+            consent_modes=modes,
+            windows=settings.attribution_windows(),
+        )
+
+    processor = make_processor(pending_profiles, pending_due, batch_outputs)
 
     async def dead_letter(event: Any, reason: str) -> None:
-        metrics.EVENTS.labels("poison").inc()
-        raw: bytes = event.value or b""
-        try:
-            value, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            value, encoding = base64.b64encode(raw).decode(), "base64"
         message = event.message
-        letter = DeadLettered(
-            stage="segmenter",
-            reason=reason,
-            topic=message.topic,
-            partition=message.partition if message.partition is not None else -1,
-            offset=message.offset if message.offset is not None else -1,
-            key=event.key.decode("utf-8", "replace") if event.key else None,
-            value=value,
-            value_encoding=encoding,  # type: ignore[arg-type]
-            at=clock.now(),
+        await send_dead_letter(
+            batch_outputs, message.topic, message.partition, message.offset, event.key, event.value, reason
         )
-        await batch_outputs("dead_letter", event.key, encode(letter), False)
-        log.warning("dead-lettered a record", extra={"reason": reason, "topic": message.topic})
+
+    async def send_dead_letter(
+        sends: Send, topic: str, partition: int | None, offset: int | None, key: Any, raw: Any, reason: str
+    ) -> None:
+        labelled(metrics.EVENTS, "poison").inc()
+        letter = dead_letter_record(topic, partition, offset, key, raw, reason, clock.now())
+        await sends("dead_letter", key, encode(letter), False)
+        log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})
 
     kinds = {batch_agent.TICKS: "tick", profile_events_name: "internal", privacy_name: "privacy"}
 
@@ -214,7 +213,7 @@ def create_app(
         except Exception as exc:
             log.exception("a record failed; dead-lettered", extra={"topic": topic})
             await dead_letter(event, f"unexpected error: {exc!r}")
-        metrics.PROCESSING.labels(kind).observe(time.perf_counter() - started)
+        labelled(metrics.PROCESSING, kind).observe(time.perf_counter() - started)
 
     def scans_tables(event: Any) -> bool:
         """Erasure reads the real tables (a scan): it gets a batch of its own."""
@@ -225,7 +224,7 @@ def create_app(
     # as the previous one left them
     one_batch_at_a_time = asyncio.Lock()
 
-    @app.agent(app.topic(events_name, profile_events_name, privacy_name))
+    @app.agent(app.topic(profile_events_name, privacy_name))
     async def segmenter(stream: Any) -> None:
         await batch_agent.consume(
             stream,
@@ -241,8 +240,78 @@ def create_app(
     every_partition = list(range(settings.topic_partitions))
     partitioner = DefaultPartitioner()  # the producers' (ingest's, faust's): where a key lives
 
+    @functools.lru_cache(maxsize=65_536)  # the timer asks again for the keys it re-arms
     def partition_of(key: bytes) -> int:
         return int(partitioner(key, every_partition, every_partition))
+
+    # the events topic's hot path (events_loop.py): the same rules and tables, without faust's
+    # per-record machinery; faust assigns its partitions and keeps the tables' changelogs
+    loop_tables = [PartitionTable(profiles), PartitionTable(due)]
+
+    def due_of(key: bytes) -> bytes | None:
+        return loop_tables[1].get_in(partition_of(key), key)
+
+    events_loop: EventsLoop | None = None
+
+    async def run_events_loop() -> None:
+        nonlocal events_loop
+        producer = make_producer(
+            settings, linger_ms=int(settings.producer_linger_s * 1000), max_batch_size=256 * 1024
+        )
+        await producer.start()
+        names = {
+            "events": topics.events,
+            "triggers": topics.triggers,
+            "profile_events": profile_events_name,
+            "dead_letter": topics.dead_letter,
+        }
+
+        async def produce(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+            return await producer.send(names[output], value, key=key, partition=partition)
+
+        loop_outputs = BatchOutputs(produce)
+        views = [(WriteBehind(t, current=t.current_partition), t) for t in loop_tables]
+
+        async def loop_dead_letter(
+            topic: str, part: int, offset: int, key: Any, raw: Any, reason: str
+        ) -> None:
+            await send_dead_letter(loop_outputs, topic, part, offset, key, raw, reason)
+
+        parts = LoopParts(
+            app=app,
+            processor=make_processor(views[0][0], views[1][0], loop_outputs),
+            tables=views,
+            outputs=loop_outputs,
+            producer=producer,
+            lock=one_batch_at_a_time,
+            dead_letter=loop_dead_letter,
+        )
+        events_loop = EventsLoop(
+            parts,
+            bootstrap=settings.kafka_bootstrap,
+            events_topic=topics.events,
+            owner_topic=profile_events_name,
+            group_id=f"{app.conf.id}-events",
+            batch_size=settings.batch_size,
+            within_s=settings.batch_within_s,
+        )
+        try:
+            await events_loop.run()
+        finally:
+            await producer.stop()
+
+    if send is None:  # agent tests drive the agent alone
+        app.task(run_events_loop)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types handlers as sync
+    async def _finish_before_partitions_move(sender: Any, *args: Any, **kwargs: Any) -> None:
+        if events_loop is not None:
+            await events_loop.pause()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
+    async def _finish_before_stopping(sender: Any, *args: Any, **kwargs: Any) -> None:
+        if events_loop is not None:
+            await events_loop.pause()
 
     @due.on_recover
     async def _recovered() -> None:
@@ -250,34 +319,38 @@ def create_app(
 
     @app.timer(interval=settings.timer_interval_s)
     async def find_due() -> None:
-        # while partitions move or tables recover, the local view of `due` is incomplete; and
         # nothing fires before the workspaces' consent modes were loaded (or found unreachable)
         if not modes.attempted:
             return
-        if app.rebalancing or app.in_recovery:
-            schedule.dirty = True
-            return
-        actives = set(app.assignor.assigned_actives())
-        if actives != seen_assignment:
-            seen_assignment.clear()
-            seen_assignment.update(actives)
-            schedule.dirty = True
-        if schedule.dirty or schedule.needs_compaction():
-            # pending writes of the batch in progress are not in the table yet: add them
-            schedule.rebuild([*due.items(), *pending_due.pending_items()], due_epoch)
-            log.info("due schedule rebuilt", extra={"entries": len(schedule)})
-        # a batch's worth at a time: the agent's batches get their turns in between
-        keys = schedule.take_due(clock.timestamp(), pending_due.get, limit=settings.batch_size)
-        if keys:
-            ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
-            work = batch_agent.handle_batch_locked(ticks, batch, handle, scans_tables, one_batch_at_a_time)
-            try:
-                # a worker told to stop finishes this batch first, as the agent does its own
-                await batch_agent.finish_before_stopping(asyncio.ensure_future(work))
-            except (KafkaError, OSError):
-                # nothing of the batch was recorded: the due entries stay, and fire next time
-                log.exception("a batch of due triggers could not be recorded; retrying")
+        # under the lock no batch is half-written: the tables are the whole truth
+        async with one_batch_at_a_time:
+            # while partitions move or tables recover, the local view of `due` is incomplete
+            if app.rebalancing or app.in_recovery:
                 schedule.dirty = True
+                return
+            actives = set(app.assignor.assigned_actives())
+            if actives != seen_assignment:
+                seen_assignment.clear()
+                seen_assignment.update(actives)
+                schedule.dirty = True
+            if schedule.dirty or schedule.needs_compaction():
+                schedule.rebuild(due.items(), due_epoch)
+                log.info("due schedule rebuilt", extra={"entries": len(schedule)})
+            # a batch's worth at a time: the other batches get their turns in between
+            keys = schedule.take_due(clock.timestamp(), due_of, limit=settings.batch_size)
+            if keys:
+                if events_loop is not None and events_loop.running:  # its fast path, no faust per key
+                    work = asyncio.ensure_future(events_loop.handle_ticks(keys, partition_of))
+                else:
+                    ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
+                    work = asyncio.ensure_future(batch_agent.handle_batch(ticks, batch, handle, scans_tables))
+                try:
+                    # a worker told to stop finishes this batch first, as the agent does its own
+                    await batch_agent.finish_before_stopping(work)
+                except (KafkaError, OSError):
+                    # nothing of the batch was recorded: the due entries stay, and fire next time
+                    log.exception("a batch of due triggers could not be recorded; retrying")
+                    schedule.dirty = True
         metrics.DUE_SCHEDULED.set(len(schedule))
 
     @app.task
@@ -293,13 +366,16 @@ def create_app(
     @app.timer(interval=5.0)
     async def gauges() -> None:
         metrics.PROFILES.set(table_size(profiles))
+        if events_loop is not None:
+            for partition, lag in (await events_loop.lag()).items():
+                labelled(metrics.CONSUMER_LAG, topics.events, str(partition)).set(lag)
         consumer: Any = app.consumer
         for tp in consumer.assignment():
             read = consumer._read_offset.get(tp)  # faust keeps no public position
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 lag = highwater - (read + 1 if read is not None else 0)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+                labelled(metrics.CONSUMER_LAG, tp.topic, str(tp.partition)).set(max(0, lag))
 
     add_ops_pages(app)
     add_profile_pages(app, profiles=profiles, local_items=profiles.items)

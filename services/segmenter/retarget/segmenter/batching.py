@@ -62,17 +62,20 @@ class WriteBehind:
     def write(self, enter: Callable[[Any], None]) -> int:
         """Apply the pending writes to the real table (no await: atomic for the event loop)."""
         written = 0
-        try:
-            for key, (value, context) in self._pending.items():
-                enter(context)
-                if value is not _DELETED:
-                    self.table[key] = value
-                elif self.table.get(key) is not None:  # created and deleted in the same batch
-                    del self.table[key]
-                written += 1
-        finally:
-            self._pending.clear()
+        for key, value, context in self.drain():
+            enter(context)
+            if value is not _DELETED:
+                self.table[key] = value
+            elif self.table.get(key) is not None:  # created and deleted in the same batch
+                del self.table[key]
+            written += 1
         return written
+
+    def drain(self) -> list[tuple[bytes, bytes | None, Any]]:
+        """The pending writes as (key, value or None for a deletion, context), now forgotten:
+        for a writer that applies them itself (events_loop.py writes them in batches)."""
+        pending, self._pending = self._pending, {}
+        return [(key, value, context) for key, (value, context) in pending.items()]
 
     def discard(self) -> None:
         self._pending.clear()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from retarget.common.identity import email_digest
+from retarget.common.metrics import labelled
 from retarget.common.privacy import erasure_key
 from retarget.common.schemas import ErasureRequested, encode
 from retarget.common.topics import profile_key
@@ -101,7 +102,7 @@ class Eraser:
                 if profile.email and record.look_for_address:
                     await self.broadcast(record.request_id, ws, email_digest(profile.email).hex())
             del self.profiles[key]
-            metrics.ERASED.labels("redirect" if profile.merged_into else "profile").inc()
+            labelled(metrics.ERASED, "redirect" if profile.merged_into else "profile").inc()
         if self.due.get(key) is not None:
             del self.due[key]
 

@@ -20,6 +20,7 @@ from datetime import datetime
 import msgspec
 
 from retarget.common.clock import Clock
+from retarget.common.metrics import labelled
 from retarget.common.schemas import ErasureRequested, TrackedEvent, decoder, encode
 from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import erasure, identity, metrics
@@ -75,7 +76,7 @@ class ProfileProcessor:
         try:
             event = _event_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            metrics.EVENTS.labels("invalid").inc()
+            labelled(metrics.EVENTS, "invalid").inc()
             raise Poison(f"not a TrackedEvent: {exc}") from exc
         metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
         visitor = identity.visitor_of(key, event.workspace_id)
@@ -87,7 +88,7 @@ class ProfileProcessor:
                 await self._merge_away(key, here, event.workspace_id, visitor, canonical)
             target = _key(event.workspace_id, canonical)
             await self.send("profile_events", target, encode(Forwarded(event=event)), False)
-            metrics.EVENTS.labels("forwarded").inc()
+            labelled(metrics.EVENTS, "forwarded").inc()
         else:
             await self._apply(key, here, event)
         source = identity.alias_source(event, canonical, visitor)
@@ -156,12 +157,12 @@ class ProfileProcessor:
     async def _apply(self, key: bytes, here: Profile | None, event: TrackedEvent) -> None:
         profile = here or _new_profile(key, event.workspace_id)
         if is_duplicate(profile, event.message_id):
-            metrics.EVENTS.labels("duplicate").inc()
+            labelled(metrics.EVENTS, "duplicate").inc()
             return
         try:
             applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
-            metrics.EVENTS.labels("unusable").inc()
+            labelled(metrics.EVENTS, "unusable").inc()
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
             return
         if here is None:
@@ -173,14 +174,14 @@ class ProfileProcessor:
             remember(profile, event.message_id, self.dedupe_window)
             self._store(key, profile)
         _count(applied.outcomes)
-        metrics.EVENTS.labels("applied").inc()
+        labelled(metrics.EVENTS, "applied").inc()
 
     async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
         """On record (acknowledged) before the profile write that marks the order counted."""
         event = attributed_event(profile, conversion, self.clock.now())
         await self.send("events", key, encode(event), True)
-        metrics.CONVERSIONS.labels(profile.workspace_id, conversion.campaign).inc()
-        metrics.REVENUE.labels(profile.workspace_id, conversion.campaign, conversion.currency).inc(
+        labelled(metrics.CONVERSIONS, profile.workspace_id, conversion.campaign).inc()
+        labelled(metrics.REVENUE, profile.workspace_id, conversion.campaign, conversion.currency).inc(
             conversion.revenue
         )
         log.info(
@@ -251,8 +252,8 @@ def _new_profile(key: bytes, workspace_id: str) -> Profile:
 def _count(outcomes: list[Outcome], workspace_id: str = "") -> None:
     for o in outcomes:
         if o.kind == "fired":
-            metrics.TRIGGERS_FIRED.labels(workspace_id, o.campaign).inc()
+            labelled(metrics.TRIGGERS_FIRED, workspace_id, o.campaign).inc()
         elif o.kind == "cancelled":
-            metrics.TRIGGERS_CANCELLED.labels(o.campaign, o.reason).inc()
+            labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason).inc()
         else:
-            metrics.TRIGGERS_SCHEDULED.labels(o.campaign, o.kind).inc()
+            labelled(metrics.TRIGGERS_SCHEDULED, o.campaign, o.kind).inc()

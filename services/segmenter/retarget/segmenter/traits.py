@@ -19,6 +19,8 @@ class UnusableEvent(ValueError):
 def apply_traits(profile: Profile, traits: Any) -> bool:
     if not isinstance(traits, dict):
         raise UnusableEvent("traits is not an object")
+    if not traits:  # most track events carry none
+        return False
     before = (profile.email, profile.first_name, profile.last_name, profile.locale, profile.timezone)
     consent_before = profile.consent
     email = traits.get("email")

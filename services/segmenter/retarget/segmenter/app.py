@@ -311,7 +311,7 @@ def create_app(
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
     async def _finish_before_stopping(sender: Any, *args: Any, **kwargs: Any) -> None:
         if events_loop is not None:
-            await events_loop.pause()
+            await events_loop.stop()
 
     @due.on_recover
     async def _recovered() -> None:

@@ -15,8 +15,9 @@ rebalances or recovers, and finishes the batch in hand before faust gives a part
 (`pause`). One batch at a time with faust's agent and the timer (the shared lock).
 
 A batch is recorded in this order: the acknowledged sends (triggers, merges), then the
-table writes (RocksDB, then the changelog, acknowledged), then the events' offsets, which
-this loop commits under its own group (`<app id>-events`). A crash anywhere repeats the
+table writes (RocksDB, then the changelog, acknowledged), then every other send of the batch
+(forwarded events, dead letters) delivered, then the events' offsets, which this loop
+commits under its own group (`<app id>-events`). A crash anywhere repeats the
 batch from the committed offsets; the worker then rebuilds its local state from the
 changelog (an unclean stop wipes it), so nothing is lost and nothing is recorded twice.
 """
@@ -144,6 +145,7 @@ class EventsLoop:
         )
         self.assigned: frozenset[int] = frozenset()
         self.paused = True  # until faust has assigned and recovered partitions
+        self.stopping = False
 
     # -- ownership ------------------------------------------------------------------------
 
@@ -167,8 +169,13 @@ class EventsLoop:
             for _, table in self.parts.tables:
                 table.forget_databases()
 
+    async def stop(self) -> None:
+        """The worker is stopping: finish the batch in hand, then read nothing more."""
+        self.stopping = True
+        await self.pause()
+
     def _follow_assignment(self) -> bool:
-        wanted = self.wanted()
+        wanted = self.wanted() if not self.stopping else frozenset()
         if not wanted:
             self.paused = True
             return False
@@ -272,6 +279,7 @@ class EventsLoop:
     async def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Sends acknowledged, then table writes (RocksDB, changelog acknowledged), then offsets."""
         await self._write_tables()
+        await self.parts.producer.flush()  # the unacknowledged sends too (forwards, dead letters)
         await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items() if records})
 
     async def _write_tables(self) -> None:

@@ -1,24 +1,23 @@
-"""The faust application: one agent owns the profiles; a wall-clock timer wakes it for due triggers.
+"""The faust application: faust owns the profile tables and the partitions; the events loop,
+a faust agent and the wall-clock timer take turns writing them.
 
-Two co-partitioned topics feed one agent, so every record about a key is handled, in order,
-by the worker that owns the key's partition (faust requires table writes there): the events
-topic and the internal `profile-events` topic (events re-keyed to their known profile,
-merge records — see identity.py).
+Three co-partitioned topics, so every record about a key is handled by the worker that owns
+the key's partition: the events topic, read by the events loop (events_loop.py: batches
+straight into the tables' stores and changelogs, ~4x faust's own per-record path); the
+internal `profile-events` topic (events re-keyed to their known profile, merge records —
+identity.py) and `privacy` (erasure requests, erasure.py), read by a faust agent.
 
 Records are taken in batches (batching.py): each touched key is written once per batch,
-after all of the batch's acknowledged sends were acknowledged.
-
-A fourth co-partitioned topic, `privacy` (retarget.common.privacy), carries erasure
-requests to the worker owning each key (erasure.py).
+after all of the batch's acknowledged sends were acknowledged. One batch at a time (one
+lock), whoever's it is.
 
 The wall-clock timer pops due keys from an in-memory heap (schedule.py) mirroring the
 durable `due` table of the partitions this worker owns, and handles them itself, as a batch
-of ticks between the agent's batches (one lock): each profile is re-checked (an exit event
-may have arrived) and its trigger emitted. The ticks used to be records on an internal
-topic, read back by the agent; they then waited behind any backlog of events, so a burst
-of traffic made every due trigger late by the time the burst took (batch_agent.py says how a
-tick writes tables without a record). Faust's windowed tables keep expiry only in memory,
-so they are not used for this.
+of ticks between the other batches: each profile is re-checked (an exit event may have
+arrived) and its trigger emitted. The ticks used to be records on an internal topic, read
+back by the agent; they then waited behind any backlog of events, so a burst of traffic
+made every due trigger late by the time the burst took. Faust's windowed tables keep expiry
+only in memory, so they are not used for this.
 """
 
 from __future__ import annotations

@@ -95,15 +95,21 @@ async def consume(
 ) -> None:
     """`lock`: whatever else handles batches with `batch` (the timer) takes turns with the agent."""
     async for events in stream.take_events(size, within=within):
-        work = asyncio.ensure_future(handle_batch_locked(events, batch, handle, alone, lock))
-        try:
-            await finish_before_stopping(work)
-        except asyncio.CancelledError:
-            if not work.cancelled() and work.exception() is not None:
-                die(work.exception())  # type: ignore[arg-type]
-            raise
-        except BaseException as exc:
-            die(exc)
+        await record_or_die(handle_batch_locked(events, batch, handle, alone, lock))
+
+
+async def record_or_die(batch: Awaitable[None]) -> None:
+    """Run a batch to its end, even when the worker is told to stop meanwhile; a batch that
+    can't be recorded ends the process before anything acknowledges its records."""
+    work = asyncio.ensure_future(batch)
+    try:
+        await finish_before_stopping(work)
+    except asyncio.CancelledError:
+        if not work.cancelled() and work.exception() is not None:
+            die(work.exception())  # type: ignore[arg-type]
+        raise
+    except BaseException as exc:
+        die(exc)
 
 
 async def finish_before_stopping(work: asyncio.Future[None]) -> None:

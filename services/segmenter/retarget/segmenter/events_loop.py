@@ -40,7 +40,7 @@ from faust.types import TP
 
 from retarget.common.metrics import labelled
 from retarget.segmenter import metrics
-from retarget.segmenter.batch_agent import die, finish_before_stopping
+from retarget.segmenter.batch_agent import record_or_die
 from retarget.segmenter.batching import BatchOutputs, WriteBehind
 from retarget.segmenter.processor import Poison, ProfileProcessor
 
@@ -200,15 +200,8 @@ class EventsLoop:
                 polled = await self.consumer.getmany(timeout_ms=self.within_ms, max_records=self.batch_size)
                 if not polled:
                     continue
-                work = asyncio.ensure_future(self._handle_locked(polled))
-                try:
-                    await finish_before_stopping(work)
-                except asyncio.CancelledError:
-                    if not work.cancelled() and work.exception() is not None:
-                        die(work.exception())  # type: ignore[arg-type]
-                    raise
-                except BaseException as exc:
-                    die(exc)  # not recorded, offsets not committed: a restart repeats the batch
+                # not recorded, offsets not committed: a restart repeats the batch
+                await record_or_die(self._handle_locked(polled))
         finally:
             await self.consumer.stop()
 

@@ -10,9 +10,13 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from retarget.common.identity import trigger_id
+from retarget.common.kafka import ensure_topics
 from retarget.common.schemas import TrackedEvent
+from retarget.common.settings import CommonSettings
 
 from .conftest import Kafka, Worker
 
@@ -170,3 +174,31 @@ async def test_a_second_worker_takes_over_the_partitions_of_a_killed_one(
     assert set(ids) == set(expected), second.tail()
     assert max(ids.values()) == 1
     assert second.stop() == 0
+
+
+async def test_a_worker_upgraded_from_the_agent_reading_events_carries_on_where_it_stopped(
+    start_worker, kafka: Kafka, workspace_id: str
+):
+    """Before the events loop, faust's own group read the events topic: its offsets are where
+    the loop starts (not the earliest record, which would replay the whole topic)."""
+    settings = CommonSettings(kafka_bootstrap=kafka.bootstrap, topic_partitions=2)
+    await ensure_topics(settings, [kafka.topics.events])
+    await kafka.send(*(cart_add(workspace_id, anon=f"old-{i}") for i in range(6)))  # read by the old version
+    faust_group = f"{kafka.topics.prefix}-segmenter"
+    old = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=faust_group, enable_auto_commit=False)
+    await old.start()
+    try:
+        partitions = [TopicPartition(kafka.topics.events, p) for p in range(2)]
+        old.assign(partitions)
+        await old.seek_to_end(*partitions)
+        await old.commit({tp: await old.position(tp) for tp in partitions})
+    finally:
+        await old.stop()
+    await kafka.send(*(cart_add(workspace_id, anon=f"new-{i}") for i in range(3)))  # after the upgrade
+
+    worker = start_worker("upgraded")
+    await asyncio.to_thread(worker.wait_ready)
+    await wait_processed(worker, 3)
+    await asyncio.sleep(2)  # room for a replay of the old ones to show
+    assert worker.metric("retarget_segmenter_events_total") == 3, worker.tail()
+    assert worker.stop() == 0

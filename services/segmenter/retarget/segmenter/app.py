@@ -291,6 +291,7 @@ def create_app(
             events_topic=topics.events,
             owner_topic=profile_events_name,
             group_id=f"{app.conf.id}-events",
+            legacy_group=app.conf.id,  # faust's own group read the events topic before this loop
             batch_size=settings.batch_size,
             within_s=settings.batch_within_s,
         )

@@ -34,6 +34,7 @@ from typing import Any
 
 import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from faust.types import TP
@@ -131,8 +132,11 @@ class EventsLoop:
         group_id: str,
         batch_size: int,
         within_s: float,
+        legacy_group: str | None = None,
     ) -> None:
         self.parts = parts
+        self.bootstrap, self.legacy_group = bootstrap, legacy_group
+        self.legacy_offsets: dict[TopicPartition, int] = {}
         self.events_topic, self.owner_topic = events_topic, owner_topic
         self.batch_size, self.within_ms = batch_size, max(1, int(within_s * 1000))
         self.consumer = AIOKafkaConsumer(
@@ -174,27 +178,51 @@ class EventsLoop:
         self.stopping = True
         await self.pause()
 
-    def _follow_assignment(self) -> bool:
+    async def _follow_assignment(self) -> bool:
         wanted = self.wanted() if not self.stopping else frozenset()
         if not wanted:
             self.paused = True
             return False
         if wanted != self.assigned or self.paused:
-            # positions come from this loop's committed offsets (else the earliest record)
-            self.consumer.assign([TopicPartition(self.events_topic, p) for p in sorted(wanted)])
+            partitions = [TopicPartition(self.events_topic, p) for p in sorted(wanted)]
+            self.consumer.assign(partitions)
+            for tp in partitions:  # positions: this loop's committed offsets, else the legacy group's
+                if tp in self.legacy_offsets and await self.consumer.committed(tp) is None:
+                    self.consumer.seek(tp, self.legacy_offsets[tp])
             for _, table in self.parts.tables:
                 table.forget_databases()
             self.assigned, self.paused = wanted, False
             log.info("events partitions assigned", extra={"partitions": sorted(wanted)})
         return True
 
+    async def _load_legacy_offsets(self, bootstrap: str) -> None:
+        """Where the faust agent had read the events topic to, in versions where it did: a worker
+        upgraded from one carries on from there instead of replaying the whole topic."""
+        if not self.legacy_group:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            found = await admin.list_consumer_group_offsets(self.legacy_group)
+        except KafkaError as exc:
+            log.warning("legacy offsets not read", extra={"error": repr(exc)})
+            return
+        finally:
+            await admin.close()
+        self.legacy_offsets = {
+            tp: meta.offset
+            for tp, meta in found.items()
+            if tp.topic == self.events_topic and meta.offset >= 0
+        }
+
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        await self._load_legacy_offsets(self.bootstrap)
         await self.consumer.start()
         try:
             while True:
-                if not self._follow_assignment():
+                if not await self._follow_assignment():
                     await asyncio.sleep(0.1)
                     continue
                 polled = await self.consumer.getmany(timeout_ms=self.within_ms, max_records=self.batch_size)

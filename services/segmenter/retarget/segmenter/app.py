@@ -153,7 +153,20 @@ def create_app(
         return None
 
     batch_outputs = BatchOutputs(enqueue_to if send is not None else enqueue)
-    batch = Batch([pending_profiles, pending_due], batch_outputs, enter=batch_agent.enter_event)
+
+    async def changelog_delivered() -> None:
+        # the events loop writes the same tables' changelogs with its own producer: a key's
+        # records must reach the changelog in the order the batches wrote them
+        while app.producer.buffer.size:
+            await app.producer.buffer.flush()
+        await app.producer.flush()
+
+    batch = Batch(
+        [pending_profiles, pending_due],
+        batch_outputs,
+        enter=batch_agent.enter_event,
+        delivered=changelog_delivered if send is None else None,  # agent tests: no producer
+    )
 
     def make_processor(profiles_view: Table, due_view: Table, sends: Send) -> ProfileProcessor:
         return ProfileProcessor(

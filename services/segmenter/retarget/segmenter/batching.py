@@ -109,10 +109,18 @@ class BatchOutputs:
 
 
 class Batch:
-    """The overlays and outputs of one batch; `commit` settles the sends, then writes the tables."""
+    """The overlays and outputs of one batch; `commit` settles the sends, then writes the tables,
+    then awaits `delivered` (the writes' changelog records on their way out, when another
+    writer of the same tables must not overtake them: events_loop.py)."""
 
-    def __init__(self, tables: Iterable[WriteBehind], outputs: BatchOutputs, enter: Callable[[Any], None]):
-        self.tables, self.outputs, self._enter = list(tables), outputs, enter
+    def __init__(
+        self,
+        tables: Iterable[WriteBehind],
+        outputs: BatchOutputs,
+        enter: Callable[[Any], None],
+        delivered: Callable[[], Awaitable[None]] | None = None,
+    ):
+        self.tables, self.outputs, self._enter, self._delivered = list(tables), outputs, enter, delivered
 
     async def commit(self) -> int:
         try:
@@ -120,7 +128,10 @@ class Batch:
         except BaseException:
             self.discard()  # nothing recorded: the batch's records replay
             raise
-        return sum(table.write(self._enter) for table in self.tables)
+        written = sum(table.write(self._enter) for table in self.tables)
+        if written and self._delivered is not None:
+            await self._delivered()
+        return written
 
     def discard(self) -> None:
         self.outputs.discard()

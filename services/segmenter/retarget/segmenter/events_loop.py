@@ -12,7 +12,10 @@ recovery, standby replicas and rebalancing keep working on exactly the data it a
 Faust still decides who owns what: the loop reads the events partitions whose numbers
 faust assigned to this worker (the co-partitioned `profile-events` topic), stops while faust
 rebalances or recovers, and finishes the batch in hand before faust gives a partition away
-(`pause`). One batch at a time with faust's agent and the timer (the shared lock).
+(`pause`). One batch at a time with faust's agent and the timer (the shared lock), and each
+batch's changelog records are delivered before the next batch starts — the agent's go out
+through faust's producer, the loop's through its own — so a key's records land in the
+changelog in the order they were written.
 
 A batch is recorded in this order: the acknowledged sends (triggers, merges), then the
 table writes (RocksDB, then the changelog, acknowledged), then every other send of the batch

@@ -42,11 +42,11 @@ from retarget.common.topics import Topics
 from retarget.segmenter import batch_agent, metrics
 from retarget.segmenter.batching import Batch, BatchOutputs, WriteBehind
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
-from retarget.segmenter.dead_letters import dead_letter_record
+from retarget.segmenter.dead_letters import dead_letter_on_failure, dead_letter_record
 from retarget.segmenter.erasure import is_erasure_step
 from retarget.segmenter.events_loop import EventsLoop, LoopParts, PartitionTable
 from retarget.segmenter.ops import add_ops_pages, partition_items, table_size
-from retarget.segmenter.processor import Poison, ProfileProcessor, Send, Table, due_epoch
+from retarget.segmenter.processor import ProfileProcessor, Send, Table, due_epoch
 from retarget.segmenter.profiles_api import add_profile_pages
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import SegmenterSettings
@@ -206,7 +206,8 @@ def create_app(
         topic = event.message.topic
         kind = kinds.get(topic, "event")
         started = time.perf_counter()
-        try:
+
+        async def by_kind() -> None:
             if kind == "tick":
                 if app.rebalancing or app.in_recovery:  # began while waiting for the agent's batch
                     schedule.dirty = True  # the key may have moved: the next pass looks again
@@ -218,13 +219,11 @@ def create_app(
                 await processor.on_privacy(event.key, event.value)
             else:
                 await processor.on_event(event.key, event.value)
-        except Poison as exc:
-            await dead_letter(event, str(exc))
-        except (KafkaError, asyncio.CancelledError):
-            raise  # the broker's trouble, not the record's: faust restarts and the record replays
-        except Exception as exc:
-            log.exception("a record failed; dead-lettered", extra={"topic": topic})
-            await dead_letter(event, f"unexpected error: {exc!r}")
+
+        async def to_dead_letters(reason: str) -> None:
+            await dead_letter(event, reason)
+
+        await dead_letter_on_failure(by_kind(), to_dead_letters, topic)
         labelled(metrics.PROCESSING, kind).observe(time.perf_counter() - started)
 
     def scans_tables(event: Any) -> bool:

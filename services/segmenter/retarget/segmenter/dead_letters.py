@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from aiokafka.errors import KafkaError
+
 from retarget.common.schemas import DeadLettered
+from retarget.segmenter.processor import Poison
+
+log = logging.getLogger(__name__)
+
+
+async def dead_letter_on_failure(
+    work: Awaitable[None], dead_letter: Callable[[str], Awaitable[None]], topic: str
+) -> None:
+    """Handle one record; its own failure (poison, a bug) sends it to the dead-letter topic with
+    the reason, the broker's trouble is raised (the batch is repeated, nothing recorded)."""
+    try:
+        await work
+    except Poison as exc:
+        await dead_letter(str(exc))
+    except (KafkaError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        log.exception("a record failed; dead-lettered", extra={"topic": topic})
+        await dead_letter(f"unexpected error: {exc!r}")
 
 
 def dead_letter_record(

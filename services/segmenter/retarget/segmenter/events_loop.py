@@ -46,7 +46,8 @@ from retarget.common.metrics import labelled
 from retarget.segmenter import metrics
 from retarget.segmenter.batch_agent import record_or_die
 from retarget.segmenter.batching import BatchOutputs, WriteBehind
-from retarget.segmenter.processor import Poison, ProfileProcessor
+from retarget.segmenter.dead_letters import dead_letter_on_failure
+from retarget.segmenter.processor import ProfileProcessor
 
 log = logging.getLogger(__name__)
 
@@ -244,9 +245,7 @@ class EventsLoop:
             try:
                 await self._handle(polled)
             except BaseException:
-                for overlay, _ in self.parts.tables:
-                    overlay.discard()
-                self.parts.outputs.discard()
+                self._discard()
                 raise
 
     def _unread(self, polled: dict[TopicPartition, list[Any]]) -> None:
@@ -261,24 +260,15 @@ class EventsLoop:
                 table.partition = tp.partition
             for record in records:
                 started = time.perf_counter()
-                try:
-                    await processor.on_event(record.key, record.value)
-                except Poison as exc:
+
+                async def to_dead_letters(reason: str, tp: TopicPartition = tp, record: Any = record) -> None:
                     await self.parts.dead_letter(
-                        tp.topic, tp.partition, record.offset, record.key, record.value, str(exc)
+                        tp.topic, tp.partition, record.offset, record.key, record.value, reason
                     )
-                except KafkaError:
-                    raise  # the broker's trouble, not the record's: the batch is repeated
-                except Exception as exc:
-                    log.exception("a record failed; dead-lettered", extra={"topic": tp.topic})
-                    await self.parts.dead_letter(
-                        tp.topic,
-                        tp.partition,
-                        record.offset,
-                        record.key,
-                        record.value,
-                        f"unexpected error: {exc!r}",
-                    )
+
+                await dead_letter_on_failure(
+                    processor.on_event(record.key, record.value), to_dead_letters, tp.topic
+                )
                 labelled(metrics.PROCESSING, "event").observe(time.perf_counter() - started)
         await self._record(polled)
 
@@ -295,10 +285,14 @@ class EventsLoop:
                 labelled(metrics.PROCESSING, "tick").observe(time.perf_counter() - started)
             await self._write_tables()
         except BaseException:
-            for overlay, _ in self.parts.tables:
-                overlay.discard()
-            self.parts.outputs.discard()
+            self._discard()
             raise
+
+    def _discard(self) -> None:
+        """A batch that failed half-way: forget its pending writes and sends (nothing recorded)."""
+        for overlay, _ in self.parts.tables:
+            overlay.discard()
+        self.parts.outputs.discard()
 
     async def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Sends acknowledged, then table writes (RocksDB, changelog acknowledged), then offsets."""

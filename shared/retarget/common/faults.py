@@ -1,0 +1,86 @@
+"""Fault injection: a test-only way to make a process die, as kill -9 does, at a named step.
+
+Crash-safety claims are only worth what a crash at each step shows. Code marks the steps
+where a crash matters with `crash_point("service.step")`; a test starts the service with
+
+    RETARGET_CRASH_AT=sender.after_smtp_250           # die the first time the step is reached
+    RETARGET_CRASH_AT=sender.after_smtp_250@3         # die the third time
+
+and the process SIGKILLs itself there: no finally blocks, no flush, no graceful stop, exactly
+what an OOM kill or a lost machine does. Without the variable a crash point is one attribute
+read (the setting is read once, at import).
+
+Every named step is listed in `CRASH_POINTS`, so a typo in a test or in the code fails
+loudly instead of silently never crashing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+CRASH_ENV = "RETARGET_CRASH_AT"
+
+# Each step a test can name, with what has and hasn't happened when the process dies there.
+CRASH_POINTS: dict[str, str] = {
+    # ingest
+    "ingest.before_publish": "request decoded, nothing sent to Kafka, no answer yet",
+    "ingest.after_publish": "Kafka acknowledged the events, the client has no answer yet",
+    # segmenter (events loop / timer)
+    "segmenter.after_sends": "triggers and forwards acknowledged, tables not written",
+    "segmenter.after_changelog": "changelog records acknowledged, local state not written",
+    "segmenter.after_state_write": "local state and its checkpoint written, offsets not committed",
+    "segmenter.after_commit": "the batch's input offsets committed",
+    # composer / sender (shared Stage)
+    "stage.after_handle": "the batch was handled, nothing produced",
+    "stage.after_produce": "the batch's outputs acknowledged, offsets not committed",
+    # sender
+    "sender.after_claim": "the send log claims the message, nothing delivered",
+    "sender.after_smtp_250": "the relay accepted the message, the send log doesn't know yet",
+    "sender.after_outcome": "the send log has the outcome, the delivery record not published",
+    "sender.retry_after_claim": "a retry due: claimed again, nothing delivered",
+}
+
+
+class UnknownCrashPoint(ValueError):
+    pass
+
+
+def _parse(spec: str) -> tuple[str, int] | None:
+    spec = spec.strip()
+    if not spec:
+        return None
+    name, _, nth = spec.partition("@")
+    if name not in CRASH_POINTS:
+        raise UnknownCrashPoint(f"{CRASH_ENV}={spec!r}: no such step; the steps are {sorted(CRASH_POINTS)}")
+    count = int(nth) if nth else 1
+    if count < 1:
+        raise UnknownCrashPoint(f"{CRASH_ENV}={spec!r}: the count after @ starts at 1")
+    return name, count
+
+
+_target = _parse(os.environ.get(CRASH_ENV, ""))
+_hits = 0
+
+
+def crash_point(name: str) -> None:
+    """Die here (SIGKILL) if this process was told to; otherwise do nothing."""
+    global _hits
+    if _target is None:
+        return
+    if name not in CRASH_POINTS:  # only checked when armed: the code names a step nobody listed
+        raise UnknownCrashPoint(f"crash_point({name!r}) is not in CRASH_POINTS")
+    if name != _target[0]:
+        return
+    _hits += 1
+    if _hits >= _target[1]:
+        print(f"crash point {name} reached ({_hits}): SIGKILL", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(spec: str | None) -> None:
+    """Re-read the target (unit tests; a process normally reads the variable once)."""
+    global _target, _hits
+    _target = _parse(spec or "")
+    _hits = 0

@@ -34,7 +34,9 @@ class SecretKeyLookup(Protocol):
 
 def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 class SecretKeyAuthorizer:

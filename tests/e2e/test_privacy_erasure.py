@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 
 from retarget.common.privacy import ERASED_PROFILE
 from retarget.common.schemas import DeliveryRecorded
+from retarget.common.secret_keys import SecretKeyStore
 from retarget.common.topics import Topics
 
 from .conftest import mails_to, new_workspace
@@ -65,6 +67,11 @@ async def test_an_erased_person_is_gone_and_never_emailed_again(
     launch, stack: dict[str, str], capture_dir: Path, topic_prefix: str, workspace_id: str, tmp_path: Path
 ):
     write_key = await new_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+    try:  # the privacy endpoints take a secret key with scope privacy, never the (public) write key
+        secret_key = await SecretKeyStore(conn).create(workspace_id, ["privacy"], label="e2e")
+    finally:
+        await conn.close()
     common = {
         "RETARGET_TOPIC_PREFIX": topic_prefix,
         "RETARGET_TOPIC_PARTITIONS": "2",
@@ -92,7 +99,12 @@ async def test_an_erased_person_is_gone_and_never_emailed_again(
     async with httpx.AsyncClient(base_url=ingest.url, auth=(write_key, ""), timeout=15) as client:
 
         async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-            response = await client.post(path, json=body)
+            if path.startswith("/v1/privacy/"):  # not the client's Basic write key: the secret key
+                response = await client.post(
+                    path, json=body, auth=None, headers={"Authorization": f"Bearer {secret_key}"}
+                )
+            else:
+                response = await client.post(path, json=body)
             assert response.status_code == 200, response.text
             return response.json()  # type: ignore[no-any-return]
 

@@ -19,7 +19,8 @@ COMMAND_MODULES = [
     "retarget.cli.db",  # migrations
     "retarget.cli.kafka",  # topics
     "retarget.cli.workspaces",  # tenants
-    "retarget.cli.write_keys",  # ingest write keys
+    "retarget.cli.write_keys",  # ingest write keys (public: events only)
+    "retarget.cli.secret_keys",  # secret server keys with scopes (privacy, admin)
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.funnel",  # the per-campaign funnel

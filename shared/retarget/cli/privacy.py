@@ -3,8 +3,10 @@
 Erase deletes the segmenter's profile state (through the privacy topic: RETARGET_KAFKA_BOOTSTRAP)
 and PostgreSQL's records, keeping only a hashed suppression entry and a record of the request;
 export prints everything held about the person as JSON, the segmenter's profiles included
-(RETARGET_SEGMENTER_URL). The same operations are served by ingest at POST /v1/privacy/erase
-and /v1/privacy/export (write-key auth). See retarget.common.privacy_requests.
+(RETARGET_SEGMENTER_URL). This command works with database and Kafka credentials (an
+operator's); a shop's servers use ingest's POST /v1/privacy/erase and /v1/privacy/export
+instead, with a secret key of scope `privacy` (`retarget secret-key create`), never the
+public write key. See retarget.common.privacy_requests.
 """
 
 from __future__ import annotations

@@ -68,29 +68,9 @@ class WriteKeyStore:
         )
 
     async def revoke(self, key_or_prefix: str) -> WriteKeyInfo | None:
-        """Revoke one key, given whole or by (the start of) its listed prefix. None when none match.
-
-        Anything longer than a listed prefix must be the whole key, so a mistyped key can't
-        revoke a different one that happens to share its first characters.
-        """
-        if len(key_or_prefix) < MIN_PREFIX_CHARS:
-            raise AmbiguousKeyPrefix(f"give at least {MIN_PREFIX_CHARS} characters of the key")
-        arg: bytes | str
-        if len(key_or_prefix) > SHOWN_CHARS:
-            where, arg = "key_hash = $1", hash_key(key_or_prefix)
-        else:
-            where, arg = "starts_with(key_prefix, $1)", key_or_prefix
-        rows = await self._db.fetch(f"SELECT key_hash FROM write_keys WHERE {where}", arg)
-        if len(rows) > 1:
-            raise AmbiguousKeyPrefix(f"{len(rows)} keys start with {key_or_prefix!r}; give more of the key")
-        if not rows:
-            return None
-        row = await self._db.fetchrow(
-            "UPDATE write_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_hash = $1 "
-            "RETURNING key_prefix, workspace_id, created_at, revoked_at",
-            rows[0]["key_hash"],
-        )
-        return _info(row)
+        """Revoke one key, given whole or by (the start of) its listed prefix. None when none match."""
+        row = await revoke_row(self._db, "write_keys", key_or_prefix, SHOWN_CHARS, MIN_PREFIX_CHARS)
+        return None if row is None else _info(row)
 
     async def list(self, workspace_id: str) -> list[WriteKeyInfo]:
         rows = await self._db.fetch(
@@ -99,6 +79,30 @@ class WriteKeyStore:
             workspace_id,
         )
         return [_info(r) for r in rows]
+
+
+async def revoke_row(db: Any, table: str, key_or_prefix: str, shown_chars: int, min_chars: int) -> Any:
+    """Revoke one key of `table` (write_keys or secret_keys); its row after, or None when none match.
+
+    Anything longer than a listed prefix must be the whole key, so a mistyped key can't
+    revoke a different one that happens to share its first characters.
+    """
+    if len(key_or_prefix) < min_chars:
+        raise AmbiguousKeyPrefix(f"give at least {min_chars} characters of the key")
+    arg: bytes | str
+    if len(key_or_prefix) > shown_chars:
+        where, arg = "key_hash = $1", hash_key(key_or_prefix)
+    else:
+        where, arg = "starts_with(key_prefix, $1)", key_or_prefix
+    rows = await db.fetch(f"SELECT key_hash FROM {table} WHERE {where}", arg)
+    if len(rows) > 1:
+        raise AmbiguousKeyPrefix(f"{len(rows)} keys start with {key_or_prefix!r}; give more of the key")
+    if not rows:
+        return None
+    return await db.fetchrow(
+        f"UPDATE {table} SET revoked_at = coalesce(revoked_at, now()) WHERE key_hash = $1 RETURNING *",
+        rows[0]["key_hash"],
+    )
 
 
 def _info(row: Any) -> WriteKeyInfo:

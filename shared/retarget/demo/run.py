@@ -2,8 +2,9 @@
 
 Thousands of visitors browse, add to cart, identify, buy or start trials through the
 Segment-compatible API; the campaigns' waits are shortened to seconds; recipients then
-open, click, unsubscribe and buy through the tracking links; the funnel table comes from
-the services' own counters (via Prometheus when it runs).
+open, click, unsubscribe and buy through the tracking links; one recipient's data is
+exported the way a shop's server asks for it (with the secret key, never the public write
+key); the funnel table comes from the services' own counters (via Prometheus when it runs).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _progress() -> Progress:
 
 async def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    console.print("==> demo workspace and write key")
+    console.print("==> demo workspace, its write key (public) and a secret key (scope privacy)")
     creds = await ensure_demo_workspace(database_url())
     env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
     console.print("==> starting the four services and the unsubscribe mailbox (logs in .devstack/logs/)")
@@ -85,15 +86,17 @@ async def run_demo(args: argparse.Namespace) -> int:
                 mailbox_port=MAILBOX_SMTP_PORT,
                 on_progress=lambda n: progress.advance(task, 1),
             )
-    console.print(
-        f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
-        f"({engagement.unsubscribed_by_mail} by mail), "
-        f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f})"
-    )
+        console.print(
+            f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
+            f"({engagement.unsubscribed_by_mail} by mail), "
+            f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f})"
+        )
+        if mails:
+            await _privacy_export(creds.secret_key, mails[0].recipient)
     # purchases after clicks fire post_purchase (a 5 s wait) and are attributed; then a scrape
     await asyncio.sleep(WAIT_S + 6)
     _show_funnel()
-    _show_where(mails and devstack_dir() / "mail", creds.write_key, started)
+    _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
     return 0 if mails else 1
 
 
@@ -115,6 +118,22 @@ async def _collect_mail(recipients: set[str], settle_s: float, timeout_s: float 
     return mails
 
 
+async def _privacy_export(secret_key: str, address: str) -> None:
+    """A GDPR export as a shop's server asks for it: a client of its own, holding the secret key
+    (scope privacy); the write key the traffic used is public and is refused there."""
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    async with httpx.AsyncClient(base_url=INGEST, headers=headers, timeout=30) as server:
+        response = await server.post("/v1/privacy/export", json={"email": address})
+    if response.status_code != 200:
+        console.print(f"[yellow]privacy export answered {response.status_code}: {response.text[:200]}[/]")
+        return
+    found = response.json()
+    console.print(
+        f"    privacy export of one recipient with the secret key: {len(found.get('profiles', []))} "
+        f"profile(s), {len(found.get('messages', []))} message(s) in the send log"
+    )
+
+
 def _show_funnel() -> None:
     from retarget.cli.funnel import collect, funnel, print_table
 
@@ -127,7 +146,7 @@ def _show_funnel() -> None:
     print_table(rows, source)
 
 
-def _show_where(folder: Path | None, write_key: str, started: float) -> None:
+def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, started: float) -> None:
     import email
 
     html_path = devstack_dir() / "demo" / "email.html"
@@ -141,7 +160,13 @@ def _show_where(folder: Path | None, write_key: str, started: float) -> None:
         console.print(f"  one email, for a browser: {html_path}")
     else:
         console.print("[red]no email arrived: read .devstack/logs/*.log and `retarget devstack status`[/]")
-    console.print(f"  demo write key:           {write_key}  (HTTP Basic user for {INGEST}/v1/*)")
+    console.print(
+        f"  demo write key:           {write_key}  (public: sends events, HTTP Basic user for {INGEST}/v1/*)"
+    )
+    console.print(
+        f"  demo secret key:          in {secret_key_file} — SECRET (scope privacy, for {INGEST}/v1/privacy/*: "
+        f'-H "Authorization: Bearer $(cat {secret_key_file})"); keep such keys on servers, never in pages'
+    )
     console.print(
         "  addresses of everything:  retarget devstack status --json;  funnel again: retarget funnel"
     )

@@ -94,3 +94,7 @@ async def test_opt_in_is_enforced_at_fire_time_and_any_worker_serves_any_profile
             assert index.json() == {"profile_ids": [next(iter(visitors))]}
             missing = await client.get(f"http://127.0.0.1:{worker.port}/profiles/{workspace_id}/nobody")
             assert missing.status_code == 404
+            # faust's own table pages would serve the same profiles to anyone, without routing
+            key = f"{workspace_id}:{next(iter(visitors))}"
+            for path in ("/table/", f"/table/profiles/{key}/"):
+                assert (await client.get(f"http://127.0.0.1:{worker.port}{path}")).status_code == 404

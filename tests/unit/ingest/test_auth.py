@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
 
 from retarget.ingest.auth import CachedKeyResolver, write_key_from
-from retarget.ingest.errors import Unauthorized
+from retarget.ingest.errors import RateLimited, Unauthorized
 from retarget.ingest.testing import FakeKeys
 
 
@@ -70,3 +71,78 @@ async def test_the_cache_is_bounded() -> None:
         with pytest.raises(Unauthorized):
             await resolver.workspace_for(key)
     assert keys.lookups == 4  # "a" was evicted when "c" came in
+
+
+async def test_unknown_keys_never_push_a_valid_key_out_of_the_cache() -> None:
+    keys = FakeKeys({"wk_good": "ws1"})
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=2, monotonic=Ticks())
+    await resolver.workspace_for("wk_good")
+    for n in range(50):
+        with pytest.raises(Unauthorized):
+            await resolver.workspace_for(f"wk_made_up_{n}")
+    lookups = keys.lookups
+    assert (await resolver.workspace_for("wk_good"))[0] == "ws1"
+    assert keys.lookups == lookups  # still cached
+
+
+async def test_a_spray_of_unknown_keys_costs_at_most_the_cold_lookup_burst() -> None:
+    keys, ticks = FakeKeys({"wk_good": "ws1"}), Ticks()
+    resolver = CachedKeyResolver(
+        keys,
+        ttl_s=30,
+        negative_ttl_s=5,
+        max_entries=100,
+        cold_lookups_per_s=0.01,
+        cold_lookup_burst=10,
+        monotonic=ticks,
+    )
+    await resolver.workspace_for("wk_good")
+    shed = 0
+    for n in range(500):
+        try:
+            await resolver.workspace_for(f"wk_made_up_{n}")
+        except RateLimited as exc:
+            shed += 1
+            assert exc.status == 429 and exc.retry_after_s >= 1
+        except Unauthorized:
+            pass
+    assert keys.lookups == 10 and shed == 491  # 1 for the good key, 9 left for the spray
+    ticks.now = 31  # the good key expired; the bucket is still empty, but refreshing a known key is free
+    assert (await resolver.workspace_for("wk_good"))[0] == "ws1"
+    assert keys.lookups == 11
+    ticks.now = 200  # the bucket refills at its rate
+    with pytest.raises(Unauthorized):
+        await resolver.workspace_for("wk_made_up_0")
+    assert keys.lookups == 12
+
+
+async def test_a_revoked_key_is_refused_after_its_refresh() -> None:
+    keys, ticks = FakeKeys({"wk_good": "ws1"}), Ticks()
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=10, monotonic=ticks)
+    await resolver.workspace_for("wk_good")
+    keys.workspaces_by_key.clear()
+    ticks.now = 31
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            await resolver.workspace_for("wk_good")
+    assert keys.lookups == 2  # the miss is cached now
+
+
+async def test_concurrent_requests_with_one_uncached_key_share_one_lookup() -> None:
+    class SlowKeys(FakeKeys):
+        async def workspace_for(self, key_hash: bytes) -> str | None:
+            await asyncio.sleep(0.01)
+            return await super().workspace_for(key_hash)
+
+    keys = SlowKeys({"wk_good": "ws1"})
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=10, cold_lookup_burst=1)
+    answers = await asyncio.gather(*(resolver.workspace_for("wk_good") for _ in range(20)))
+    assert {workspace for workspace, _ in answers} == {"ws1"} and keys.lookups == 1
+
+
+async def test_a_secret_key_is_refused_for_events_without_a_lookup() -> None:
+    keys = FakeKeys({"rt_sk_oops": "ws1"})
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=10)
+    with pytest.raises(Unauthorized, match="secret key"):
+        await resolver.workspace_for("rt_sk_oops")
+    assert keys.lookups == 0

@@ -19,10 +19,15 @@ from retarget.common.testing import FakeClock
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
-from retarget.ingest.testing import FakeKeys, FakePublisher
+from retarget.ingest.testing import FakeKeys, FakePublisher, FakeSecretKeys
 
-KEY = "wk_privacy_key"
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+KEY = "rt_sk_privacy_key"
+WRITE_KEY = "wk_public_key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
 @dataclass
@@ -68,10 +73,12 @@ async def ingest() -> AsyncIterator[Harness]:
     services = bootstrap(
         settings,
         publisher=publisher,
-        key_lookup=FakeKeys({KEY: "ws1"}),
+        key_lookup=FakeKeys({WRITE_KEY: "ws1"}),
+        secret_key_lookup=FakeSecretKeys({KEY: ("ws1", {"privacy"}), "rt_sk_admin_only": ("ws1", {"admin"})}),
         person_records=records,
         profile_finder=profiles,
         clock=FakeClock(),
+        monotonic=lambda: 0.0,  # no time passes: rate-limit buckets never refill
     )
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
@@ -107,9 +114,7 @@ async def test_nothing_is_erased_when_kafka_is_away(ingest: Harness):
 
 async def test_export_includes_the_profiles_or_says_why_not(ingest: Harness):
     ingest.profiles.profiles = [{"profile_id": "u-1", "email": "ann@example.com", "cart": {}}]
-    response = await ingest.client.post(
-        "/v1/privacy/export", json={"writeKey": KEY, "email": "ann@example.com"}
-    )
+    response = await ingest.client.post("/v1/privacy/export", json={"email": "ann@example.com"}, headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["profiles"][0]["profile_id"] == "u-1" and "notes" not in response.json()
     assert response.headers["cache-control"] == "no-store"
@@ -147,13 +152,50 @@ async def test_not_json_and_too_large_are_client_errors(ingest: Harness):
     assert huge.status_code == 413
 
 
-async def test_a_missing_or_unknown_key_is_401(ingest: Harness):
-    missing = await ingest.client.post("/v1/privacy/erase", json={"email": "ann@example.com"})
-    wrong = await ingest.client.post(
-        "/v1/privacy/export", json={"email": "ann@example.com", "writeKey": "wk_nope"}
-    )
-    assert (missing.status_code, wrong.status_code) == (401, 401)
-    assert ingest.publisher.sent == [] and ingest.records.exported == []
+@pytest.mark.parametrize(
+    ("headers", "body_key", "status", "code"),
+    [
+        ({}, None, 401, "unauthorized"),
+        (AUTH | {"Authorization": "Bearer rt_sk_unknown"}, None, 401, "unauthorized"),
+        ({}, KEY, 401, "unauthorized"),  # a secret key in the body (it would end up in logs)
+        (basic(WRITE_KEY), None, 403, "secret_key_required"),  # the public key, even a valid one
+        ({}, WRITE_KEY, 403, "secret_key_required"),
+        ({"Authorization": "Bearer something-else"}, None, 403, "secret_key_required"),
+        ({"Authorization": "Bearer rt_sk_admin_only"}, None, 403, "insufficient_scope"),
+    ],
+)
+async def test_only_a_secret_key_with_the_privacy_scope_is_let_in(
+    ingest: Harness, headers, body_key, status, code
+):
+    body = {"email": "ann@example.com"} | ({"writeKey": body_key} if body_key else {})
+    for path in ("/v1/privacy/erase", "/v1/privacy/export"):
+        response = await ingest.client.post(path, json=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert response.json()["needed"] == {"credential": "secret_key", "scope": "privacy"}
+        assert "secret key" in response.json()["message"] and "`privacy`" in response.json()["message"]
+    assert ingest.publisher.sent == [] and ingest.records.exported == [] and ingest.records.erased == []
+
+
+async def test_a_write_key_is_told_it_is_public_and_a_secret_key_works_as_basic_too(ingest: Harness):
+    refused = await ingest.client.post("/v1/privacy/export", json={"userId": "u"}, headers=basic(WRITE_KEY))
+    assert "write key" in refused.json()["message"] and "public" in refused.json()["message"]
+    accepted = await ingest.client.post("/v1/privacy/export", json={"userId": "u"}, headers=basic(KEY))
+    assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_secret_key_is_rate_limited_per_key(ingest: Harness):
+    burst = IngestSettings().rate_limit_secret_key_burst
+    answers = [
+        (await ingest.client.post("/v1/privacy/export", json={"userId": "u"}, headers=AUTH)).status_code
+        for _ in range(burst + 1)
+    ]
+    assert answers == [200] * burst + [429]
+
+
+async def test_a_secret_key_never_sends_events(ingest: Harness):
+    response = await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=basic(KEY))
+    assert response.status_code == 401 and "secret key" in response.json()["message"]
+    assert ingest.publisher.sent == []
 
 
 async def test_the_segmenter_client_follows_redirects_from_the_email_index():

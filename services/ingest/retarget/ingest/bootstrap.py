@@ -28,10 +28,11 @@ from retarget.common.topics import Topics
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
-from retarget.ingest.keystore import PgWriteKeyLookup
+from retarget.ingest.keystore import PgSecretKeyLookup, PgWriteKeyLookup
 from retarget.ingest.pool import LazyPool
 from retarget.ingest.publisher import EventPublisher, KafkaEventPublisher
 from retarget.ingest.ratelimit import RateLimiter
+from retarget.ingest.secret_auth import SecretKeyAuthorizer, SecretKeyLookup, build_authorizer
 from retarget.ingest.settings import IngestSettings
 from retarget.ingest.suppressions import PgUnsubscribes, Unsubscribes
 
@@ -53,8 +54,9 @@ class IngestServices:
     intake: Intake
     links: LinkFeedback
     pool: LazyPool
-    keys: CachedKeyResolver  # shared by the /v1 event routes (through intake) and /v1/privacy
+    keys: CachedKeyResolver  # write keys, for the /v1 event routes (through intake)
     privacy: PrivacyRequests
+    secret_keys: SecretKeyAuthorizer  # the privacy endpoints: secret keys with scopes, never write keys
 
     async def open(self) -> None:
         if self.settings.link_secret is None:
@@ -79,6 +81,7 @@ def bootstrap(
     *,
     publisher: EventPublisher | None = None,
     key_lookup: KeyLookupResource | None = None,
+    secret_key_lookup: SecretKeyLookup | None = None,
     unsubscribes: Unsubscribes | None = None,
     person_records: PersonRecords | None = None,
     profile_finder: ProfileFinder | None = None,
@@ -97,6 +100,19 @@ def bootstrap(
         ttl_s=settings.key_cache_ttl_s,
         negative_ttl_s=settings.key_cache_negative_ttl_s,
         max_entries=settings.key_cache_max_entries,
+        cold_lookups_per_s=settings.key_cold_lookups_per_s,
+        cold_lookup_burst=settings.key_cold_lookup_burst,
+        monotonic=monotonic,
+    )
+    secret_keys = build_authorizer(
+        secret_key_lookup or PgSecretKeyLookup(pool),
+        ttl_s=settings.key_cache_ttl_s,
+        negative_ttl_s=settings.key_cache_negative_ttl_s,
+        max_entries=settings.key_cache_max_entries,
+        cold_lookups_per_s=settings.key_cold_lookups_per_s,
+        cold_lookup_burst=settings.key_cold_lookup_burst,
+        requests_per_s=settings.rate_limit_secret_key_requests_per_s,
+        burst=settings.rate_limit_secret_key_burst,
         monotonic=monotonic,
     )
     intake = Intake(
@@ -124,4 +140,6 @@ def bootstrap(
         publish=lambda records: publisher.publish(privacy_topic_name, records),
         clock=clock,
     )
-    return IngestServices(settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy)
+    return IngestServices(
+        settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy, secret_keys
+    )

@@ -59,6 +59,38 @@ class Unauthorized(IngestError):
         return {"WWW-Authenticate": 'Basic realm="retarget"'}
 
 
+class _NeedsSecretKey(IngestError):
+    """An answer of a secret-key endpoint: the body says which credential would be accepted."""
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+    def body(self) -> dict[str, Any]:
+        return super().body() | {"needed": {"credential": "secret_key", "scope": self.scope}}
+
+
+class SecretKeyMissing(_NeedsSecretKey, Unauthorized):
+    """No key, an unknown or a revoked one (401)."""
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="retarget"'}
+
+
+class SecretKeyRequired(_NeedsSecretKey):
+    """A write key (public, events only) sent where a secret key is needed."""
+
+    status = 403
+    code = "secret_key_required"
+
+
+class InsufficientScope(_NeedsSecretKey):
+    """A valid secret key without the scope this endpoint needs."""
+
+    status = 403
+    code = "insufficient_scope"
+
+
 class _RetryLater(IngestError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""Write-key lookups in PostgreSQL (through the process's shared LazyPool).
+"""Write-key and secret-key lookups in PostgreSQL (through the process's shared LazyPool).
 
 A lookup that can't reach the database is a 503 (with Retry-After), never a 401: a valid
 key must not look revoked because of an outage.
@@ -6,6 +6,7 @@ key must not look revoked because of an outage.
 
 from __future__ import annotations
 
+from retarget.common.secret_keys import SecretKeyGrant, SecretKeyStore
 from retarget.common.write_keys import WriteKeyStore
 from retarget.ingest.pool import LazyPool
 
@@ -24,3 +25,13 @@ class PgWriteKeyLookup:
 
     async def close(self) -> None:
         pass  # the pool is shared; IngestServices closes it
+
+
+class PgSecretKeyLookup:
+    def __init__(self, pool: LazyPool) -> None:
+        self._pool = pool
+
+    async def grant_for(self, key_hash: bytes) -> SecretKeyGrant | None:
+        return await self._pool.run(
+            "check the secret key", lambda pool: SecretKeyStore(pool).grant_for(key_hash)
+        )

@@ -63,6 +63,13 @@ ENGAGEMENT = Counter(
     "bounced / complained (reported later by mail, first time only).",
     ["workspace", "campaign", "action"],
 )
+KEY_LOOKUPS = Counter(
+    "retarget_ingest_key_lookups_total",
+    "Credential lookups in PostgreSQL by credential (write_key/secret_key) and outcome "
+    "(found/unknown), and lookups refused because the budget for keys not seen recently was "
+    "spent (shed: a spray of made-up keys, or a cold cache under heavy traffic).",
+    ["credential", "outcome"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -76,6 +83,10 @@ def count_accepted(event_type: str, count: int = 1) -> None:
 
 def count_rejected(event_type: str | None, reason: str, count: int = 1) -> None:
     _child(EVENTS, event_type or "unknown", "rejected", reason).inc(count)  # type: ignore[attr-defined]
+
+
+def count_key_lookup(credential: str, outcome: str) -> None:
+    _child(KEY_LOOKUPS, credential, outcome).inc()  # type: ignore[attr-defined]
 
 
 def count_request(route: str, status: int) -> None:

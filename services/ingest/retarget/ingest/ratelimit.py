@@ -1,4 +1,4 @@
-"""Per-write-key token buckets, counted in events.
+"""Per-key token buckets: write keys counted in events, secret keys in requests.
 
 A key may send `burst` events at once and `rate` events per second after that; a batch
 costs one token per event. Buckets live in this process's memory, so with N processes a
@@ -33,9 +33,19 @@ class TokenBucket:
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        what: str = "write key",
+        unit: str = "events",
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rate = rate
         self._burst = burst
+        self._what = what  # "write key" (events) or "secret key" (requests): named in the 429
+        self._unit = unit
         self._monotonic = monotonic
         self._buckets: dict[bytes, TokenBucket] = {}
 
@@ -48,5 +58,6 @@ class RateLimiter:
         wait = bucket.take(cost, now)
         if wait > 0:
             raise RateLimited(
-                f"write key is over its limit of {self._rate:g} events/s", retry_after_s=math.ceil(wait)
+                f"{self._what} is over its limit of {self._rate:g} {self._unit}/s",
+                retry_after_s=math.ceil(wait),
             )

@@ -35,7 +35,22 @@ class IngestSettings(CommonSettings):
         default=5.0, ge=0, description="How long an unknown key stays unknown."
     )
     key_cache_max_entries: int = Field(
-        default=10_000, ge=1, description="Bound on cached keys (unknown ones too)."
+        default=10_000, ge=1, description="Bound on cached keys, and separately on cached misses."
+    )
+    # Made-up keys (a spray) must not load PostgreSQL: a key not known to be valid costs a
+    # token of this bucket; when it is empty such requests get 429 and no query is made.
+    key_cold_lookups_per_s: float = Field(
+        default=200.0, gt=0, description="Lookups per second of keys not seen recently (per process)."
+    )
+    key_cold_lookup_burst: int = Field(
+        default=1000, ge=1, description="Lookups of keys not seen recently allowed at once."
+    )
+    # Secret keys (privacy endpoints): exports scan the segmenter's state, so they are few.
+    rate_limit_secret_key_requests_per_s: float = Field(
+        default=5.0, gt=0, description="Sustained requests/s per secret key."
+    )
+    rate_limit_secret_key_burst: int = Field(
+        default=20, ge=1, description="Requests a secret key may make at once."
     )
 
     # Backpressure: never accept an event Kafka has not acknowledged, never hang a client.

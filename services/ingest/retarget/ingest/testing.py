@@ -1,10 +1,11 @@
-"""In-memory fakes for ingest's two side effects (publisher, write-key lookup), for tests only."""
+"""In-memory fakes for ingest's side effects (publisher, key lookups, unsubscribes), for tests only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from retarget.common.secret_keys import SecretKeyGrant
 from retarget.common.write_keys import hash_key
 from retarget.ingest.errors import Unavailable
 
@@ -50,6 +51,21 @@ class FakeKeys:
 
     async def close(self) -> None:
         pass
+
+
+@dataclass
+class FakeSecretKeys:
+    """Secret keys in a dict (key -> (workspace, scopes)); counts lookups."""
+
+    grants_by_key: dict[str, tuple[str, set[str]]] = field(default_factory=dict)
+    lookups: int = 0
+
+    async def grant_for(self, key_hash: bytes) -> SecretKeyGrant | None:
+        self.lookups += 1
+        for key, (workspace, scopes) in self.grants_by_key.items():
+            if hash_key(key) == key_hash:
+                return SecretKeyGrant(workspace, frozenset(scopes))
+        return None
 
 
 @dataclass

@@ -108,6 +108,7 @@ def create_app(
         web_bind=settings.http_host,
         web_host=settings.http_host,
         web_port=settings.web_port,
+        web_tables_enabled=False,  # faust's /table pages hand any table's values (personal data) to anyone
         autodiscover=False,
         # keys and values are bytes we encode ourselves (msgspec): faust must not (de)serialise
         key_serializer="raw",

@@ -1,11 +1,12 @@
 """GDPR requests: POST /v1/privacy/erase and POST /v1/privacy/export.
 
-Authenticated like /v1/track: the write key as the HTTP Basic username (or `writeKey` in
-the body), and the workspace is the key's — a body can never name another workspace. The
-body names the person: {"email": ...} and/or {"userId": ...}. Answers are 200 with the
-erasure report or the export JSON (retarget.common.privacy_requests); a bad body is a 400
-naming the field, a bad key a 401; only Kafka or PostgreSQL being away is a 503 (retry:
-erasing twice is harmless).
+Authenticated by a secret key with scope `privacy` (secret_auth.py), never by a write key:
+write keys sit in public pages. The workspace is the key's — a body can never name another
+workspace. The body names the person: {"email": ...} and/or {"userId": ...}. Answers are
+200 with the erasure report or the export JSON (retarget.common.privacy_requests); a bad
+body is a 400 naming the field; no key, an unknown or a revoked one a 401; a write key or a
+secret key without the scope a 403 naming the credential needed; only Kafka or PostgreSQL
+being away is a 503 (retry: erasing twice is harmless).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from fastapi import APIRouter, Request, Response
 
 from retarget.common.privacy import Person
 from retarget.ingest.api.deps import ServicesDep
-from retarget.ingest.auth import write_key_from
 from retarget.ingest.body import read_body
 from retarget.ingest.errors import InvalidField, InvalidPayload
 
@@ -37,7 +37,7 @@ _FIELD = re.compile(r" - at `\$\.([A-Za-z]+)`$")
 class PrivacyBody(msgspec.Struct, rename="camel"):
     email: str | None = None
     user_id: str | int | None = None
-    write_key: str | None = None
+    write_key: str | None = None  # never accepted here: read to say that a secret key is needed
 
 
 _decoder = msgspec.json.Decoder(PrivacyBody)
@@ -72,8 +72,8 @@ async def _person(request: Request, services: Any) -> Person:
         raise InvalidPayload("expected a JSON object with `email` and/or `userId`") from None
     except msgspec.DecodeError as exc:
         raise InvalidPayload(f"body is not valid JSON: {exc}") from None
-    workspace_id, _ = await services.keys.workspace_for(
-        write_key_from(request.headers.get("authorization"), fields.write_key)
+    workspace_id = await services.secret_keys.workspace_for(
+        request.headers.get("authorization"), fields.write_key, scope="privacy"
     )
     email = fields.email.strip() if fields.email is not None else None
     if email is not None and (len(email) > MAX_EMAIL_CHARS or not _EMAIL.match(email)):

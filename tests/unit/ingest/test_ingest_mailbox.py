@@ -14,10 +14,11 @@ import pytest
 
 from retarget.common.bounces import bounce_address
 from retarget.common.testing import delivery_status_report, feedback_report
+from retarget.ingest import mail_reading
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.links import NotOurLink
 from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
-from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, token_from
+from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, MailTooComplex, read_mail, token_from
 from retarget.ingest.mailbox import (
     NO_SUCH_BOUNCE_ADDRESS,
     NO_TOKEN,
@@ -255,6 +256,19 @@ async def test_deep_mime_nesting_gets_a_5xx_naming_the_problem():
         None, None, envelope_of(nested(MAX_MIME_ENTITIES - 1), "u@shop.example")
     )
     assert ok == RECORDED  # nested, but within the limit
+
+
+def test_too_many_mime_parts_are_refused_unread_even_side_by_side():
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_MIME_ENTITIES))
+    raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
+    with pytest.raises(MailTooComplex, match="MIME parts"):
+        read_mail(raw)
+
+
+def test_a_recursion_error_below_the_limit_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(mail_reading, "MAX_MIME_ENTITIES", 10**6)  # only the parser's own limit is left
+    with pytest.raises(MailTooComplex, match="nested too deeply"):
+        read_mail(nested(3000))
 
 
 async def test_a_read_past_its_budget_is_a_451_and_holds_its_slot_until_it_ends():

@@ -15,11 +15,13 @@ import pytest
 from retarget.common.bounces import bounce_address
 from retarget.common.testing import delivery_status_report, feedback_report
 from retarget.ingest import mail_reading
+from retarget.ingest import mailbox as mailbox_module
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.links import NotOurLink
 from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
 from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, MailTooComplex, read_mail, token_from
 from retarget.ingest.mailbox import (
+    BUSY,
     NO_SUCH_BOUNCE_ADDRESS,
     NO_TOKEN,
     NOT_OURS,
@@ -27,6 +29,7 @@ from retarget.ingest.mailbox import (
     REFUSED,
     REPORT_LATER,
     REPORT_NOTED,
+    TOO_SLOW,
     TRY_LATER,
     UnsubscribeMailbox,
 )
@@ -261,7 +264,7 @@ async def test_deep_mime_nesting_gets_a_5xx_naming_the_problem():
 def test_header_values_are_left_as_text_not_run_through_the_recursive_header_parser():
     """policy.default parses Content-Type with a recursive-descent parser: nested comments
     overflow its stack (and long parameter lists take seconds); compat32 reads what we need."""
-    comments = "(" * 3000 + "x" + ")" * 3000
+    comments = "(" * 1500 + "x" + ")" * 1500  # within MAX_CONTENT_TYPE_BYTES
     raw = mail(f"unsubscribe {TOKEN}").replace(
         b"Content-Type: text/plain", f"Content-Type: {comments} text/plain".encode()
     )
@@ -275,10 +278,46 @@ def test_too_many_mime_parts_are_refused_unread_even_side_by_side():
         read_mail(raw)
 
 
+def test_a_long_content_type_or_too_many_boundaries_are_refused_unread():
+    params = b"".join(b'"";' for _ in range(2000))
+    with pytest.raises(MailTooComplex, match="Content-Type header longer"):
+        read_mail(b"Content-Type: multipart/mixed; boundary=b;\r\n " + params + b"\r\n\r\n--b--\r\n")
+    parts = b"--b\r\n\r\nx\r\n" * mail_reading.MAX_BOUNDARY_LINES
+    with pytest.raises(MailTooComplex, match="boundaries"):
+        read_mail(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
+
+
 def test_a_recursion_error_below_the_limit_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(mail_reading, "MAX_MIME_ENTITIES", 10**6)  # only the parser's own limit is left
+    monkeypatch.setattr(mail_reading, "MAX_BOUNDARY_LINES", 10**6)
     with pytest.raises(MailTooComplex, match="nested too deeply"):
         read_mail(nested(3000))
+
+
+async def test_the_mailbox_reads_off_the_loop_and_answers_451_past_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    release = threading.Event()
+
+    def stuck(raw: bytes) -> Any:
+        release.wait(10)
+        return mail_reading.read_mail(raw)
+
+    monkeypatch.setattr(mailbox_module, "read_mail", stuck)
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)),
+        None,
+        SECRET,
+        pool=MailPool(1, 0.2),
+        feedback_address="fbl@shop.example",
+    )
+    try:
+        answer = await mailbox.handle_DATA(None, None, envelope_of(mail("hi"), "unsubscribe@shop.example"))
+        assert answer == TOO_SLOW and answer.startswith("451")
+        busy = await mailbox.handle_DATA(None, None, envelope_of(mail("hi"), "unsubscribe@shop.example"))
+        assert busy == BUSY  # the overrunning read still holds the only thread
+    finally:
+        release.set()
 
 
 async def test_a_read_past_its_budget_is_a_451_and_holds_its_slot_until_it_ends():

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from retarget.common.bounces import bounce_address
 from retarget.common.testing import delivery_status_report, feedback_report
@@ -138,6 +139,10 @@ def reports_mailbox(reports: FakeReports) -> UnsubscribeMailbox:
     return mailbox_for(Links(SimpleNamespace(new=True)), reports)
 
 
+def refusals(reason: str) -> float:
+    return REGISTRY.get_sample_value("retarget_ingest_mail_refused_total", {"reason": reason}) or 0.0
+
+
 def envelope_of(raw: bytes, *recipients: str) -> SimpleNamespace:
     return SimpleNamespace(original_content=raw, content=None, rcpt_tos=list(recipients))
 
@@ -159,11 +164,13 @@ async def test_a_bounce_not_sent_to_a_bounce_address_suppresses_nobody():
     """The forged DSN of the attack: mailed to unsubscribe@, naming a Message-ID it read somewhere."""
     reports = FakeReports({MID})
     raw = delivery_status_report(MID, to="unsubscribe@shop.example")
+    before = refusals("dsn_not_to_bounce_address")
     answer = await reports_mailbox(reports).handle_DATA(
         None, None, envelope_of(raw, "unsubscribe@shop.example")
     )
     assert answer == REFUSED["dsn_not_to_bounce_address"] and answer.startswith("550")
     assert reports.calls == []
+    assert refusals("dsn_not_to_bounce_address") == before + 1  # counted, by a bounded reason
 
 
 async def test_a_bounce_address_with_a_wrong_mac_is_refused_at_rcpt():

@@ -144,7 +144,7 @@ def refusals(reason: str) -> float:
 
 
 def envelope_of(raw: bytes, *recipients: str) -> SimpleNamespace:
-    return SimpleNamespace(original_content=raw, content=None, rcpt_tos=list(recipients))
+    return SimpleNamespace(original_content=raw, content=None, rcpt_tos=list(recipients), rcpt_options=[])
 
 
 def verp(message_id: str = MID) -> str:

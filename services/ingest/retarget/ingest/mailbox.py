@@ -81,7 +81,8 @@ class UnsubscribeMailbox:
         if is_bounce_address(address) and verified_entry(address, self._secret) is None:
             metrics.count_mail_refused("bad_bounce_address")
             return NO_SUCH_BOUNCE_ADDRESS
-        envelope.rcpt_tos.append(address)
+        envelope.rcpt_tos.append(address)  # what aiosmtpd does itself without a handle_RCPT
+        envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

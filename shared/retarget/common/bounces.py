@@ -9,7 +9,9 @@ can suppress an address by mailing us a made-up bounce:
 
     bounces+<message id>.<mac>@<sender's domain>
 
-An ARF report carries the original message's headers; its Message-ID names the entry.
+An ARF report (RFC 5965) carries the reported email's envelope sender (Original-Mail-From,
+or the original's Return-Path): our VERP address, so a complaint proves itself with the same
+MAC; its Message-ID is only a cross-check, since every recipient can read it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import hmac
 import re
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
+from email.message import Message
 from email.parser import BytesParser
-from typing import Any
 
 BOUNCE_LOCAL_PREFIX = "bounces+"
 _MAC_HEX = 10  # 40 bits: forging one means ~10^12 tries, each a mail we'd receive
 _MAX_LOCAL_PART = 64  # RFC 5321
 _MESSAGE_ID = re.compile(r"<?(m-[0-9a-f]{8,64})@", re.IGNORECASE)
+_VERP = re.compile(r"bounces\+[A-Za-z0-9._-]{1,80}@[A-Za-z0-9.-]{1,253}", re.IGNORECASE)
+_MAX_FIELD = 2048  # of a header searched for an id or an address: ours are far shorter
 
 
 def _mac(message_id: str, secret: bytes) -> str:
@@ -56,37 +59,60 @@ class Report:
     kind: str  # "hard_bounce" | "soft_bounce" | "complaint" | "other"
     status: str = ""  # the DSN's Status (5.1.1) or the ARF Feedback-Type (abuse)
     message_id: str | None = None  # from the returned original's Message-ID, if it came back
+    # a complaint: the reported email's envelope sender (ARF's Original-Mail-From, else the
+    # original's Return-Path) — our VERP address, whose MAC proves the report is about our email
+    envelope_sender: str | None = None
+
+
+def parse_mail(raw: bytes) -> Message:
+    """The message, parsed with the compat32 policy: it leaves header values as text.
+
+    The default policy parses every header it is asked for (Content-Type above all, which the
+    parser itself asks for in every part) with a recursive-descent parser that takes seconds
+    on a long hostile header and overflows the stack on nested comments; nothing here needs
+    more than a content type, a parameter and a few plain fields.
+    """
+    return BytesParser(policy=policy.compat32).parsebytes(raw)
 
 
 def read_report(raw: bytes) -> Report:
     """What a mailed report says: a failed delivery (5.x.x hard, 4.x.x soft), a complaint, or other."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    if not isinstance(message, EmailMessage) or message.get_content_type() != "multipart/report":
+    return report_of(parse_mail(raw))
+
+
+def report_of(message: Message) -> Report:
+    if message.get_content_type() != "multipart/report" or not message.is_multipart():
         return Report("other")
     report_type = str(message.get_param("report-type", "") or "").lower()
-    parts = list(message.iter_parts())
+    parts = [p for p in message.get_payload() if isinstance(p, Message)]
     if report_type == "delivery-status":
         kind, status = _delivery_status(parts)
-    elif report_type == "feedback-report":
-        kind, status = _feedback(parts)
-    else:
-        return Report("other")
-    return Report(kind, status, _original_message_id(parts)) if kind else Report("other")
+        return Report(kind, status, _original_message_id(parts)) if kind else Report("other")
+    if report_type == "feedback-report":
+        fields = _feedback_fields(parts)
+        if not fields.get("feedback-type"):
+            return Report("other")
+        sender = _verp_in(fields.get("original-mail-from", "")) or _verp_in(
+            _original_header(parts, "return-path")
+        )
+        return Report("complaint", fields["feedback-type"].lower(), _original_message_id(parts), sender)
+    return Report("other")
 
 
-def _fields(part: Any) -> list[dict[str, str]]:
+def _fields(part: Message) -> list[dict[str, str]]:
     """The header blocks of a message/delivery-status or message/feedback-report part."""
     payload = part.get_payload()
     if isinstance(payload, list):  # the parser split message/delivery-status into blocks already
-        blocks = payload
+        blocks = [block for block in payload if isinstance(block, Message)]
     else:
-        text = (part.get_payload(decode=True) or b"").replace(b"\r\n", b"\n")
-        parse = BytesParser(policy=policy.default).parsebytes
+        text = part.get_payload(decode=True)
+        text = (text if isinstance(text, bytes) else b"").replace(b"\r\n", b"\n")
+        parse = BytesParser(policy=policy.compat32).parsebytes
         blocks = [parse(block, headersonly=True) for block in text.split(b"\n\n")]
     return [{k.lower(): str(v).strip() for k, v in block.items()} for block in blocks]
 
 
-def _delivery_status(parts: list[Any]) -> tuple[str, str]:
+def _delivery_status(parts: list[Message]) -> tuple[str, str]:
     for part in parts:
         if part.get_content_type() != "message/delivery-status":
             continue
@@ -99,29 +125,38 @@ def _delivery_status(parts: list[Any]) -> tuple[str, str]:
     return "", ""
 
 
-def _feedback(parts: list[Any]) -> tuple[str, str]:
+def _feedback_fields(parts: list[Message]) -> dict[str, str]:
     for part in parts:
         if part.get_content_type() == "message/feedback-report":
             for fields in _fields(part):
                 if fields.get("feedback-type"):
-                    return "complaint", fields["feedback-type"].lower()
-    return "", ""
+                    return fields
+    return {}
 
 
-def _original_message_id(parts: list[Any]) -> str | None:
-    """The send-log message id in the returned original's Message-ID (ours: <m-…@domain>)."""
+def _original_header(parts: list[Message], name: str) -> str:
+    """A header of the returned original (message/rfc822, or text/rfc822-headers), or ""."""
     for part in parts:
         if part.get_content_type() not in ("message/rfc822", "text/rfc822-headers"):
             continue
         payload = part.get_payload()
-        if isinstance(payload, list) and payload:  # message/rfc822: the parsed original
-            header = str(payload[0].get("message-id", ""))
-        else:
-            text = part.get_payload(decode=True) or b""
-            header = str(
-                BytesParser(policy=policy.default).parsebytes(text, headersonly=True).get("message-id", "")
-            )
-        found = _MESSAGE_ID.search(header)
-        if found:
-            return found.group(1).lower()
-    return None
+        if isinstance(payload, list):  # message/rfc822: the parsed original
+            original = payload[0] if payload else None
+            return str(original.get(name, "")) if isinstance(original, Message) else ""
+        text = part.get_payload(decode=True)
+        headers = BytesParser(policy=policy.compat32).parsebytes(
+            text if isinstance(text, bytes) else b"", headersonly=True
+        )
+        return str(headers.get(name, ""))
+    return ""
+
+
+def _original_message_id(parts: list[Message]) -> str | None:
+    """The send-log message id in the returned original's Message-ID (ours: <m-…@domain>)."""
+    found = _MESSAGE_ID.search(_original_header(parts, "message-id")[:_MAX_FIELD])
+    return found.group(1).lower() if found else None
+
+
+def _verp_in(field: str) -> str | None:
+    found = _VERP.search(field[:_MAX_FIELD])
+    return found.group(0) if found else None

@@ -97,9 +97,15 @@ Subject: Still thinking it over?
 
 
 def feedback_report(
-    message_id: str, *, to: str = "fbl@shop.example", recipient: str = "ann@example.com"
+    message_id: str,
+    *,
+    to: str = "fbl@shop.example",
+    recipient: str = "ann@example.com",
+    return_path: str | None = None,
 ) -> bytes:
-    """A complaint as a mailbox provider's feedback loop sends it (ARF, RFC 5965)."""
+    """A complaint as a mailbox provider's feedback loop sends it (ARF, RFC 5965); the returned
+    original starts with the Return-Path its final server added (the email's envelope sender)."""
+    original_return_path = f"Return-Path: <{return_path}>\n" if return_path else ""
     text = f"""From: feedbackloop@mailbox.example
 To: {to}
 Subject: complaint about message from 192.0.2.1
@@ -124,7 +130,7 @@ Source-IP: 192.0.2.1
 Content-Type: message/rfc822
 Content-Disposition: inline
 
-From: Shop <news@shop.example>
+{original_return_path}From: Shop <news@shop.example>
 To: {recipient}
 Message-ID: <{message_id}@shop.example>
 Subject: Still thinking it over?

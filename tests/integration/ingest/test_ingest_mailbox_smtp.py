@@ -1,11 +1,15 @@
-"""The mailto: unsubscribe over real SMTP: a mail to the unsubscribe mailbox puts its recipient
-in the suppression list (real PostgreSQL) and publishes Unsubscribed (real Kafka) before the
-250; a mail without a genuine token is refused with a 550 and changes nothing."""
+"""The mailbox over real SMTP: a mail to the unsubscribe mailbox puts its recipient in the
+suppression list (real PostgreSQL) and publishes Unsubscribed (real Kafka) before the 250; a
+mail without a genuine token is refused with a 550 and changes nothing. Bounces and complaints
+suppress only when they prove themselves with the VERP MAC; hostile mail gets a clear refusal
+and never stops the server from answering other clients."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import smtplib
+import threading
 import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -31,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 SECRET = secrets.token_hex(32)
 ADDRESS = "bob@example.com"
+FBL = "fbl@shop.example"
 
 
 def unsubscribe_token(tenant: Tenant) -> str:
@@ -67,6 +72,7 @@ async def mailbox(ingest_settings: IngestSettings) -> AsyncIterator[dict[str, An
             "link_secret": SecretStr(SECRET),
             "mailbox_port": free_port(),
             "mailbox_ops_port": free_port(),
+            "feedback_loop_address": FBL,
         }
     )
     stop = asyncio.Event()
@@ -150,7 +156,9 @@ async def test_a_bounce_and_a_complaint_by_mail_suppress_the_recipients_of_the_e
     assert verp is not None
 
     assert (await send_raw(mailbox, delivery_status_report(bounced_id, to=verp), verp)).startswith("2.0.0")
-    assert (await send_raw(mailbox, feedback_report(complained_id), "fbl@shop.example")).startswith("2.0.0")
+    complained_verp = bounce_address(complained_id, "shop.example", SECRET.encode())
+    complaint = feedback_report(complained_id, return_path=complained_verp)  # as the provider returns it
+    assert (await send_raw(mailbox, complaint, FBL)).startswith("2.0.0")
 
     row = await suppression_of(tenant.workspace_id, bounced)
     assert row is not None and (row["reason"], row["source"]) == ("hard_bounce", "dsn")
@@ -167,6 +175,119 @@ async def test_a_bounce_and_a_complaint_by_mail_suppress_the_recipients_of_the_e
     finally:
         await conn.close()
     assert states == {bounced_id: "bounced", complained_id: "sent"}  # a complaint was delivered
+
+
+async def test_reports_that_do_not_prove_themselves_suppress_nobody(mailbox: dict[str, Any], tenant: Tenant):
+    """The attack: message ids are in every email and tracking link, so anyone can quote one."""
+    victim = "victim@example.com"
+    message_id = await sent_entry(tenant.workspace_id, victim)
+    verp = bounce_address(message_id, "shop.example", SECRET.encode())
+    assert verp is not None
+
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:  # a DSN to unsubscribe@
+        await send_raw(
+            mailbox,
+            delivery_status_report(message_id, to="unsubscribe@shop.example"),
+            "unsubscribe@shop.example",
+        )
+    assert refused.value.code == 550 and "bounce address" in refused.value.message
+
+    wrong_mac = f"bounces+{message_id}.0123456789@shop.example"
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as no_such:  # a DSN to a VERP with a wrong MAC
+        await send_raw(mailbox, delivery_status_report(message_id, to=wrong_mac), wrong_mac)
+    assert no_such.value.recipients[0].code == 550
+
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:  # an ARF report to a non-FBL address
+        await send_raw(mailbox, feedback_report(message_id, return_path=verp), "unsubscribe@shop.example")
+    assert refused.value.code == 550 and "feedback-loop address" in refused.value.message
+
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:  # to the FBL, named by its Message-ID only
+        await send_raw(mailbox, feedback_report(message_id), FBL)
+    assert refused.value.code == 550
+
+    assert await suppression_of(tenant.workspace_id, victim) is None
+    assert await send_log_state(message_id) == "sent"
+
+
+async def send_log_state(message_id: str) -> str:
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        return str(await conn.fetchval("SELECT state FROM send_log WHERE message_id = $1", message_id))
+    finally:
+        await conn.close()
+
+
+def folded(words: list[bytes]) -> bytes:
+    """Header text folded into lines under SMTP's 1000-byte limit."""
+    lines, line = [], b""
+    for word in words:
+        if len(line) + len(word) > 900:
+            lines.append(line)
+            line = b""
+        line += word
+    return b"\r\n ".join([*lines, line])
+
+
+HOSTILE_WORDS = folded([b"=?utf-8?q?=FF?= "] * 14_500)  # ~240 KB of encoded words (9 s seen on the demo)
+HOSTILE = {
+    # the slowest found within the limits: ~1.5 s of parsing for 35,000 status blocks
+    "status-blocks": b"From: x@example.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b"
+    + b"\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+    + b"A: b\r\n\r\n" * 31_000
+    + b"--b--\r\n",
+    # ~3 s for the compat32 parser: refused unread now (a Content-Type header over 4 KB)
+    "parameters": b"From: x@example.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x; "
+    + folded([b'"";'] * 80_000)
+    + b"\r\n\r\n--x\r\n\r\nhi\r\n--x--\r\n",
+    "subject": b"From: x@example.net\r\nSubject: " + HOSTILE_WORDS + b"\r\n\r\nhi\r\n",
+    "content-type": b"From: x@example.net\r\nSubject: hi\r\nContent-Type: text/plain; name="
+    + HOSTILE_WORDS
+    + b"\r\n\r\nhi\r\n",
+}
+
+
+def ping_until(stop: threading.Event, port: int) -> list[float]:
+    """Another client, in a thread of its own (the server shares the test's event loop, so a
+    blocked loop would hide from a client on it): connect, EHLO, NOOP, again, until `stop`."""
+    latencies: list[float] = []
+    while not stop.is_set() or not latencies:
+        started = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+            client.ehlo()
+            assert client.noop()[0] == 250
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.05)
+    return latencies
+
+
+@pytest.mark.parametrize("where", sorted(HOSTILE))
+async def test_the_mailbox_keeps_answering_other_clients_while_hostile_mail_is_read(
+    mailbox: dict[str, Any], where: str
+):
+    async def hostile() -> str:
+        try:
+            return await send_raw(mailbox, HOSTILE[where], "unsubscribe@shop.example")
+        except aiosmtplib.SMTPResponseException as exc:
+            return f"{exc.code} {exc.message}"
+
+    stop = threading.Event()
+    pinger = asyncio.create_task(asyncio.to_thread(ping_until, stop, mailbox["port"]))
+    try:
+        answers = await asyncio.gather(hostile(), hostile())
+    finally:
+        stop.set()
+        latencies = await pinger
+    assert max(latencies) < 2.0, f"another client waited {max(latencies):.1f} s ({len(latencies)} pings)"
+    assert all(a[:1] in ("4", "5") for a in answers), answers  # refused, clearly (no token)
+
+
+async def test_deep_mime_nesting_is_refused_with_a_5xx_naming_the_problem(mailbox: dict[str, Any]):
+    levels = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(3000)
+    )
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await send_raw(mailbox, b"Subject: hi\r\n" + levels + b"\r\nx\r\n", "unsubscribe@shop.example")
+    assert refused.value.code == 554 and "nest" in refused.value.message
 
 
 async def test_a_real_relay_bounces_after_its_250_and_the_mailbox_suppresses_the_recipient(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retarget.demo.engage import mailto_message
-from retarget.ingest.mailbox import token_from
+from retarget.ingest.mail_reading import token_from
 
 
 def test_the_mailto_url_becomes_the_mail_the_mailbox_understands():

@@ -1,26 +1,38 @@
-"""The mailto: unsubscribe: which messages carry a token, and what each outcome answers."""
+"""The mailbox: which messages carry a token, which reports prove themselves, what each outcome
+answers, and that hostile mail gets a clear refusal."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from email.message import EmailMessage
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from retarget.common.bounces import bounce_address
 from retarget.common.testing import delivery_status_report, feedback_report
+from retarget.ingest import mail_reading
+from retarget.ingest import mailbox as mailbox_module
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.links import NotOurLink
+from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
+from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, MailTooComplex, read_mail, token_from
 from retarget.ingest.mailbox import (
+    BUSY,
+    NO_SUCH_BOUNCE_ADDRESS,
     NO_TOKEN,
     NOT_OURS,
     RECORDED,
+    REFUSED,
+    REPORT_LATER,
     REPORT_NOTED,
+    TOO_SLOW,
     TRY_LATER,
     UnsubscribeMailbox,
-    token_from,
 )
 
 TOKEN = "eyJraW5kIjoidW5zdWJzY3JpYmUifQ.q1w2-e3_r4"
@@ -59,6 +71,16 @@ def test_no_token_no_request(subject: str | None):
     assert token_from(mail(subject, body=f"unsubscribe {TOKEN}")) is None  # the body is not read
 
 
+SECRET = b"k" * 32
+MID = "m-0123456789abcdef0123456789abcdef"
+
+
+def mailbox_for(links: Any, reports: Any = None) -> UnsubscribeMailbox:
+    return UnsubscribeMailbox(
+        links, reports, SECRET, pool=MailPool(2, 10.0), feedback_address="FBL@shop.example"
+    )
+
+
 class Links:
     """LinkFeedback's unsubscribe, answering with what the test sets."""
 
@@ -84,14 +106,14 @@ class Links:
 async def test_each_outcome_has_its_smtp_answer(outcome: Any, answer: str):
     links = Links(outcome)
     envelope = SimpleNamespace(original_content=mail(f"unsubscribe {TOKEN}"), content=None, rcpt_tos=[])
-    assert await UnsubscribeMailbox(links).handle_DATA(None, None, envelope) == answer  # type: ignore[arg-type]
+    assert await mailbox_for(links).handle_DATA(None, None, envelope) == answer
     assert links.calls == [(TOKEN, "all", "mailto")]
 
 
 async def test_a_message_without_a_token_changes_nothing():
     links = Links(SimpleNamespace(new=True))
     envelope = SimpleNamespace(original_content=mail("stop it"), content=None, rcpt_tos=[])
-    assert await UnsubscribeMailbox(links).handle_DATA(None, None, envelope) == NO_TOKEN  # type: ignore[arg-type]
+    assert await mailbox_for(links).handle_DATA(None, None, envelope) == NO_TOKEN
     assert links.calls == []
     assert NO_TOKEN.startswith("550") and NOT_OURS.startswith("550") and TRY_LATER.startswith("451")
 
@@ -113,48 +135,218 @@ class FakeReports:
         )
 
 
-SECRET = b"k" * 32
-MID = "m-0123456789abcdef0123456789abcdef"
-
-
 def reports_mailbox(reports: FakeReports) -> UnsubscribeMailbox:
-    return UnsubscribeMailbox(Links(SimpleNamespace(new=True)), reports, SECRET)  # type: ignore[arg-type]
+    return mailbox_for(Links(SimpleNamespace(new=True)), reports)
+
+
+def refusals(reason: str) -> float:
+    return REGISTRY.get_sample_value("retarget_ingest_mail_refused_total", {"reason": reason}) or 0.0
+
+
+def envelope_of(raw: bytes, *recipients: str) -> SimpleNamespace:
+    return SimpleNamespace(original_content=raw, content=None, rcpt_tos=list(recipients), rcpt_options=[])
+
+
+def verp(message_id: str = MID) -> str:
+    address = bounce_address(message_id, "shop.example", SECRET)
+    assert address is not None
+    return address
 
 
 async def test_a_bounce_to_the_verp_address_suppresses_the_entry_it_names():
     reports = FakeReports({MID})
-    verp = bounce_address(MID, "shop.example", SECRET)
-    assert verp is not None
-    raw = delivery_status_report("m-ffffffffffffffffffffffffffffffff", to=verp)  # the address wins
-    envelope = SimpleNamespace(original_content=raw, content=None, rcpt_tos=[verp])
-    assert await reports_mailbox(reports).handle_DATA(None, None, envelope) == REPORT_NOTED
+    raw = delivery_status_report("m-ffffffffffffffffffffffffffffffff", to=verp())  # the address wins
+    assert await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, verp())) == REPORT_NOTED
     assert reports.calls == [(MID, "hard_bounce", "dsn", "5.1.1")]
 
 
-async def test_a_complaint_names_the_entry_by_the_original_message_id():
+async def test_a_bounce_not_sent_to_a_bounce_address_suppresses_nobody():
+    """The forged DSN of the attack: mailed to unsubscribe@, naming a Message-ID it read somewhere."""
     reports = FakeReports({MID})
-    envelope = SimpleNamespace(
-        original_content=feedback_report(MID), content=None, rcpt_tos=["fbl@shop.example"]
+    raw = delivery_status_report(MID, to="unsubscribe@shop.example")
+    before = refusals("dsn_not_to_bounce_address")
+    answer = await reports_mailbox(reports).handle_DATA(
+        None, None, envelope_of(raw, "unsubscribe@shop.example")
     )
-    assert await reports_mailbox(reports).handle_DATA(None, None, envelope) == REPORT_NOTED
+    assert answer == REFUSED["dsn_not_to_bounce_address"] and answer.startswith("550")
+    assert reports.calls == []
+    assert refusals("dsn_not_to_bounce_address") == before + 1  # counted, by a bounded reason
+
+
+async def test_a_bounce_address_with_a_wrong_mac_is_refused_at_rcpt():
+    mailbox = reports_mailbox(FakeReports({MID}))
+    forged = verp().replace(verp().split(".")[-2].split("@")[0], "0123456789")
+    envelope = envelope_of(b"")
+    assert await mailbox.handle_RCPT(None, None, envelope, forged, []) == NO_SUCH_BOUNCE_ADDRESS
+    assert await mailbox.handle_RCPT(None, None, envelope, verp().upper(), []) == "250 OK"
+    assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
+    assert envelope.rcpt_tos == [verp().upper(), "unsubscribe@shop.example"]
+
+
+async def test_a_complaint_to_the_feedback_address_counts_when_its_envelope_sender_is_our_verp():
+    reports = FakeReports({MID})
+    other = "m-ffffffffffffffffffffffffffffffff"  # the quoted Message-ID proves nothing: the MAC does
+    raw = feedback_report(other, return_path=verp())
+    assert (
+        await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, "fbl@shop.example"))
+        == REPORT_NOTED
+    )
     assert reports.calls == [(MID, "complaint", "arf", "abuse")]
+
+
+async def test_a_complaint_named_by_original_mail_from_counts_too():
+    reports = FakeReports({MID})
+    raw = feedback_report(MID).replace(
+        b"Version: 1\r\n", f"Version: 1\r\nOriginal-Mail-From: <{verp()}>\r\n".encode()
+    )
+    assert (
+        await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, "fbl@shop.example"))
+        == REPORT_NOTED
+    )
+    assert reports.calls == [(MID, "complaint", "arf", "abuse")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "recipient", "reason"),
+    [
+        (feedback_report(MID, return_path=verp()), "unsubscribe@shop.example", "arf_not_to_feedback_address"),
+        (feedback_report(MID), "fbl@shop.example", "arf_unverified"),  # named by Message-ID only
+        (
+            feedback_report(MID, return_path="bounces+" + MID + ".0123456789@shop.example"),
+            "fbl@shop.example",
+            "arf_unverified",
+        ),
+        (feedback_report(MID, return_path="news@shop.example"), "fbl@shop.example", "arf_unverified"),
+    ],
+)
+async def test_a_complaint_that_does_not_prove_itself_suppresses_nobody(
+    raw: bytes, recipient: str, reason: str
+):
+    reports = FakeReports({MID})
+    assert (
+        await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, recipient)) == REFUSED[reason]
+    )
+    assert reports.calls == []
 
 
 async def test_soft_bounces_and_unknown_entries_change_nothing_and_are_still_accepted():
     reports = FakeReports(set())
-    soft = delivery_status_report(MID, to="x@shop.example", action="delayed", status="4.4.1")
-    envelope = SimpleNamespace(original_content=soft, content=None, rcpt_tos=["x@shop.example"])
-    assert await reports_mailbox(reports).handle_DATA(None, None, envelope) == REPORT_NOTED
+    soft = delivery_status_report(MID, to=verp(), action="delayed", status="4.4.1")
+    assert await reports_mailbox(reports).handle_DATA(None, None, envelope_of(soft, verp())) == REPORT_NOTED
     assert reports.calls == []
-    envelope = SimpleNamespace(
-        original_content=feedback_report(MID), content=None, rcpt_tos=["fbl@shop.example"]
+    raw = feedback_report(MID, return_path=verp())
+    assert (
+        await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, "fbl@shop.example"))
+        == REPORT_NOTED
     )
-    assert await reports_mailbox(reports).handle_DATA(None, None, envelope) == REPORT_NOTED  # no such entry
 
 
 async def test_a_report_that_cannot_be_recorded_now_is_retried_by_its_sender():
     reports = FakeReports({MID}, outcome=Unavailable("PostgreSQL is away", retry_after_s=5))
-    envelope = SimpleNamespace(
-        original_content=feedback_report(MID), content=None, rcpt_tos=["fbl@shop.example"]
+    raw = feedback_report(MID, return_path=verp())
+    answer = await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, "fbl@shop.example"))
+    assert answer == REPORT_LATER and answer.startswith("451")
+
+
+def nested(depth: int) -> bytes:
+    levels = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(depth)
     )
-    assert await reports_mailbox(reports).handle_DATA(None, None, envelope) == TRY_LATER
+    return b"Subject: unsubscribe " + TOKEN.encode() + b"\r\n" + levels + b"\r\nx\r\n"
+
+
+async def test_deep_mime_nesting_gets_a_5xx_naming_the_problem():
+    links = Links(SimpleNamespace(new=True))
+    answer = await mailbox_for(links).handle_DATA(
+        None, None, envelope_of(nested(2000), "unsubscribe@shop.example")
+    )
+    assert answer.startswith("554 5.6.0") and "nesting" in answer
+    assert links.calls == []
+    ok = await mailbox_for(links).handle_DATA(
+        None, None, envelope_of(nested(MAX_MIME_ENTITIES - 1), "u@shop.example")
+    )
+    assert ok == RECORDED  # nested, but within the limit
+
+
+def test_header_values_are_left_as_text_not_run_through_the_recursive_header_parser():
+    """policy.default parses Content-Type with a recursive-descent parser: nested comments
+    overflow its stack (and long parameter lists take seconds); compat32 reads what we need."""
+    comments = "(" * 1500 + "x" + ")" * 1500  # within MAX_CONTENT_TYPE_BYTES
+    raw = mail(f"unsubscribe {TOKEN}").replace(
+        b"Content-Type: text/plain", f"Content-Type: {comments} text/plain".encode()
+    )
+    assert read_mail(raw).token == TOKEN
+
+
+def test_too_many_mime_parts_are_refused_unread_even_side_by_side():
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_MIME_ENTITIES))
+    raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
+    with pytest.raises(MailTooComplex, match="MIME parts"):
+        read_mail(raw)
+
+
+def test_a_long_content_type_or_too_many_boundaries_are_refused_unread():
+    params = b"".join(b'"";' for _ in range(2000))
+    with pytest.raises(MailTooComplex, match="Content-Type header longer"):
+        read_mail(b"Content-Type: multipart/mixed; boundary=b;\r\n " + params + b"\r\n\r\n--b--\r\n")
+    parts = b"--b\r\n\r\nx\r\n" * mail_reading.MAX_BOUNDARY_LINES
+    with pytest.raises(MailTooComplex, match="boundaries"):
+        read_mail(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
+
+
+def test_a_recursion_error_below_the_limit_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(mail_reading, "MAX_MIME_ENTITIES", 10**6)  # only the parser's own limit is left
+    monkeypatch.setattr(mail_reading, "MAX_BOUNDARY_LINES", 10**6)
+    with pytest.raises(MailTooComplex, match="nested too deeply"):
+        read_mail(nested(3000))
+
+
+async def test_the_mailbox_reads_off_the_loop_and_answers_451_past_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    release = threading.Event()
+
+    def stuck(raw: bytes) -> Any:
+        release.wait(10)
+        return mail_reading.read_mail(raw)
+
+    monkeypatch.setattr(mailbox_module, "read_mail", stuck)
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)),
+        None,
+        SECRET,
+        pool=MailPool(1, 0.2),
+        feedback_address="fbl@shop.example",
+    )
+    try:
+        answer = await mailbox.handle_DATA(None, None, envelope_of(mail("hi"), "unsubscribe@shop.example"))
+        assert answer == TOO_SLOW and answer.startswith("451")
+        busy = await mailbox.handle_DATA(None, None, envelope_of(mail("hi"), "unsubscribe@shop.example"))
+        assert busy == BUSY  # the overrunning read still holds the only thread
+    finally:
+        release.set()
+
+
+async def test_a_read_past_its_budget_is_a_451_and_holds_its_slot_until_it_ends():
+    release = threading.Event()
+
+    def stuck(raw: bytes) -> bytes:
+        release.wait(10)
+        return raw
+
+    pool = MailPool(1, 0.2)
+    with pytest.raises(TooSlow):
+        await pool.run(stuck, b"x")
+    with pytest.raises(PoolBusy):  # the overrunning read still holds the only slot
+        await pool.run(stuck, b"y")
+    release.set()
+    for _ in range(100):  # the thread ends, its slot comes back
+        await asyncio.sleep(0.05)
+        try:
+            assert await pool.run(lambda raw: raw, b"z") == b"z"
+            break
+        except PoolBusy:
+            continue
+    else:
+        pytest.fail("the slot never came back")
+    pool.close()

@@ -3,7 +3,8 @@
 An address is accepted only in the plain dot-atom form every MTA takes (no quoted local
 parts, no comments, no whitespace or control characters), with an IDNA-encodable domain of
 at least two labels. Anything else is a BadAddress, so a malformed or hostile value from a
-visitor's traits never reaches a header.
+visitor's traits never reaches a header. Every pattern is applied with fullmatch: `$` also
+matches before a trailing newline, which let `ann\n@example.com` through.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from base64 import b64encode
 from functools import lru_cache
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LOCAL = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_TLD = re.compile(r"^(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$")
-_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")  # atext and spaces: needs no quotes
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_TLD = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
+_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # atext and spaces: needs no quotes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # C0, DEL, C1, Unicode line breaks
 _CHUNK_BYTES = 45  # 60 base64 chars: each encoded word stays within RFC 2047's 75
 
 
@@ -33,15 +34,17 @@ def clean(value: str) -> str:
 @lru_cache(maxsize=4096)  # a workspace's sender addresses are parsed for every message
 def parse_address(address: str) -> tuple[str, str]:
     """(local part, ASCII domain) of a plain address; BadAddress when it is not one."""
+    if _CONTROL.search(address):  # CR/LF would end the header or the SMTP command it goes into
+        raise BadAddress("not a valid email address (control character)")
     local, at, domain = address.strip().rpartition("@")
-    if not at or not _LOCAL.match(local) or len(local) > 64:
+    if not at or not _LOCAL.fullmatch(local) or len(local) > 64:
         raise BadAddress("not a valid email address (local part)")
     try:
         domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError as exc:
         raise BadAddress("not a valid email address (domain)") from exc
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(x) for x in labels) or not _TLD.match(labels[-1]):
+    if len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels) or not _TLD.fullmatch(labels[-1]):
         raise BadAddress("not a valid email address (domain)")
     if len(local) + 1 + len(domain) > 254:
         raise BadAddress("not a valid email address (too long)")
@@ -67,7 +70,7 @@ def encoded_words(text: str) -> str:
 def display_name(name: str | None) -> str:
     """A display name as a header phrase: bare, quoted, or encoded when not ASCII."""
     name = clean(name or "")
-    if not name or _PHRASE.match(name):
+    if not name or _PHRASE.fullmatch(name):
         return name
     if name.isascii():
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

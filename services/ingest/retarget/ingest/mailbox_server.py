@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 
 from aiosmtpd.smtp import SMTP
 
@@ -18,6 +19,7 @@ from retarget.common import runtime
 from retarget.common.logging import configure_logging
 from retarget.common.ops import start_ops_server
 from retarget.ingest.bootstrap import bootstrap
+from retarget.ingest.mail_pool import MailPool
 from retarget.ingest.mailbox import UnsubscribeMailbox
 from retarget.ingest.reports import PgReports
 from retarget.ingest.settings import IngestSettings
@@ -29,15 +31,19 @@ async def serve(stop: asyncio.Event, settings: IngestSettings | None = None) -> 
     settings = settings or IngestSettings()
     services = bootstrap(settings)
     await services.open()
+    hostname = settings.mailbox_hostname or socket.getfqdn()
+    pool = MailPool(settings.mailbox_read_workers, settings.mailbox_read_timeout_s)
     smtp = functools.partial(
         SMTP,
         UnsubscribeMailbox(
             services.links,
             PgReports(services.pool),
             settings.link_secret.get_secret_value().encode() if settings.link_secret else None,
+            pool=pool,
+            feedback_address=settings.feedback_loop_address or f"fbl@{hostname}",
         ),
         data_size_limit=settings.mailbox_max_bytes,
-        hostname=settings.mailbox_hostname,
+        hostname=hostname,
         ident="retarget unsubscribe mailbox",
     )
     server = await asyncio.get_running_loop().create_server(smtp, settings.http_host, settings.mailbox_port)
@@ -48,6 +54,7 @@ async def serve(stop: asyncio.Event, settings: IngestSettings | None = None) -> 
     finally:
         server.close()  # no new sessions; a message in DATA is answered before its session ends
         await asyncio.wait_for(server.wait_closed(), settings.shutdown_grace_s)
+        pool.close()
         await services.close()
         await ops.cleanup()
         log.info("unsubscribe mailbox stopped")
@@ -55,6 +62,9 @@ async def serve(stop: asyncio.Event, settings: IngestSettings | None = None) -> 
 
 def main() -> None:
     configure_logging("ingest-mailbox", IngestSettings.model_fields["log_level"].default)
+    # aiosmtpd logs every command line at INFO, RCPT TO's address among them, as a bytes repr
+    # whose escapes (\xc3\xa9) no redaction can read as an address: warnings only
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     runtime.run(serve)
 
 

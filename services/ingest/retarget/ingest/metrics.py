@@ -70,6 +70,13 @@ KEY_LOOKUPS = Counter(
     "spent (shed: a spray of made-up keys, or a cold cache under heavy traffic).",
     ["credential", "outcome"],
 )
+MAIL_REFUSED = Counter(
+    "retarget_ingest_mail_refused_total",
+    "Mails the mailbox refused, by reason: bad_bounce_address (a bounces+ recipient whose MAC "
+    "is wrong), dsn_not_to_bounce_address, arf_not_to_feedback_address, arf_unverified (a "
+    "report that does not prove itself), mime_too_complex, read_too_slow, busy, unreadable.",
+    ["reason"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -95,6 +102,10 @@ def count_request(route: str, status: int) -> None:
 
 def count_tracking(kind: str, outcome: str) -> None:
     _child(TRACKING, kind, outcome).inc()  # type: ignore[attr-defined]
+
+
+def count_mail_refused(reason: str) -> None:
+    _child(MAIL_REFUSED, reason).inc()  # type: ignore[attr-defined]
 
 
 def count_engagement(workspace: str, campaign: str, action: str) -> None:

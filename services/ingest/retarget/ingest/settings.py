@@ -100,3 +100,14 @@ class IngestSettings(CommonSettings):
         ge=1024,
         description="Largest message the mailbox accepts (replies quote the email).",
     )
+    mailbox_read_workers: int = Field(
+        default=2, ge=1, le=32, description="Threads reading mail; more mails at once are answered 451."
+    )
+    mailbox_read_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest the mailbox waits for a mail to be read before a 451."
+    )
+    feedback_loop_address: str | None = Field(
+        default=None,
+        description="Address registered with the mailbox providers' feedback loops; complaint "
+        "reports (ARF) count only when sent there (default: fbl@MAILBOX_HOSTNAME).",
+    )

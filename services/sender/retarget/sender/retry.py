@@ -181,8 +181,8 @@ class RetryLoop:
         return record
 
     async def _publish_rows(self, rows: list[SendLogRow]) -> None:
-        for row in rows:
-            await self._publish(outcome_record(row))
+        # Concurrently: the sweep's transaction holds the rows until every ack is in.
+        await asyncio.gather(*(self._publish(outcome_record(row)) for row in rows))
 
     async def _dead_letter(self, entry: DueRetry, exc: Exception) -> None:
         """Publish the deferred payload as a dead letter, then drop its retry row (in that order)."""

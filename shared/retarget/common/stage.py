@@ -4,10 +4,23 @@ Ordering of effects is what makes it safe: a batch's outputs are produced and ac
 by Kafka before the batch's offsets are committed. A crash anywhere replays the batch, and
 the handlers downstream are idempotent, so nothing is lost and the visible result is once.
 
-A record the handler can't use is its own business: it returns a dead-letter Output for it
-(see `dead_letter`). An exception that escapes the handler is taken as transient (the
-database is down, say): nothing is committed, the consumer rewinds to the last commit and
-the batch is retried after a backoff — never dropped.
+Failures come in two kinds (poison.py):
+
+* a record the handler can't use is its own business: the handler returns a dead-letter
+  Output for it (see `dead_letter`). When a *data* error (poison.is_data_error) escapes the
+  handler instead, the Stage finds the record by bisection — it hands the halves of the batch
+  to the handler again until the one failing record is alone — and dead-letters that record
+  with the error as reason. Its neighbours go on. Handlers are idempotent, so handling a
+  record twice during the search is harmless.
+* any other exception is taken as transient (the database is down, say): nothing is
+  committed, the consumer rewinds to the last commit and the batch is retried after a
+  backoff — never dropped.
+
+Rebalances: while the handler runs (it may wait minutes for rate-limit tokens) the Stage
+keeps polling the consumer with every partition paused, so the member never passes the max
+poll interval and is not thrown out of its group. A partition can still be revoked
+mid-batch (another member joined); the Stage then neither commits nor seeks it — its new
+owner replays it from the last commit (at-least-once, the outputs may be produced twice).
 """
 
 from __future__ import annotations
@@ -21,11 +34,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from retarget.common.faults import crash_point
 from retarget.common.metrics import STAGE_BATCH_SECONDS, STAGE_RECORDS
+from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import DeadLettered, encode
 
 log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +57,22 @@ Handler = Callable[[Sequence[ConsumerRecord]], Awaitable[list[Output]]]
 
 
 def dead_letter(record: ConsumerRecord, *, stage: str, reason: str, topic: str) -> Output:
-    raw: bytes = record.value or b""
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    value = dead_letter_value(
+        stage=stage,
+        reason=reason,
+        source=(record.topic, record.partition, record.offset),
+        key=key,
+        raw=record.value,
+    )
+    return Output(topic, record.key, value)
+
+
+def dead_letter_value(
+    *, stage: str, reason: str, source: tuple[str, int, int], key: str | None, raw: bytes | None
+) -> bytes:
+    """A DeadLettered record: the original bytes whole, where they came from, and why."""
+    raw = raw or b""
     try:
         value, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -47,15 +80,15 @@ def dead_letter(record: ConsumerRecord, *, stage: str, reason: str, topic: str) 
     letter = DeadLettered(
         stage=stage,
         reason=reason,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key.decode("utf-8", "replace") if record.key else None,
+        topic=source[0],
+        partition=source[1],
+        offset=source[2],
+        key=key,
         value=value,
         value_encoding=encoding,  # type: ignore[arg-type]
         at=datetime.now(UTC),
     )
-    return Output(topic, record.key, encode(letter))
+    return encode(letter)
 
 
 class Stage:
@@ -66,30 +99,36 @@ class Stage:
         producer: AIOKafkaProducer,
         handler: Handler,
         *,
+        dead_letter_topic: str,
         max_batch: int = 500,
         retry_backoff_s: float = 1.0,
+        keepalive_s: float = 1.0,
     ) -> None:
         self.name = name
         self.consumer = consumer
         self.producer = producer
         self.handler = handler
+        self.dead_letter_topic = dead_letter_topic
         self.max_batch = max_batch
         self.retry_backoff_s = retry_backoff_s
+        self.keepalive_s = keepalive_s  # how often the consumer is polled while a batch is handled
         self.batches_done = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set; the batch in hand is finished and committed."""
         failures = 0
         while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-            records = [r for part in batches.values() for r in part]
+            batch: Batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+            records = [r for part in batch.values() for r in part]
             if not records:
                 continue
             started = time.perf_counter()
             try:
-                outputs = await self.handler(records)
+                outputs = await self._handle_keeping_membership(records)
+                crash_point("stage.after_handle")
                 await self._produce_all(outputs)
-                await self.consumer.commit()
+                crash_point("stage.after_produce")
+                await self._commit(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -97,7 +136,7 @@ class Stage:
                     log.info(
                         "stopping mid-batch; it is replayed from the last commit", extra={"stage": self.name}
                     )
-                    await self._rewind(batches.keys())
+                    await self._rewind(batch)
                     break
                 failures += 1
                 delay = min(self.retry_backoff_s * 2 ** (failures - 1), 30.0)
@@ -106,7 +145,7 @@ class Stage:
                     extra={"stage": self.name, "records": len(records), "retry_in_s": delay},
                 )
                 STAGE_RECORDS.labels(self.name, "retried").inc(len(records))
-                await self._rewind(batches.keys())
+                await self._rewind(batch)
                 await _sleep_unless(stop, delay)
                 continue
             failures = 0
@@ -114,19 +153,83 @@ class Stage:
             STAGE_RECORDS.labels(self.name, "processed").inc(len(records))
             STAGE_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
+    async def _handle_keeping_membership(self, records: list[ConsumerRecord]) -> list[Output]:
+        """Run the handler; meanwhile poll with every partition paused, so the group keeps us."""
+        task = asyncio.ensure_future(self._handle_isolating_poison(records))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.keepalive_s)
+                if not task.done():
+                    await self._poll_paused()
+        finally:
+            if not task.done():
+                task.cancel()
+            self.consumer.resume(*self.consumer.assignment())
+        return task.result()
+
+    async def _poll_paused(self) -> None:
+        # A partition assigned since the last pause (a rebalance) is paused here too; a record
+        # fetched in the meantime is put back by seeking to it, so nothing is skipped.
+        self.consumer.pause(*self.consumer.assignment())
+        fetched: Batch = await self.consumer.getmany(timeout_ms=0)
+        for tp, part in fetched.items():
+            if part and tp in self.consumer.assignment():
+                self.consumer.seek(tp, part[0].offset)
+
+    async def _handle_isolating_poison(self, records: Sequence[ConsumerRecord]) -> list[Output]:
+        try:
+            return await self.handler(records)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(records) == 1:
+                [record] = records
+                log.warning(
+                    "record dead-lettered: the handler failed on its data",
+                    extra={"stage": self.name, "partition": record.partition, "offset": record.offset},
+                )
+                STAGE_RECORDS.labels(self.name, "dead_lettered").inc()
+                return [
+                    dead_letter(record, stage=self.name, reason=describe(exc), topic=self.dead_letter_topic)
+                ]
+            half = len(records) // 2
+            first = await self._handle_isolating_poison(records[:half])
+            return first + await self._handle_isolating_poison(records[half:])
+
     async def _produce_all(self, outputs: list[Output]) -> None:
         futures = [await self.producer.send(o.topic, o.value, key=o.key) for o in outputs]
         if futures:
             await asyncio.gather(*futures)
 
-    async def _rewind(self, partitions: object) -> None:
-        for tp in partitions:  # type: ignore[attr-defined]
-            assert isinstance(tp, TopicPartition)
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+    async def _commit(self, batch: Batch) -> None:
+        """Commit the batch's partitions that are still ours; a revoked one is its new owner's."""
+        assigned = self.consumer.assignment()
+        offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part and tp in assigned}
+        if len(offsets) < len(batch):
+            log.info("partitions revoked mid-batch; not committing them", extra={"stage": self.name})
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError):
+            # The group rebalanced while we committed: the partitions' owner (maybe us again,
+            # from the last commit) replays the batch. Its outputs are acknowledged already.
+            log.warning(
+                "commit refused by a rebalance; the batch will be replayed", extra={"stage": self.name}
+            )
+
+    async def _rewind(self, batch: Batch) -> None:
+        for tp in batch:
+            if tp not in self.consumer.assignment():
+                continue  # revoked: seeking it raises, and its new owner starts from the last commit
+            try:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+            except IllegalStateError:
+                log.info("partition revoked while rewinding", extra={"stage": self.name})
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

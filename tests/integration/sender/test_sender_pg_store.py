@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from retarget.common.identity import email_digest
 from retarget.sender.pg_store import PostgresDeliveryStore
 from retarget.sender.settings import SenderSettings
-from retarget.sender.store import Finish, NewClaim, RetryEntry
+from retarget.sender.store import Claim, Finish, NewClaim, RetryEntry, SendLogRow
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +84,43 @@ async def test_stale_claims_are_swept_as_unconfirmed(store: PostgresDeliveryStor
     swept = {r.message_id: r for r in await store.sweep_stale_claims(now - timedelta(minutes=10), now)}
     assert old.message_id in swept and fresh.message_id not in swept
     assert (swept[old.message_id].state, swept[old.message_id].last_reason) == ("failed", "unconfirmed_claim")
+
+
+async def test_a_sweep_whose_publish_fails_changes_nothing(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    old = _claim(workspace_id, now - timedelta(hours=1))
+    await store.claim(old)
+
+    async def broker_down(rows: list[SendLogRow]) -> None:
+        raise ConnectionResetError("broker away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.sweep_stale_claims(now - timedelta(minutes=10), now, broker_down)
+    assert (await store.known([old.message_id]))[old.message_id].state == "claimed"  # swept again later
+    published: list[SendLogRow] = []
+
+    async def publish(rows: list[SendLogRow]) -> None:
+        published.extend(rows)
+
+    await store.sweep_stale_claims(now - timedelta(minutes=10), now, publish)
+    assert old.message_id in {r.message_id for r in published}
+    assert (await store.known([old.message_id]))[old.message_id].state == "failed"
+
+
+async def test_a_claim_postgresql_refuses_fails_alone_in_its_group(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    good = [_claim(workspace_id, now) for _ in range(5)]
+    bad = replace(_claim(workspace_id, now), profile_id="anon-\x00")
+    results = await asyncio.gather(
+        *(store.claim(c) for c in (*good[:2], bad, *good[2:])), return_exceptions=True
+    )
+    assert isinstance(results[2], asyncpg.exceptions.CharacterNotInRepertoireError)
+    assert all(isinstance(r, Claim) and r.owned for i, r in enumerate(results) if i != 2)
+    assert set(await store.known([c.message_id for c in good])) == {c.message_id for c in good}
 
 
 async def test_suppressions_are_found_in_one_query_for_workspace_global_and_campaign(

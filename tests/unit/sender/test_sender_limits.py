@@ -184,3 +184,23 @@ async def test_a_campaign_only_unsubscribe_stops_that_campaign_and_no_other(part
     outputs = await parts.handler([record_of(survey), record_of(cart)])
     assert sorted(_outcomes(outputs)) == [("sent", "accepted", 1), ("suppressed", "campaign_unsubscribed", 0)]
     assert [e.recipient for e in parts.transport.attempts] == ["a@example.com"]
+
+
+async def test_the_domain_table_stays_bounded_over_many_domains_and_keeps_the_busy_ones() -> None:
+    limiter = RateLimiter(
+        domain_default=Rate(1, 1),
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=lambda: 0.0,  # no refill: a bucket dropped and made afresh shows as full
+        max_buckets=100,
+    )
+    stop = asyncio.Event()
+    assert await limiter.acquire("busy.example", "ws1", None, stop) == 0  # its burst, now empty
+    for n in range(5_000):  # a long tail of domains, each seen once
+        await limiter.acquire(f"d{n}.example", "ws1", None, stop)
+        if n % 50 == 0:  # the busy domain keeps being used: never the least recently used
+            limiter._bucket(limiter._domains, "busy.example", Rate(1, 1))
+    assert len(limiter._domains) <= 100
+    assert "busy.example" in limiter._domains and limiter._domains["busy.example"].level < 1
+    assert "d0.example" not in limiter._domains  # the idle ones went, oldest first

@@ -60,5 +60,5 @@ async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -
     )
     consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
     producer = make_producer(settings)
-    stage = Stage("composer", consumer, producer, handler.handle)
+    stage = Stage("composer", consumer, producer, handler.handle, dead_letter_topic=topics.dead_letter)
     return ComposerService(stage, handler, pool, consumer, producer)

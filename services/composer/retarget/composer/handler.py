@@ -1,7 +1,8 @@
 """The composer's stage handler: a batch of trigger records in, outbound messages out.
 
 A trigger that can't be composed (undecodable, unknown workspace, template error, missing
-variable, bad address or data, or a bug in composing it) goes to the dead-letter topic with
+variable, bad address or data — also an id the workspace look-up's database refuses — or a
+bug in composing it) goes to the dead-letter topic with
 the reason and a metric, and the batch goes on: one bad trigger never stops the others or
 blocks its partition. Only a failure to read the workspace (PostgreSQL down) escapes, so the
 stage retries the batch instead of dead-lettering good triggers.
@@ -17,6 +18,7 @@ from typing import Protocol
 import msgspec
 from aiokafka import ConsumerRecord
 
+from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import TriggerFired, decoder, encode
 from retarget.common.stage import Output, dead_letter
 from retarget.common.topics import Topics, domain_key
@@ -52,6 +54,12 @@ class TriggerHandler:
             except UnknownWorkspace as exc:
                 reason = f"unknown workspace {exc}: create it with `retarget workspace create`"
                 outputs.append(self._dead(record, trigger.campaign, "unknown_workspace", reason))
+                continue
+            except Exception as exc:
+                if not is_data_error(exc):  # PostgreSQL away: the stage retries the batch
+                    raise
+                # the id itself is unusable (a NUL byte PostgreSQL refuses): the same on every try
+                outputs.append(self._dead(record, trigger.campaign, "bad_data", describe(exc)))
                 continue
             outputs.append(self._compose(record, trigger, sender))
         return outputs

@@ -167,7 +167,14 @@ def bootstrap(
         limiter,
         suppression_recheck_s=settings.suppression_recheck_s,
     )
-    stage = Stage(STAGE_NAME, consumer, producer, handler, max_batch=settings.batch_size)
+    stage = Stage(
+        STAGE_NAME,
+        consumer,
+        producer,
+        handler,
+        dead_letter_topic=topics.dead_letter,
+        max_batch=settings.batch_size,
+    )
     retry_loop = RetryLoop(
         store,
         deliverer,

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from retarget.common.clock import Clock
+from retarget.common.faults import crash_point
 from retarget.common.identity import email_digest
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage
 from retarget.common.topics import profile_key
@@ -96,6 +97,8 @@ class Deliverer:
             reply, verdict = SmtpReply(None, str(exc), "connect"), Verdict("deferred", DKIM_KEY_MISSING)
         else:
             reply = await self.transport.deliver(Envelope(message.mail_from, message.recipient, raw))
+            if reply.code is not None and 200 <= reply.code < 300:
+                crash_point("sender.after_smtp_250")
             verdict = classify_reply(reply)
         now = self.clock.now()
         retry = None
@@ -132,6 +135,7 @@ class Deliverer:
                 retry=retry,
             )
         )
+        crash_point("sender.after_outcome")
         if verdict.outcome not in ("sent", "suppressed"):
             log.info(
                 "delivery not accepted",

@@ -13,6 +13,10 @@ pool's size), which bounds what a crash can leave claimed.
 On shutdown, messages still waiting for tokens give up (Stopping) while those already
 talking SMTP finish; the batch is then not committed and is replayed after restart, where
 the finished ones are found in the send log.
+
+A message whose own data the database refuses (poison.is_data_error: a NUL byte, an id too
+long for an index) is dead-lettered alone and its neighbours go on; any other failure fails
+the batch, which the Stage retries.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import msgspec
 from aiokafka import ConsumerRecord
 
 from retarget.common.clock import Clock
+from retarget.common.faults import crash_point
 from retarget.common.identity import email_digest
+from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.stage import Output, dead_letter
 from retarget.common.topics import Topics
@@ -97,6 +103,7 @@ class OutboundHandler:
     async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs: list[Output] = []
         batch: dict[str, tuple[OutboundMessage, bytes]] = {}
+        sources: dict[str, ConsumerRecord] = {}
         for record in records:
             try:
                 message = decode_outbound(record.value)
@@ -109,6 +116,7 @@ class OutboundHandler:
                 DUPLICATES.labels("same_batch").inc()
                 continue
             batch[message.message_id] = (message, record.value or b"")
+            sources[message.message_id] = record
 
         known = await self.store.known(list(batch))
         results = [replay(known[mid]) for mid in batch if mid in known]
@@ -121,7 +129,10 @@ class OutboundHandler:
             ),
             return_exceptions=True,
         )
-        failures = [r for r in attempts if isinstance(r, BaseException)]
+        for (m, _), attempt in zip(fresh, attempts, strict=True):
+            if isinstance(attempt, Exception) and is_data_error(attempt):  # poison: this one only
+                outputs.append(self._dead_letter(sources[m.message_id], attempt))
+        failures = [r for r in attempts if isinstance(r, BaseException) and not is_data_error(r)]
         if failures:  # raised only after every message in flight has finished and been recorded
             raise next((f for f in failures if not isinstance(f, Stopping)), failures[0])
         results.extend(r for r in attempts if not isinstance(r, BaseException))
@@ -129,6 +140,14 @@ class OutboundHandler:
             Output(self.topics.deliveries, outcome_key(r), encode(r)) for r in results if r is not None
         )
         return outputs
+
+    def _dead_letter(self, record: ConsumerRecord, exc: Exception) -> Output:
+        # The same data fails the same way on every replay: the send log can't hold it (a NUL
+        # byte, an id too long for its index). Retrying would halt its domain's partition.
+        log.warning(
+            "message dead-lettered: the send log refused its data", extra={"reason": type(exc).__name__}
+        )
+        return dead_letter(record, stage=STAGE_NAME, reason=describe(exc), topic=self.topics.dead_letter)
 
     async def handle(
         self,
@@ -154,6 +173,7 @@ class OutboundHandler:
             claim = await self._claim(message, "claimed", None)
             if not claim.owned:
                 return replay(claim.row)
+            crash_point("sender.after_claim")
             return await self.deliverer.attempt(
                 message, payload, claim.row, dkim_selectors=policy.dkim_selectors
             )

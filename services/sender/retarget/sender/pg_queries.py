@@ -87,8 +87,14 @@ WHERE message_id IN (
 RETURNING message_id, payload, first_deferred_at
 """
 
+# Locked, not yet changed: the outcome is published first, then the rows are closed (SWEEP_CLOSE)
+# in the same transaction, so a crash in between leaves them claimed and swept again.
 SWEEP = f"""
+SELECT {ROW} FROM send_log WHERE state = 'claimed' AND claimed_at < $1
+FOR UPDATE SKIP LOCKED
+"""
+
+SWEEP_CLOSE = f"""
 UPDATE send_log SET state = 'failed', last_reason = '{UNCONFIRMED_CLAIM}', updated_at = $2
-WHERE state = 'claimed' AND claimed_at < $1
-RETURNING {ROW}
+WHERE message_id = ANY($1::text[])
 """

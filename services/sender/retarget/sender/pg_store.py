@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from retarget.common.db import create_pool
+from retarget.common.poison import is_data_error
 from retarget.common.settings import CommonSettings
 from retarget.sender.group_commit import GroupCommit
 from retarget.sender.pg_queries import (
@@ -30,16 +31,19 @@ from retarget.sender.pg_queries import (
     SUPPRESS,
     SUPPRESSED,
     SWEEP,
+    SWEEP_CLOSE,
 )
 from retarget.sender.store import (
     Claim,
     DueRetry,
     Finish,
     NewClaim,
+    PublishRows,
     RecipientKey,
     RetryEntry,
     SendLogRow,
     SuppressionKey,
+    unconfirmed,
 )
 
 _NO_TRANSACTION = contextlib.nullcontext()
@@ -66,8 +70,8 @@ class PostgresDeliveryStore:
     def __init__(self, settings: CommonSettings, pool: asyncpg.Pool | None = None) -> None:
         self.settings = settings
         self._pool = pool
-        self._claims: GroupCommit[NewClaim, Claim] = GroupCommit(self._claim_group)
-        self._finishes: GroupCommit[Finish, None] = GroupCommit(self._finish_group)
+        self._claims: GroupCommit[NewClaim, Claim] = GroupCommit(self._claim_group, isolate=is_data_error)
+        self._finishes: GroupCommit[Finish, None] = GroupCommit(self._finish_group, isolate=is_data_error)
 
     async def start(self) -> None:
         if self._pool is None:
@@ -210,13 +214,20 @@ class PostgresDeliveryStore:
         row = await self.pool.fetchrow(BACKLOG)
         return int(row[0]), row[1]
 
-    async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
+    async def sweep_stale_claims(
+        self, claimed_before: datetime, at: datetime, publish: PublishRows | None = None
+    ) -> list[SendLogRow]:
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = [_row(r) for r in await conn.fetch(SWEEP, claimed_before, at)]
-            if rows:
-                ids = [r.message_id for r in rows]
-                await conn.execute("DELETE FROM send_retries WHERE message_id = ANY($1::text[])", ids)
-        return rows
+            stale = [_row(r) for r in await conn.fetch(SWEEP, claimed_before)]
+            if not stale:
+                return []
+            closed = [unconfirmed(row, at) for row in stale]
+            if publish is not None:  # acknowledged before the rows change: a crash loses no outcome
+                await publish(closed)
+            ids = [r.message_id for r in closed]
+            await conn.execute(SWEEP_CLOSE, ids, at)
+            await conn.execute("DELETE FROM send_retries WHERE message_id = ANY($1::text[])", ids)
+        return closed
 
     async def check(self) -> str | None:
         try:

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from retarget.sender.metrics import TOKEN_WAIT_SECONDS
 from retarget.sender.policy import Rate
 
-_MAX_IDLE_BUCKETS = 10_000
+# Per table (domains, workspaces). Past it the least recently used bucket is dropped; with
+# 10,000 more recent keys in between it has refilled unless its rate is below ~1 token per
+# 10,000 messages, so what is forgotten is at most one burst.
+_MAX_BUCKETS = 10_000
 
 
 class Stopping(Exception):
@@ -52,25 +56,28 @@ class RateLimiter:
         workspace_default: Rate,
         global_rate: Rate,
         monotonic: Callable[[], float] = time.monotonic,
+        max_buckets: int = _MAX_BUCKETS,
     ) -> None:
         self.domain_default = domain_default
         self.domain_overrides = domain_overrides
         self.workspace_default = workspace_default
         self.monotonic = monotonic
         self._global = None if global_rate.unlimited else TokenBucket(global_rate, monotonic())
-        self._domains: dict[str, TokenBucket] = {}
-        self._workspaces: dict[str, TokenBucket] = {}
+        self.max_buckets = max_buckets
+        self._domains: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._workspaces: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def _bucket(self, table: dict[str, TokenBucket], key: str, rate: Rate) -> TokenBucket | None:
+    def _bucket(self, table: OrderedDict[str, TokenBucket], key: str, rate: Rate) -> TokenBucket | None:
         if rate.unlimited:
             return None
         bucket = table.get(key)
         if bucket is None or bucket.rate != rate:  # a workspace's rate changed: start afresh
-            if len(table) >= _MAX_IDLE_BUCKETS:
-                now = self.monotonic()
-                for idle in [k for k, b in table.items() if b.full(now)]:
-                    del table[idle]
             bucket = table[key] = TokenBucket(rate, self.monotonic())
+            while len(table) > self.max_buckets:
+                # Least recently used first: it has had the longest to refill, so dropping it
+                # forgets nothing (a full bucket is what a new one starts as). O(1) a key.
+                table.popitem(last=False)
+        table.move_to_end(key)
         return bucket
 
     async def acquire(

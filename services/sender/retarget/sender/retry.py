@@ -10,7 +10,10 @@ Every poll it
    'deferred' back to 'claimed', suppressions are checked again (an unsubscribe may have
    arrived meanwhile) and the message is delivered, DKIM-signed as on its first attempt.
 A retry row is dropped only after its outcome is published, so a crash in between replays
-the recorded outcome on the next lease instead of losing it.
+the recorded outcome on the next lease instead of losing it. The sweep likewise publishes a
+stale claim's outcome before it changes the row (one transaction holds the rows meanwhile).
+A retry that fails on its own data (poison.is_data_error) is dead-lettered and dropped
+rather than leased again for ever; a claimed row it leaves is closed by the sweep.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from retarget.common.clock import Clock
+from retarget.common.faults import crash_point
+from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, encode
+from retarget.common.stage import dead_letter_value
 from retarget.common.topics import Topics
 from retarget.sender.admission import quiet_until, zone
 from retarget.sender.delivery import Deliverer, count_outcome, outcome_key, outcome_record
@@ -87,19 +93,20 @@ class RetryLoop:
     async def tick(self) -> int:
         """One poll; returns how many outcomes it published."""
         now = self.clock.now()
-        published = 0
-        for row in await self.store.sweep_stale_claims(now - self.claim_lease, now):
+        swept = await self.store.sweep_stale_claims(now - self.claim_lease, now, self._publish_rows)
+        for row in swept:  # counted once they are both published and stored
             UNCONFIRMED_CLAIMS.inc()
-            record = outcome_record(row)
-            count_outcome(record)
-            await self._publish(record)
-            published += 1
+            count_outcome(outcome_record(row))
+        published = len(swept)
         due = await self.store.lease_due(now, now + self.claim_lease, self.batch)
         RETRY_DUE.set(len(due))
         results = await asyncio.gather(*(self._retry(entry) for entry in due), return_exceptions=True)
         for entry, outcome in zip(due, results, strict=True):
             if isinstance(outcome, Stopping):  # not started: hand it back to the queue at once
                 await self.store.postpone(entry.message_id, now)
+                continue
+            if isinstance(outcome, Exception) and is_data_error(outcome):
+                await self._dead_letter(entry, outcome)  # would fail the same way on every lease
                 continue
             if isinstance(outcome, BaseException):
                 log.error("retry failed; leased again after the lease", exc_info=outcome)
@@ -146,6 +153,7 @@ class RetryLoop:
                 FOUND_CLAIMED.inc()  # a worker died mid-retry; the sweep closes it after the lease
                 return None
             return outcome_record(claim.row)  # finished before, the publish may have been lost
+        crash_point("sender.retry_after_claim")
         reason = (await self.store.suppressions([suppression_key(message)])).get(suppression_key(message))
         if reason is not None:
             verdict = Verdict("suppressed", reason)
@@ -171,6 +179,23 @@ class RetryLoop:
         record = outcome_record(done)
         count_outcome(record)
         return record
+
+    async def _publish_rows(self, rows: list[SendLogRow]) -> None:
+        # Concurrently: the sweep's transaction holds the rows until every ack is in.
+        await asyncio.gather(*(self._publish(outcome_record(row)) for row in rows))
+
+    async def _dead_letter(self, entry: DueRetry, exc: Exception) -> None:
+        """Publish the deferred payload as a dead letter, then drop its retry row (in that order)."""
+        log.warning("deferred message dead-lettered", extra={"message_id": entry.message_id})
+        value = dead_letter_value(
+            stage="sender-retry",
+            reason=describe(exc),
+            source=("send_retries", -1, -1),
+            key=entry.message_id,
+            raw=entry.payload,
+        )
+        await self.publisher.publish(self.topics.dead_letter, value, key=entry.message_id.encode())
+        await self.store.drop_retry(entry.message_id)
 
     async def _publish(self, record: DeliveryRecorded) -> None:
         await self.publisher.publish(self.topics.deliveries, encode(record), key=outcome_key(record))

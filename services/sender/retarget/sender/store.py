@@ -14,10 +14,12 @@ adapter is pg_store.PostgresDeliveryStore; unit tests use an in-memory fake.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
+
+from retarget.sender.rules import UNCONFIRMED_CLAIM
 
 SuppressionKey = tuple[str, bytes]
 """(workspace id, email digest)."""
@@ -79,6 +81,14 @@ class Finish:
     retry: RetryEntry | None = None  # set exactly when state == 'deferred'
 
 
+PublishRows = Callable[[list["SendLogRow"]], Awaitable[None]]
+
+
+def unconfirmed(row: SendLogRow, at: datetime) -> SendLogRow:
+    """A stale claim closed by the sweep: nobody knows whether the relay got it (README)."""
+    return replace(row, state="failed", last_reason=UNCONFIRMED_CLAIM, updated_at=at)
+
+
 @dataclass(frozen=True)
 class DueRetry:
     message_id: str
@@ -132,8 +142,12 @@ class DeliveryStore(Protocol):
         """How many retries wait, and the first deferral of the oldest."""
         ...
 
-    async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
-        """Close claims older than the lease as failed/unconfirmed; return them."""
+    async def sweep_stale_claims(
+        self, claimed_before: datetime, at: datetime, publish: PublishRows | None = None
+    ) -> list[SendLogRow]:
+        """Close claims older than the lease as failed/unconfirmed; return them. `publish` gets
+        the closed rows before they are stored (and their retries dropped); if it raises, or the
+        process dies, nothing changes and the next sweep finds them again."""
         ...
 
     async def check(self) -> str | None:

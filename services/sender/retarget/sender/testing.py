@@ -24,15 +24,17 @@ from retarget.sender.policies import PolicyCache, StaticPolicySource
 from retarget.sender.policy import Rate, SendingPolicy
 from retarget.sender.ratelimit import RateLimiter
 from retarget.sender.retry import RetryLoop
-from retarget.sender.rules import CAMPAIGN_UNSUBSCRIBED, UNCONFIRMED_CLAIM, RetryPolicy
+from retarget.sender.rules import CAMPAIGN_UNSUBSCRIBED, RetryPolicy
 from retarget.sender.store import (
     Claim,
     DueRetry,
     Finish,
     NewClaim,
+    PublishRows,
     RecipientKey,
     SendLogRow,
     SuppressionKey,
+    unconfirmed,
 )
 from retarget.sender.transport import Envelope, SmtpReply
 
@@ -180,14 +182,20 @@ class InMemoryDeliveryStore:
         oldest = min((r.first_deferred_at for r in self.retries.values()), default=None)
         return len(self.retries), oldest
 
-    async def sweep_stale_claims(self, claimed_before: datetime, at: datetime) -> list[SendLogRow]:
-        swept = []
-        for message_id, row in list(self.rows.items()):
-            if row.state == "claimed" and self.claimed_at[message_id] < claimed_before:
-                row = replace(row, state="failed", last_reason=UNCONFIRMED_CLAIM, updated_at=at)
-                self.rows[message_id] = row
-                self.retries.pop(message_id, None)
-                swept.append(row)
+    async def sweep_stale_claims(
+        self, claimed_before: datetime, at: datetime, publish: PublishRows | None = None
+    ) -> list[SendLogRow]:
+        stale = [
+            mid
+            for mid, row in self.rows.items()
+            if row.state == "claimed" and self.claimed_at[mid] < claimed_before
+        ]
+        swept = [unconfirmed(self.rows[mid], at) for mid in stale]
+        if swept and publish is not None:  # as PostgreSQL: published before the rows change
+            await publish(swept)
+        for row in swept:
+            self.rows[row.message_id] = row
+            self.retries.pop(row.message_id, None)
         return swept
 
     async def check(self) -> str | None:

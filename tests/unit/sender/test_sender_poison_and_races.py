@@ -1,0 +1,164 @@
+"""The sender's guards that only a race or a poison record reaches, with fakes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import asyncpg
+import pytest
+
+from retarget.common.poison import is_data_error
+from retarget.common.schemas import DeadLettered, decoder
+from retarget.sender.group_commit import GroupCommit
+from retarget.sender.store import Claim, NewClaim, SendLogRow
+from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
+
+_dead = decoder(DeadLettered)
+
+
+async def test_a_claim_someone_else_made_after_the_lookup_is_not_delivered(parts: SenderParts) -> None:
+    """Another sender (the partition's previous owner mid-rebalance) claims between our
+    `known` look-up and our claim: the claim is not ours, so we must not talk SMTP."""
+    message = outbound()
+    theirs = SendLogRow(message.message_id, "ws1", "cart", "p1", "claimed", 1, None, None, parts.clock.now())
+
+    async def claim_raced(claim: NewClaim) -> Claim:
+        parts.store.rows[claim.message_id] = theirs  # they inserted first
+        return Claim(owned=False, row=theirs)
+
+    parts.store.claim = claim_raced  # type: ignore[method-assign]
+    outputs = await parts.handler([record_of(message)])
+    assert parts.transport.attempts == []  # never a second sender on the wire
+    assert outputs == []  # still claimed by them: they publish the outcome
+
+
+async def test_a_lost_race_to_a_finished_message_replays_its_outcome(parts: SenderParts) -> None:
+    message = outbound()
+    sent = SendLogRow(message.message_id, "ws1", "cart", "p1", "sent", 1, 250, "accepted", parts.clock.now())
+
+    async def claim_raced(claim: NewClaim) -> Claim:
+        return Claim(owned=False, row=sent)
+
+    parts.store.claim = claim_raced  # type: ignore[method-assign]
+    [out] = await parts.handler([record_of(message)])
+    assert parts.transport.attempts == []
+    assert (decode_delivery(out.value).outcome, decode_delivery(out.value).smtp_code) == ("sent", 250)
+
+
+async def test_a_message_whose_claim_the_database_refuses_is_dead_lettered_alone(parts: SenderParts) -> None:
+    bad, good = outbound(profile_id="p\x00nul"), outbound()
+    claim = parts.store.claim
+
+    async def refuse_nul(new: NewClaim) -> Claim:
+        if "\x00" in new.profile_id:
+            raise asyncpg.exceptions.CharacterNotInRepertoireError(
+                'invalid byte sequence for encoding "UTF8": 0x00'
+            )
+        return await claim(new)
+
+    parts.store.claim = refuse_nul  # type: ignore[method-assign]
+    outputs = await parts.handler([record_of(bad), record_of(good)])
+    [letter] = [_dead.decode(o.value) for o in outputs if o.topic == parts.topics.dead_letter]
+    assert letter.reason.startswith("CharacterNotInRepertoireError") and letter.stage == "sender"
+    [delivery] = [decode_delivery(o.value) for o in outputs if o.topic == parts.topics.deliveries]
+    assert (delivery.message_id, delivery.outcome) == (good.message_id, "sent")
+    assert [e.recipient for e in parts.transport.delivered] == [good.recipient]
+
+
+async def test_a_transient_database_error_fails_the_batch(parts: SenderParts) -> None:
+    async def away(new: NewClaim) -> Claim:
+        raise ConnectionRefusedError("database away")
+
+    parts.store.claim = away  # type: ignore[method-assign]
+    with pytest.raises(ConnectionRefusedError):  # the Stage retries the batch; nothing dead-lettered
+        await parts.handler([record_of(outbound())])
+
+
+def test_data_errors_are_told_from_transient_ones_by_class() -> None:
+    assert is_data_error(asyncpg.exceptions.CharacterNotInRepertoireError("0x00"))
+    assert is_data_error(asyncpg.exceptions.ProgramLimitExceededError("index row requires 10016 bytes"))
+    assert is_data_error(asyncpg.exceptions.NotNullViolationError("null"))
+    assert is_data_error(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"))
+    assert not is_data_error(asyncpg.exceptions.ForeignKeyViolationError("race"))
+    assert not is_data_error(asyncpg.exceptions.CannotConnectNowError("starting"))
+    assert not is_data_error(ConnectionResetError())
+    assert not is_data_error(TimeoutError())
+
+
+async def test_a_group_with_one_bad_row_fails_only_that_row() -> None:
+    flushed: list[list[str]] = []
+
+    async def flush(items: list[str]) -> list[str]:
+        flushed.append(items)
+        if "bad" in items:
+            raise asyncpg.exceptions.ProgramLimitExceededError("index row requires 10016 bytes")
+        return [i.upper() for i in items]
+
+    group: GroupCommit[str, str] = GroupCommit(flush, isolate=is_data_error)
+    results = await asyncio.gather(*(group.submit(i) for i in ("a", "bad", "c")), return_exceptions=True)
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], asyncpg.exceptions.ProgramLimitExceededError)
+    assert flushed[0] == ["a", "bad", "c"]  # one statement first; row by row only after the failure
+
+
+async def test_a_transient_group_failure_fails_every_caller_without_retrying_rows() -> None:
+    calls: list[Sequence[str]] = []
+
+    async def flush(items: list[str]) -> list[str]:
+        calls.append(items)
+        raise ConnectionResetError
+
+    group: GroupCommit[str, str] = GroupCommit(flush, isolate=is_data_error)
+    results = await asyncio.gather(*(group.submit(i) for i in ("a", "b")), return_exceptions=True)
+    assert all(isinstance(r, ConnectionResetError) for r in results) and len(calls) == 1
+
+
+async def test_a_stale_claim_is_published_before_it_is_closed(parts: SenderParts) -> None:
+    """A crash (here: the broker refusing) between the sweep's mark and its publish lost the
+    outcome for good; now the row stays claimed until the outcome is acknowledged."""
+    message = outbound()
+    await parts.store.claim(
+        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
+    )
+    parts.clock.advance(minutes=10)
+    publish = parts.publisher.publish
+
+    async def broker_down(topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise ConnectionResetError
+
+    parts.publisher.publish = broker_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await parts.retry.tick()
+    assert parts.store.rows[message.message_id].state == "claimed"  # not closed: swept again
+    parts.publisher.publish = publish  # type: ignore[method-assign]
+    assert await parts.retry.tick() == 1
+    [out] = parts.publisher.on(parts.topics.deliveries)
+    assert (decode_delivery(out.value).outcome, decode_delivery(out.value).reason) == (
+        "failed",
+        "unconfirmed_claim",
+    )
+    assert parts.store.rows[message.message_id].state == "failed"
+
+
+async def test_a_retry_that_fails_on_its_data_is_dead_lettered_and_dropped(parts: SenderParts) -> None:
+    message = outbound()
+    parts.store.retries[message.message_id] = _due_retry(parts, record_of(message).value)
+    parts.store.rows[message.message_id] = SendLogRow(
+        message.message_id, "ws1", "cart", "p1", "deferred", 1, 451, "x", parts.clock.now()
+    )
+    parts.store.claimed_at[message.message_id] = parts.clock.now()
+
+    async def refuse(message_id: str, at: object) -> Claim | None:
+        raise asyncpg.exceptions.CharacterNotInRepertoireError("0x00")
+
+    parts.store.reclaim_deferred = refuse  # type: ignore[method-assign]
+    parts.clock.advance(minutes=1)
+    await parts.retry.tick()
+    [letter] = [_dead.decode(r.value) for r in parts.publisher.on(parts.topics.dead_letter)]
+    assert letter.stage == "sender-retry" and "CharacterNotInRepertoireError" in letter.reason
+    assert message.message_id not in parts.store.retries  # not leased again for ever
+
+
+def _due_retry(parts: SenderParts, payload: bytes) -> _Retry:
+    return _Retry(payload, parts.clock.now(), parts.clock.now())

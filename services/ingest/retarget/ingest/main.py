@@ -2,6 +2,9 @@
 
 create_app()                                  # real adapters, from the environment
 create_app(settings, services=bootstrap(settings, publisher=fake, key_lookup=fake))
+
+The app answers on two ports (server.py); PortSplit keeps /metrics, /readyz and the OpenAPI
+pages off the public one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from fastapi import FastAPI
 
 from retarget.ingest import metrics
 from retarget.ingest.api.errors import install_error_handlers
+from retarget.ingest.api.ports import PortSplit
 from retarget.ingest.api.request_metrics import RequestMetrics
 from retarget.ingest.api.routes import links, ops, privacy, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
@@ -41,4 +45,6 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app.include_router(ops.router)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
+    settings = services.settings
+    app.add_middleware(PortSplit, ops_port=settings.ingest_ops_port)  # outermost: before any work
     return app

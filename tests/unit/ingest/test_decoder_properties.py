@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from retarget.common.schemas import TrackedEvent
@@ -88,6 +88,15 @@ def keeps_the_doors_promises(event: TrackedEvent) -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event=events, route=st.sampled_from([*TYPES, None]))
+@example(  # the attack's pair: the skew correction's arithmetic overflowed
+    event={
+        "userId": "u",
+        "event": "e",
+        "timestamp": "9999-12-31T23:59:59Z",
+        "sentAt": "0001-01-01T00:00:00Z",
+    },
+    route="track",
+)
 def test_any_event_json_is_accepted_safely_or_refused_with_a_4xx(event: dict, route: str | None) -> None:
     accepted = accept(json.dumps(event).encode(), route)
     if accepted is not None:

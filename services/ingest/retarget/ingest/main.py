@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from retarget.ingest import metrics
 from retarget.ingest.api.errors import install_error_handlers
+from retarget.ingest.api.openapi import describe_tracking_api
 from retarget.ingest.api.ports import PortSplit
 from retarget.ingest.api.request_metrics import RequestMetrics
 from retarget.ingest.api.routes import links, ops, privacy, tracking
@@ -43,6 +44,7 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app.include_router(links.router)
     app.include_router(privacy.router)
     app.include_router(ops.router)
+    describe_tracking_api(app)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     settings = services.settings

@@ -74,3 +74,10 @@ def test_an_envelope_nested_too_deep_or_malformed_is_refused_whole_with_a_typed_
     ):
         with pytest.raises(InvalidPayload, match="nested too deeply"):
             decode_batch(raw)
+
+
+def test_a_batch_context_nested_past_the_limit_is_refused_naming_it() -> None:
+    envelope = decode_batch(b'{"batch":[],"context":' + b'{"a":' * 40 + b"{}" + b"}" * 40 + b"}")
+    with pytest.raises(InvalidField) as err:
+        decode_object(envelope.context, "context")
+    assert err.value.field == "context"

@@ -4,7 +4,8 @@ Segment's rules: every event needs a userId or an anonymousId; a track needs `ev
 group `groupId`, an alias `previousId`; `messageId` is under 100 characters and generated
 when absent. Client clocks are wrong, so when the client says when it sent the event the
 timestamp is corrected for its skew: timestamp = receivedAt − (sentAt − timestamp).
-Whatever the type, identifiers, nesting and times are bounded at the door (limits.py).
+Whatever the type, identifiers and times are bounded at the door (limits.py; nesting is
+checked while decoding, payloads.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, get_args
 
 from retarget.common.schemas import EventType, TrackedEvent
 from retarget.ingest.errors import InvalidField
-from retarget.ingest.limits import check_corrected_time, check_depth, checked_client_time, checked_text
+from retarget.ingest.limits import check_corrected_time, checked_client_time, checked_text
 from retarget.ingest.payloads import Id, IncomingEvent
 
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
@@ -51,8 +52,6 @@ def build_event(
     if not user_id and not anonymous_id:
         raise InvalidField("an event needs a userId or an anonymousId", field="userId")
     _require_type_fields(kind, incoming)
-    for field, value in _nested_fields(incoming):
-        check_depth(value, field)
 
     sent_at = checked_client_time(incoming.sent_at or defaults.sent_at, "sentAt", received_at)
     original = checked_client_time(incoming.timestamp, "timestamp", received_at)
@@ -123,15 +122,6 @@ def _id(value: Id | None, field: str) -> str | None:
 
 def _text(value: str | None, field: str) -> str | None:
     return checked_text(value, field) if value else None
-
-
-def _nested_fields(incoming: IncomingEvent) -> tuple[tuple[str, dict[str, Any] | None], ...]:
-    return (
-        ("properties", incoming.properties),
-        ("traits", incoming.traits),
-        ("context", incoming.context),
-        ("integrations", incoming.integrations),
-    )
 
 
 def _merged(batch_level: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[str, Any]:

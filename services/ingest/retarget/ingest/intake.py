@@ -23,7 +23,6 @@ from retarget.ingest import metrics
 from retarget.ingest.auth import CachedKeyResolver, write_key_from
 from retarget.ingest.errors import IngestError, InvalidField, PayloadTooLarge, TooManyEvents
 from retarget.ingest.events import EVENT_TYPES, BatchDefaults, build_event
-from retarget.ingest.limits import check_depth
 from retarget.ingest.payloads import BatchEnvelope, decode_batch, decode_event, decode_object
 from retarget.ingest.publisher import EventPublisher
 from retarget.ingest.ratelimit import RateLimiter
@@ -172,8 +171,6 @@ class Intake:
             )
         context = decode_object(envelope.context, "context")
         integrations = decode_object(envelope.integrations, "integrations")
-        check_depth(context, "context")
-        check_depth(integrations, "integrations")
         return BatchDefaults(envelope.sent_at, context, integrations)
 
     def _record(self, event: TrackedEvent) -> Record:

@@ -1,7 +1,8 @@
 """The request bodies of Segment's HTTP Tracking API, decoded by msgspec.
 
-Decoding checks types only (a wrong type names its field); the rules that depend on the
-event type (a track needs `event`, an identity is required, …) live in `events.py`.
+Decoding checks types (a wrong type names its field) and nesting depth (limits.MAX_DEPTH);
+the rules that depend on the event type (a track needs `event`, an identity is required,
+…) live in `events.py`.
 A batch's items are kept as raw JSON first, so each one is sized exactly and decoded on
 its own: one bad event is rejected by index without losing the others. The batch's own
 `context` and `integrations` are kept raw too, so they are sized before being copied into
@@ -18,6 +19,7 @@ import msgspec
 
 from retarget.ingest.deep_batch import split_batch
 from retarget.ingest.errors import InvalidField, InvalidPayload
+from retarget.ingest.limits import MAX_DEPTH, check_depth
 
 # Segment's SDKs send ids as strings; hand-written callers often send numbers.
 Id = str | int
@@ -61,11 +63,21 @@ _MISSING = re.compile(r"missing required field `([^`]+)`")
 
 def decode_event(raw: bytes | msgspec.Raw) -> IncomingEvent:
     try:
-        return _event_decoder.decode(raw)
+        event = _event_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise _explain(exc) from None
     except RecursionError:
         raise _too_deep() from None
+    if _may_nest_deeper_than(MAX_DEPTH, raw):
+        for field in ("properties", "traits", "context", "integrations"):
+            check_depth(getattr(event, field), field)
+    return event
+
+
+def _may_nest_deeper_than(limit: int, raw: bytes | msgspec.Raw) -> bool:
+    """Depth needs as many brackets: counting them (in C) spares nearly every event the walk."""
+    data = raw if isinstance(raw, bytes) else bytes(raw)
+    return data.count(b"{") + data.count(b"[") > limit
 
 
 def decode_batch(raw: bytes) -> BatchEnvelope:
@@ -94,13 +106,16 @@ def _decode_deep_batch(raw: bytes) -> BatchEnvelope:
 
 
 def decode_object(raw: msgspec.Raw, field: str) -> dict[str, Any] | None:
-    """A batch envelope's `context` or `integrations`: a JSON object or null."""
+    """A batch envelope's `context` or `integrations`: a JSON object or null, nested at most
+    MAX_DEPTH deep."""
     try:
-        return _object_decoder.decode(raw)
+        value = _object_decoder.decode(raw)
     except msgspec.DecodeError:
         raise InvalidField(f"{field} must be a JSON object", field=field) from None
     except RecursionError:
         raise _too_deep() from None
+    check_depth(value, field)
+    return value
 
 
 def _too_deep() -> InvalidPayload:

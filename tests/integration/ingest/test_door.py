@@ -40,6 +40,7 @@ async def only_these_were_published(
         ({"userId": "u" * 10_000, "event": "e"}, "userId"),
         ({"userId": "u", "event": "Viewed\r\nBcc: x@example.com"}, "event"),
         ({"userId": "u", "event": "e", "messageId": "m\x00"}, "messageId"),
+        # the skew correction's arithmetic overflowed: it was a 500
         (
             {
                 "userId": "u",
@@ -47,17 +48,17 @@ async def only_these_were_published(
                 "timestamp": "9999-12-31T23:59:59Z",
                 "sentAt": "0001-01-01T00:00:00Z",
             },
-            None,
+            "sentAt",
         ),
     ],
 )
 async def test_hostile_single_events_are_400s_naming_the_field_and_never_published(
-    ingest_url: str, tenant: Tenant, read_events: EventReader, body: dict, field: str | None
+    ingest_url: str, tenant: Tenant, read_events: EventReader, body: dict, field: str
 ) -> None:
     async with httpx.AsyncClient(base_url=ingest_url, auth=auth(tenant.write_key)) as client:
         response = await client.post("/v1/track", json=body)
         assert response.status_code == 400, response.text
-        assert response.json()["field"] == (field or "sentAt")
+        assert response.json()["field"] == field
         await only_these_were_published(read_events, client)
 
 

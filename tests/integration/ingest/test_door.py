@@ -104,6 +104,18 @@ async def test_a_batch_keeps_its_good_events_and_lists_the_hostile_ones_by_index
         await only_these_were_published(read_events, client, "Good 1", "Good 2")
 
 
+async def test_strings_that_are_not_utf8_are_400s_and_cost_only_their_own_event(
+    ingest_url: str, tenant: Tenant, read_events: EventReader
+) -> None:
+    async with httpx.AsyncClient(base_url=ingest_url, auth=auth(tenant.write_key)) as client:
+        response = await client.post("/v1/track", content=b'{"userId":"u\xff","event":"e"}')
+        assert response.status_code == 400 and "UTF-8" in response.json()["message"]
+        batch = b'{"batch":[{"type":"track","userId":"\xc3","event":"e"},{"type":"track","userId":"u","event":"Good"}]}'
+        response = await client.post("/v1/batch", content=batch)
+        assert response.status_code == 200 and [r["index"] for r in response.json()["rejected"]] == [0]
+        await only_these_were_published(read_events, client, "Good")
+
+
 async def test_a_batch_context_copied_into_a_thousand_events_is_refused_before_publishing(
     ingest_url: str, tenant: Tenant, read_events: EventReader
 ) -> None:

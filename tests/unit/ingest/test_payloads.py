@@ -81,3 +81,16 @@ def test_a_batch_context_nested_past_the_limit_is_refused_naming_it() -> None:
     with pytest.raises(InvalidField) as err:
         decode_object(envelope.context, "context")
     assert err.value.field == "context"
+
+
+def test_strings_that_are_not_utf8_are_a_typed_error_in_an_event_its_batch_or_an_envelope() -> None:
+    for raw in (b'{"userId":"u\xff","event":"e"}', b'{"properties":{"\xff":1}}'):
+        with pytest.raises(InvalidPayload, match="UTF-8"):
+            decode_event(raw)
+    envelope = decode_batch(b'{"batch":[{"userId":"\xff"},{"userId":"u"}]}')
+    with pytest.raises(InvalidPayload, match="UTF-8"):
+        decode_event(envelope.batch[0])
+    assert decode_event(envelope.batch[1]).user_id == "u"
+    for raw in (b'{"batch":[],"writeKey":"\xff"}', b'{"batch":[],"context":{"a":"\xff"}}'):
+        with pytest.raises(InvalidPayload, match="UTF-8"):
+            decode_object(decode_batch(raw).context, "context")

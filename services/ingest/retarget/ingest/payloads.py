@@ -6,7 +6,8 @@ the rules that depend on the event type (a track needs `event`, an identity is r
 A batch's items are kept as raw JSON first, so each one is sized exactly and decoded on
 its own: one bad event is rejected by index without losing the others. The batch's own
 `context` and `integrations` are kept raw too, so they are sized before being copied into
-every event. JSON nested past msgspec's recursion limit is an error naming that, not a 500.
+every event. JSON nested past msgspec's recursion limit, or strings that aren't UTF-8, are
+errors naming that, not 500s.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def decode_event(raw: bytes | msgspec.Raw) -> IncomingEvent:
         raise _explain(exc) from None
     except RecursionError:
         raise _too_deep() from None
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
     if _may_nest_deeper_than(MAX_DEPTH, raw):
         for field in ("properties", "traits", "context", "integrations"):
             check_depth(getattr(event, field), field)
@@ -87,6 +90,8 @@ def decode_batch(raw: bytes) -> BatchEnvelope:
         raise _explain(exc) from None
     except RecursionError:
         return _decode_deep_batch(raw)
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
 
 
 def _decode_deep_batch(raw: bytes) -> BatchEnvelope:
@@ -101,6 +106,8 @@ def _decode_deep_batch(raw: bytes) -> BatchEnvelope:
         raise _explain(exc) from None
     except RecursionError:  # the envelope's own context or integrations
         raise _too_deep() from None
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
     envelope.batch = items
     return envelope
 
@@ -114,12 +121,19 @@ def decode_object(raw: msgspec.Raw, field: str) -> dict[str, Any] | None:
         raise InvalidField(f"{field} must be a JSON object", field=field) from None
     except RecursionError:
         raise _too_deep() from None
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
     check_depth(value, field)
     return value
 
 
 def _too_deep() -> InvalidPayload:
     return InvalidPayload("body is nested too deeply")
+
+
+def _not_utf8() -> InvalidPayload:
+    """msgspec raises UnicodeDecodeError (not a DecodeError) for a string that isn't UTF-8."""
+    return InvalidPayload("body is not valid UTF-8 (JSON text must be)")
 
 
 def _explain(exc: msgspec.DecodeError) -> InvalidPayload | InvalidField:

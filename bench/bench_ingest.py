@@ -140,7 +140,7 @@ async def drop_topics(settings: IngestSettings, topics: list[str]) -> None:
         await admin.close()
 
 
-def start_ingest(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_ingest(env: dict[str, str], ops_port: int, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "retarget.ingest"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
@@ -149,7 +149,7 @@ def start_ingest(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
         if process.poll() is not None:
             raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
@@ -183,16 +183,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         folder = Path(tmp)
         port = int(os.environ.get("BENCH_INGEST_PORT", "18180"))
+        ops_port = port + 5  # /readyz and /metrics live on ingest's ops port
         env = {
             **os.environ,
             "RETARGET_TOPIC_PREFIX": prefix,
             "RETARGET_PORT": str(port),
+            "RETARGET_INGEST_OPS_PORT": str(ops_port),
             "RETARGET_WORKERS": str(args.workers),
             "RETARGET_RATE_LIMIT_EVENTS_PER_S": "10000000",  # measure ingest, not the limiter
             "RETARGET_RATE_LIMIT_BURST": "10000000",
             "RETARGET_LOG_LEVEL": "WARNING",
         }
-        ingest = start_ingest(env, port, folder / "ingest.log")
+        ingest = start_ingest(env, ops_port, folder / "ingest.log")
         batches, tracks, ceilings = [], [], []
         try:
             for run in range(args.runs):

@@ -39,6 +39,8 @@ def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
 
     def _launch(name: str, port_var: str, env: dict[str, str]) -> Service:
         port = free_port()
+        if name == "ingest":  # its ops port too, or parallel runs would collide on the default
+            env = {"RETARGET_INGEST_OPS_PORT": str(free_port()), **env}
         child = start_child(
             name,
             f"retarget.{name}",

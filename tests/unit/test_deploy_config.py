@@ -50,3 +50,13 @@ def test_prometheus_configs_are_valid_and_scrape_every_service(config: str):
         pytest.skip("promtool (Debian package prometheus) is not installed: `make system-deps`")
     result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_where_each_service_serves_its_metrics():
+    """Ingest's /metrics is on its ops port, not on the public one the demo also starts."""
+    for config, host in (("prometheus.yml", "127.0.0.1"), ("prometheus-compose.yml", None)):
+        jobs = yaml.safe_load((ROOT / "deploy" / "prometheus" / config).read_text())["scrape_configs"]
+        targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in jobs}
+        for plan in PLAN:
+            port = plan.metrics_port or plan.port
+            assert targets[plan.name] == [f"{host or plan.name}:{port}"], (config, plan.name)

@@ -17,13 +17,22 @@ class ServicePlan:
     port_var: str  # the settings field that binds the service's HTTP or ops server
     module: str = ""  # python -m retarget.<module>; default: the name
     env: tuple[tuple[str, str], ...] = ()
+    metrics_port: int = 0  # where its /metrics is, when not on `port`
 
 
 #: where the demo's mail clients send mailto: unsubscribes
 MAILBOX_SMTP_PORT = 18025
+INGEST_OPS_PORT = 18085
 
 PLAN = [
-    ServicePlan("ingest", 18080, "RETARGET_PORT"),
+    # ingest's /metrics and /readyz are on its ops port: the public one serves only the API
+    ServicePlan(
+        "ingest",
+        18080,
+        "RETARGET_PORT",
+        env=(("RETARGET_INGEST_OPS_PORT", str(INGEST_OPS_PORT)),),
+        metrics_port=INGEST_OPS_PORT,
+    ),
     ServicePlan("segmenter", 18081, "RETARGET_WEB_PORT"),
     ServicePlan("composer", 18082, "RETARGET_OPS_PORT"),
     ServicePlan("sender", 18083, "RETARGET_OPS_PORT"),
@@ -51,7 +60,7 @@ def start_all(env: dict[str, str]) -> list[dict]:
                 plan.name,
                 [sys.executable, "-m", f"retarget.{plan.module or plan.name}"],
                 http_port=plan.port,
-                metrics_port=plan.port,
+                metrics_port=plan.metrics_port or plan.port,
                 env=service_env,
                 timeout=60,
             )

@@ -25,6 +25,7 @@ from retarget.common.topics import Topics
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore
 from retarget.ingest.main import create_app
+from retarget.ingest.server import bind_sockets, uvicorn_options
 from retarget.ingest.settings import IngestSettings
 
 
@@ -36,12 +37,12 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serving(settings: IngestSettings) -> AsyncIterator[str]:
-    """Run the real app under uvicorn on settings.port; yields its base URL."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on"
-    )
+    """Run the real app as `python -m retarget.ingest` does (same uvicorn options, the public
+    and the ops socket) on settings.port and settings.ingest_ops_port; yields the public URL."""
+    options = uvicorn_options(settings) | {"host": "127.0.0.1", "lifespan": "on"}
+    config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=bind_sockets(config, settings)))
     while not server.started:
         if task.done():
             task.result()  # raises what stopped it
@@ -59,9 +60,15 @@ def ingest_settings(stack: dict[str, str], topic_prefix: str) -> IngestSettings:
         topic_prefix=topic_prefix,
         topic_partitions=3,
         port=free_port(),
+        ingest_ops_port=free_port(),
         key_cache_ttl_s=0.5,  # so a revocation shows within the test
         kafka_connect_wait_s=20,
     )
+
+
+def ops_url(settings: IngestSettings) -> str:
+    """Where a served ingest answers /metrics and /readyz."""
+    return f"http://127.0.0.1:{settings.ingest_ops_port}"
 
 
 @pytest.fixture

@@ -102,6 +102,7 @@ async def test_every_200_is_in_kafka_after_the_broker_was_killed_mid_flight(
         topic_prefix=topic_prefix,
         topic_partitions=3,
         port=free_port(),
+        ingest_ops_port=free_port(),
         publish_timeout_s=2,  # a request waits at most this long for the ack, then 503
         kafka_connect_wait_s=20,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -33,16 +34,18 @@ def send_with(client: object) -> None:
 
 
 # The SDKs' default mode: a background thread batches the calls; flush() waits for the upload.
-def segment_client(url: str, key: str, on_error: Callable[..., None]) -> object:
+def segment_client(url: str, key: str, on_error: Callable[..., None], retries: int = 0) -> object:
     from segment.analytics import Client
 
-    return Client(write_key=key, host=url, on_error=on_error, max_retries=0, upload_interval=0.1)
+    return Client(write_key=key, host=url, on_error=on_error, max_retries=retries, upload_interval=0.1)
 
 
-def rudder_client(url: str, key: str, on_error: Callable[..., None]) -> object:
+def rudder_client(url: str, key: str, on_error: Callable[..., None], retries: int = 0) -> object:
     from rudderstack.analytics import Client
 
-    return Client(write_key=key, host=url, on_error=on_error, max_retries=0, upload_interval=0.1)  # gzips
+    return Client(
+        write_key=key, host=url, on_error=on_error, max_retries=retries, upload_interval=0.1
+    )  # gzips
 
 
 @pytest.mark.parametrize("make_client", [segment_client, rudder_client], ids=["segment", "rudder"])
@@ -73,3 +76,31 @@ async def test_sdk_events_arrive_exactly(make_client, ingest_url, tenant, read_e
         assert event.workspace_id == tenant.workspace_id and event.user_id == "user-1"
         assert event.context["library"]["name"] == "analytics-python"  # both SDKs call themselves that
         assert event.sent_at is not None and event.original_timestamp is not None
+
+
+def send_one_hostile_among_good(client: object) -> None:
+    client.track(user_id="user-1", event="Good 1", message_id="g-1")  # type: ignore[attr-defined]
+    client.track(user_id="user-\x00", event="Hostile", message_id="h-1")  # type: ignore[attr-defined]
+    client.track(user_id="user-1", event="Good 2", message_id="g-2")  # type: ignore[attr-defined]
+    client.flush()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("make_client", [segment_client, rudder_client], ids=["segment", "rudder"])
+async def test_an_sdk_batch_with_one_hostile_event_delivers_the_others_once(
+    make_client, ingest_url, tenant, read_events
+) -> None:
+    """The 200 listing the rejected event is a success to the SDKs: no error, no retry (they
+    retry 5xx and 429; refusing the whole batch would have lost the good events with it)."""
+    errors: list[object] = []
+    # with retries on, a batch the SDK took for a failure would repeat the good events
+    client = make_client(ingest_url, tenant.write_key, lambda error, _batch: errors.append(error), retries=3)
+    try:
+        await asyncio.to_thread(send_one_hostile_among_good, client)
+    finally:
+        await asyncio.to_thread(client.shutdown)  # type: ignore[attr-defined]
+    assert not errors
+    async with httpx.AsyncClient(base_url=ingest_url, auth=httpx.BasicAuth(tenant.write_key, "")) as http:
+        marker = await http.post("/v1/track", json={"userId": "user-1", "event": "Marker", "messageId": "mk"})
+        assert marker.status_code == 200
+    records = await read_events(3)
+    assert [event.message_id for _, event in records] == ["g-1", "g-2", "mk"]  # one partition: one key

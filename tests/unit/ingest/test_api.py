@@ -25,9 +25,10 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(
 
 @dataclass
 class Harness:
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient  # the public port
     publisher: FakePublisher
     keys: FakeKeys
+    ops: httpx.AsyncClient  # the operations port
 
     def events(self) -> list[TrackedEvent]:
         return [msgspec.json.decode(value, type=TrackedEvent) for _, _, value in self.publisher.sent]
@@ -43,8 +44,11 @@ async def ingest() -> AsyncIterator[Harness]:
         settings, services=bootstrap(settings, publisher=publisher, key_lookup=keys, clock=FakeClock())
     )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        yield Harness(client, publisher, keys)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://ingest") as client,
+        httpx.AsyncClient(transport=transport, base_url=f"http://ingest:{settings.ingest_ops_port}") as ops,
+    ):
+        yield Harness(client, publisher, keys, ops)
 
 
 async def test_track_is_published_keyed_by_visitor_and_answered_like_segment(ingest: Harness) -> None:
@@ -146,8 +150,8 @@ async def test_kafka_unavailable_is_a_503_with_retry_after_and_nothing_accepted(
     ingest.publisher.down = True
     response = await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)
     assert response.status_code == 503 and response.headers["Retry-After"] == "2"
-    ready = await ingest.client.get("/readyz")
-    assert ready.status_code == 503 and "kafka" in ready.json()["problems"]
+    ready = await ingest.ops.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["problems"] == {"kafka": "down"}
 
 
 async def test_a_key_over_its_rate_is_a_429_with_retry_after(ingest: Harness) -> None:
@@ -167,10 +171,69 @@ async def test_auth_is_cached(ingest: Harness) -> None:
 
 
 async def test_ops_endpoints(ingest: Harness) -> None:
-    assert (await ingest.client.get("/healthz")).json() == {"status": "ok"}
-    assert (await ingest.client.get("/readyz")).json() == {"ready": True, "problems": {}}
+    assert (await ingest.ops.get("/healthz")).json() == {"status": "ok"}
+    assert (await ingest.ops.get("/readyz")).json() == {"ready": True, "problems": {}}
     await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)
-    text = (await ingest.client.get("/metrics")).text
+    text = (await ingest.ops.get("/metrics")).text
     assert 'retarget_ingest_requests_total{route="/v1/track",status="200"}' in text
     assert 'retarget_ingest_events_total{outcome="accepted",reason="",type="track"}' in text
     assert "retarget_ingest_produce_seconds_bucket" in text
+
+
+async def test_hostile_events_in_a_batch_are_listed_and_the_good_ones_accepted(ingest: Harness) -> None:
+    batch = [
+        {"type": "track", "anonymousId": "a\x00b", "event": "e"},
+        {"type": "track", "userId": "u", "event": "e", "timestamp": "9999-12-31T23:59:59Z"},
+        {"type": "track", "userId": "u", "event": "e"},
+        {"type": "track", "userId": "u", "event": "e", "properties": "DEEP"},
+        {"type": "track", "userId": "x" * 10_000, "event": "e"},
+    ]
+    deep = b'{"a":' * 1000 + b"{}" + b"}" * 1000  # too deep for json.dumps to write it
+    body = json.dumps({"batch": batch, "sentAt": "2026-01-05T12:00:00Z"}).encode().replace(b'"DEEP"', deep)
+    response = await ingest.client.post("/v1/batch", content=body, headers=AUTH)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(r["index"], r.get("field")) for r in answer["rejected"]] == [
+        (0, "anonymousId"),
+        (1, "timestamp"),
+        (3, None),  # past the decoder's own limit: "body is nested too deeply"
+        (4, "userId"),
+    ]
+    assert len(ingest.publisher.sent) == 1
+
+
+async def test_a_batch_context_copied_into_every_event_is_bounded(ingest: Harness) -> None:
+    context = {"blob": "x" * 20_000}  # small enough for one event, not for copies into many
+    small = {"batch": [{"type": "track", "userId": "u", "event": "e"}], "context": context}
+    assert (await ingest.client.post("/v1/batch", json=small, headers=AUTH)).status_code == 200
+    many = {"batch": [{"type": "track", "userId": "u", "event": "e"}] * 5, "context": {"b": "x" * 420_000}}
+    response = await ingest.client.post("/v1/batch", json=many, headers=AUTH)
+    assert response.status_code == 413 and response.json()["field"] == "context"
+    assert len(ingest.publisher.sent) == 1
+
+
+async def test_an_event_too_big_once_the_batch_context_is_merged_in_is_rejected(ingest: Harness) -> None:
+    own = {"type": "track", "userId": "u", "event": "e", "properties": {"b": "x" * 20_000}}
+    body = {
+        "batch": [own, {"type": "track", "userId": "u", "event": "small"}],
+        "context": {"c": "y" * 20_000},
+    }
+    response = await ingest.client.post("/v1/batch", json=body, headers=AUTH)
+    assert response.status_code == 200
+    [rejected] = response.json()["rejected"]
+    assert (rejected["index"], rejected["code"]) == (0, "payload_too_large")
+    assert [e.event for e in ingest.events()] == ["small"]
+
+
+async def test_ops_routes_answer_only_on_the_ops_port_and_the_api_only_on_the_public_one(
+    ingest: Harness,
+) -> None:
+    for path in ("/metrics", "/readyz", "/openapi.json", "/docs"):
+        assert (await ingest.client.get(path)).status_code == 404, path
+        assert (await ingest.ops.get(path)).status_code == 200, path
+    track = {"userId": "u", "event": "e"}
+    assert (await ingest.ops.post("/v1/track", json=track, headers=AUTH)).status_code == 404
+    assert (await ingest.ops.get("/t/o/x.gif")).status_code == 404
+    assert (await ingest.client.post("/v1/track", json=track, headers=AUTH)).status_code == 200
+    assert (await ingest.client.get("/healthz")).status_code == 200

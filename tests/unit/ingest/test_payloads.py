@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retarget.ingest.errors import InvalidField, InvalidPayload
-from retarget.ingest.payloads import decode_batch, decode_event
+from retarget.ingest.payloads import decode_batch, decode_event, decode_object
 
 
 @pytest.mark.parametrize(
@@ -49,4 +49,48 @@ def test_batch_needs_a_batch_array() -> None:
 def test_batch_items_stay_raw_so_each_is_sized_and_decoded_alone() -> None:
     envelope = decode_batch(b'{"batch":[{"type":"track"}, 3], "context":{"a":1}, "writeKey":"k"}')
     assert [bytes(item) for item in envelope.batch] == [b'{"type":"track"}', b"3"]
-    assert envelope.write_key == "k" and envelope.context == {"a": 1}
+    assert envelope.write_key == "k" and decode_object(envelope.context, "context") == {"a": 1}
+    assert decode_object(envelope.integrations, "integrations") is None
+
+
+DEEP = b"[" * 3000 + b"]" * 3000
+
+
+def test_a_batch_with_one_event_nested_too_deep_for_the_decoder_keeps_its_other_events() -> None:
+    tricky = b'{"type":"track","event":"a \\" ] } [ , {","userId":"u"}'  # brackets inside a string
+    raw = b'{"writeKey":"k","batch":[' + tricky + b',{"properties":{"a":' + DEEP + b'}}, 3],"sentAt":null}'
+    envelope = decode_batch(raw)
+    assert envelope.write_key == "k" and len(envelope.batch) == 3
+    assert decode_event(envelope.batch[0]).event == 'a " ] } [ , {'
+    with pytest.raises(InvalidPayload, match="nested too deeply"):
+        decode_event(envelope.batch[1])
+    assert bytes(envelope.batch[2]) == b"3"
+
+
+def test_an_envelope_nested_too_deep_or_malformed_is_refused_whole_with_a_typed_error() -> None:
+    for raw in (
+        b'{"batch":[],"context":{"a":' + DEEP + b"}}",
+        b'{"batch":[' + DEEP + b"]",  # never closed
+    ):
+        with pytest.raises(InvalidPayload, match="nested too deeply"):
+            decode_batch(raw)
+
+
+def test_a_batch_context_nested_past_the_limit_is_refused_naming_it() -> None:
+    envelope = decode_batch(b'{"batch":[],"context":' + b'{"a":' * 40 + b"{}" + b"}" * 40 + b"}")
+    with pytest.raises(InvalidField) as err:
+        decode_object(envelope.context, "context")
+    assert err.value.field == "context"
+
+
+def test_strings_that_are_not_utf8_are_a_typed_error_in_an_event_its_batch_or_an_envelope() -> None:
+    for raw in (b'{"userId":"u\xff","event":"e"}', b'{"properties":{"\xff":1}}'):
+        with pytest.raises(InvalidPayload, match="UTF-8"):
+            decode_event(raw)
+    envelope = decode_batch(b'{"batch":[{"userId":"\xff"},{"userId":"u"}]}')
+    with pytest.raises(InvalidPayload, match="UTF-8"):
+        decode_event(envelope.batch[0])
+    assert decode_event(envelope.batch[1]).user_id == "u"
+    for raw in (b'{"batch":[],"writeKey":"\xff"}', b'{"batch":[],"context":{"a":"\xff"}}'):
+        with pytest.raises(InvalidPayload, match="UTF-8"):
+            decode_object(decode_batch(raw).context, "context")

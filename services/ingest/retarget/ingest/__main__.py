@@ -1,4 +1,5 @@
-"""`python -m retarget.ingest`: serve the ingest app with uvicorn.
+"""`python -m retarget.ingest`: serve the ingest app with uvicorn, on the public port and
+the operations port (server.py).
 
 uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish (up to
 shutdown_grace_s), then runs the lifespan's shutdown, which flushes the Kafka producer.
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from retarget.common.logging import configure_logging
+from retarget.ingest.server import bind_sockets, uvicorn_options
 from retarget.ingest.settings import IngestSettings
 
 
@@ -32,15 +34,7 @@ class _Server(uvicorn.Server):
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level)
-    options: dict[str, object] = {
-        "host": settings.http_host,
-        "port": settings.port,
-        "log_config": None,  # keep our JSON logs; uvicorn's loggers propagate to the root handler
-        "access_log": False,  # requests are counted in /metrics; a line per event batch is noise
-        "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
-        "loop": "uvloop",  # both are dependencies (uvicorn[standard]); "auto" would hide a
-        "http": "httptools",  # missing one behind a silent 2-3x slower pure-Python fallback
-    }
+    options = uvicorn_options(settings)
     if settings.workers > 1:
         from retarget.ingest.workers import serve_workers
 
@@ -48,7 +42,8 @@ def main() -> None:
         return
     from retarget.ingest.main import create_app
 
-    _Server(uvicorn.Config(create_app(settings), **options)).run()  # type: ignore[arg-type]
+    config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
+    _Server(config).run(sockets=bind_sockets(config, settings))
 
 
 if __name__ == "__main__":

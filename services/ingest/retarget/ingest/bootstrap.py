@@ -123,6 +123,7 @@ def bootstrap(
         clock=clock,
         max_event_bytes=settings.max_event_bytes,
         max_batch_events=settings.max_batch_events,
+        max_batch_bytes=settings.max_batch_bytes,
     )
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
     links = LinkFeedback(

@@ -4,17 +4,20 @@ Segment's rules: every event needs a userId or an anonymousId; a track needs `ev
 group `groupId`, an alias `previousId`; `messageId` is under 100 characters and generated
 when absent. Client clocks are wrong, so when the client says when it sent the event the
 timestamp is corrected for its skew: timestamp = receivedAt − (sentAt − timestamp).
+Whatever the type, identifiers and times are bounded at the door (limits.py; nesting is
+checked while decoding, payloads.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, get_args
 
 from retarget.common.schemas import EventType, TrackedEvent
 from retarget.ingest.errors import InvalidField
+from retarget.ingest.limits import check_corrected_time, checked_client_time, checked_text
 from retarget.ingest.payloads import Id, IncomingEvent
 
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
@@ -45,29 +48,31 @@ def build_event(
     kind = event_type or incoming.type
     if kind not in EVENT_TYPES:
         raise InvalidField(f"type must be one of {', '.join(sorted(EVENT_TYPES))}", field="type")
-    user_id, anonymous_id = _id(incoming.user_id), _id(incoming.anonymous_id)
+    user_id, anonymous_id = _id(incoming.user_id, "userId"), _id(incoming.anonymous_id, "anonymousId")
     if not user_id and not anonymous_id:
         raise InvalidField("an event needs a userId or an anonymousId", field="userId")
     _require_type_fields(kind, incoming)
 
-    sent_at = _utc(incoming.sent_at or defaults.sent_at)
-    original = _utc(incoming.timestamp)
+    sent_at = checked_client_time(incoming.sent_at or defaults.sent_at, "sentAt", received_at)
+    original = checked_client_time(incoming.timestamp, "timestamp", received_at)
+    timestamp = corrected_timestamp(original, sent_at, received_at)
+    check_corrected_time(timestamp, received_at)
     return TrackedEvent(
         workspace_id=workspace_id,
         type=kind,  # type: ignore[arg-type]  # checked against EVENT_TYPES above
         message_id=_message_id(incoming.message_id),
-        timestamp=corrected_timestamp(original, sent_at, received_at),
+        timestamp=timestamp,
         received_at=received_at,
         user_id=user_id,
         anonymous_id=anonymous_id,
-        event=incoming.event,
-        name=incoming.name,
+        event=_text(incoming.event, "event"),
+        name=_text(incoming.name, "name"),
         properties=incoming.properties or {},
         traits=_traits(kind, incoming),
         context=_merged(defaults.context, incoming.context),
         integrations=_merged(defaults.integrations, incoming.integrations),
-        previous_id=_id(incoming.previous_id),
-        group_id=_id(incoming.group_id),
+        previous_id=_id(incoming.previous_id, "previousId"),
+        group_id=_id(incoming.group_id, "groupId"),
         sent_at=sent_at,
         original_timestamp=original,
     )
@@ -87,9 +92,9 @@ def corrected_timestamp(
 def _require_type_fields(kind: str, incoming: IncomingEvent) -> None:
     if kind == "track" and not incoming.event:
         raise InvalidField("a track event needs `event` (its name)", field="event")
-    if kind == "group" and not _id(incoming.group_id):
+    if kind == "group" and not _id(incoming.group_id, "groupId"):
         raise InvalidField("a group event needs `groupId`", field="groupId")
-    if kind == "alias" and not _id(incoming.previous_id):
+    if kind == "alias" and not _id(incoming.previous_id, "previousId"):
         raise InvalidField("an alias event needs `previousId`", field="previousId")
 
 
@@ -106,21 +111,17 @@ def _message_id(given: str | None) -> str:
         return str(uuid.uuid4())
     if len(given) > MAX_MESSAGE_ID_CHARS:
         raise InvalidField("messageId must be under 100 characters", field="messageId", limit=99)
-    return given
+    return checked_text(given, "messageId")
 
 
-def _id(value: Id | None) -> str | None:
+def _id(value: Id | None, field: str) -> str | None:
     if value is None or isinstance(value, bool):
         return None
-    text = str(value)
-    return text or None
+    return _text(str(value), field)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive times are taken as UTC (ISO strings without an offset are common in the wild)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _text(value: str | None, field: str) -> str | None:
+    return checked_text(value, field) if value else None
 
 
 def _merged(batch_level: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 RFC 8058 one-click: mailbox providers POST `List-Unsubscribe=One-Click`, either
 urlencoded or as multipart/form-data (the RFC's own example). Our preference page posts
-`scope=all` or `scope=campaign`, urlencoded. Bodies are tiny (the route caps them at 1 KB).
+`scope=all` or `scope=campaign`, urlencoded. Bodies are tiny (the route caps them at 1 KB
+before parsing) and hold a few fields: more than MAX_FORM_FIELDS is not a form we understand.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from urllib.parse import parse_qs
 
 MAX_FORM_BYTES = 1024
+MAX_FORM_FIELDS = 10
 
 _PART = re.compile(
     r'content-disposition:[^\r\n]*\bname="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n([^\r\n]*)',
@@ -24,7 +26,11 @@ def form_fields(content_type: str | None, body: bytes) -> dict[str, str]:
     text = body.decode("utf-8", errors="replace")
     if kind == "multipart/form-data":
         return _multipart(text)
-    return {name: values[0].strip() for name, values in parse_qs(text, max_num_fields=10).items()}
+    try:
+        fields = parse_qs(text, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # over max_num_fields
+        return {}
+    return {name: values[0].strip() for name, values in fields.items()}
 
 
 def is_one_click(fields: dict[str, str]) -> bool:
@@ -34,4 +40,7 @@ def is_one_click(fields: dict[str, str]) -> bool:
 def _multipart(text: str) -> dict[str, str]:
     """Each part's name and its first value line. The boundary is not needed to find them,
     and RFC 8058's own example declares a boundary its body does not quite use."""
-    return {name: value.strip() for name, value in reversed(_PART.findall(text))}
+    parts = _PART.findall(text)
+    if len(parts) > MAX_FORM_FIELDS:
+        return {}
+    return {name: value.strip() for name, value in reversed(parts)}

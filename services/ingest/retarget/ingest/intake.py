@@ -2,6 +2,11 @@
 
 Routes hand it the decoded body bytes and the Authorization header; it answers with what
 was accepted or raises an IngestError the app turns into a 4xx/5xx. It knows no HTTP.
+
+Sizes are checked on what would be published, not only on what arrived: a batch's
+`context`/`integrations` are copied into every event, so a small request could otherwise
+publish hundreds of megabytes. Each event as published must fit max_event_bytes (plus what
+ingest itself stamps on it), and the envelope's copies together must fit a few batches.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from retarget.ingest import metrics
 from retarget.ingest.auth import CachedKeyResolver, write_key_from
 from retarget.ingest.errors import IngestError, InvalidField, PayloadTooLarge, TooManyEvents
 from retarget.ingest.events import EVENT_TYPES, BatchDefaults, build_event
-from retarget.ingest.payloads import decode_batch, decode_event
+from retarget.ingest.payloads import BatchEnvelope, decode_batch, decode_event, decode_object
 from retarget.ingest.publisher import EventPublisher
 from retarget.ingest.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+STAMP_ALLOWANCE_BYTES = 1024  # what ingest adds to an event: workspace, receivedAt, a messageId, times
+ENVELOPE_COPIES_FACTOR = 4  # a batch's context × its events may add at most 4 × max_batch_bytes
+
+Record = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class Intake:
         clock: Clock,
         max_event_bytes: int,
         max_batch_events: int,
+        max_batch_bytes: int,
     ) -> None:
         self._keys = keys
         self._limiter = limiter
@@ -78,6 +89,7 @@ class Intake:
         self._clock = clock
         self._max_event_bytes = max_event_bytes
         self._max_batch_events = max_batch_events
+        self._max_batch_bytes = max_batch_bytes
 
     async def accept_one(self, event_type: str, body: bytes, authorization: str | None) -> None:
         try:
@@ -92,10 +104,11 @@ class Intake:
             event = build_event(
                 incoming, workspace_id=workspace_id, received_at=self._clock.now(), event_type=event_type
             )
+            record = self._record(event)
         except IngestError as exc:
             metrics.count_rejected(event_type, exc.code)
             raise
-        await self._publish(key_hash, [event])
+        await self._publish(key_hash, [event], [record])
 
     async def accept_batch(self, body: bytes, authorization: str | None) -> BatchResult:
         envelope = decode_batch(body)
@@ -109,8 +122,9 @@ class Intake:
         if not envelope.batch:
             raise InvalidField("batch is empty", field="batch")
         received_at = self._clock.now()
-        defaults = BatchDefaults(envelope.sent_at, envelope.context, envelope.integrations)
+        defaults = self._batch_defaults(envelope)
         events: list[TrackedEvent] = []
+        records: list[Record] = []
         rejected: list[Rejection] = []
         for index, raw in enumerate(envelope.batch):
             event_type: str | None = None
@@ -120,11 +134,11 @@ class Intake:
                     raise PayloadTooLarge(f"event is larger than {limit} bytes", limit=limit)
                 incoming = decode_event(raw)
                 event_type = incoming.type if incoming.type in EVENT_TYPES else None
-                events.append(
-                    build_event(
-                        incoming, workspace_id=workspace_id, received_at=received_at, defaults=defaults
-                    )
+                event = build_event(
+                    incoming, workspace_id=workspace_id, received_at=received_at, defaults=defaults
                 )
+                records.append(self._record(event))
+                events.append(event)
             except IngestError as exc:
                 rejected.append(Rejection(index, exc.code, exc.message, exc.field, exc.limit))
                 metrics.count_rejected(event_type, exc.code)
@@ -140,13 +154,39 @@ class Intake:
             )
         if not events:
             raise NoValidEvents(rejected)
-        await self._publish(key_hash, events)
+        await self._publish(key_hash, events, records)
         return BatchResult(len(events), rejected)
 
-    async def _publish(self, key_hash: bytes, events: list[TrackedEvent]) -> None:
+    def _batch_defaults(self, envelope: BatchEnvelope) -> BatchDefaults:
+        """The envelope's context and integrations, refused whole when their copies are too big."""
+        copied = len(envelope.context) + len(envelope.integrations)
+        budget = ENVELOPE_COPIES_FACTOR * self._max_batch_bytes
+        if copied * len(envelope.batch) > budget:
+            raise PayloadTooLarge(
+                f"the batch's context and integrations ({copied} bytes) are copied into each of its "
+                f"{len(envelope.batch)} events, over {budget} bytes in all: put them in the events "
+                "or send smaller batches",
+                field="context",
+                limit=budget,
+            )
+        context = decode_object(envelope.context, "context")
+        integrations = decode_object(envelope.integrations, "integrations")
+        return BatchDefaults(envelope.sent_at, context, integrations)
+
+    def _record(self, event: TrackedEvent) -> Record:
+        """The event as published; refused when, with the envelope's context merged in, too big."""
+        value = encode(event)
+        limit = self._max_event_bytes
+        if len(value) > limit + STAMP_ALLOWANCE_BYTES:
+            raise PayloadTooLarge(
+                f"event is larger than {limit} bytes (with the batch's context, if any, merged in)",
+                limit=limit,
+            )
+        return visitor_key(event.workspace_id, event.user_id, event.anonymous_id), value
+
+    async def _publish(self, key_hash: bytes, events: list[TrackedEvent], records: list[Record]) -> None:
         try:
             self._limiter.check(key_hash, len(events))
-            records = [(visitor_key(e.workspace_id, e.user_id, e.anonymous_id), encode(e)) for e in events]
             await self._publisher.publish(self._topic, records)
         except IngestError as exc:
             for event_type, count in Counter(e.type for e in events).items():

@@ -2,6 +2,9 @@
 
 create_app()                                  # real adapters, from the environment
 create_app(settings, services=bootstrap(settings, publisher=fake, key_lookup=fake))
+
+The app answers on two ports (server.py); PortSplit keeps /metrics, /readyz and the OpenAPI
+pages off the public one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from fastapi import FastAPI
 
 from retarget.ingest import metrics
 from retarget.ingest.api.errors import install_error_handlers
+from retarget.ingest.api.openapi import describe_tracking_api
+from retarget.ingest.api.ports import PortSplit
 from retarget.ingest.api.request_metrics import RequestMetrics
 from retarget.ingest.api.routes import links, ops, privacy, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
@@ -39,6 +44,9 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app.include_router(links.router)
     app.include_router(privacy.router)
     app.include_router(ops.router)
+    describe_tracking_api(app)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
+    settings = services.settings
+    app.add_middleware(PortSplit, ops_port=settings.ingest_ops_port)  # outermost: before any work
     return app

@@ -8,7 +8,20 @@ from retarget.common.settings import CommonSettings
 
 
 class IngestSettings(CommonSettings):
-    port: int = Field(default=18080, ge=0, le=65535, description="HTTP port (RETARGET_PORT).")
+    port: int = Field(
+        default=18080, ge=0, le=65535, description="Public HTTP port: the Segment API and tracking links."
+    )
+    ingest_ops_port: int = Field(
+        default=18085,
+        ge=1,
+        le=65535,
+        description="Operations port: /metrics, /readyz, /healthz and the OpenAPI schema; keep it private.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers of one request; more is a 431 and a closed connection.",
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from retarget.common.logging import configure_logging
+from retarget.ingest.server import bind_sockets
 from retarget.ingest.settings import IngestSettings
 
 APP_FACTORY = "retarget.ingest.workers:worker_app"
@@ -64,8 +65,9 @@ def serve_workers(config_options: dict[str, object], settings: IngestSettings) -
     """Run settings.workers processes under uvicorn's supervisor until SIGTERM/SIGINT."""
     with metrics_dir():
         config = uvicorn.Config(APP_FACTORY, factory=True, workers=settings.workers, **config_options)  # type: ignore[arg-type]
-        socket = config.bind_socket()
+        sockets = bind_sockets(config, settings)
         try:
-            Multiprocess(config, sockets=[socket]).run()
+            Multiprocess(config, sockets=sockets).run()
         finally:
-            socket.close()
+            for socket in sockets:
+                socket.close()

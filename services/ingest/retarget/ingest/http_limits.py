@@ -1,0 +1,59 @@
+"""uvicorn's httptools protocol with a bound on a request's head (request line and headers).
+
+httptools itself buffers a header of any size until its end arrives, so one request with a
+64 MiB header held 64 MiB. uvicorn bounds the head only for its h11 protocol
+(`h11_max_incomplete_event_size`); this applies the same setting to httptools: once a
+request's head grows past it, the client gets 431 and the connection is closed.
+It is named to uvicorn by its import path ("http": HTTP_PROTOCOL), so the configuration
+stays picklable for the worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+HTTP_PROTOCOL = "retarget.ingest.http_limits:BoundedHeadProtocol"
+DEFAULT_MAX_HEAD_BYTES = 16 * 1024
+
+_TOO_LARGE = b"request header fields too large"
+
+
+class BoundedHeadProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_head_bytes = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_BYTES
+        self._head_bytes = 0
+        self._in_head = True  # until the current request's headers are complete
+        self._boundaries = 0  # heads or messages completed, to tell a chunk that crossed one
+
+    def data_received(self, data: bytes) -> None:
+        boundaries = self._boundaries
+        super().data_received(data)
+        # A chunk fed without completing a head or a message, with a head still incomplete,
+        # is all head; counting those bounds what httptools buffers to the limit plus a chunk
+        # or two, and never counts a body.
+        if self._in_head and boundaries == self._boundaries and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self._max_head_bytes:
+                self._refuse_head()
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._boundaries = False, self._boundaries + 1
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # the next request on this connection (kept alive or pipelined) starts with its head
+        self._in_head, self._head_bytes, self._boundaries = True, 0, self._boundaries + 1
+
+    def _refuse_head(self) -> None:
+        self.logger.warning("request head over %d bytes refused", self._max_head_bytes)
+        self.transport.write(
+            STATUS_LINE[431]
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_LARGE)
+            + _TOO_LARGE
+        )
+        self.transport.close()

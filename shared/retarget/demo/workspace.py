@@ -22,6 +22,7 @@ DEMO_WORKSPACE = Workspace(
     from_email="hello@shop.example",
     reply_to="support@shop.example",
     postal_address="1 Demo Street, Springfield, 12345, USA",
+    link_domains=("shop.example",),  # the simulated shop's site: product pages, images, survey
 )
 
 

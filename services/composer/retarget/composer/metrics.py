@@ -18,3 +18,10 @@ RENDER_SECONDS = Histogram(
     ["campaign"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
 )
+LINKS_DROPPED = Counter(
+    "retarget_composer_links_dropped_total",
+    "Links left out of a message because the workspace's emails may not link there (product "
+    "and image URLs, survey, any other link), by reason: off_domain, scheme (not https), "
+    "userinfo, port, host (not a plain DNS name), malformed.",
+    ["reason"],
+)

@@ -100,6 +100,7 @@ class Composer:
             raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc
         except TemplateFailed as exc:
             label = "missing_variable" if exc.missing_variable else "template"
+            label = "template_limit" if exc.over_limit else label
             raise ComposeFailed(label, f"template error: {exc}") from exc
         html = links.rewrite_html(rendered.html)
         text = links.rewrite_text(rendered.text) if rendered.text is not None else html_to_text(html)

@@ -9,7 +9,8 @@ RENDERED = Counter("retarget_composer_rendered_total", "Messages composed, by ca
 FAILED = Counter(
     "retarget_composer_failed_total",
     "Triggers dead-lettered instead of composed, by campaign and reason: undecodable, "
-    "unknown_workspace, template, missing_variable, bad_recipient, bad_sender, bad_data, internal.",
+    "unknown_workspace, template, template_limit (too big or too much work: limits.py), "
+    "missing_variable, bad_recipient, bad_sender, bad_data, internal.",
     ["campaign", "reason"],
 )
 RENDER_SECONDS = Histogram(

@@ -74,17 +74,20 @@ VECTORS = {  # name: (template, what the refusal says)
         "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
         "loop iterations and calls",
     ),
-    "output": (f"{{% for i in range(20) %}}{{{{ {BIG} }}}}{{% endfor %}}", "characters of output"),
+    "output": (f"{{% for i in range(20) %}}{{{{ {BIG} }}}}{{% endfor %}}", "rendered part of more than"),
     "output in a set block": (
         f"{{% set s %}}{{% for i in range(20) %}}{{{{ {BIG} }}}}{{% endfor %}}{{% endset %}}ok",
-        "characters of output",
+        "characters printed",
     ),
     "output in a macro": (
         f"{{% macro m() %}}{{% for i in range(20) %}}{{{{ {BIG} }}}}{{% endfor %}}{{% endmacro %}}"
         "{% set x = m() %}ok",
-        "characters of output",
+        "characters printed",
     ),
-    "literal output": ("{% for i in range(999) %}" + "x" * 2000 + "{% endfor %}", "characters of output"),
+    "literal output": (
+        "{% for i in range(999) %}" + "x" * 2000 + "{% endfor %}",
+        "rendered part of more than",
+    ),
     "printing a big structure": (f"{{{{ [{BIG}, {BIG}, {BIG}] }}}}", "a printed value"),
 }
 

@@ -41,17 +41,17 @@ _REFUSED_STR_METHODS = frozenset({"expandtabs", "translate", "maketrans"})  # am
 
 
 class BoundedTemplate(jinja2.Template):
-    """Renders under a budget (limits.render_budget) and counts what it outputs."""
+    """Renders under a budget (limits.render_budget), its output capped as it is produced."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
         with limits.render_budget():
-            return "".join(_counted(self.generate(*args, **kwargs)))
-
-
-def _counted(chunks: Iterator[str]) -> Iterator[str]:
-    for chunk in chunks:
-        limits.spend_output(len(chunk))
-        yield chunk
+            chunks, size = [], 0
+            for chunk in self.generate(*args, **kwargs):
+                size += len(chunk)
+                if size > limits.MAX_OUTPUT:
+                    raise TemplateLimit(f"a rendered part of more than {limits.MAX_OUTPUT} characters")
+                chunks.append(chunk)
+            return "".join(chunks)
 
 
 class _CountLoopsAndConcats(NodeTransformer):
@@ -104,9 +104,9 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         limits.spend_step()
-        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
-            _check_str_method(owner, name, args, kwargs)
+            _check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -143,10 +143,10 @@ def _concat(eval_ctx: jinja2.nodes.EvalContext, *parts: Any) -> str:
 
 
 def _finalize(value: Any) -> Any:
-    """Every `{{ ... }}`, in macros and `{% set %}` blocks too, counts towards MAX_OUTPUT."""
+    """Every `{{ ... }}`, in macros and `{% set %}` blocks too, counts towards MAX_PRINTED."""
     size = limits.size_of(value)
     limits.check_length(size, "a printed value")
-    limits.spend_output(size)
+    limits.spend_printed(size)
     return value
 
 

@@ -8,7 +8,9 @@ is built, against these limits, and counts the work of each message in a Budget:
 
 - MAX_TEXT: the largest string or structure (by characters, containers summed) any one
   operation may build or print;
-- MAX_OUTPUT: all that a message's templates print, macros and `{% set %}` blocks included;
+- MAX_OUTPUT: each rendered part (subject, HTML, text), counted as it is produced;
+- MAX_PRINTED: all that a message's `{{ ... }}` print, macros and `{% set %}` blocks
+  included (output that is captured and printed again counts again);
 - MAX_STEPS: loop iterations plus calls (macros, methods, filters) in one message;
 - MAX_RANGE, MAX_LIPSUM_*, MAX_EXPONENT: the few built-ins that would otherwise make big
   things out of small numbers.
@@ -30,7 +32,8 @@ from typing import Any
 from jinja2.sandbox import SecurityError
 
 MAX_TEXT = 200_000
-MAX_OUTPUT = 1_000_000
+MAX_OUTPUT = 500_000
+MAX_PRINTED = 1_000_000
 MAX_STEPS = 10_000
 MAX_RANGE = 1_000
 MAX_EXPONENT = 64
@@ -45,7 +48,7 @@ class TemplateLimit(SecurityError):
 @dataclass
 class Budget:
     steps: int = MAX_STEPS
-    output: int = MAX_OUTPUT
+    printed: int = MAX_PRINTED
 
 
 _budget: ContextVar[Budget | None] = ContextVar("render_budget", default=None)
@@ -80,11 +83,11 @@ def spend_step() -> None:
         raise TemplateLimit(f"more than {MAX_STEPS} loop iterations and calls in one message")
 
 
-def spend_output(chars: int) -> None:
+def spend_printed(chars: int) -> None:
     budget = _current()
-    budget.output -= chars
-    if budget.output < 0:
-        raise TemplateLimit(f"more than {MAX_OUTPUT} characters of output in one message")
+    budget.printed -= chars
+    if budget.printed < 0:
+        raise TemplateLimit(f"more than {MAX_PRINTED} characters printed in one message")
 
 
 def size_of(value: Any, limit: int = MAX_TEXT) -> int:

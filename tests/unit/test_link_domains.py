@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from retarget.common.link_domains import allowed_link_domains, link_refusal, normalise_domain
 from retarget.common.workspaces import Workspace
@@ -79,3 +82,56 @@ def test_configured_domains_must_be_plain_dns_names(bad: str) -> None:
 
 def test_configured_domains_are_stored_lower_case() -> None:
     assert normalise_domain(" Shop.Example ") == "shop.example"
+
+
+# Property: whatever a URL is made of, when the rule accepts it a second, independent parser
+# (httpx's, which follows the WHATWG URL rules browsers use) agrees that it goes over https,
+# without userinfo or port, to the domain or one of its subdomains.
+_pieces = st.sampled_from(
+    [
+        "shop.example",
+        "evil.example",
+        "www.shop.example",
+        "SHOP.EXAMPLE",
+        "shop.example.evil.example",
+        "@",
+        ":",
+        ":443",
+        "\\",
+        "/",
+        "//",
+        "?",
+        "#",
+        ".",
+        "%2e",
+        "%40",
+        "\t",
+        " ",
+        "\r\n",
+        "xn--shp-ted",
+        "о",
+        "user",
+        "[::1]",
+        "127.0.0.1",
+        "ｓhop.example",
+        "shop。example",
+    ]
+)
+_urls = st.builds(
+    lambda scheme, parts: scheme + "".join(parts),
+    st.sampled_from(["https://", "http://", "HTTPS://", "https:/", "https:\\\\", "javascript:", "//", ""]),
+    st.lists(_pieces, min_size=1, max_size=6),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_urls)
+@example("https://www.shop.example/p?x=@evil.example#:443")
+@example("https://shop.example\\@evil.example/")
+def test_an_accepted_url_goes_to_the_domain_by_any_parser(url: str) -> None:
+    if link_refusal(url, ALLOWED) is not None:
+        return
+    parsed = httpx.URL(url)
+    host = parsed.host
+    assert parsed.scheme == "https" and parsed.userinfo == b"" and parsed.port is None
+    assert host == "shop.example" or host.endswith(".shop.example")

@@ -152,3 +152,10 @@ def test_the_subject_html_and_text_share_one_budget(tmp_path: Path) -> None:
     with pytest.raises(ComposeFailed, match="loop iterations") as failed:
         composer(tmp_path).compose(sample_trigger("x"), SAMPLE_WORKSPACE)
     assert failed.value.label == "template_limit"
+
+
+def test_join_of_too_many_items_from_data_is_refused_not_truncated() -> None:
+    template = make_environment().from_string("{{ data|join|length }}")
+    assert template.render(data=["x"] * 150_000) == "150000"
+    with pytest.raises(TemplateLimit, match="join of more than"):
+        template.render(data=[""] * 250_000)

@@ -156,7 +156,9 @@ def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str
 
 
 def _prepare_join(value: Any, d: str = "", attribute: Any = None) -> tuple[Any, ...]:
-    items = list(islice(value, limits.MAX_RANGE * 100 + 1))
+    items = list(islice(value, limits.MAX_TEXT + 1))  # each item adds a separator at least
+    if len(items) > limits.MAX_TEXT:
+        raise TemplateLimit(f"join of more than {limits.MAX_TEXT} items")
     if attribute is not None:
         getter = make_attrgetter(_SIZING_ENV, attribute)
         limits.check_join([getter(item) for item in items], str(d))

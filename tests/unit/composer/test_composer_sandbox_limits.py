@@ -159,3 +159,12 @@ def test_join_of_too_many_items_from_data_is_refused_not_truncated() -> None:
     assert template.render(data=["x"] * 150_000) == "150000"
     with pytest.raises(TemplateLimit, match="join of more than"):
         template.render(data=[""] * 250_000)
+
+
+def test_checked_filters_still_take_their_arguments_by_keyword() -> None:
+    template = (
+        "{{ ['a', 'b']|join(d='-') }} {{ [{'n': 'x'}, {'n': 'y'}]|join(d='+', attribute='n') }} "
+        "{{ range(3)|map('string')|join(',') }} {{ 'aXa'|replace('a', 'b', count=1) }} "
+        "{{ 'a b c'|wordwrap(width=1, wrapstring='|') }} {{ 'x\\ny'|indent(width=2, first=True) }}"
+    )
+    assert make_environment().from_string(template).render() == "a-b x+y 0,1,2 bXa a|b|c   x\n  y"

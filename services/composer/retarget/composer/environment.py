@@ -155,7 +155,7 @@ def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str
     return generate_lorem_ipsum(n, html, min, max)
 
 
-def _prepare_join(value: Any, d: str = "", attribute: Any = None) -> tuple[Any, ...]:
+def _prepare_join(value: Any, d: str = "", attribute: Any = None) -> list[Any]:
     items = list(islice(value, limits.MAX_TEXT + 1))  # each item adds a separator at least
     if len(items) > limits.MAX_TEXT:
         raise TemplateLimit(f"join of more than {limits.MAX_TEXT} items")
@@ -164,7 +164,7 @@ def _prepare_join(value: Any, d: str = "", attribute: Any = None) -> tuple[Any, 
         limits.check_join([getter(item) for item in items], str(d))
     else:
         limits.check_join(items, str(d))
-    return (items, d, attribute)
+    return items
 
 
 def _prepare_indent(value: Any, width: Any = 4, *rest: Any, **kw: Any) -> None:
@@ -172,7 +172,7 @@ def _prepare_indent(value: Any, width: Any = 4, *rest: Any, **kw: Any) -> None:
 
 
 # Checks before a filter runs, for the filters whose output can be much bigger than their
-# input. A check may return new arguments (join reads a generator once, into a list).
+# input. A check may return a new input (join reads a generator once, into a list).
 _FILTER_CHECKS: dict[str, Callable[..., Any]] = {
     "join": _prepare_join,
     "replace": lambda value, old, new, count=-1: limits.check_replace(str(value), str(old), str(new), count),
@@ -196,7 +196,7 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if check is not None:
             replaced = check(value, *params, **kwargs)
             if replaced is not None:
-                args = (*args[:skip], *replaced)
+                args = (*args[:skip], replaced, *params)
         return limits.check_size(func(*args, **kwargs), f"the output of {name}")
 
     return bounded

@@ -26,6 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--timezone", default="UTC", help="IANA zone for quiet hours (default UTC)")
     create.add_argument("--consent-mode", choices=["opt_in", "opt_out"], default="opt_out")
     create.add_argument("--dkim-selector", default=None)
+    create.add_argument(
+        "--link-domain",
+        dest="link_domains",
+        action="append",
+        metavar="DOMAIN",
+        help="a domain its emails may link to, subdomains included (repeat for more); "
+        "default: the domain of --from-email",
+    )
     create.set_defaults(func=_create)
 
     listing = ws_sub.add_parser("list", help="list workspaces")
@@ -36,12 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 async def _create(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from retarget.common.link_domains import normalise_domain
     from retarget.common.workspaces import Workspace, WorkspaceStore
 
     try:
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         print(f"unknown timezone {args.timezone!r} (use an IANA name such as Europe/Paris)")
+        return 2
+    try:
+        link_domains = (
+            tuple(dict.fromkeys(normalise_domain(d) for d in args.link_domains))
+            if args.link_domains
+            else None
+        )
+    except ValueError as exc:
+        print(f"--link-domain {exc}")
         return 2
     workspace = Workspace(
         id=args.id,
@@ -53,6 +71,7 @@ async def _create(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         consent_mode=args.consent_mode,
         dkim_selector=args.dkim_selector,
+        link_domains=link_domains,
     )
     async with _connection() as conn:
         if conn is None:
@@ -65,6 +84,7 @@ async def _create(args: argparse.Namespace) -> int:
 async def _list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from retarget.common.link_domains import allowed_link_domains
     from retarget.common.workspaces import WorkspaceStore
 
     async with _connection() as conn:
@@ -73,7 +93,10 @@ async def _list(args: argparse.Namespace) -> int:
         workspaces = await WorkspaceStore(conn).list()
     for ws in workspaces:
         if args.json:
-            print(json.dumps(asdict(ws)))
+            print(json.dumps(asdict(ws) | {"allowed_link_domains": allowed_link_domains(ws)}))
         else:
-            print(f"{ws.id}\t{ws.name}\t{ws.from_name} <{ws.from_email}>\t{ws.timezone}\t{ws.consent_mode}")
+            print(
+                f"{ws.id}\t{ws.name}\t{ws.from_name} <{ws.from_email}>\t{ws.timezone}\t{ws.consent_mode}"
+                f"\t{','.join(allowed_link_domains(ws)) or '-'}"
+            )
     return 0

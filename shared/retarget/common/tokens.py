@@ -7,7 +7,8 @@ The composer writes them; ingest serves them at three URL shapes under its publi
     GET  {public_url}/t/u/<token>       unsubscribe page (visible link in the footer)
     POST {public_url}/t/u/<token>       RFC 8058 one-click unsubscribe (List-Unsubscribe-Post)
 
-Token format, version 1 (URL-safe, no padding, no characters that need escaping):
+Token format, version 1 (URL-safe, no padding, no characters that need escaping; a token
+has exactly one accepted spelling: any other base64 spelling of the same bytes is refused):
 
     token   = b64url(payload) "." b64url(mac)
     payload = compact JSON object, keys:
@@ -91,7 +92,18 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of `text` only if `text` is their one canonical spelling (what _b64 writes).
+
+    base64 decoders forgive a lot: padding, the standard alphabet's "+/", stray characters,
+    non-zero unused bits in the last character ("QR" decodes like "QQ"). Each of those would
+    be a second spelling of the same signed token, so a link could be varied without the
+    secret (to dodge a dedup or a blocklist keyed by the URL). Re-encoding and comparing
+    refuses every one of them at once.
+    """
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def _mac(secret: bytes, payload: bytes) -> bytes:

@@ -1,7 +1,8 @@
 """Workspaces (tenants): who the email comes from and the rules it is sent under.
 
 The composer reads the sender identity and postal address (CAN-SPAM), the sender the
-consent mode, timezone (quiet hours) and DKIM selector. A Workspace is a plain frozen
+consent mode, timezone (quiet hours) and DKIM selector; composer and ingest the link domains
+(retarget.common.link_domains). A Workspace is a plain frozen
 value; WorkspaceStore is the only code that knows the table.
 """
 
@@ -12,7 +13,10 @@ from typing import Any, Literal
 
 ConsentMode = Literal["opt_in", "opt_out"]
 
-_COLUMNS = "id, name, from_name, from_email, reply_to, postal_address, timezone, consent_mode, dkim_selector"
+_COLUMNS = (
+    "id, name, from_name, from_email, reply_to, postal_address, timezone, consent_mode, dkim_selector,"
+    " link_domains"
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Workspace:
     timezone: str = "UTC"
     consent_mode: ConsentMode = "opt_out"
     dkim_selector: str | None = None
+    link_domains: tuple[str, ...] | None = None  # None: the from_email's domain (link_domains.py)
 
 
 class WorkspaceStore:
@@ -48,12 +53,13 @@ class WorkspaceStore:
         Declarative: every field is set, so running the same command twice changes nothing.
         """
         created = await self._db.fetchval(
-            f"""INSERT INTO workspaces ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            f"""INSERT INTO workspaces ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (id) DO UPDATE SET
                     name = EXCLUDED.name, from_name = EXCLUDED.from_name,
                     from_email = EXCLUDED.from_email, reply_to = EXCLUDED.reply_to,
                     postal_address = EXCLUDED.postal_address, timezone = EXCLUDED.timezone,
-                    consent_mode = EXCLUDED.consent_mode, dkim_selector = EXCLUDED.dkim_selector
+                    consent_mode = EXCLUDED.consent_mode, dkim_selector = EXCLUDED.dkim_selector,
+                    link_domains = EXCLUDED.link_domains
                 RETURNING (xmax = 0)""",
             workspace.id,
             workspace.name,
@@ -64,9 +70,13 @@ class WorkspaceStore:
             workspace.timezone,
             workspace.consent_mode,
             workspace.dkim_selector,
+            list(workspace.link_domains) if workspace.link_domains is not None else None,
         )
         return bool(created)
 
 
 def _workspace(row: Any) -> Workspace:
-    return Workspace(**{key: row[key] for key in _COLUMNS.split(", ")})
+    fields = {key: row[key] for key in _COLUMNS.split(", ")}
+    if fields["link_domains"] is not None:
+        fields["link_domains"] = tuple(fields["link_domains"])
+    return Workspace(**fields)

@@ -27,6 +27,8 @@ DEMO_WORKSPACE = Workspace(
     from_email="hello@shop.example",
     reply_to="support@shop.example",
     postal_address="1 Demo Street, Springfield, 12345, USA",
+    # the simulated shop's site (product pages, images) and the survey campaign's survey host
+    link_domains=("shop.example", "survey.example.com"),
 )
 
 

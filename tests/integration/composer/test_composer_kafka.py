@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.schemas import DeadLettered, OutboundMessage, encode
+from retarget.common.tokens import verify
 from retarget.common.topics import Topics, profile_key
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.composer.bootstrap import ComposerService, bootstrap
@@ -117,3 +119,69 @@ async def test_triggers_become_outbound_messages_and_bad_ones_dead_letters(
     assert any("valid email" in r for r in reasons)
     assert any("browse_abandonment.subject.txt:1" in r and "products" in r for r in reasons)
     assert any("undecodable" in r for r in reasons)
+
+
+async def test_a_product_url_outside_the_workspace_domains_in_postgresql_is_not_linked(
+    settings: ComposerSettings, workspace_id: str
+):
+    """The workspace's link domains come from PostgreSQL: its CDN's image is kept, the
+    phishing page sent in an event is neither shown nor signed into a click link."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await WorkspaceStore(conn).upsert(
+            Workspace(
+                workspace_id,
+                "Boot Shop",
+                "Boot Shop",
+                "news@boots.example",
+                "1 Main St, Springfield",
+                link_domains=("boots.example", "cdn.example"),
+            )
+        )
+    finally:
+        await conn.close()
+    products = [
+        {
+            "name": "Trail Boot",
+            "url": "https://evil.example/login",
+            "image_url": "https://img.cdn.example/b.jpg",
+        },
+        {
+            "name": "Wool Socks",
+            "url": "https://www.boots.example/p/socks",
+            "image_url": "https://evil.example/s.png",
+        },
+    ]
+    trigger = msgspec.structs.replace(
+        sample_trigger("browse_abandonment", {"data": {"products": products}}), workspace_id=workspace_id
+    )
+    topics = Topics(settings.topic_prefix)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.triggers, encode(trigger), key=profile_key(workspace_id, trigger.profile_id)
+        )
+    finally:
+        await producer.stop()
+
+    service = await bootstrap(settings)
+    await service.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.stage.run(stop))
+    try:
+        [out] = await read(settings, topics.outbound, 1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await service.close()
+    outbound = msgspec.json.decode(out.value, type=OutboundMessage)
+    msg = email.message_from_string(outbound.raw, policy=default_policy)
+    html = msg.get_body(("html",)).get_content()
+    assert "evil.example" not in html and 'src="https://img.cdn.example/b.jpg"' in html
+    secret = settings.link_secret.get_secret_value().encode()
+    destinations = {
+        verify(token, secret, now=0, kind="click").url
+        for token in re.findall(r"/t/c/([A-Za-z0-9_.-]+)", html)
+    }
+    assert destinations == {"https://boots.example/", "https://www.boots.example/p/socks"}

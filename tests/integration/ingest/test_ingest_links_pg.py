@@ -3,6 +3,7 @@ suppression list before the answer, clicks and opens land on the events topic.""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from retarget.common.identity import email_digest
 from retarget.common.tokens import LinkClaims, LinkKind, link_url, sign
+from retarget.common.workspaces import WorkspaceStore
 from retarget.ingest.settings import IngestSettings
 
 from .conftest import EventReader, Tenant, serving, suppression_of
@@ -85,17 +87,51 @@ async def test_campaign_only_unsubscribe_and_forged_links(links_url, tenant) -> 
 async def test_opens_and_clicks_are_events_keyed_by_profile(
     links_url, tenant, read_events: EventReader
 ) -> None:
-    click = token(links_url, tenant, "click", url="https://shop.example/p/1")
+    click = token(links_url, tenant, "click", url="https://www.example.com/p/1")  # the from domain's
     pixel = token(links_url, tenant, "open")
     async with httpx.AsyncClient() as client:
         redirect = await client.get(click)
-        assert (redirect.status_code, redirect.headers["location"]) == (302, "https://shop.example/p/1")
+        assert (redirect.status_code, redirect.headers["location"]) == (302, "https://www.example.com/p/1")
         gif = await client.get(pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP's prefetch
         assert gif.status_code == 200 and gif.content.startswith(b"GIF89a")
     events = {event.event: (key, event) for key, event in await read_events(2)}
     key, clicked = events["Email Link Clicked"]
     assert (
         key == f"{tenant.workspace_id}:p-7".encode()
-        and clicked.properties["url"] == "https://shop.example/p/1"
+        and clicked.properties["url"] == "https://www.example.com/p/1"
     )
     assert events["Email Opened"][1].properties["machine_open"] is True
+
+
+async def _set_link_domains(workspace_id: str, domains: tuple[str, ...]) -> None:
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        store = WorkspaceStore(conn)
+        workspace = await store.get(workspace_id)
+        assert workspace is not None
+        await store.upsert(dataclasses.replace(workspace, link_domains=domains))
+    finally:
+        await conn.close()
+
+
+async def test_a_signed_click_to_a_site_outside_the_workspace_domains_is_refused(
+    ingest_settings: IngestSettings, serve, tenant, read_events: EventReader
+) -> None:
+    await _set_link_domains(tenant.workspace_id, ("boots.example",))
+    settings = ingest_settings.model_copy(
+        update={"link_secret": SecretStr(SECRET), "link_domains_cache_s": 0.0}  # see each change
+    )
+    phishing = "https://evil.example/login"
+    async with serve(settings) as url, httpx.AsyncClient() as client:
+        for refused in (phishing, "https://boots.example@evil.example/", "https://shop@example.com/"):
+            response = await client.get(token(url, tenant, "click", url=refused))
+            assert response.status_code == 403 and "location" not in response.headers
+        allowed = await client.get(token(url, tenant, "click", url="https://www.boots.example/p/1"))
+        assert (allowed.status_code, allowed.headers["location"]) == (302, "https://www.boots.example/p/1")
+
+        await _set_link_domains(tenant.workspace_id, ("boots.example", "evil.example"))
+        now_allowed = await client.get(token(url, tenant, "click", url=phishing))
+        assert (now_allowed.status_code, now_allowed.headers["location"]) == (302, phishing)
+    # the refused clicks were not recorded: the first events are the two redirects
+    urls = [event.properties["url"] for _, event in await read_events(2)]
+    assert urls == ["https://www.boots.example/p/1", phishing]

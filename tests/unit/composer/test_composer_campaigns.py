@@ -164,7 +164,7 @@ def test_a_template_cannot_reach_python_files_or_memory(tmp_path: Path, name: st
     (tmp_path / "x.html").write_text(HOSTILE_TEMPLATES[name])
     with pytest.raises(ComposeFailed) as failed:
         composer(tmp_path).compose(sample_trigger("x"), SAMPLE_WORKSPACE)
-    assert failed.value.label in ("template", "missing_variable")
+    assert failed.value.label in ("template", "missing_variable", "template_limit")
     assert "x.html" in str(failed.value)
 
 

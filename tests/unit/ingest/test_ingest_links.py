@@ -18,7 +18,7 @@ from retarget.ingest.forms import form_fields, is_one_click
 from retarget.ingest.links import PIXEL_GIF, is_machine_fetch
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
-from retarget.ingest.testing import FakeKeys, FakePublisher, FakeUnsubscribes
+from retarget.ingest.testing import FakeKeys, FakeLinkDomains, FakePublisher, FakeUnsubscribes
 
 SECRET = b"unit-test-link-secret"
 RECIPIENT = hashlib.sha256(b"ann@example.com").hexdigest()
@@ -56,7 +56,12 @@ async def links() -> AsyncIterator[Links]:
     settings = IngestSettings(topic_prefix="unit", link_secret=SECRET.decode())
     publisher, unsubscribes, clock = FakePublisher(), FakeUnsubscribes({"ws1"}), FakeClock()
     services = bootstrap(
-        settings, publisher=publisher, key_lookup=FakeKeys(), unsubscribes=unsubscribes, clock=clock
+        settings,
+        publisher=publisher,
+        key_lookup=FakeKeys(),
+        unsubscribes=unsubscribes,
+        link_domains=FakeLinkDomains({"ws1": ("shop.example",)}),
+        clock=clock,
     )
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:

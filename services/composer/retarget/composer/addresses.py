@@ -68,8 +68,11 @@ def encoded_words(text: str) -> str:
 
 
 def display_name(name: str | None) -> str:
-    """A display name as a header phrase: bare, quoted, or encoded when not ASCII."""
+    """A display name as a header phrase: bare, quoted, or encoded when not ASCII or when it
+    contains "=?" (readers decode what looks like an encoded word, even inside quotes)."""
     name = clean(name or "")
+    if "=?" in name:
+        return encoded_words(name)
     if not name or _PHRASE.fullmatch(name):
         return name
     if name.isascii():

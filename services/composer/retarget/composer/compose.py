@@ -19,12 +19,13 @@ from datetime import timedelta
 from retarget.common.bounces import bounce_address
 from retarget.common.clock import Clock
 from retarget.common.identity import email_digest, message_id_for, rfc5322_message_id
+from retarget.common.link_domains import allowed_link_domains
 from retarget.common.schemas import OutboundMessage, TriggerFired
 from retarget.common.workspaces import Workspace
 from retarget.composer.addresses import BadAddress, parse_address
 from retarget.composer.context import BadTriggerData, build_context
 from retarget.composer.html_text import html_to_text
-from retarget.composer.links import MessageLinks
+from retarget.composer.links import LinkGuard, MessageLinks
 from retarget.composer.message import Envelope, build_message
 from retarget.composer.render import CampaignTemplates, RenderedEmail, TemplateFailed
 
@@ -75,7 +76,9 @@ class Composer:
             raise ComposeFailed("bad_sender", f"workspace {sender.id} from_email: {exc}") from exc
         now = self.clock.now()
         message_id = message_id_for(trigger.trigger_id)
-        site_url = f"https://{domain}/"
+        allowed = allowed_link_domains(sender)
+        # the shop: the first link domain (by default the from domain), so it is always allowed
+        site_url = f"https://{allowed[0] if allowed else domain}/"
         links = MessageLinks(
             secret=self.link_secret,
             public_url=self.public_url,
@@ -86,6 +89,7 @@ class Composer:
             profile_id=trigger.profile_id,
             expires=int((now + self.link_ttl).timestamp()),
             recipient_hash=email_digest(trigger.recipient.email).hex(),
+            guard=LinkGuard(allowed),
         )
         unsubscribe = links.unsubscribe()
         page_links = {"unsubscribe": unsubscribe, "open_pixel": links.open_pixel(), "shop": site_url}
@@ -96,6 +100,7 @@ class Composer:
             raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc
         except TemplateFailed as exc:
             label = "missing_variable" if exc.missing_variable else "template"
+            label = "template_limit" if exc.over_limit else label
             raise ComposeFailed(label, f"template error: {exc}") from exc
         html = links.rewrite_html(rendered.html)
         text = links.rewrite_text(rendered.text) if rendered.text is not None else html_to_text(html)

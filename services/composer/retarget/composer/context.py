@@ -1,7 +1,10 @@
 """The variables a campaign template sees, built from a trigger and its workspace.
 
-Plain dicts, lists and strings only (nothing with methods worth calling), with URLs from
-trigger data checked to be http(s) and prices already formatted for the recipient's locale.
+Plain dicts, lists and strings only (nothing with methods worth calling), with prices
+already formatted for the recipient's locale. URLs from trigger data (product pages, images,
+the survey) arrive in events anyone with the public write key can send, so each is kept only
+when it is an https URL on one of the workspace's link domains (links.LinkGuard), and
+dropped (None, counted) otherwise: the product then renders without its link or image.
 
 Optional fields are always present (None when unknown), so `{% if product.image_url %}`
 works; required ones are left out when missing, so using them fails the render
@@ -16,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from retarget.common.link_domains import allowed_link_domains
 from retarget.common.schemas import TriggerFired
-from retarget.common.tokens import is_web_url
 from retarget.common.workspaces import Workspace
 from retarget.composer.formatting import long_date, money, parse_instant
+from retarget.composer.links import LinkGuard
 
 
 class BadTriggerData(ValueError):
@@ -39,18 +43,13 @@ def _number(value: object) -> float | None:
         return None
 
 
-def _web_url(value: object) -> str | None:
-    url = _text(value)
-    return url if url and is_web_url(url) else None
-
-
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise BadTriggerData(f"{what} must be an object, not {type(value).__name__}")
     return value
 
 
-def product(raw: object, locale: str) -> dict[str, Any]:
+def product(raw: object, locale: str, guard: LinkGuard) -> dict[str, Any]:
     item = _mapping(raw, "a product")
     price, currency = _number(item.get("price")), _text(item.get("currency"))
     quantity = item.get("quantity")
@@ -65,28 +64,28 @@ def product(raw: object, locale: str) -> dict[str, Any]:
         "price_display": money(price, currency, locale) if price is not None else None,
         "quantity": quantity,
         "total_display": money(price * quantity, currency, locale) if price is not None else None,
-        "url": _web_url(item.get("url")),
-        "image_url": _web_url(item.get("image_url")),
+        "url": guard.keep(_text(item.get("url"))),
+        "image_url": guard.keep(_text(item.get("image_url"))),
     }
     if name := _text(item.get("name")):
         out["name"] = name
     return out
 
 
-def products(raw: object, locale: str, what: str) -> list[dict[str, Any]]:
+def products(raw: object, locale: str, what: str, guard: LinkGuard) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         raise BadTriggerData(f"{what} must be a list, not {type(raw).__name__}")
-    return [product(item, locale) for item in raw]
+    return [product(item, locale, guard) for item in raw]
 
 
-def order(raw: object, locale: str) -> dict[str, Any]:
+def order(raw: object, locale: str, guard: LinkGuard) -> dict[str, Any]:
     item = _mapping(raw, "data.order")
     revenue, currency = _number(item.get("revenue")), _text(item.get("currency"))
     out: dict[str, Any] = {
         "revenue": revenue,
         "currency": currency,
         "revenue_display": money(revenue, currency, locale) if revenue is not None else None,
-        "products": products(item.get("products") or [], locale, "data.order.products"),
+        "products": products(item.get("products") or [], locale, "data.order.products", guard),
     }
     if order_id := _text(item.get("order_id")):
         out["order_id"] = order_id
@@ -123,6 +122,7 @@ def build_context(
     r = trigger.recipient
     locale = r.locale or "en"
     data = _mapping(trigger.data, "data")
+    guard = LinkGuard(allowed_link_domains(sender))
     names = [n for n in (_text(r.first_name), _text(r.last_name)) if n]
     context: dict[str, Any] = {
         "campaign": trigger.campaign,
@@ -135,7 +135,7 @@ def build_context(
             "locale": locale,
             "timezone": r.timezone,
         },
-        "cart": [product(msgspec_dict(line), locale) for line in trigger.cart],
+        "cart": [product(msgspec_dict(line), locale, guard) for line in trigger.cart],
         "incentive": incentive(trigger.incentive, coupon, locale),
         "coupon": coupon if trigger.incentive else None,
         "sender": {
@@ -150,12 +150,12 @@ def build_context(
         "data": data,
     }
     if data.get("products") is not None:
-        context["products"] = products(data["products"], locale, "data.products")
+        context["products"] = products(data["products"], locale, "data.products", guard)
     if data.get("order") is not None:
-        context["order"] = order(data["order"], locale)
+        context["order"] = order(data["order"], locale, guard)
     if data.get("trial") is not None:
         context["trial"] = trial(data["trial"], locale)
-    if survey_url := _web_url(data.get("survey_url")):
+    if survey_url := guard.keep(_text(data.get("survey_url"))):
         context["survey_url"] = survey_url
     return context
 

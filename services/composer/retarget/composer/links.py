@@ -3,9 +3,11 @@ link rewritten to ingest's click endpoint with a signed token carrying its desti
 
 Rewriting happens on the rendered output, not in the templates, so a link a template author
 writes by hand is tracked too. Links already pointing at ingest (unsubscribe, pixel),
-mailto:, tel: and #anchors stay as they are; a link with any other scheme (javascript:,
-data:) is replaced by "#", so it can't reach the reader. The same destination gets the same
-token within a message.
+mailto:, tel: and #anchors stay as they are. Only links to the workspace's own domains
+(https, see retarget.common.link_domains) are signed: in the HTML any other link (another
+site, javascript:, data:, http:) becomes "#", so it can't reach the reader through our
+redirect; in the text body such a URL stays as written, untracked. The same destination
+gets the same token within a message.
 """
 
 from __future__ import annotations
@@ -15,11 +17,30 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
-from retarget.common.tokens import LinkClaims, LinkKind, is_web_url, link_url, sign
+from retarget.common.link_domains import link_refusal
+from retarget.common.tokens import LinkClaims, LinkKind, link_url, sign
+from retarget.composer.metrics import LINKS_DROPPED
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _TEXT_URL = re.compile(r"""https?://[^\s<>"'\]\)]+""")
 _KEEP_SCHEMES = ("mailto:", "tel:", "#")
+
+
+@dataclass(frozen=True)
+class LinkGuard:
+    """Lets through only URLs a workspace's emails may link to (`allowed`: its link domains),
+    counting each one it drops by the reason."""
+
+    allowed: tuple[str, ...]
+
+    def keep(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        reason = link_refusal(url, self.allowed)
+        if reason is not None:
+            LINKS_DROPPED.labels(reason).inc()
+            return None
+        return url
 
 
 @dataclass
@@ -35,6 +56,7 @@ class MessageLinks:
     profile_id: str
     expires: int
     recipient_hash: str
+    guard: LinkGuard
     _clicks: dict[str, str] = field(default_factory=dict)
 
     def _is_ours(self, url: str) -> bool:
@@ -59,11 +81,11 @@ class MessageLinks:
         return self._url("open")
 
     def click(self, destination: str) -> str | None:
-        """The tracked link to `destination`, or None when it isn't an http(s) URL."""
+        """The tracked link to `destination`, or None when it isn't one of the workspace's."""
         tracked = self._clicks.get(destination)
         if tracked is None:
-            url = urljoin(self.site_url, destination.strip())
-            if not is_web_url(url):
+            url = self.guard.keep(urljoin(self.site_url, destination.strip()))
+            if url is None:
                 return None
             tracked = self._clicks[destination] = self._url("click", url=url)
         return tracked

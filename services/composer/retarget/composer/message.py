@@ -38,10 +38,11 @@ class Envelope:
 
 
 def unstructured(name: str, value: str) -> str:
-    """`Name: value` for free text (Subject): folded at spaces, or encoded when not ASCII."""
+    """`Name: value` for free text (Subject): folded at spaces, or encoded when not ASCII or
+    when it contains "=?" (readers would decode text that looks like an encoded word)."""
     value = clean(value)
     words = value.split(" ")
-    if not value.isascii() or any(len(w) > _MAX_HEADER_LINE - 2 for w in words):
+    if not value.isascii() or "=?" in value or any(len(w) > _MAX_HEADER_LINE - 2 for w in words):
         return f"{name}: {encoded_words(value)}"
     lines, line = [], f"{name}:"
     for word in words:

@@ -9,7 +9,8 @@ RENDERED = Counter("retarget_composer_rendered_total", "Messages composed, by ca
 FAILED = Counter(
     "retarget_composer_failed_total",
     "Triggers dead-lettered instead of composed, by campaign and reason: undecodable, "
-    "unknown_workspace, template, missing_variable, bad_recipient, bad_sender, bad_data, internal.",
+    "unknown_workspace, template, template_limit (too big or too much work: limits.py), "
+    "missing_variable, bad_recipient, bad_sender, bad_data, internal.",
     ["campaign", "reason"],
 )
 RENDER_SECONDS = Histogram(
@@ -17,4 +18,11 @@ RENDER_SECONDS = Histogram(
     "Time to compose one message that succeeded: context, templates, links and RFC 5322 bytes.",
     ["campaign"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+)
+LINKS_DROPPED = Counter(
+    "retarget_composer_links_dropped_total",
+    "Links left out of a message because the workspace's emails may not link there (product "
+    "and image URLs, survey, any other link), by reason: off_domain, scheme (not https), "
+    "userinfo, port, host (not a plain DNS name), malformed.",
+    ["reason"],
 )

@@ -5,7 +5,8 @@ A campaign `NAME` is three files in the templates folder: `NAME.subject.txt`, `N
 `base.txt`); without it the text body is derived from the HTML (see html_text).
 
 Every failure inside a template — a syntax error, a missing variable, a filter given the
-wrong type, a sandbox violation — is a TemplateFailed naming the file and line, because it
+wrong type, a sandbox violation, a render limit (limits.py) — is a TemplateFailed naming the
+file and line, because it
 is the template's (or the trigger data's) fault and retrying can't fix it.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import jinja2
 
 from retarget.composer.environment import CampaignEnvironment, make_environment
+from retarget.composer.limits import TemplateLimit, render_budget
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -26,10 +28,13 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 class TemplateFailed(ValueError):
     """A template is missing, broken or needs a variable the trigger doesn't carry."""
 
-    def __init__(self, message: str, *, location: str, missing_variable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, location: str, missing_variable: bool = False, over_limit: bool = False
+    ) -> None:
         super().__init__(f"{location}: {message}")
         self.location = location
         self.missing_variable = missing_variable
+        self.over_limit = over_limit  # a render limit (limits.py): too big or too much work
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,12 @@ class CampaignTemplates:
         campaign = self._campaign(name)
         part = f"{name}.subject.txt"
         try:
-            subject = campaign.subject.render(context)
-            part = f"{name}.html"
-            html = campaign.html.render(context)
-            part = f"{name}.txt"
-            text = campaign.text.render(context) if campaign.text else None
+            with render_budget():  # one budget for the message's three parts
+                subject = campaign.subject.render(context)
+                part = f"{name}.html"
+                html = campaign.html.render(context)
+                part = f"{name}.txt"
+                text = campaign.text.render(context) if campaign.text else None
         except Exception as exc:  # any error raised by template code is the template's
             raise _failure(exc, part) from exc
         return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text)
@@ -101,7 +107,10 @@ def _failure(exc: Exception, part: str) -> TemplateFailed:
     if not isinstance(exc, jinja2.TemplateError):
         message = f"{type(exc).__name__}: {message}"
     return TemplateFailed(
-        message, location=_location(exc, part), missing_variable=isinstance(exc, jinja2.UndefinedError)
+        message,
+        location=_location(exc, part),
+        missing_variable=isinstance(exc, jinja2.UndefinedError),
+        over_limit=isinstance(exc, TemplateLimit),
     )
 
 

@@ -29,6 +29,7 @@ from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
 from retarget.ingest.keystore import PgSecretKeyLookup, PgWriteKeyLookup
+from retarget.ingest.link_domains import CachedLinkDomains, LinkDomains, PgLinkDomains
 from retarget.ingest.pool import LazyPool
 from retarget.ingest.publisher import EventPublisher, KafkaEventPublisher
 from retarget.ingest.ratelimit import RateLimiter
@@ -83,6 +84,7 @@ def bootstrap(
     key_lookup: KeyLookupResource | None = None,
     secret_key_lookup: SecretKeyLookup | None = None,
     unsubscribes: Unsubscribes | None = None,
+    link_domains: LinkDomains | None = None,
     person_records: PersonRecords | None = None,
     profile_finder: ProfileFinder | None = None,
     clock: Clock | None = None,
@@ -130,6 +132,12 @@ def bootstrap(
         secret=secret,
         publisher=publisher,
         unsubscribes=unsubscribes or PgUnsubscribes(pool),
+        link_domains=CachedLinkDomains(
+            link_domains or PgLinkDomains(pool),
+            ttl_s=settings.link_domains_cache_s,
+            max_entries=settings.link_domains_cache_max,
+            monotonic=monotonic,
+        ),
         topic=topics.events,
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,

@@ -1,5 +1,8 @@
 """The use case behind /t/*: verify a tracking link, record what it means, publish it.
 
+A click redirects only to the workspace's own link domains (link_domains.py): a genuine
+token for anywhere else is refused before anything is recorded.
+
 Opens and clicks are best effort on the Kafka side: a person clicking must get their
 redirect (and a pixel its GIF) even while Kafka is away, so a failed publish is logged
 and counted, not answered with an error. An unsubscribe is different: it is written to
@@ -14,12 +17,14 @@ import logging
 from dataclasses import dataclass
 
 from retarget.common.clock import Clock
+from retarget.common.link_domains import link_refusal
 from retarget.common.schemas import TrackedEvent, encode
 from retarget.common.tokens import LinkClaims, LinkKind
 from retarget.common.topics import visitor_key
 from retarget.ingest import metrics
 from retarget.ingest.errors import IngestError
-from retarget.ingest.links import NotOurLink, claims_for, feedback_event, is_machine_fetch
+from retarget.ingest.link_domains import LinkDomains
+from retarget.ingest.links import LinkRefused, NotOurLink, claims_for, feedback_event, is_machine_fetch
 from retarget.ingest.publisher import EventPublisher
 from retarget.ingest.suppressions import Scope, Unsubscribes
 
@@ -39,6 +44,7 @@ class LinkFeedback:
         secret: bytes | None,
         publisher: EventPublisher,
         unsubscribes: Unsubscribes,
+        link_domains: LinkDomains,
         topic: str,
         clock: Clock,
         publish_timeout_s: float,
@@ -46,6 +52,7 @@ class LinkFeedback:
         self._secret = secret
         self._publisher = publisher
         self._unsubscribes = unsubscribes
+        self._link_domains = link_domains
         self._topic = topic
         self._clock = clock
         self._publish_timeout_s = publish_timeout_s
@@ -67,8 +74,15 @@ class LinkFeedback:
         await self._publish_best_effort("open", event)
 
     async def clicked(self, token: str, user_agent: str | None) -> str:
-        """The destination to redirect to (it travels inside the signed token)."""
+        """The destination to redirect to (it travels inside the signed token). LinkRefused
+        when it is not on the workspace's link domains; Unavailable when they can't be read."""
         claims = self.claims(token, "click")
+        assert claims.url is not None  # claims_for checked it
+        allowed = await self._link_domains.of(claims.workspace_id)
+        if allowed is None:
+            raise NotOurLink("unknown workspace")
+        if (refusal := link_refusal(claims.url, allowed)) is not None:
+            raise LinkRefused(refusal)
         machine = is_machine_fetch(user_agent)
         metrics.count_engagement(
             claims.workspace_id, claims.campaign, "clicked_machine" if machine else "clicked"
@@ -76,7 +90,6 @@ class LinkFeedback:
         extra = {"machine_click": True} if machine else {}
         event = feedback_event(claims, "Email Link Clicked", received_at=self._clock.now(), extra=extra)
         await self._publish_best_effort("click", event)
-        assert claims.url is not None  # claims_for checked it
         return claims.url
 
     async def unsubscribe(self, token: str, *, scope: Scope, source: str) -> Unsubscribed:

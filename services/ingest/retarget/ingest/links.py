@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from retarget.common.link_domains import Refusal
 from retarget.common.schemas import TrackedEvent
 from retarget.common.tokens import InvalidToken, LinkClaims, LinkKind, is_web_url, verify
 
@@ -41,6 +42,14 @@ _MACHINE_PARTS = re.compile(
 
 class NotOurLink(Exception):
     """The token is malformed, forged, altered, expired or of another kind (answer: 404)."""
+
+
+class LinkRefused(Exception):
+    """A genuine click token whose destination is not on the workspace's link domains."""
+
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def claims_for(token: str, kind: LinkKind, secret: bytes, *, now: float) -> LinkClaims:

@@ -97,6 +97,12 @@ class IngestSettings(CommonSettings):
     link_publish_timeout_s: float = Field(
         default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
     )
+    link_domains_cache_s: float = Field(
+        default=30.0, ge=0, description="How long a workspace's link domains are cached for /t/c."
+    )
+    link_domains_cache_max: int = Field(
+        default=10_000, ge=1, description="Most workspaces whose link domains are cached."
+    )
 
     # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server
     mailbox_port: int = Field(

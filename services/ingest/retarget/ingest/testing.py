@@ -94,3 +94,18 @@ class FakeUnsubscribes:
     def _check(self) -> None:
         if self.down:
             raise Unavailable("cannot record the unsubscribe now; nothing was changed", retry_after_s=2)
+
+
+@dataclass
+class FakeLinkDomains:
+    """Link domains by workspace (absent: no such workspace); `down` = PostgreSQL away."""
+
+    domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lookups: int = 0
+    down: bool = False
+
+    async def of(self, workspace_id: str) -> tuple[str, ...] | None:
+        self.lookups += 1
+        if self.down:
+            raise Unavailable("cannot look up the workspace's link domains now", retry_after_s=2)
+        return self.domains.get(workspace_id)

@@ -37,6 +37,14 @@ def not_found() -> Response:
     return _page("Link not found", "<p>This link is not valid or has expired.</p>", 404)
 
 
+def link_refused() -> Response:
+    return _page(
+        "Link blocked",
+        "<p>This link leads outside the sender's own website, so it was not followed.</p>",
+        403,
+    )
+
+
 def too_long() -> Response:
     return _page("Link not valid", "<p>This address is too long to be one of our links.</p>", 414)
 

@@ -4,7 +4,8 @@ GETs) and POST /t/u/<token> (RFC 8058 one-click, or the page's buttons).
 
 Every bad input gets a plain, harmless answer and never a 5xx: a bad token is the same
 404 page whatever was wrong with it, a pixel is always a GIF, a click with a bad token
-does not redirect anywhere. Only a database outage during an unsubscribe is a 503, so
+does not redirect anywhere, and a genuine click token redirects only to the workspace's own
+link domains (otherwise a 403 page). Only a database outage during an unsubscribe (or a click's domain check) is a 503, so
 the mailbox provider (or the person) tries again: an unsubscribe is never dropped.
 """
 
@@ -19,7 +20,7 @@ from retarget.ingest.api.deps import ServicesDep
 from retarget.ingest.body import read_body
 from retarget.ingest.errors import IngestError, Unavailable
 from retarget.ingest.forms import MAX_FORM_BYTES, form_fields, is_one_click
-from retarget.ingest.links import MAX_QUERY_CHARS, PIXEL_GIF, NotOurLink
+from retarget.ingest.links import MAX_QUERY_CHARS, PIXEL_GIF, LinkRefused, NotOurLink
 
 router = APIRouter(prefix="/t", tags=["tracking links"], include_in_schema=False)
 
@@ -48,6 +49,12 @@ async def click(token: str, request: Request, services: ServicesDep) -> Response
     except NotOurLink:
         metrics.count_tracking("click", "invalid")
         return pages.not_found()
+    except LinkRefused as refused:  # signed, but not to one of the workspace's own sites
+        metrics.count_tracking("click", f"refused_{refused.reason}")
+        return pages.link_refused()
+    except Unavailable as exc:
+        metrics.count_tracking("click", "unavailable")
+        return pages.try_later(exc.retry_after_s)
     return RedirectResponse(url, status_code=302, headers=pages.NO_CACHE | {"Referrer-Policy": "no-referrer"})
 
 

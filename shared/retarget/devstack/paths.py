@@ -19,6 +19,12 @@ POSTGRES_PORT = 15432
 SMTP_PORT = 12525
 PROMETHEUS_PORT = 19090
 
+
+def kafka_node_ports(brokers: int) -> list[tuple[int, int]]:
+    """(broker port, controller port) of each local Kafka node: 19092/19093, 19094/19095, …"""
+    return [(KAFKA_PORT + 2 * n, KAFKA_CONTROLLER_PORT + 2 * n) for n in range(brokers)]
+
+
 _POM = Path("deploy") / "kafka" / "pom.xml"
 
 

@@ -46,7 +46,7 @@ def override(name: str) -> str | None:
     into an "external" one that `up` then refuses to start.
     """
     value = os.environ.get(name, "").strip()
-    local = {_LOCAL[name]} | ({local_kafka(3)} if name == KAFKA_ENV else set())
+    local = {_LOCAL[name]} | ({local_kafka(1), local_kafka(3)} if name == KAFKA_ENV else set())
     return value if value and value not in local else None
 
 

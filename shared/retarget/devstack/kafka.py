@@ -52,7 +52,8 @@ def devstack_nodes(layout: Layout, brokers: int = 1) -> list[KafkaNode]:
             f"--brokers {brokers}: the local stack runs {' or '.join(map(str, BROKER_COUNTS))}"
         )
     if brokers == 1:
-        return [KafkaNode(layout)]
+        [(port, controller_port)] = kafka_node_ports(1)
+        return [KafkaNode(layout, 1, port, controller_port)]
     return cluster_nodes(layout.root / "kafka-cluster", kafka_node_ports(brokers))
 
 

@@ -19,10 +19,6 @@ from pathlib import Path
 from retarget.devstack.paths import HOST, KAFKA_CONTROLLER_PORT, KAFKA_PORT, Layout
 
 
-def bootstrap() -> str:
-    return f"{HOST}:{KAFKA_PORT}"
-
-
 @dataclass(frozen=True)
 class KafkaNode:
     """One KRaft node: its folders, its id and ports, and the controller quorum it joins."""
@@ -64,11 +60,6 @@ def replication_of(cluster_size: int) -> tuple[int, int]:
     """
     replicas = min(3, cluster_size)
     return replicas, max(1, replicas - 1)
-
-
-def server_properties(layout: Layout) -> dict[str, str]:
-    """The default stack's lone node."""
-    return node_properties(KafkaNode(layout))
 
 
 def node_properties(node: KafkaNode) -> dict[str, str]:
@@ -121,7 +112,3 @@ def write_node_properties(node: KafkaNode) -> Path:
     node.layout.kafka_dir.mkdir(parents=True, exist_ok=True)
     node.layout.kafka_config.write_text("\n".join(lines) + "\n")
     return node.layout.kafka_config
-
-
-def write_server_properties(layout: Layout) -> Path:
-    return write_node_properties(KafkaNode(layout))

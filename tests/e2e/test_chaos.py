@@ -214,11 +214,6 @@ def captured_message_ids(folder: Path, recipients: set[str]) -> Counter[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="chaos finding to flip after merging the segmenter's crash-consistent state: on today's "
-    "main a kill -9 of the segmenter can lose or repeat state (see the printed counts)",
-)
 async def test_kill_9_of_random_services_under_demo_traffic_loses_nothing_and_sends_nothing_twice(
     stack: dict[str, str], capture_dir: Path, topic_prefix: str, workspace_id: str, tmp_path: Path
 ) -> None:

@@ -139,15 +139,20 @@ async def test_a_broker_killed_mid_flight_loses_no_accepted_event_and_ingest_kee
         serving(settings) as url,
         httpx.AsyncClient(base_url=url, auth=httpx.BasicAuth(tenant.write_key, ""), timeout=30) as client,
     ):
-        async with asyncio.timeout(DEADLINE_S):
-            clients = [asyncio.create_task(load.post(client, n)) for n in range(CLIENTS)]
-            await load.enough_before_kill.wait()
-            replicas, min_insync, leader = await topic_durability(cluster.bootstrap, topic)
-            victim = next(node for node in cluster.nodes if node.node.node_id == leader)
-            victim.kill()  # SIGKILL, while CLIENTS requests are in flight
-            load.killed = True
-            accepted_before_kill = load.accepted
-            await asyncio.gather(*clients)
+        clients = [asyncio.create_task(load.post(client, n)) for n in range(CLIENTS)]
+        try:
+            async with asyncio.timeout(DEADLINE_S):
+                await load.enough_before_kill.wait()
+                replicas, min_insync, leader = await topic_durability(cluster.bootstrap, topic)
+                victim = next(node for node in cluster.nodes if node.node.node_id == leader)
+                victim.kill()  # SIGKILL, while CLIENTS requests are in flight
+                load.killed = True
+                accepted_before_kill = load.accepted
+                await asyncio.gather(*clients)
+        finally:  # on a failure too: clients still posting would keep the server from stopping
+            for task in clients:
+                task.cancel()
+            await asyncio.gather(*clients, return_exceptions=True)
 
     survivors = ",".join(node.bootstrap for node in cluster.nodes if node is not victim)
     decoder = msgspec.json.Decoder(TrackedEvent)

@@ -103,17 +103,19 @@ async def test_every_200_is_in_kafka_after_the_broker_was_killed_mid_flight(
         httpx.AsyncClient(base_url=url, auth=httpx.BasicAuth(tenant.write_key, ""), timeout=10) as client,
     ):
         writers = [asyncio.create_task(traffic.post_until_stopped(client, n)) for n in range(CLIENTS)]
-        await traffic.wait_for("before kill", accepted=True, count=ACCEPTED_BEFORE_KILL)
-        traffic.phase = "broker down"
-        broker.kill()  # while CLIENTS requests are in flight
-        await traffic.wait_for("broker down", accepted=False, count=REFUSED_WHILE_DOWN)
-        broker.start()
-        await broker.wait_ready()
-        traffic.phase = "restarted"
-        # keep posting until ingest publishes again (its producer reconnects by itself)
-        await traffic.wait_for("restarted", accepted=True, count=ACCEPTED_AFTER_RESTART)
-        traffic.stop.set()
-        await asyncio.gather(*writers)
+        try:
+            await traffic.wait_for("before kill", accepted=True, count=ACCEPTED_BEFORE_KILL)
+            traffic.phase = "broker down"
+            broker.kill()  # while CLIENTS requests are in flight
+            await traffic.wait_for("broker down", accepted=False, count=REFUSED_WHILE_DOWN)
+            broker.start()
+            await broker.wait_ready()
+            traffic.phase = "restarted"
+            # keep posting until ingest publishes again (its producer reconnects by itself)
+            await traffic.wait_for("restarted", accepted=True, count=ACCEPTED_AFTER_RESTART)
+        finally:  # a failed wait too: clients still posting would keep the server from stopping
+            traffic.stop.set()
+            await asyncio.gather(*writers)
     outcomes = traffic.outcomes
 
     decoder = msgspec.json.Decoder(TrackedEvent)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import random
 import re
 import smtplib
 import socket
@@ -30,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from rich.console import Console
 
 from retarget.devstack import DevstackError, load_state, stack_env
 from retarget.devstack.services import list_services, start_service, stop_service
@@ -228,3 +231,86 @@ def test_services_start_record_and_stop(local_stack: dict[str, Any], tmp_path: P
     with pytest.raises(DevstackError, match="boom"):
         start_service(broken, [sys.executable, "-c", "print('boom')"], http_port=_free_port(), timeout=10)
     assert broken not in load_state()["services"]
+
+
+def _free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (a second stack's Kafka beside the shared one)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(30_000, 60_000, 2)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+async def test_up_with_three_brokers_runs_a_replicated_cluster_that_status_lists_and_stop_ends(
+    stack: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --brokers 3` in a stack of its own (tmp dir, Kafka on moved ports), in-process; its
+    PostgreSQL and SMTP are the shared stack's, named so that `up` counts them as external."""
+    from retarget.common.kafka import delete_topics_with_prefixes, ensure_topics
+    from retarget.common.settings import CommonSettings
+    from retarget.devstack import kafka, prometheus
+    from retarget.devstack import stack as devstack_stack
+    from retarget.devstack.paths import Layout
+    from retarget.devstack.report import render
+
+    monkeypatch.setenv("RETARGET_DEVSTACK_DIR", str(tmp_path / "devstack"))
+    monkeypatch.setenv("RETARGET_DEVSTACK_KAFKA_PORT", str(_free_port_run(6)))
+    for name in ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_TOPIC_REPLICATION", "RETARGET_TOPIC_MIN_INSYNC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(
+        "RETARGET_DATABASE_URL", stack["RETARGET_DATABASE_URL"].replace("127.0.0.1", "localhost")
+    )
+    monkeypatch.setenv("RETARGET_SMTP_URL", stack["RETARGET_SMTP_URL"].replace("127.0.0.1", "localhost"))
+
+    async def no_prometheus(layout: Layout) -> tuple[None, bool]:
+        return None, False  # the shared stack's holds its port
+
+    monkeypatch.setattr(prometheus, "start", no_prometheus)
+    layout = Layout.current()
+    try:
+        status = await devstack_stack.up(brokers=3)
+        nodes = status["kafka"]["nodes"]
+        assert status["kafka"]["brokers"] == 3 and status["kafka"]["running"]
+        assert [node["node_id"] for node in nodes] == [1, 2, 3] and all(node["running"] for node in nodes)
+        assert len({node["address"] for node in nodes}) == 3
+        out = io.StringIO()
+        render(status, Console(file=out, width=100))
+        assert "node 3" in out.getvalue()
+
+        env = stack_env()  # what services started by the stack get
+        assert env["RETARGET_KAFKA_BOOTSTRAP"] == ",".join(node["address"] for node in nodes)
+        settings = CommonSettings.model_validate(
+            {
+                "kafka_bootstrap": env["RETARGET_KAFKA_BOOTSTRAP"],
+                "topic_replication": env["RETARGET_TOPIC_REPLICATION"],
+                "topic_min_insync": env["RETARGET_TOPIC_MIN_INSYNC"],
+                "topic_partitions": 1,
+            }
+        )
+        topic = f"devstack-brokers-{uuid.uuid4().hex[:8]}"
+        await ensure_topics(settings, [topic])
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+            assert len(described["partitions"][0]["replicas"]) == 3
+        finally:
+            await admin.close()
+        await delete_topics_with_prefixes(settings.kafka_bootstrap, [topic])
+    finally:
+        stopped = kafka.stop(layout)
+    assert stopped.count("stopped") == 3, stopped
+    after = devstack_stack.status()["kafka"]
+    assert after["pid"] is None and not after["running"], after

@@ -1,4 +1,4 @@
-"""`retarget devstack up | down | status [--json] | fetch-kafka`: the local stack.
+"""`retarget devstack up [--brokers 3] | down | status [--json] | fetch-kafka`: the local stack.
 
 Thin: parse, call retarget.devstack.stack, print. Errors the user can act on
 (DevstackError) print as a message with the next step, not as a traceback.
@@ -21,7 +21,16 @@ def register(subparsers: Any) -> None:
         "RETARGET_SMTP_URL to use an existing server instead of starting one.",
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("up", help="start what is not running yet (idempotent)").set_defaults(func=_up)
+    up = actions.add_parser("up", help="start what is not running yet (idempotent)")
+    up.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="Kafka nodes: 1 (default) or 3 (a cluster; topics get 3 replicas, min.insync.replicas 2); "
+        "without it, the shape that runs is kept",
+    )
+    up.set_defaults(func=_up)
     actions.add_parser(
         "down", help="stop services, SMTP capture, Kafka, PostgreSQL (data is kept)"
     ).set_defaults(func=_down)
@@ -49,7 +58,7 @@ async def _up(args: argparse.Namespace) -> int:
     from retarget.devstack.report import render
 
     try:
-        render(await stack.up())
+        render(await stack.up(brokers=args.brokers))
     except DevstackError as exc:
         return _fail(exc)
     return 0

@@ -64,7 +64,12 @@ async def ensure_topics(
     configs: dict[str, str] | None = None,
     timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the topics that are missing; return the ones created. Safe to run concurrently."""
+    """Create the topics that are missing; return the ones created. Safe to run concurrently.
+
+    Replication and min.insync.replicas come from the settings (RETARGET_TOPIC_REPLICATION,
+    RETARGET_TOPIC_MIN_INSYNC): with 3 and 2, an acknowledged record is on two brokers, and
+    losing one broker neither loses it nor stops the producers.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
@@ -72,9 +77,13 @@ async def ensure_topics(
         missing = [t for t in topics if t not in existing]
         if not missing:
             return []
+        topic_configs = {"min.insync.replicas": str(settings.topic_min_insync), **(configs or {})}
         new = [
             NewTopic(
-                t, partitions or settings.topic_partitions, settings.topic_replication, topic_configs=configs
+                t,
+                partitions or settings.topic_partitions,
+                settings.topic_replication,
+                topic_configs=topic_configs,
             )
             for t in missing
         ]

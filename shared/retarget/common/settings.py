@@ -7,7 +7,9 @@ service that needs one refuses to start without it instead of running with a kno
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,7 +19,15 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
     topic_prefix: str = Field("retarget", description="Prefix of every topic name (tests use a random one).")
     topic_partitions: int = Field(12, ge=1, description="Partitions for topics this system creates.")
-    topic_replication: int = Field(1, ge=1, description="Replication factor for topics this system creates.")
+    topic_replication: int = Field(
+        1, ge=1, description="Replication factor for topics this system creates (production: 3)."
+    )
+    topic_min_insync: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of topics this system creates (production: 2): an acks=all "
+        "send succeeds only once this many replicas have it. At most topic_replication.",
+    )
     database_url: str = Field(
         "postgresql://retarget@127.0.0.1:15432/retarget", description="PostgreSQL DSN (asyncpg)."
     )
@@ -26,6 +36,16 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     http_host: str = Field("127.0.0.1", description="Address the service's HTTP (or ops) server binds.")
     shutdown_grace_s: float = Field(20.0, gt=0, description="Time to finish in-flight work on SIGTERM.")
+
+    @model_validator(mode="after")
+    def _min_insync_fits_the_replicas(self) -> Self:
+        # more than the replicas there are, and every acks=all send fails (NotEnoughReplicas)
+        if self.topic_min_insync > self.topic_replication:
+            raise ValueError(
+                f"RETARGET_TOPIC_MIN_INSYNC={self.topic_min_insync} exceeds "
+                f"RETARGET_TOPIC_REPLICATION={self.topic_replication}: no send could ever succeed"
+            )
+        return self
 
 
 class LinkSettings(BaseSettings):

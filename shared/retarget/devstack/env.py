@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from retarget.devstack.paths import HOST, KAFKA_PORT, POSTGRES_PORT, SMTP_PORT
+from retarget.devstack.paths import HOST, KAFKA_PORT, POSTGRES_PORT, SMTP_PORT, kafka_node_ports
 
 KAFKA_ENV = "RETARGET_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "RETARGET_DATABASE_URL"
@@ -21,6 +21,21 @@ LOCAL_KAFKA = f"{HOST}:{KAFKA_PORT}"
 LOCAL_DATABASE = f"postgresql://retarget@{HOST}:{POSTGRES_PORT}/retarget"
 LOCAL_SMTP = f"smtp://{HOST}:{SMTP_PORT}"
 _LOCAL = {KAFKA_ENV: LOCAL_KAFKA, DATABASE_ENV: LOCAL_DATABASE, SMTP_ENV: LOCAL_SMTP}
+REPLICATION_ENV = "RETARGET_TOPIC_REPLICATION"
+MIN_INSYNC_ENV = "RETARGET_TOPIC_MIN_INSYNC"
+
+
+def local_brokers() -> int:
+    """How many Kafka nodes the local stack was brought up with (`up --brokers`), 1 by default."""
+    from retarget.devstack.state import load_state
+
+    return int(load_state().get("kafka", {}).get("brokers") or 1)
+
+
+def local_kafka(brokers: int | None = None) -> str:
+    """Bootstrap list of the local Kafka: every node, so a client still starts with one down."""
+    ports = kafka_node_ports(brokers or local_brokers())
+    return ",".join(f"{HOST}:{port}" for port, _ in ports)
 
 
 def override(name: str) -> str | None:
@@ -31,11 +46,12 @@ def override(name: str) -> str | None:
     into an "external" one that `up` then refuses to start.
     """
     value = os.environ.get(name, "").strip()
-    return value if value and value != _LOCAL[name] else None
+    local = {_LOCAL[name]} | ({local_kafka(1), local_kafka(3)} if name == KAFKA_ENV else set())
+    return value if value and value not in local else None
 
 
 def kafka_bootstrap() -> str:
-    return override(KAFKA_ENV) or LOCAL_KAFKA
+    return override(KAFKA_ENV) or local_kafka()
 
 
 def database_url() -> str:
@@ -54,9 +70,18 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def stack_env() -> dict[str, str]:
-    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack.
+    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack;
+    on a local cluster (`up --brokers 3`) also the topics' replication (3) and min.insync (2),
+    unless the environment already says otherwise.
 
     Merge it into a child process's environment (services, e2e tests, benchmarks):
         subprocess.Popen(argv, env={**os.environ, **stack_env()})
     """
-    return {KAFKA_ENV: kafka_bootstrap(), DATABASE_ENV: database_url(), SMTP_ENV: smtp_url()}
+    env = {KAFKA_ENV: kafka_bootstrap(), DATABASE_ENV: database_url(), SMTP_ENV: smtp_url()}
+    if not override(KAFKA_ENV) and local_brokers() > 1:
+        from retarget.devstack.kafka_config import replication_of
+
+        replicas, min_insync = replication_of(local_brokers())
+        for name, value in ((REPLICATION_ENV, replicas), (MIN_INSYNC_ENV, min_insync)):
+            env[name] = os.environ.get(name) or str(value)
+    return env

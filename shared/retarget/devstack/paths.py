@@ -19,6 +19,18 @@ POSTGRES_PORT = 15432
 SMTP_PORT = 12525
 PROMETHEUS_PORT = 19090
 
+
+def kafka_node_ports(brokers: int) -> list[tuple[int, int]]:
+    """(broker port, controller port) of each local Kafka node: 19092/19093, 19094/19095, …
+
+    RETARGET_DEVSTACK_KAFKA_PORT moves them (a second stack's Kafka beside a running one:
+    the tests of `up --brokers 3`).
+    """
+    base = int(os.environ.get("RETARGET_DEVSTACK_KAFKA_PORT") or KAFKA_PORT)
+    offset = KAFKA_CONTROLLER_PORT - KAFKA_PORT
+    return [(base + 2 * n, base + offset + 2 * n) for n in range(brokers)]
+
+
 _POM = Path("deploy") / "kafka" / "pom.xml"
 
 

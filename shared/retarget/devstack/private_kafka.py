@@ -1,4 +1,4 @@
-"""A throwaway single-node Kafka broker of one's own, for tests that stop or kill it.
+"""A throwaway Kafka broker (or 3-node cluster) of one's own, for tests that stop or kill it.
 
 The shared stack's broker must stay up (everyone's tests use it), so a test that needs
 to take Kafka away starts one of these: same jars, same Java, same server.properties as
@@ -9,6 +9,9 @@ keeps across a kill and a restart — exactly what a crash and a recovery look l
     kafka.start(); await kafka.wait_ready()
     ... kafka.kill(); kafka.start(); await kafka.wait_ready() ...
     kafka.stop()
+
+PrivateCluster is three such nodes in one KRaft cluster (replication 3, min.insync 2), for
+tests that kill one broker and expect nothing acknowledged to be lost.
 """
 
 from __future__ import annotations
@@ -24,17 +27,29 @@ from retarget.devstack import procs
 from retarget.devstack.errors import DevstackError
 from retarget.devstack.java import find_java
 from retarget.devstack.kafka import broker_answers, format_storage
-from retarget.devstack.kafka_config import server_properties
+from retarget.devstack.kafka_config import KafkaNode, cluster_nodes, new_cluster_id, node_properties
 from retarget.devstack.kafka_jars import fetch_kafka
 from retarget.devstack.paths import HOST, Layout, repo_root
 
 
 class PrivateKafka:
-    def __init__(self, root: Path, *, port: int, controller_port: int, heap_mb: int = 256) -> None:
-        self.layout = Layout(root)
-        self.port = port
-        self.controller_port = controller_port
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int,
+        controller_port: int,
+        heap_mb: int = 256,
+        node: KafkaNode | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
+        """A lone node in `root`; or `node` of a cluster, formatted with its `cluster_id`."""
+        self.node = node or KafkaNode(Layout(root), 1, port, controller_port)
+        self.layout = self.node.layout
+        self.port = self.node.port
+        self.controller_port = self.node.controller_port
         self.heap_mb = heap_mb
+        self.cluster_id = cluster_id
         self.pid: int | None = None
 
     @property
@@ -43,10 +58,7 @@ class PrivateKafka:
 
     def properties(self) -> dict[str, str]:
         """The devstack broker's settings with this broker's ports and folders."""
-        props = server_properties(self.layout)
-        props["controller.quorum.bootstrap.servers"] = f"{HOST}:{self.controller_port}"
-        props["listeners"] = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
-        return props
+        return node_properties(self.node)
 
     def start(self) -> int:
         """Format the data folder the first time, then start the JVM (does not wait for it)."""
@@ -58,7 +70,7 @@ class PrivateKafka:
         lines = [f"{key}={value}" for key, value in self.properties().items()]
         self.layout.kafka_config.write_text("\n".join(lines) + "\n")
         java, libs = find_java(), fetch_kafka()
-        format_storage(java, libs, self.layout)
+        format_storage(java, libs, self.layout, self.cluster_id)
         argv = [
             java,
             f"-Xms{self.heap_mb}m",
@@ -106,3 +118,61 @@ class PrivateKafka:
         if self.pid is not None:
             procs.stop(self.pid, timeout=timeout_s)
         self.pid = None
+
+
+class PrivateCluster:
+    """Three (or `size`) PrivateKafka nodes of one KRaft cluster, on ports the caller picked."""
+
+    def __init__(self, root: Path, ports: list[tuple[int, int]], *, heap_mb: int = 256) -> None:
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            PrivateKafka(
+                node.layout.root,
+                port=node.port,
+                controller_port=node.controller_port,
+                heap_mb=heap_mb,
+                node=node,
+                cluster_id=cluster_id,
+            )
+            for node in cluster_nodes(root, ports)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    async def wait_ready(self, timeout_s: float = 120.0, *, brokers: int | None = None) -> float:
+        """Seconds until `brokers` (default: all) nodes are live brokers in the cluster's metadata."""
+        wanted = len(self.nodes) if brokers is None else brokers
+        alive = [node for node in self.nodes if node.pid is not None]
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            dead = [node for node in alive if not procs.alive(node.pid)]
+            if dead:
+                raise DevstackError(
+                    "a node of the private Kafka cluster exited",
+                    f"read {dead[0].layout.kafka_log}",
+                    details=procs.tail(dead[0].layout.kafka_log),
+                )
+            servers = ",".join(node.bootstrap for node in alive)
+            if await broker_answers(servers, timeout_ms=2000, brokers=wanted):
+                return time.monotonic() - started
+            await asyncio.sleep(0.3)
+        raise DevstackError(
+            f"the private Kafka cluster had not {wanted} live brokers within {timeout_s:.0f}s",
+            f"read {self.nodes[0].layout.kafka_log}",
+            details=procs.tail(self.nodes[0].layout.kafka_log),
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every node at once (a last node alone would wait for a quorum), SIGKILL after."""
+        for node in self.nodes:
+            if node.pid is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(node.pid).terminate()
+        for node in self.nodes:
+            node.stop(timeout_s)

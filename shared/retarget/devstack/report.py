@@ -36,6 +36,9 @@ def render(status: dict[str, Any], console: Console | None = None) -> None:
         ("captured mail", smtp.get("capture_dir")),
     ]
     table.add_row("kafka", _state(kafka), kafka["bootstrap"], str(kafka["pid"] or ""))
+    for node in kafka.get("nodes") or []:  # a cluster (`up --brokers 3`): each node on its own
+        table.add_row(f"  node {node['node_id']}", _state(node), node["address"], str(node["pid"] or ""))
+        files.append((f"kafka node {node['node_id']} log", node["log"]))
     table.add_row("postgres", _state(pg), pg["url"], str(pg["pid"] or ""))
     table.add_row("smtp", _state(smtp), smtp["url"], str(smtp["pid"] or ""))
     prom = status.get("prometheus") or {}

@@ -15,7 +15,6 @@ from retarget.devstack import kafka, postgres, procs, prometheus, smtp
 from retarget.devstack.env import (
     DATABASE_ENV,
     KAFKA_ENV,
-    LOCAL_KAFKA,
     SMTP_ENV,
     database_url,
     host_port,
@@ -23,7 +22,9 @@ from retarget.devstack.env import (
     override,
     smtp_url,
 )
-from retarget.devstack.paths import HOST, KAFKA_CONTROLLER_PORT, KAFKA_PORT, POSTGRES_PORT, SMTP_PORT, Layout
+from retarget.devstack.errors import DevstackError
+from retarget.devstack.kafka_config import KafkaNode
+from retarget.devstack.paths import HOST, KAFKA_PORT, POSTGRES_PORT, SMTP_PORT, Layout
 from retarget.devstack.progress import say
 from retarget.devstack.services import list_services, stop_all_services
 from retarget.devstack.state import exclusive_run, load_state, set_component
@@ -33,10 +34,20 @@ def _took(started: float) -> str:
     return f"{time.monotonic() - started:.1f}s"
 
 
-def _check_ports(layout: Layout) -> None:
+def _check_ports(layout: Layout, kafka_nodes: list[KafkaNode]) -> None:
     """Every port conflict up front, so a taken port never leaves a half-started stack."""
+    if not override(KAFKA_ENV):
+        running, pids = kafka.running_nodes(layout)
+        if any(pids) and len(running) != len(kafka_nodes):
+            raise DevstackError(
+                f"the local Kafka runs {len(running)} broker(s), not {len(kafka_nodes)}",
+                f"`retarget devstack down` first, or `retarget devstack up --brokers {len(running)}`",
+            )
+        for node in kafka_nodes:
+            if kafka.running_pid(node) is None:
+                for port in (node.port, node.controller_port):
+                    procs.ensure_port_free(HOST, port, "Kafka", KAFKA_ENV)
     wanted = [
-        (KAFKA_ENV, kafka.running_pid, "Kafka", (KAFKA_PORT, KAFKA_CONTROLLER_PORT)),
         (DATABASE_ENV, postgres.running_pid, "PostgreSQL", (POSTGRES_PORT,)),
         (SMTP_ENV, smtp.running_pid, "the SMTP capture", (SMTP_PORT,)),
     ]
@@ -50,25 +61,35 @@ def _waiting() -> None:
     say("devstack: another `retarget devstack up/down` is running; waiting for it to finish…")
 
 
-async def up(layout: Layout | None = None) -> dict[str, Any]:
-    """Start whatever is not running yet; returns status() when all is ready."""
+async def up(layout: Layout | None = None, *, brokers: int | None = None) -> dict[str, Any]:
+    """Start whatever is not running yet; returns status() when all is ready.
+
+    brokers: 1 (a lone Kafka node) or 3 (a cluster: topics get 3 replicas, min.insync 2);
+    None keeps the shape that runs (so test fixtures' `up` works on either), else 1.
+    """
     layout = layout or Layout.current()
     layout.ensure()
     with exclusive_run(layout, _waiting):
-        return await _up(layout)
+        return await _up(layout, brokers)
 
 
-async def _up(layout: Layout) -> dict[str, Any]:
+async def _up(layout: Layout, brokers: int | None) -> dict[str, Any]:
     t0 = time.monotonic()
-    _check_ports(layout)
+    if brokers is None:
+        running, pids = kafka.running_nodes(layout)
+        brokers = len(running) if any(pids) else 1
+    kafka_nodes = kafka.devstack_nodes(layout, brokers)
+    _check_ports(layout, kafka_nodes)
 
-    kafka_pid = kafka_new = None
+    kafka_pids: list[int] = []
     if override(KAFKA_ENV):
         say(f"kafka: using {kafka_bootstrap()} ({KAFKA_ENV} is set)")
     else:
-        kafka_pid, kafka_new = kafka.start(layout)
-        say(f"kafka: {'starting' if kafka_new else 'already running'} (pid {kafka_pid})")
-    set_component("kafka", _kafka_record(layout, kafka_pid))
+        for node, (pid, new) in zip(kafka_nodes, kafka.start_all(kafka_nodes), strict=True):
+            kafka_pids.append(pid)
+            name = "kafka" if brokers == 1 else f"kafka node {node.node_id} ({node.address})"
+            say(f"{name}: {'starting' if new else 'already running'} (pid {pid})")
+    set_component("kafka", _kafka_record(layout, kafka_nodes, list(kafka_pids)))
 
     if override(DATABASE_ENV):
         say(f"postgres: using {database_url()} ({DATABASE_ENV} is set)")
@@ -101,9 +122,9 @@ async def _up(layout: Layout) -> dict[str, Any]:
             f"prometheus: {'started in ' + _took(started) if prom_new else 'already running'} (pid {prom_pid})"
         )
 
-    if kafka_pid is not None:
-        await kafka.wait_ready(layout, kafka_pid)
-        say(f"kafka: ready on {LOCAL_KAFKA} ({_took(t0)} since up began)")
+    if kafka_pids:
+        await kafka.wait_ready(kafka_nodes, kafka_pids)
+        say(f"kafka: ready on {kafka.bootstrap_of(kafka_nodes)} ({_took(t0)} since up began)")
     say(f"devstack: up in {_took(t0)}")
     return status(layout)
 
@@ -121,13 +142,23 @@ def down(layout: Layout | None = None) -> list[str]:
     return messages
 
 
-def _kafka_record(layout: Layout, pid: int | None) -> dict[str, Any]:
+def _kafka_record(layout: Layout, nodes: list[KafkaNode], pids: list[int | None]) -> dict[str, Any]:
+    """The Kafka component; `brokers` is what stack_env() reads to point clients at all nodes."""
     managed = not override(KAFKA_ENV)
+    if not managed:
+        return {"bootstrap": kafka_bootstrap(), "managed": False, "pid": None, "log": None, "brokers": 1}
     return {
-        "bootstrap": kafka_bootstrap(),
-        "managed": managed,
-        "pid": pid,
-        "log": str(layout.kafka_log) if managed else None,
+        "bootstrap": kafka.bootstrap_of(nodes),
+        "managed": True,
+        "pid": next((pid for pid in pids if pid), None),
+        "log": str(nodes[0].layout.kafka_log),
+        "brokers": len(nodes),
+        "nodes": [
+            {"node_id": node.node_id, "address": node.address, "pid": pid, "log": str(node.layout.kafka_log)}
+            for node, pid in zip(nodes, pids, strict=True)
+        ]
+        if len(nodes) > 1
+        else [],
     }
 
 
@@ -159,12 +190,15 @@ def _smtp_record(layout: Layout, pid: int | None) -> dict[str, Any]:
 def status(layout: Layout | None = None) -> dict[str, Any]:
     """Live view: addresses plus whether each component answers right now."""
     layout = layout or Layout.current()
-    kafka_pid = None if override(KAFKA_ENV) else kafka.running_pid(layout)
+    kafka_nodes, kafka_pids = kafka.running_nodes(layout)
+    if override(KAFKA_ENV):
+        kafka_pids = [None] * len(kafka_nodes)
+    kafka_pid = next((pid for pid in kafka_pids if pid), None)
     pg_pid = None if override(DATABASE_ENV) else postgres.running_pid(layout)
     smtp_pid = None if override(SMTP_ENV) else smtp.running_pid(layout)
     result: dict[str, Any] = {
         "devstack_dir": str(layout.root),
-        "kafka": _kafka_record(layout, kafka_pid),
+        "kafka": _kafka_record(layout, kafka_nodes, kafka_pids),
         "postgres": _postgres_record(layout, pg_pid),
         "smtp": _smtp_record(layout, smtp_pid),
         "prometheus": {
@@ -187,4 +221,8 @@ def status(layout: Layout | None = None) -> dict[str, Any]:
         # Managed: our process must exist and listen. External: it must accept connections.
         managed = result[name]["managed"]
         result[name]["running"] = (pid is not None or not managed) and procs.port_open(host, port)
+    for node_info in result["kafka"].get("nodes", []):
+        node_info["running"] = node_info["pid"] is not None and procs.port_open(
+            *host_port(node_info["address"], 0)
+        )
     return result

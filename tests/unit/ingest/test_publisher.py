@@ -62,7 +62,8 @@ async def test_no_ack_in_time_is_unavailable_within_the_timeout() -> None:
     began = time.monotonic()
     with pytest.raises(Unavailable) as err:
         await publisher.publish("t", [(b"k", b"v")])
-    assert time.monotonic() - began < 0.5
+    # bounded (without the timeout the stub never acks and this hangs); generous: a loaded machine
+    assert time.monotonic() - began < 5
     assert err.value.status == 503 and err.value.headers() == {"Retry-After": "2"}
     await publisher.close()
 

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
+from retarget.common.faults import crash_point
 from retarget.common.kafka import ensure_topics, make_producer
 from retarget.ingest import metrics
 from retarget.ingest.errors import Unavailable
@@ -79,9 +80,11 @@ class KafkaEventPublisher:
         metrics.IN_FLIGHT_EVENTS.set(self._in_flight)
         started = time.perf_counter()
         try:
+            crash_point("ingest.before_publish")
             # asyncio.timeout, not wait_for: wait_for wraps the send in a new task per request
             async with asyncio.timeout(self._settings.publish_timeout_s):
                 await _send_all(producer, topic, records)
+            crash_point("ingest.after_publish")  # acknowledged; the client's 200 not yet sent
         except TimeoutError:
             raise self._unavailable("Kafka did not acknowledge in time") from None
         except Exception as exc:  # aiokafka's KafkaError family, and connection errors

@@ -97,6 +97,7 @@ class Fleet:
     env: dict[str, str]
     logs: Path
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in PORT_VARS})
+    ingest_ops_port: int = field(default_factory=free_port)  # else ingest binds the default one
     running: dict[str, Child] = field(default_factory=dict)
     starts: Counter[str] = field(default_factory=Counter)
 
@@ -106,7 +107,11 @@ class Fleet:
         child = start_child(
             name,
             f"retarget.{name}",
-            env={**self.env, PORT_VARS[name]: str(port)},
+            env={
+                **self.env,
+                PORT_VARS[name]: str(port),
+                "RETARGET_INGEST_OPS_PORT": str(self.ingest_ops_port),
+            },
             port=port,
             log=self.logs / f"{name}-{self.starts[name]}.log",
             cwd=self.logs,

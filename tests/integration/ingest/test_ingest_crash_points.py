@@ -41,10 +41,11 @@ def ingest_process(tmp_path: Path, stack: dict[str, str], topic_prefix: str) -> 
     started: list[Child] = []
 
     def start(crash_at: str = "") -> Child:
-        port = free_port()
+        port, ops_port = free_port(), free_port()
         env = {
             **stack,
             "RETARGET_PORT": str(port),
+            "RETARGET_INGEST_OPS_PORT": str(ops_port),
             "RETARGET_TOPIC_PREFIX": topic_prefix,
             "RETARGET_TOPIC_PARTITIONS": "3",
             "RETARGET_CRASH_AT": crash_at,
@@ -52,7 +53,7 @@ def ingest_process(tmp_path: Path, stack: dict[str, str], topic_prefix: str) -> 
         log = tmp_path / f"ingest-{len(started)}.log"
         child = start_child("ingest", "retarget.ingest", env=env, port=port, log=log, cwd=tmp_path)
         started.append(child)
-        _wait_ready(child)
+        _wait_ready(child, f"http://127.0.0.1:{ops_port}")
         return child
 
     yield start
@@ -61,13 +62,14 @@ def ingest_process(tmp_path: Path, stack: dict[str, str], topic_prefix: str) -> 
             child.kill9()
 
 
-def _wait_ready(child: Child, timeout_s: float = 90) -> None:
-    """/readyz 200: the producer is connected and the topic exists (a deadline, not a speed)."""
+def _wait_ready(child: Child, ops_url: str, timeout_s: float = 90) -> None:
+    """/readyz 200 on the ops port: the producer is connected and the topic exists (a deadline,
+    not a speed)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert child.exited() is None, f"ingest exited:\n{child.tail()}"
         try:
-            if httpx.get(f"{child.url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{ops_url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -7,7 +7,9 @@ deploy/prometheus/prometheus.yml, the same ports the demo starts the services on
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 
 from retarget.devstack import procs
 from retarget.devstack.listening import spawn_listening, stop_listening
@@ -30,6 +32,9 @@ async def start(layout: Layout) -> tuple[int | None, bool]:
     """(pid, started_now); (None, False) when the binary is missing."""
     pid = running_pid(layout)
     if pid is not None:
+        # the config may have changed since it started (a scrape target moved to an ops port):
+        # SIGHUP makes Prometheus re-read it, so a running stack never scrapes stale targets
+        os.kill(pid, signal.SIGHUP)
         return pid, False
     exe = binary()
     if exe is None:

@@ -26,7 +26,7 @@ from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import erasure, identity, metrics
 from retarget.segmenter.attribution import Conversion, Windows, attributed_event
 from retarget.segmenter.campaigns import CampaignSet
-from retarget.segmenter.firing import fire_due, next_due
+from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.merging import merge_into
 from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
@@ -159,11 +159,14 @@ class ProfileProcessor:
         if is_duplicate(profile, event.message_id):
             labelled(metrics.EVENTS, "duplicate").inc()
             return
+        fired = await self._fire_due_before(key, profile, event)
         try:
             applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
             labelled(metrics.EVENTS, "unusable").inc()
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
+            if fired:
+                self._store(key, profile)  # the waits that fired are gone, whatever the event was
             return
         if here is None:
             metrics.PROFILES_CREATED.inc()
@@ -172,9 +175,30 @@ class ProfileProcessor:
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
+        if applied.changed or here is None or fired:
             self._store(key, profile)
         _count(applied.outcomes)
         labelled(metrics.EVENTS, "applied").inc()
+
+    async def _fire_due_before(self, key: bytes, profile: Profile, event: TrackedEvent) -> bool:
+        """Waits due by the event's own time fire before the event changes the profile, as the
+        timer would have fired them (firing.due_before_event); True when any was decided.
+        Sent as on_tick sends them: acknowledged before the table write that records them."""
+        now = self.clock.now()
+        cutoff = due_before_event(profile, event, now)
+        if cutoff is None:
+            return False
+        mode = self.consent_modes(profile.workspace_id)
+        result = fire_due(profile, self.campaigns, now, mode, until=cutoff)
+        for trigger in result.triggers:
+            await self.send("triggers", key, encode(trigger), True)
+            metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
+            log.info(
+                "trigger fired before a later event",
+                extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id},
+            )
+        _count(result.outcomes, profile.workspace_id)
+        return True
 
     async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
         """On record (acknowledged) before the profile write that marks the order counted."""

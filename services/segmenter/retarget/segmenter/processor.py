@@ -24,7 +24,7 @@ from retarget.common.metrics import labelled
 from retarget.common.schemas import ErasureRequested, TrackedEvent, decoder, encode
 from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import erasure, identity, metrics
-from retarget.segmenter.attribution import Conversion, Windows, attributed_event
+from retarget.segmenter.attribution import Conversion, Windows, attributed_event, campaign_label
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
@@ -204,10 +204,9 @@ class ProfileProcessor:
         """On record (acknowledged) before the profile write that marks the order counted."""
         event = attributed_event(profile, conversion, self.clock.now())
         await self.send("events", key, encode(event), True)
-        labelled(metrics.CONVERSIONS, profile.workspace_id, conversion.campaign).inc()
-        labelled(metrics.REVENUE, profile.workspace_id, conversion.campaign, conversion.currency).inc(
-            conversion.revenue
-        )
+        campaign = campaign_label(conversion.campaign, self.campaigns.by_name)
+        labelled(metrics.CONVERSIONS, profile.workspace_id, campaign).inc()
+        labelled(metrics.REVENUE, profile.workspace_id, campaign, conversion.currency).inc(conversion.revenue)
         log.info(
             "purchase attributed", extra={"campaign": conversion.campaign, "touch": conversion.touch.kind}
         )

@@ -44,7 +44,7 @@ CART_TRIGGER = trigger_id("ws", "abandoned_cart", "anon-1", "m-add")
 
 
 def at_due_boundary(profile: Profile, stamped: datetime, now: datetime) -> datetime | None:
-    return due_before_event(profile, order(stamped), now)
+    return due_before_event(profile, order(stamped), lambda: now)
 
 
 def test_the_cutoff_is_the_events_time_only_when_a_wait_is_due_by_then():

@@ -13,6 +13,7 @@ behaviour qualified, even if we may not email them, so other campaigns can count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,18 +37,23 @@ def next_due(profile: Profile) -> datetime | None:
     return min((p.due_at for p in profile.pending.values()), default=None)
 
 
-def due_before_event(profile: Profile, event: TrackedEvent, now: datetime) -> datetime | None:
+def due_before_event(profile: Profile, event: TrackedEvent, now: Callable[[], datetime]) -> datetime | None:
     """The cut-off for the waits an event must let fire before it changes the profile, or None.
 
     Decisions go by event time: a wait due at or before the event's own timestamp was over
     before the event happened, so it fires (re-checked against what the profile knew) whether
     the timer got there first or the event did — an idle worker, one behind a backlog and one
-    restarting decide alike. Never later than `now`: an event stamped in the future (a skewed
-    client clock) must not fire a wait early. O(pending waits of the profile).
+    restarting decide alike. Never later than `now()`: an event stamped in the future (a skewed
+    client clock) must not fire a wait early. On every event of the hot path, so one plain pass
+    over the profile's pending waits, and the clock is read only when one is due.
     """
-    cutoff = min(event.timestamp, now)
-    due = next_due(profile)
-    return cutoff if due is not None and due <= cutoff else None
+    at = event.timestamp
+    for pending in profile.pending.values():
+        if pending.due_at <= at:
+            cutoff = min(at, now())
+            due = next_due(profile)
+            return cutoff if due is not None and due <= cutoff else None
+    return None
 
 
 def fire_due(

@@ -159,7 +159,8 @@ class ProfileProcessor:
         if is_duplicate(profile, event.message_id):
             labelled(metrics.EVENTS, "duplicate").inc()
             return
-        fired = await self._fire_due_before(key, profile, event)
+        cutoff = due_before_event(profile, event, self.clock.now)
+        fired = cutoff is not None and await self._fire_due_before(key, profile, cutoff)
         try:
             applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
@@ -180,14 +181,11 @@ class ProfileProcessor:
         _count(applied.outcomes)
         labelled(metrics.EVENTS, "applied").inc()
 
-    async def _fire_due_before(self, key: bytes, profile: Profile, event: TrackedEvent) -> bool:
-        """Waits due by the event's own time fire before the event changes the profile, as the
-        timer would have fired them (firing.due_before_event); True when any was decided.
-        Sent as on_tick sends them: acknowledged before the table write that records them."""
+    async def _fire_due_before(self, key: bytes, profile: Profile, cutoff: datetime) -> bool:
+        """Waits due by an event's own time (`cutoff`, firing.due_before_event) fire before the
+        event changes the profile, as the timer would have fired them. Sent as on_tick sends
+        them: acknowledged before the table write that records them."""
         now = self.clock.now()
-        cutoff = due_before_event(profile, event, now)
-        if cutoff is None:
-            return False
         mode = self.consent_modes(profile.workspace_id)
         result = fire_due(profile, self.campaigns, now, mode, until=cutoff)
         for trigger in result.triggers:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
 from retarget.common.testing import FakeClock
-from retarget.segmenter.attribution import Windows
-from retarget.segmenter.campaigns import load_campaigns
+from retarget.segmenter.attribution import UNKNOWN_CAMPAIGN, Windows
+from retarget.segmenter.campaigns import CampaignSet, load_campaigns
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR, SegmenterSettings
+from retarget.segmenter.state import Profile
 from retarget.segmenter.testing import Harness, track
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -18,9 +20,17 @@ CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR)
 FIVE_DAYS = timedelta(days=5)
 
 
+def emailed(h: Harness, ws: str, profile_id: str = "anon-1") -> Harness:
+    """A profile every sample campaign fired for a day before T0: touches must name one of those."""
+    fired = {c.name: T0 - timedelta(days=1) for c in CAMPAIGNS}
+    profile = Profile(workspace_id=ws, profile_id=profile_id, last_fired=fired)
+    h.profiles[f"{ws}:{profile_id}".encode()] = msgspec.json.encode(profile)
+    return h
+
+
 @pytest.fixture
-def h() -> Harness:
-    return Harness(CAMPAIGNS, clock=FakeClock(T0))
+def h(workspace_id: str) -> Harness:
+    return emailed(Harness(CAMPAIGNS, clock=FakeClock(T0)), workspace_id)
 
 
 def opened(at: datetime, mid: str, campaign: str = "abandoned_cart", ws: str = "ws", **extra):
@@ -139,6 +149,7 @@ async def test_the_windows_are_configurable_per_touch_kind(workspace_id: str):
     h = Harness(
         CAMPAIGNS, clock=FakeClock(T0), windows=Windows(open=timedelta(days=1), click=timedelta(days=7))
     )
+    emailed(h, workspace_id)
     await h.send(opened(T0, "o1", campaign="post_purchase", ws=workspace_id))
     await h.send(order(T0 + timedelta(days=2), "buy", ws=workspace_id))  # the open's 1 day is over
     assert counted("retarget_segmenter_conversions_total", workspace_id, "post_purchase") == 0
@@ -174,3 +185,35 @@ async def test_touches_on_an_anonymous_profile_survive_the_merge_into_the_known_
         )
     )
     assert counted("retarget_segmenter_conversions_total", workspace_id, "abandoned_cart") == 1
+
+
+def campaign_labels(ws: str) -> set[str]:
+    """Every campaign label the conversion and revenue counters hold for the workspace."""
+    return {
+        sample.labels["campaign"]
+        for metric in REGISTRY.collect()
+        if metric.name in ("retarget_segmenter_conversions", "retarget_segmenter_revenue")
+        for sample in metric.samples
+        if sample.labels.get("workspace") == ws
+    }
+
+
+async def test_a_touch_for_a_campaign_that_never_emailed_the_profile_is_not_credited(workspace_id: str):
+    h = Harness(CAMPAIGNS, clock=FakeClock(T0))  # nothing ever fired for this visitor
+    await h.send(clicked(T0, "c1", ws=workspace_id))  # posted by a client, not by our email
+    await h.send(clicked(T0, "c2", campaign="made_up_" + "x" * 40, ws=workspace_id))
+    await h.send(order(T0 + timedelta(hours=1), "buy", ws=workspace_id))
+    profile = h.profile(workspace_id, "anon-1")
+    assert profile is not None and profile.touches == []
+    assert h.published == [] and campaign_labels(workspace_id) == set()
+
+
+async def test_client_campaign_names_never_become_metric_labels(h: Harness, workspace_id: str):
+    """A campaign that emailed the profile but is no longer loaded is counted as `_unknown`."""
+    h.processor.campaigns = CampaignSet.of(c for c in CAMPAIGNS if c.name != "browse_abandonment")
+    await h.send(clicked(T0, "c1", campaign="browse_abandonment", ws=workspace_id))
+    await h.send(order(T0 + timedelta(hours=1), "buy", ws=workspace_id))
+    assert campaign_labels(workspace_id) == {UNKNOWN_CAMPAIGN}
+    assert counted("retarget_segmenter_conversions_total", workspace_id, UNKNOWN_CAMPAIGN) == 1
+    (record,) = h.published  # the record names the campaign the touch really was for
+    assert record.properties["campaign"] == "browse_abandonment"

@@ -93,6 +93,21 @@ def test_a_late_exit_from_before_the_entry_does_not_cancel_it():
     assert "abandoned_cart" in p.pending
 
 
+def test_an_exit_stamped_the_same_instant_as_the_entry_cancels_it():
+    """Ties go to the exit (README): a cart add and its order stamped together are one purchase."""
+    p = known_profile()
+    rules.apply_event(p, add_to_cart(T0), CAMPAIGNS)
+    rules.apply_event(p, track("Order Completed", T0, mid="m-order"), CAMPAIGNS)
+    assert "abandoned_cart" not in p.pending
+
+
+def test_an_entry_stamped_the_same_instant_as_the_exit_is_ignored_in_either_order():
+    p = known_profile()
+    rules.apply_event(p, track("Order Completed", T0, mid="m-order"), CAMPAIGNS)
+    rules.apply_event(p, add_to_cart(T0), CAMPAIGNS)
+    assert "abandoned_cart" not in p.pending
+
+
 def test_new_cart_add_restarts_the_wait_and_adds_up_quantities():
     p = known_profile()
     rules.apply_event(p, add_to_cart(), CAMPAIGNS)

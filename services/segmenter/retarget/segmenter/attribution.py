@@ -11,6 +11,13 @@ the latest such touch — last touch wins, a click beating an open at the same i
 window is inclusive: exactly 5 days after still counts. An order counts once: its
 `order_id` (else the event's messageId) is remembered on the profile, so a replayed or
 re-sent order adds nothing. Revenue is `revenue`, else `total`, in the order's currency.
+
+The touch events come from public input (anyone holding a write key can post an
+"Email Opened"), so their `campaign` is trusted only as far as the data can check it: a
+touch counts only for a campaign that fired for this profile (`last_fired`, which merges
+carry along), and a campaign becomes a metric label only while it is loaded
+(`campaign_label`); otherwise the label is `_unknown`, which no campaign name can be. So
+the labels stay bounded by the campaign files, whatever clients send.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +38,7 @@ ATTRIBUTED_EVENT = "Order Attributed"
 MAX_TOUCHES = 20
 MAX_ORDERS = 50
 UNKNOWN_CURRENCY = "unknown"
+UNKNOWN_CAMPAIGN = "_unknown"  # campaign names are [a-z][a-z0-9_]*: never a real one
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -61,6 +70,8 @@ def record_touch(profile: Profile, event: TrackedEvent) -> bool:
         return False
     if props.get("machine_open") is True or props.get("machine_click") is True:
         return False
+    if campaign not in profile.last_fired:
+        return False  # this campaign never emailed this profile: a forged or misrouted touch
     message_id = props.get("message_id")
     touch = Touch(
         campaign=campaign,
@@ -96,6 +107,11 @@ def attribute_order(profile: Profile, event: TrackedEvent, windows: Windows) -> 
         touch=touch,
         at=at,
     )
+
+
+def campaign_label(campaign: str, loaded: Container[str]) -> str:
+    """The campaign as a Prometheus label: only loaded campaigns, so labels stay bounded."""
+    return campaign if campaign in loaded else UNKNOWN_CAMPAIGN
 
 
 def attributed_event(profile: Profile, conversion: Conversion, now: datetime) -> TrackedEvent:

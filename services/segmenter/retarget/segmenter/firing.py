@@ -1,6 +1,9 @@
 """Turning a profile's due waits into triggers, re-checking each campaign's conditions at fire time.
 
-Pure: the wall-clock `now` and the workspace's consent mode are passed in. An opt-in
+Pure: the wall-clock `now` and the workspace's consent mode are passed in. Two callers: the
+timer (everything due by `now`) and an event about to change the profile (everything due by
+the event's own timestamp, `due_before_event`), so a wait that was over before the event
+happened fires first whichever of the two gets there first. An opt-in
 workspace fires only for profiles with recorded consent (the sender checks again at send
 time); an objection, or an unsubscribe from the campaign, never fires. A due wait is
 removed whether it fires or not;
@@ -10,6 +13,7 @@ behaviour qualified, even if we may not email them, so other campaigns can count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,13 +37,39 @@ def next_due(profile: Profile) -> datetime | None:
     return min((p.due_at for p in profile.pending.values()), default=None)
 
 
+def due_before_event(profile: Profile, event: TrackedEvent, now: Callable[[], datetime]) -> datetime | None:
+    """The cut-off for the waits an event must let fire before it changes the profile, or None.
+
+    Decisions go by event time: a wait due at or before the event's own timestamp was over
+    before the event happened, so it fires (re-checked against what the profile knew) whether
+    the timer got there first or the event did — an idle worker, one behind a backlog and one
+    restarting decide alike. Never later than `now()`: an event stamped in the future (a skewed
+    client clock) must not fire a wait early. On every event of the hot path, so one plain pass
+    over the profile's pending waits, and the clock is read only when one is due.
+    """
+    at = event.timestamp
+    for pending in profile.pending.values():
+        if pending.due_at <= at:
+            cutoff = min(at, now())
+            due = next_due(profile)
+            return cutoff if due is not None and due <= cutoff else None
+    return None
+
+
 def fire_due(
-    profile: Profile, campaigns: CampaignSet, now: datetime, consent_mode: ConsentMode = "opt_out"
+    profile: Profile,
+    campaigns: CampaignSet,
+    now: datetime,
+    consent_mode: ConsentMode = "opt_out",
+    *,
+    until: datetime | None = None,
 ) -> Fired:
-    """Triggers for every pending campaign due at `now`; due entries are removed either way."""
+    """Triggers for every pending campaign due at or before `until` (default `now`, the timer's
+    case); due entries are removed either way. `now` is only the firing's wall-clock time."""
     result = Fired()
+    cutoff = now if until is None else until
     for _ in range(4):  # an emitted event may make another campaign due at once (bounded)
-        due = sorted((p for p in profile.pending.values() if p.due_at <= now), key=lambda p: p.due_at)
+        due = sorted((p for p in profile.pending.values() if p.due_at <= cutoff), key=lambda p: p.due_at)
         if not due:
             break
         for pending in due:

@@ -24,9 +24,9 @@ from retarget.common.metrics import labelled
 from retarget.common.schemas import ErasureRequested, TrackedEvent, decoder, encode
 from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import erasure, identity, metrics
-from retarget.segmenter.attribution import Conversion, Windows, attributed_event
+from retarget.segmenter.attribution import Conversion, Windows, attributed_event, campaign_label
 from retarget.segmenter.campaigns import CampaignSet
-from retarget.segmenter.firing import fire_due, next_due
+from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.merging import merge_into
 from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
@@ -159,11 +159,15 @@ class ProfileProcessor:
         if is_duplicate(profile, event.message_id):
             labelled(metrics.EVENTS, "duplicate").inc()
             return
+        cutoff = due_before_event(profile, event, self.clock.now)
+        fired = cutoff is not None and await self._fire_due_before(key, profile, cutoff)
         try:
             applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
             labelled(metrics.EVENTS, "unusable").inc()
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
+            if fired:
+                self._store(key, profile)  # the waits that fired are gone, whatever the event was
             return
         if here is None:
             metrics.PROFILES_CREATED.inc()
@@ -172,18 +176,35 @@ class ProfileProcessor:
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
+        if applied.changed or here is None or fired:
             self._store(key, profile)
         _count(applied.outcomes)
         labelled(metrics.EVENTS, "applied").inc()
+
+    async def _fire_due_before(self, key: bytes, profile: Profile, cutoff: datetime) -> bool:
+        """Waits due by an event's own time (`cutoff`, firing.due_before_event) fire before the
+        event changes the profile, as the timer would have fired them. Sent as on_tick sends
+        them: acknowledged before the table write that records them."""
+        now = self.clock.now()
+        mode = self.consent_modes(profile.workspace_id)
+        result = fire_due(profile, self.campaigns, now, mode, until=cutoff)
+        for trigger in result.triggers:
+            await self.send("triggers", key, encode(trigger), True)
+            metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
+            log.info(
+                "trigger fired before a later event",
+                extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id},
+            )
+        _count(result.outcomes, profile.workspace_id)
+        return True
 
     async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
         """On record (acknowledged) before the profile write that marks the order counted."""
         event = attributed_event(profile, conversion, self.clock.now())
         await self.send("events", key, encode(event), True)
-        labelled(metrics.CONVERSIONS, profile.workspace_id, conversion.campaign).inc()
-        labelled(metrics.REVENUE, profile.workspace_id, conversion.campaign, conversion.currency).inc(
-            conversion.revenue
-        )
+        campaign = campaign_label(conversion.campaign, self.campaigns.by_name)
+        labelled(metrics.CONVERSIONS, profile.workspace_id, campaign).inc()
+        labelled(metrics.REVENUE, profile.workspace_id, campaign, conversion.currency).inc(conversion.revenue)
         log.info(
             "purchase attributed", extra={"campaign": conversion.campaign, "touch": conversion.touch.kind}
         )

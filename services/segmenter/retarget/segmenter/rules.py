@@ -2,7 +2,9 @@
 
 `apply_event` updates traits, consent, cart and viewed products, then lets the event exit
 or enter campaigns. Every time compared is the event's own timestamp, so a late or
-replayed event can't cancel a newer wait or restart an older one. Firing is in firing.py.
+replayed event can't cancel a newer wait or restart an older one. Firing is in firing.py;
+the caller fires the waits due by the event's timestamp before applying it
+(`firing.due_before_event`), so an exit or entry here never undoes a wait that was over.
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ def _exit(profile: Profile, campaign: Campaign, event: TrackedEvent, result: App
     if last is None or event.timestamp > last:
         profile.last_exit[campaign.name] = event.timestamp
     pending = profile.pending.get(campaign.name)
+    # ties go to the exit: a cart add and the order stamped the same instant are one purchase.
+    # A wait due by this exit's time never gets here: it fired first (processor, firing.py)
     if pending is not None and pending.entry_at <= event.timestamp:
         del profile.pending[campaign.name]
         result.outcomes.append(Outcome("cancelled", campaign.name, f"exit: {event.event}"))

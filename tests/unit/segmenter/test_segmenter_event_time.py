@@ -1,0 +1,137 @@
+"""Decisions by event time at the due boundary: a wait due at or before an event's own
+timestamp fires before that event changes the profile, whether the timer or the event got
+there first (the real processor over the shared fakes, with the clock passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from retarget.common.identity import trigger_id
+from retarget.common.testing import FakeClock
+from retarget.segmenter.campaigns import load_campaigns
+from retarget.segmenter.firing import due_before_event, fire_due
+from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
+from retarget.segmenter.state import Pending, Profile
+from retarget.segmenter.testing import Harness, identify, track
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR)
+WAIT = timedelta(hours=4)  # abandoned_cart
+DUE = T0 + WAIT
+MS = timedelta(milliseconds=1)
+
+
+def add(at: datetime, mid: str, product: str = "p1", **props: object):
+    return track("Product Added", at, mid=mid, product_id=product, name="Boots", price=80, **props)
+
+
+def order(at: datetime, mid: str = "m-order"):
+    return track("Order Completed", at, mid=mid, order_id="o-1", revenue=80)
+
+
+@pytest.fixture
+async def h() -> Harness:
+    """A known visitor with a cart add at T0: abandoned_cart is due at T0 + 4h."""
+    harness = Harness(CAMPAIGNS, clock=FakeClock(T0))
+    await harness.send(identify(T0 - timedelta(minutes=1), mid="m-id", email="ann@example.com"))
+    await harness.send(add(T0, "m-add"))
+    return harness
+
+
+CART_TRIGGER = trigger_id("ws", "abandoned_cart", "anon-1", "m-add")
+
+
+def at_due_boundary(profile: Profile, stamped: datetime, now: datetime) -> datetime | None:
+    return due_before_event(profile, order(stamped), lambda: now)
+
+
+def test_the_cutoff_is_the_events_time_only_when_a_wait_is_due_by_then():
+    p = Profile(workspace_id="ws", profile_id="v")
+    p.pending["abandoned_cart"] = Pending(
+        campaign="abandoned_cart", due_at=DUE, entry_message_id="m", entry_at=T0, started_at=T0
+    )
+    later = DUE + timedelta(hours=1)
+    assert at_due_boundary(p, DUE - MS, later) is None  # just before: the event comes first
+    assert at_due_boundary(p, DUE, later) == DUE  # at: the wait is over, it fires first
+    assert at_due_boundary(p, DUE + MS, later) == DUE + MS
+    # a future-stamped event (a skewed client clock) never fires a wait before its wall-clock time
+    assert at_due_boundary(p, DUE + timedelta(hours=2), DUE - MS) is None
+    assert at_due_boundary(Profile(workspace_id="ws", profile_id="w"), later, later) is None
+
+
+def test_an_event_fires_only_the_waits_due_by_its_own_time_not_by_the_wall_clock():
+    p = Profile(workspace_id="ws", profile_id="v", email="ann@example.com")
+    for name, due in (("browse_abandonment", DUE - MS), ("trial_not_converted", DUE + MS)):
+        p.pending[name] = Pending(
+            campaign=name, due_at=due, entry_message_id=name, entry_at=T0, started_at=T0
+        )
+    now = DUE + timedelta(hours=1)  # both are due by the wall clock
+    fired = fire_due(p, CAMPAIGNS, now, until=DUE)
+    assert [t.campaign for t in fired.triggers] == ["browse_abandonment"]
+    assert list(p.pending) == ["trial_not_converted"]  # after the event: the event may still change it
+
+
+async def test_an_order_stamped_just_after_due_lets_the_reminder_fire_first(h: Harness):
+    h.clock.advance(hours=4, milliseconds=20)  # the timer's next pass has not come yet
+    await h.send(order(DUE + 5 * MS))
+    assert [t.trigger_id for t in h.triggers] == [CART_TRIGGER]
+    (trigger,) = h.triggers
+    assert [line.product_id for line in trigger.cart] == ["p1"]  # the cart as it was at due time
+    assert await h.run_timer() == []  # fired once, not again
+
+
+async def test_an_order_stamped_at_the_due_time_lets_the_reminder_fire_first(h: Harness):
+    h.clock.advance(hours=4, milliseconds=20)
+    await h.send(order(DUE))
+    assert [t.trigger_id for t in h.triggers] == [CART_TRIGGER]
+
+
+async def test_an_order_stamped_just_before_due_cancels_even_when_handled_after_it(h: Harness):
+    h.clock.advance(hours=5)  # behind a backlog: handled an hour after the due time
+    await h.send(order(DUE - MS))
+    assert h.triggers == []
+    assert await h.run_timer() == []
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and "abandoned_cart" not in profile.pending
+
+
+async def test_a_cart_add_stamped_after_due_fires_the_old_wait_before_it_restarts(h: Harness):
+    h.clock.advance(hours=4, milliseconds=50)
+    await h.send(add(DUE + 10 * MS, "m-add-2", product="p2"))
+    (trigger,) = h.triggers
+    assert trigger.trigger_id == CART_TRIGGER  # the first entry's wait, not pushed out
+    assert [line.product_id for line in trigger.cart] == ["p1"]  # p2 came after the due moment
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and "p2" in profile.cart
+    assert "abandoned_cart" not in profile.pending  # the 16 h cooldown, as after a timer firing
+
+
+async def test_a_cart_add_stamped_before_due_but_handled_after_it_still_restarts_the_wait(h: Harness):
+    h.clock.advance(hours=4, minutes=1)
+    await h.send(add(DUE - MS, "m-add-2", product="p2"))
+    assert h.triggers == []
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None
+    assert profile.pending["abandoned_cart"].due_at == DUE - MS + WAIT
+
+
+async def test_a_future_stamped_event_does_not_fire_a_wait_early(h: Harness):
+    h.clock.advance(hours=1)  # the wall clock is 3 h before the due time
+    await h.send(order(DUE + timedelta(hours=1)))  # a client clock 4 h fast
+    assert h.triggers == []
+
+
+async def test_an_unusable_event_after_due_still_records_the_fired_wait(h: Harness):
+    h.clock.advance(hours=4, seconds=1)
+    await h.send(track("Product Added", DUE + MS, mid="m-bad", price="not a number"))
+    assert [t.trigger_id for t in h.triggers] == [CART_TRIGGER]
+    assert await h.run_timer() == []  # the fired wait was stored as gone: no second trigger
+
+
+async def test_an_event_that_changes_nothing_else_still_records_the_fired_wait(h: Harness):
+    h.clock.advance(hours=4, seconds=1)
+    await h.send(track("Page Scrolled", DUE + MS, mid="m-scroll"))
+    assert [t.trigger_id for t in h.triggers] == [CART_TRIGGER]
+    assert await h.run_timer() == []

@@ -294,6 +294,26 @@ def test_a_long_content_type_or_too_many_boundaries_are_refused_unread():
         read_mail(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
 
 
+@pytest.mark.parametrize("newline", [b"\r", b"\n"])
+def test_the_limits_hold_when_lines_end_in_a_bare_cr_or_lf(newline: bytes):
+    """The parser also ends a line at a bare CR (or LF); SMTP only at CRLF, so such a mail has
+    few SMTP lines, each within 1000 bytes. The structure check must count the parser's lines."""
+
+    def lines(units: list[bytes]) -> bytes:  # a CRLF every 10th line, so no SMTP line is long
+        return b"".join(unit + (b"\r\n" if n % 10 == 9 else newline) for n, unit in enumerate(units))
+
+    deep = [b"Subject: x"] + [b"Content-Type: multipart/mixed; boundary=b", b"", b"--b"] * 200
+    with pytest.raises(MailTooComplex, match="MIME parts or levels"):
+        mail_reading.check_structure(lines(deep))
+    digest = [b"X: y", b"Content-Type: multipart/digest; boundary=b", b""]
+    digest += [b"--b", b""] * (mail_reading.MAX_BOUNDARY_LINES + 1)
+    with pytest.raises(MailTooComplex, match="boundaries"):
+        mail_reading.check_structure(lines(digest))
+    folded = [b"X: y", b"Content-Type: multipart/mixed; boundary=b"] + [b'\t; x=""' * 100] * 9
+    with pytest.raises(MailTooComplex, match="Content-Type header longer"):
+        mail_reading.check_structure(lines(folded) + b"\r\n")
+
+
 def test_a_recursion_error_below_the_limit_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(mail_reading, "MAX_MIME_ENTITIES", 10**6)  # only the parser's own limit is left
     monkeypatch.setattr(mail_reading, "MAX_BOUNDARY_LINES", 10**6)

@@ -176,6 +176,20 @@ async def test_only_a_secret_key_with_the_privacy_scope_is_let_in(
     assert ingest.publisher.sent == [] and ingest.records.exported == [] and ingest.records.erased == []
 
 
+@pytest.mark.parametrize("body", [b"{nope", b'{"email": 5}', b"{}", b'["ann@example.com"]'])
+async def test_a_request_without_a_valid_secret_key_is_401_before_its_body_is_judged(
+    ingest: Harness, body: bytes
+):
+    """Who is asking comes first: without a key the answer is 401, whatever the body holds."""
+    for headers in ({}, {"Authorization": "Bearer rt_sk_unknown"}):
+        response = await ingest.client.post("/v1/privacy/export", content=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), response.text
+    write_key = await ingest.client.post("/v1/privacy/export", content=body, headers=basic(WRITE_KEY))
+    assert write_key.status_code == 403, write_key.text
+    judged = await ingest.client.post("/v1/privacy/export", content=body, headers=AUTH)
+    assert judged.status_code == 400, judged.text  # with the key, the body's problem is named
+
+
 async def test_a_write_key_is_told_it_is_public_and_a_secret_key_works_as_basic_too(ingest: Harness):
     refused = await ingest.client.post("/v1/privacy/export", json={"userId": "u"}, headers=basic(WRITE_KEY))
     assert "write key" in refused.json()["message"] and "public" in refused.json()["message"]

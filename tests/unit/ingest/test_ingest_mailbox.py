@@ -22,6 +22,7 @@ from retarget.ingest.links import NotOurLink
 from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
 from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, MailTooComplex, read_mail, token_from
 from retarget.ingest.mailbox import (
+    BAD_MAC_BUDGET,
     BUSY,
     NO_SUCH_BOUNCE_ADDRESS,
     NO_TOKEN,
@@ -181,6 +182,40 @@ async def test_a_bounce_address_with_a_wrong_mac_is_refused_at_rcpt():
     assert await mailbox.handle_RCPT(None, None, envelope, verp().upper(), []) == "250 OK"
     assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
     assert envelope.rcpt_tos == [verp().upper(), "unsubscribe@shop.example"]
+
+
+async def test_guessing_a_bounce_address_mac_is_throttled_not_an_open_oracle():
+    """Each RCPT answered 550 or 250 tells whether a guessed MAC is right, and a session may send
+    RCPTs without end: 40 bits fall to ~10^12 RCPT lines, no mail needed. Past a budget of wrong
+    MACs every bounce address gets a 451 unverified (a real bounce is retried), so a guess
+    learns nothing; the budget refills slowly."""
+    now = [0.0]
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)),
+        FakeReports({MID}),
+        SECRET,
+        pool=MailPool(2, 10.0),
+        feedback_address="fbl@shop.example",
+        bad_macs_per_s=0.5,
+        bad_mac_burst=5,
+        monotonic=lambda: now[0],
+    )
+    envelope = envelope_of(b"")
+    for n in range(5):
+        guess = f"bounces+{MID}.{n:010x}@shop.example"
+        assert await mailbox.handle_RCPT(None, None, envelope, guess, []) == NO_SUCH_BOUNCE_ADDRESS
+    for guess in (f"bounces+{MID}.{99:010x}@shop.example", verp()):  # even the right one: no oracle
+        answer = await mailbox.handle_RCPT(None, None, envelope, guess, [])
+        assert answer == BAD_MAC_BUDGET and answer.startswith("451")
+    assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
+    now[0] = 2.0  # one token back
+    assert await mailbox.handle_RCPT(None, None, envelope, verp(), []) == "250 OK"
+    assert envelope.rcpt_tos == ["unsubscribe@shop.example", verp()]
+    # a complaint's envelope sender is a guess too
+    raw = feedback_report(MID, return_path=f"bounces+{MID}.{7:010x}@shop.example")
+    arf = envelope_of(raw, "fbl@shop.example")
+    assert (await mailbox.handle_DATA(None, None, arf)).startswith("550")
+    assert await mailbox.handle_DATA(None, None, arf) == BAD_MAC_BUDGET
 
 
 async def test_a_complaint_to_the_feedback_address_counts_when_its_envelope_sender_is_our_verp():

@@ -190,6 +190,14 @@ async def test_a_request_without_a_valid_secret_key_is_401_before_its_body_is_ju
     assert judged.status_code == 400, judged.text  # with the key, the body's problem is named
 
 
+@pytest.mark.parametrize("header", [f"Bearer {KEY}", f"bearer  {KEY}", f"BEARER {KEY} "])
+async def test_the_bearer_scheme_is_case_blind_and_the_key_trimmed(ingest: Harness, header: str):
+    response = await ingest.client.post(
+        "/v1/privacy/export", json={"userId": "u"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_a_write_key_is_told_it_is_public_and_a_secret_key_works_as_basic_too(ingest: Harness):
     refused = await ingest.client.post("/v1/privacy/export", json={"userId": "u"}, headers=basic(WRITE_KEY))
     assert "write key" in refused.json()["message"] and "public" in refused.json()["message"]

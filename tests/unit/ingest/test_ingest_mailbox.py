@@ -35,6 +35,7 @@ from retarget.ingest.mailbox import (
     TRY_LATER,
     UnsubscribeMailbox,
 )
+from retarget.ingest.mailbox_server import CappedSMTP, SessionCap
 
 TOKEN = "eyJraW5kIjoidW5zdWJzY3JpYmUifQ.q1w2-e3_r4"
 
@@ -405,3 +406,33 @@ async def test_a_read_past_its_budget_is_a_451_and_holds_its_slot_until_it_ends(
     else:
         pytest.fail("the slot never came back")
     pool.close()
+
+
+async def test_sessions_beyond_the_cap_get_a_421_and_are_closed():
+    """Each session in DATA holds up to MAILBOX_MAX_BYTES (400 held ~110 MB): without a cap, a
+    few thousand connections that never end their DATA exhaust the process's memory."""
+    sessions = SessionCap(2)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: CappedSMTP(SimpleNamespace(), sessions=sessions, hostname="mx.test"), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        greetings = [await reader.readline() for reader, _ in opened]
+        assert [g[:4] for g in greetings] == [b"220 ", b"220 ", b"421 "], greetings
+        assert await opened[2][0].read() == b""  # and closed
+        before = refusals("too_many_sessions")
+        opened[0][1].close()
+        await opened[0][1].wait_closed()
+        for _ in range(100):  # the server sees the close
+            if sessions.open_sessions < 2:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"220 ")  # a freed place is taken again
+        assert refusals("too_many_sessions") == before
+        for _, w in (*opened[1:], (reader, writer)):
+            w.close()
+    finally:
+        server.close()
+        await server.wait_closed()

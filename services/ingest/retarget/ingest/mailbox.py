@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from retarget.common.bounces import Report
+from retarget.common.faults import crash_point
 from retarget.ingest import metrics
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.feedback import LinkFeedback
@@ -149,6 +150,7 @@ class UnsubscribeMailbox:
         except Unavailable:
             metrics.count_tracking("report_mail", "unavailable")
             return REPORT_LATER  # the reporting server keeps it and tries again
+        crash_point("ingest.mailbox.after_report_write")
         if done is None:
             metrics.count_tracking("report_mail", f"{kind}_unknown_message")
             return REPORT_NOTED

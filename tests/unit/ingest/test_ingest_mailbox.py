@@ -33,6 +33,7 @@ from retarget.ingest.mailbox import (
     REPORT_NOTED,
     TOO_SLOW,
     TRY_LATER,
+    UNREADABLE,
     UnsubscribeMailbox,
 )
 from retarget.ingest.mailbox_server import CappedSMTP, SessionCap
@@ -180,6 +181,7 @@ async def test_a_bounce_address_with_a_wrong_mac_is_refused_at_rcpt():
     forged = verp().replace(verp().split(".")[-2].split("@")[0], "0123456789")
     envelope = envelope_of(b"")
     assert await mailbox.handle_RCPT(None, None, envelope, forged, []) == NO_SUCH_BOUNCE_ADDRESS
+    assert await mailbox.handle_RCPT(None, None, envelope, forged.upper(), []) == NO_SUCH_BOUNCE_ADDRESS
     assert await mailbox.handle_RCPT(None, None, envelope, verp().upper(), []) == "250 OK"
     assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
     assert envelope.rcpt_tos == [verp().upper(), "unsubscribe@shop.example"]
@@ -436,3 +438,13 @@ async def test_sessions_beyond_the_cap_get_a_421_and_are_closed():
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_parser_bug_is_a_clean_554_not_the_exception_text(monkeypatch: pytest.MonkeyPatch):
+    def broken(raw: bytes) -> Any:
+        raise ValueError("a bug, quoting bob@example.com")
+
+    monkeypatch.setattr(mailbox_module, "read_mail", broken)
+    links = Links(SimpleNamespace(new=True))
+    answer = await mailbox_for(links).handle_DATA(None, None, envelope_of(mail("x"), "u@shop.example"))
+    assert answer == UNREADABLE and answer.startswith("554") and links.calls == []

@@ -448,3 +448,13 @@ async def test_a_parser_bug_is_a_clean_554_not_the_exception_text(monkeypatch: p
     links = Links(SimpleNamespace(new=True))
     answer = await mailbox_for(links).handle_DATA(None, None, envelope_of(mail("x"), "u@shop.example"))
     assert answer == UNREADABLE and answer.startswith("554") and links.calls == []
+
+
+async def test_without_a_link_secret_no_bounce_address_verifies():
+    """Not even one whose MAC was made with an empty key: anyone could make that one."""
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)), FakeReports({MID}), None, pool=MailPool(2, 10.0)
+    )
+    made_up = bounce_address(MID, "shop.example", b"")
+    assert made_up is not None
+    assert await mailbox.handle_RCPT(None, None, envelope_of(b""), made_up, []) == NO_SUCH_BOUNCE_ADDRESS

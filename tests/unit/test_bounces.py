@@ -60,6 +60,7 @@ def test_a_feedback_loop_report_is_a_complaint_naming_the_original():
         b"From: a@example.com\r\nSubject: unsubscribe me\r\n\r\nplease",
         b"Content-Type: text/plain\r\nSubject: Delivery failure\r\n\r\n550 user unknown",  # not RFC 3464
         delivery_status_report(MID, to="b@shop.example", action="delivered", status="2.0.0"),
+        feedback_report(MID).replace(b"Feedback-Type: abuse\r\n", b""),  # RFC 5965 requires it
     ],
 )
 def test_anything_else_is_no_report(raw: bytes):

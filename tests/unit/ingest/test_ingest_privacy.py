@@ -158,6 +158,7 @@ async def test_not_json_and_too_large_are_client_errors(ingest: Harness):
         ({}, None, 401, "unauthorized"),
         (AUTH | {"Authorization": "Bearer rt_sk_unknown"}, None, 401, "unauthorized"),
         ({}, KEY, 401, "unauthorized"),  # a secret key in the body (it would end up in logs)
+        ({"Authorization": "Basic !!!not-base64"}, None, 401, "unauthorized"),
         (basic(WRITE_KEY), None, 403, "secret_key_required"),  # the public key, even a valid one
         ({}, WRITE_KEY, 403, "secret_key_required"),
         ({"Authorization": "Bearer something-else"}, None, 403, "secret_key_required"),

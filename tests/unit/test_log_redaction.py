@@ -78,3 +78,16 @@ def test_quoted_local_parts_address_literals_and_overlong_local_parts_are_redact
         line = formatted(f"550 5.1.1 <{address}>: Recipient address rejected")
         assert "<email:" in line and "example.com" not in line and "192.0.2" not in line, line
         assert "ann" not in line and "aaaa" not in line and "db8" not in line, line
+
+
+def test_addresses_in_field_names_and_secret_fields_never_appear():
+    line = formatted(
+        "sent",
+        by_recipient={"ann@example.com": 1},
+        authorization="Bearer rt_sk_abcdef",
+        secret_key="rt_sk_ghijkl",
+        write_key="wk_mnopqr",
+    )
+    assert "ann@example.com" not in line and "<email:" in line
+    assert "abcdef" not in line and "ghijkl" not in line and "wk_mnopqr" not in line
+    assert "rt_sk_XYZ" not in formatted("refused: Authorization: Bearer rt_sk_XYZ")

@@ -8,6 +8,7 @@ recipient, included — and the line stays valid JSON (redacting the serialized 
 eat the letter of an escape such as \\n and break it). Internationalized addresses (RFC 6531:
 any non-ASCII character in the local part or the domain) are addresses too, and so are quoted
 local parts ("ann smith"@…), address literals (ann@[192.0.2.1]) and overlong local parts.
+Secret keys (`rt_sk_…`) are cut to their prefix wherever they appear.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _EMAIL = re.compile(rf"{_LOCAL_CHARS}{{1,64}}@{_DOMAIN}")
 _QUOTED_EMAIL = re.compile(rf"\"(?:[^\"\\\r\n]|\\.){{1,64}}\"@{_DOMAIN}")  # "ann smith"@example.com
 _LOCAL_CHAR = re.compile(_LOCAL_CHARS)
 _MAX_ADDRESS = 254  # RFC 5321: how far back an overlong local part is redacted
-_SECRET_FIELDS = {"password", "secret", "link_secret", "write_key", "authorization", "token"}
+_SECRET_FIELDS = {"password", "secret", "link_secret", "write_key", "secret_key", "authorization", "token"}
+_SECRET_KEY = re.compile(r"rt_sk_[A-Za-z0-9_\-]+")  # a secret key (retarget.common.secret_keys) anywhere
 # color_message: uvicorn's copy of the message with ANSI colours, noise in a JSON log
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -48,6 +50,8 @@ def email_hash(email: str) -> str:
 
 
 def redact(text: str) -> str:
+    if "rt_sk_" in text:
+        text = _SECRET_KEY.sub("rt_sk_<redacted>", text)
     if "@" not in text:  # most strings: no scan at all
         return text
     text = _sub(_EMAIL, text, extend=True)

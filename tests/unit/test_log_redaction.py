@@ -87,7 +87,9 @@ def test_addresses_in_field_names_and_secret_fields_never_appear():
         authorization="Bearer rt_sk_abcdef",
         secret_key="rt_sk_ghijkl",
         write_key="wk_mnopqr",
+        recipients=["bob@example.com", ("carol@example.com",)],
     )
     assert "ann@example.com" not in line and "<email:" in line
+    assert "bob@" not in line and "carol@" not in line
     assert "abcdef" not in line and "ghijkl" not in line and "wk_mnopqr" not in line
     assert "rt_sk_XYZ" not in formatted("refused: Authorization: Bearer rt_sk_XYZ")

@@ -467,3 +467,14 @@ def test_only_the_start_of_a_subject_is_decoded():
     late = f"Subject: {padding}unsubscribe {TOKEN}\r\n\r\nx\r\n".encode()
     assert read_mail(late).token is None
     assert read_mail(f"Subject: unsubscribe {TOKEN} {padding}\r\n\r\nx\r\n".encode()).token == TOKEN
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        f"=?utf-8?b?A?= unsubscribe {TOKEN}",  # a malformed encoded word: the text as it came
+        f"=?x-unknown-charset?q?abc?= unsubscribe {TOKEN}",  # a charset Python doesn't know
+    ],
+)
+def test_a_malformed_encoded_word_or_unknown_charset_still_finds_the_token(subject: str):
+    assert read_mail(f"Subject: {subject}\r\n\r\nx\r\n".encode()).token == TOKEN

@@ -58,3 +58,17 @@ def test_a_trailing_line_break_is_refused(address: str):
 def test_clean_makes_one_line_of_any_control_character(control: str):
     """C1 too: NEL (U+0085) ends a line for some parsers, CSI (U+009B) drives terminals."""
     assert clean(f"Ann{control}Smith") == "Ann Smith"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a" * 65 + "@example.com",  # RFC 5321: a local part is at most 64 octets
+        "a@" + ".".join(["b" * 60] * 5) + ".com",  # a path is at most 254
+        "ann@example.c0m",  # a top-level domain is letters (or an xn-- label)
+        "ann@example.1",
+    ],
+)
+def test_what_rfc_5321_or_dns_would_not_take_is_refused(address: str):
+    with pytest.raises(BadAddress):
+        parse_address(address)

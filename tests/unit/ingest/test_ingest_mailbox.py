@@ -478,3 +478,18 @@ def test_only_the_start_of_a_subject_is_decoded():
 )
 def test_a_malformed_encoded_word_or_unknown_charset_still_finds_the_token(subject: str):
     assert read_mail(f"Subject: {subject}\r\n\r\nx\r\n".encode()).token == TOKEN
+
+
+def test_the_mailbox_process_keeps_aiosmtpd_quiet_below_warnings(monkeypatch: pytest.MonkeyPatch):
+    """aiosmtpd logs each RCPT TO at INFO as a bytes repr no redaction can read as an address."""
+    import logging
+
+    from retarget.ingest import mailbox_server
+
+    monkeypatch.setattr(mailbox_server.runtime, "run", lambda serve: None)
+    monkeypatch.setattr(mailbox_server, "configure_logging", lambda *args: None)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.INFO)  # as configure_logging leaves it
+    monkeypatch.setattr(logging.getLogger("mail.log"), "level", logging.NOTSET)
+    mailbox_server.main()
+    assert logging.getLogger("mail.log").getEffectiveLevel() >= logging.WARNING

@@ -24,6 +24,20 @@ def test_the_verp_address_names_the_entry_and_only_we_can_make_one():
     assert bounce_address("m-" + "0" * 60, "shop.example", SECRET) is None  # would not fit
 
 
+def test_a_truncated_or_empty_mac_names_nothing():
+    address = bounce_address(MID, "shop.example", SECRET)
+    assert address is not None
+    local, _, domain = address.rpartition("@")
+    mac = local.rpartition(".")[2]
+    for cut in range(len(mac)):  # every prefix of the right MAC, the empty one included
+        assert (
+            message_id_of_bounce_address(f"{local[: len(local) - len(mac)]}{mac[:cut]}@{domain}", SECRET)
+            is None
+        )
+    assert message_id_of_bounce_address(f"bounces+{MID}@{domain}", SECRET) is None  # no MAC at all
+    assert message_id_of_bounce_address(f"{local}0@{domain}", SECRET) is None  # one character more
+
+
 def test_a_permanent_failure_is_a_hard_bounce_naming_the_original():
     report = read_report(delivery_status_report(MID, to="bounces+x@shop.example"))
     assert (report.kind, report.status, report.message_id) == ("hard_bounce", "5.1.1", MID)
@@ -46,6 +60,7 @@ def test_a_feedback_loop_report_is_a_complaint_naming_the_original():
         b"From: a@example.com\r\nSubject: unsubscribe me\r\n\r\nplease",
         b"Content-Type: text/plain\r\nSubject: Delivery failure\r\n\r\n550 user unknown",  # not RFC 3464
         delivery_status_report(MID, to="b@shop.example", action="delivered", status="2.0.0"),
+        feedback_report(MID).replace(b"Feedback-Type: abuse\r\n", b""),  # RFC 5965 requires it
     ],
 )
 def test_anything_else_is_no_report(raw: bytes):

@@ -64,3 +64,32 @@ def test_the_hash_is_the_one_of_the_address_so_lines_still_correlate():
     assert redact("to ann@example.com.") == f"to <email:{email_hash('ann@example.com')}>."
     assert redact("пользователь@пример.рф") == f"<email:{email_hash('пользователь@пример.рф')}>"
     assert redact("version pkg@1.2.3") == "version pkg@1.2.3"  # a one-character TLD: not an address
+
+
+def test_quoted_local_parts_address_literals_and_overlong_local_parts_are_redacted_whole():
+    """RFC 5321 allows them; a reply or an error quoting one must not show it either."""
+    for address in (
+        '"ann smith"@example.com',
+        '"a\\"b"@example.com',
+        "ann@[192.0.2.1]",
+        "ann@[IPv6:2001:db8::1]",
+        "a" * 80 + "@example.com",
+    ):
+        line = formatted(f"550 5.1.1 <{address}>: Recipient address rejected")
+        assert "<email:" in line and "example.com" not in line and "192.0.2" not in line, line
+        assert "ann" not in line and "aaaa" not in line and "db8" not in line, line
+
+
+def test_addresses_in_field_names_and_secret_fields_never_appear():
+    line = formatted(
+        "sent",
+        by_recipient={"ann@example.com": 1},
+        authorization="Bearer rt_sk_abcdef",
+        secret_key="rt_sk_ghijkl",
+        write_key="wk_mnopqr",
+        recipients=["bob@example.com", ("carol@example.com",)],
+    )
+    assert "ann@example.com" not in line and "<email:" in line
+    assert "bob@" not in line and "carol@" not in line
+    assert "abcdef" not in line and "ghijkl" not in line and "wk_mnopqr" not in line
+    assert "rt_sk_XYZ" not in formatted("refused: Authorization: Bearer rt_sk_XYZ")

@@ -25,7 +25,7 @@ from email.message import Message
 from email.parser import BytesParser
 
 BOUNCE_LOCAL_PREFIX = "bounces+"
-_MAC_HEX = 10  # 40 bits: forging one means ~10^12 tries, each a mail we'd receive
+_MAC_HEX = 10  # 40 bits: ~10^12 tries, and the mailbox checks wrong MACs at 1/s (mailbox.py)
 _MAX_LOCAL_PART = 64  # RFC 5321
 _MESSAGE_ID = re.compile(r"<?(m-[0-9a-f]{8,64})@", re.IGNORECASE)
 _VERP = re.compile(r"bounces\+[A-Za-z0-9._-]{1,80}@[A-Za-z0-9.-]{1,253}", re.IGNORECASE)

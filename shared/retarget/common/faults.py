@@ -27,6 +27,8 @@ CRASH_POINTS: dict[str, str] = {
     # ingest
     "ingest.before_publish": "request decoded, nothing sent to Kafka, no answer yet",
     "ingest.after_publish": "Kafka acknowledged the events, the client has no answer yet",
+    "ingest.after_unsubscribe_write": "an unsubscribe is in PostgreSQL, its event not published, no answer yet",
+    "ingest.mailbox.after_report_write": "a report's suppression is committed, the reporting server has no 250",
     # segmenter (events loop / timer)
     "segmenter.after_sends": "triggers and forwards acknowledged, tables not written",
     "segmenter.after_changelog": "changelog records acknowledged, local state not written",

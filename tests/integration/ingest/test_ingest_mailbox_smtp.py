@@ -335,3 +335,34 @@ async def _suppressed_within(workspace_id: str, address: str, timeout_s: float) 
         await asyncio.sleep(0.2)
         row = await suppression_of(workspace_id, address)
     return row
+
+
+async def test_a_bounce_report_changes_only_an_entry_that_was_sent(mailbox: dict[str, Any], tenant: Tenant):
+    """An entry the sender settled otherwise (refused at SMTP time, suppressed, failed) keeps its
+    state and reason; the recipient is suppressed all the same."""
+    address = f"settled-{secrets.token_hex(4)}@example.com"
+    message_id = await sent_entry(tenant.workspace_id, address)
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        await conn.execute(
+            "UPDATE send_log SET state = 'failed', last_reason = 'relay said 554' WHERE message_id = $1",
+            message_id,
+        )
+        verp = bounce_address(message_id, "shop.example", SECRET.encode())
+        assert verp is not None
+        assert (await send_raw(mailbox, delivery_status_report(message_id, to=verp), verp)).startswith(
+            "2.0.0"
+        )
+        row = await conn.fetchrow("SELECT state, last_reason FROM send_log WHERE message_id = $1", message_id)
+    finally:
+        await conn.close()
+    assert (row["state"], row["last_reason"]) == ("failed", "relay said 554")
+    assert await suppression_of(tenant.workspace_id, address) is not None
+
+
+async def test_a_mail_over_the_size_limit_is_refused_with_552(mailbox: dict[str, Any]):
+    """Every bound on reading a mail starts from MAILBOX_MAX_BYTES."""
+    big = b"Subject: x\r\n\r\n" + (b"x" * 998 + b"\r\n") * 300  # 300 KB > 256 KB
+    with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+        await send_raw(mailbox, big, "unsubscribe@shop.example")
+    assert refused.value.code == 552

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retarget.composer.addresses import BadAddress, parse_address
+from retarget.composer.addresses import BadAddress, clean, parse_address
 
 ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-"
 CONTROL = [chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)]
@@ -50,5 +50,25 @@ def test_whatever_is_accepted_is_one_line_of_atext(text: str):
     "address", ["ann\n@example.com", "ann@example.com\n", "ann\r@example.com", "ann@example.com\r\n"]
 )
 def test_a_trailing_line_break_is_refused(address: str):
+    with pytest.raises(BadAddress):
+        parse_address(address)
+
+
+@pytest.mark.parametrize("control", ["\r", "\n", "\x00", "\x7f", "\x85", "\x9b", "\u2028", "\u2029"])
+def test_clean_makes_one_line_of_any_control_character(control: str):
+    """C1 too: NEL (U+0085) ends a line for some parsers, CSI (U+009B) drives terminals."""
+    assert clean(f"Ann{control}Smith") == "Ann Smith"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a" * 65 + "@example.com",  # RFC 5321: a local part is at most 64 octets
+        "a@" + ".".join(["b" * 60] * 5) + ".com",  # a path is at most 254
+        "ann@example.c0m",  # a top-level domain is letters (or an xn-- label)
+        "ann@example.1",
+    ],
+)
+def test_what_rfc_5321_or_dns_would_not_take_is_refused(address: str):
     with pytest.raises(BadAddress):
         parse_address(address)

@@ -23,7 +23,7 @@ def test_key_is_the_basic_username_or_the_body_write_key() -> None:
     assert write_key_from("Bearer xyz", "wk_body") == "wk_body"
 
 
-@pytest.mark.parametrize("header", [None, basic(""), "Basic !!!not-base64"])
+@pytest.mark.parametrize("header", [None, basic(""), "Basic !!!not-base64", basic("wk_a") + "!"])
 def test_no_usable_key_is_unauthorized(header: str | None) -> None:
     with pytest.raises(Unauthorized):
         write_key_from(header, None)
@@ -146,3 +146,54 @@ async def test_a_secret_key_is_refused_for_events_without_a_lookup() -> None:
     with pytest.raises(Unauthorized, match="secret key"):
         await resolver.workspace_for("rt_sk_oops")
     assert keys.lookups == 0
+
+
+async def test_found_keys_are_bounded_too() -> None:
+    keys = FakeKeys({"wk_a": "ws1", "wk_b": "ws1", "wk_c": "ws1"})
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=2, monotonic=Ticks())
+    for key in ("wk_a", "wk_b", "wk_c", "wk_a"):
+        await resolver.workspace_for(key)
+    assert keys.lookups == 4  # "wk_a" was pushed out by "wk_c"
+
+
+async def test_a_client_that_hangs_up_does_not_cancel_the_lookup_others_wait_for() -> None:
+    started = asyncio.Event()
+
+    class SlowKeys(FakeKeys):
+        async def workspace_for(self, key_hash: bytes) -> str | None:
+            started.set()
+            await asyncio.sleep(0.05)
+            return await super().workspace_for(key_hash)
+
+    keys = SlowKeys({"wk_good": "ws1"})
+    resolver = CachedKeyResolver(keys, ttl_s=30, negative_ttl_s=5, max_entries=10)
+    first = asyncio.ensure_future(resolver.workspace_for("wk_good"))
+    await started.wait()
+    second = asyncio.ensure_future(resolver.workspace_for("wk_good"))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert (await second)[0] == "ws1" and keys.lookups == 1
+
+
+async def test_a_revoked_key_is_cold_again_once_its_miss_expires() -> None:
+    """Only keys known to be valid are refreshed for free: a revoked one costs a cold lookup."""
+    keys, ticks = FakeKeys({"wk_good": "ws1"}), Ticks()
+    resolver = CachedKeyResolver(
+        keys,
+        ttl_s=30,
+        negative_ttl_s=5,
+        max_entries=10,
+        cold_lookups_per_s=0.001,
+        cold_lookup_burst=2,
+        monotonic=ticks,
+    )
+    await resolver.workspace_for("wk_good")  # the first cold lookup
+    keys.workspaces_by_key.clear()  # revoked
+    ticks.now = 31
+    with pytest.raises(Unauthorized):
+        await resolver.workspace_for("wk_good")  # its refresh is free
+    with pytest.raises(Unauthorized):
+        await resolver.workspace_for("wk_made_up")  # the second, last cold lookup
+    ticks.now = 37  # the miss expired; the bucket is still empty
+    with pytest.raises(RateLimited):
+        await resolver.workspace_for("wk_good")

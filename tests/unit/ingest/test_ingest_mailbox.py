@@ -22,6 +22,7 @@ from retarget.ingest.links import NotOurLink
 from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
 from retarget.ingest.mail_reading import MAX_MIME_ENTITIES, MailTooComplex, read_mail, token_from
 from retarget.ingest.mailbox import (
+    BAD_MAC_BUDGET,
     BUSY,
     NO_SUCH_BOUNCE_ADDRESS,
     NO_TOKEN,
@@ -32,8 +33,10 @@ from retarget.ingest.mailbox import (
     REPORT_NOTED,
     TOO_SLOW,
     TRY_LATER,
+    UNREADABLE,
     UnsubscribeMailbox,
 )
+from retarget.ingest.mailbox_server import CappedSMTP, SessionCap
 
 TOKEN = "eyJraW5kIjoidW5zdWJzY3JpYmUifQ.q1w2-e3_r4"
 
@@ -178,9 +181,44 @@ async def test_a_bounce_address_with_a_wrong_mac_is_refused_at_rcpt():
     forged = verp().replace(verp().split(".")[-2].split("@")[0], "0123456789")
     envelope = envelope_of(b"")
     assert await mailbox.handle_RCPT(None, None, envelope, forged, []) == NO_SUCH_BOUNCE_ADDRESS
+    assert await mailbox.handle_RCPT(None, None, envelope, forged.upper(), []) == NO_SUCH_BOUNCE_ADDRESS
     assert await mailbox.handle_RCPT(None, None, envelope, verp().upper(), []) == "250 OK"
     assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
     assert envelope.rcpt_tos == [verp().upper(), "unsubscribe@shop.example"]
+
+
+async def test_guessing_a_bounce_address_mac_is_throttled_not_an_open_oracle():
+    """Each RCPT answered 550 or 250 tells whether a guessed MAC is right, and a session may send
+    RCPTs without end: 40 bits fall to ~10^12 RCPT lines, no mail needed. Past a budget of wrong
+    MACs every bounce address gets a 451 unverified (a real bounce is retried), so a guess
+    learns nothing; the budget refills slowly."""
+    now = [0.0]
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)),
+        FakeReports({MID}),
+        SECRET,
+        pool=MailPool(2, 10.0),
+        feedback_address="fbl@shop.example",
+        bad_macs_per_s=0.5,
+        bad_mac_burst=5,
+        monotonic=lambda: now[0],
+    )
+    envelope = envelope_of(b"")
+    for n in range(5):
+        guess = f"bounces+{MID}.{n:010x}@shop.example"
+        assert await mailbox.handle_RCPT(None, None, envelope, guess, []) == NO_SUCH_BOUNCE_ADDRESS
+    for guess in (f"bounces+{MID}.{99:010x}@shop.example", verp()):  # even the right one: no oracle
+        answer = await mailbox.handle_RCPT(None, None, envelope, guess, [])
+        assert answer == BAD_MAC_BUDGET and answer.startswith("451")
+    assert await mailbox.handle_RCPT(None, None, envelope, "unsubscribe@shop.example", []) == "250 OK"
+    now[0] = 2.0  # one token back
+    assert await mailbox.handle_RCPT(None, None, envelope, verp(), []) == "250 OK"
+    assert envelope.rcpt_tos == ["unsubscribe@shop.example", verp()]
+    # a complaint's envelope sender is a guess too
+    raw = feedback_report(MID, return_path=f"bounces+{MID}.{7:010x}@shop.example")
+    arf = envelope_of(raw, "fbl@shop.example")
+    assert (await mailbox.handle_DATA(None, None, arf)).startswith("550")
+    assert await mailbox.handle_DATA(None, None, arf) == BAD_MAC_BUDGET
 
 
 async def test_a_complaint_to_the_feedback_address_counts_when_its_envelope_sender_is_our_verp():
@@ -294,6 +332,26 @@ def test_a_long_content_type_or_too_many_boundaries_are_refused_unread():
         read_mail(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
 
 
+@pytest.mark.parametrize("newline", [b"\r", b"\n"])
+def test_the_limits_hold_when_lines_end_in_a_bare_cr_or_lf(newline: bytes):
+    """The parser also ends a line at a bare CR (or LF); SMTP only at CRLF, so such a mail has
+    few SMTP lines, each within 1000 bytes. The structure check must count the parser's lines."""
+
+    def lines(units: list[bytes]) -> bytes:  # a CRLF every 10th line, so no SMTP line is long
+        return b"".join(unit + (b"\r\n" if n % 10 == 9 else newline) for n, unit in enumerate(units))
+
+    deep = [b"Subject: x"] + [b"Content-Type: multipart/mixed; boundary=b", b"", b"--b"] * 200
+    with pytest.raises(MailTooComplex, match="MIME parts or levels"):
+        mail_reading.check_structure(lines(deep))
+    digest = [b"X: y", b"Content-Type: multipart/digest; boundary=b", b""]
+    digest += [b"--b", b""] * (mail_reading.MAX_BOUNDARY_LINES + 1)
+    with pytest.raises(MailTooComplex, match="boundaries"):
+        mail_reading.check_structure(lines(digest))
+    folded = [b"X: y", b"Content-Type: multipart/mixed; boundary=b"] + [b'\t; x=""' * 100] * 9
+    with pytest.raises(MailTooComplex, match="Content-Type header longer"):
+        mail_reading.check_structure(lines(folded) + b"\r\n")
+
+
 def test_a_recursion_error_below_the_limit_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(mail_reading, "MAX_MIME_ENTITIES", 10**6)  # only the parser's own limit is left
     monkeypatch.setattr(mail_reading, "MAX_BOUNDARY_LINES", 10**6)
@@ -350,3 +408,88 @@ async def test_a_read_past_its_budget_is_a_451_and_holds_its_slot_until_it_ends(
     else:
         pytest.fail("the slot never came back")
     pool.close()
+
+
+async def test_sessions_beyond_the_cap_get_a_421_and_are_closed():
+    """Each session in DATA holds up to MAILBOX_MAX_BYTES (400 held ~110 MB): without a cap, a
+    few thousand connections that never end their DATA exhaust the process's memory."""
+    sessions = SessionCap(2)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: CappedSMTP(SimpleNamespace(), sessions=sessions, hostname="mx.test"), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        greetings = [await reader.readline() for reader, _ in opened]
+        assert [g[:4] for g in greetings] == [b"220 ", b"220 ", b"421 "], greetings
+        assert await opened[2][0].read() == b""  # and closed
+        before = refusals("too_many_sessions")
+        opened[0][1].close()
+        await opened[0][1].wait_closed()
+        for _ in range(100):  # the server sees the close
+            if sessions.open_sessions < 2:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"220 ")  # a freed place is taken again
+        assert refusals("too_many_sessions") == before
+        for _, w in (*opened[1:], (reader, writer)):
+            w.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_parser_bug_is_a_clean_554_not_the_exception_text(monkeypatch: pytest.MonkeyPatch):
+    def broken(raw: bytes) -> Any:
+        raise ValueError("a bug, quoting bob@example.com")
+
+    monkeypatch.setattr(mailbox_module, "read_mail", broken)
+    links = Links(SimpleNamespace(new=True))
+    answer = await mailbox_for(links).handle_DATA(None, None, envelope_of(mail("x"), "u@shop.example"))
+    assert answer == UNREADABLE and answer.startswith("554") and links.calls == []
+
+
+async def test_without_a_link_secret_no_bounce_address_verifies():
+    """Not even one whose MAC was made with an empty key: anyone could make that one."""
+    mailbox = UnsubscribeMailbox(
+        Links(SimpleNamespace(new=True)), FakeReports({MID}), None, pool=MailPool(2, 10.0)
+    )
+    made_up = bounce_address(MID, "shop.example", b"")
+    assert made_up is not None
+    assert await mailbox.handle_RCPT(None, None, envelope_of(b""), made_up, []) == NO_SUCH_BOUNCE_ADDRESS
+
+
+def test_only_the_start_of_a_subject_is_decoded():
+    """Decoding encoded words is slow on a long subject (9 s for 244 KB): a token is short and
+    comes first, so what lies past MAX_SUBJECT_CHARS is never read."""
+    padding = "=?utf-8?q?x?= " * (mail_reading.MAX_SUBJECT_CHARS // 14 + 1)
+    late = f"Subject: {padding}unsubscribe {TOKEN}\r\n\r\nx\r\n".encode()
+    assert read_mail(late).token is None
+    assert read_mail(f"Subject: unsubscribe {TOKEN} {padding}\r\n\r\nx\r\n".encode()).token == TOKEN
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        f"=?utf-8?b?A?= unsubscribe {TOKEN}",  # a malformed encoded word: the text as it came
+        f"=?x-unknown-charset?q?abc?= unsubscribe {TOKEN}",  # a charset Python doesn't know
+    ],
+)
+def test_a_malformed_encoded_word_or_unknown_charset_still_finds_the_token(subject: str):
+    assert read_mail(f"Subject: {subject}\r\n\r\nx\r\n".encode()).token == TOKEN
+
+
+def test_the_mailbox_process_keeps_aiosmtpd_quiet_below_warnings(monkeypatch: pytest.MonkeyPatch):
+    """aiosmtpd logs each RCPT TO at INFO as a bytes repr no redaction can read as an address."""
+    import logging
+
+    from retarget.ingest import mailbox_server
+
+    monkeypatch.setattr(mailbox_server.runtime, "run", lambda serve: None)
+    monkeypatch.setattr(mailbox_server, "configure_logging", lambda *args: None)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.INFO)  # as configure_logging leaves it
+    monkeypatch.setattr(logging.getLogger("mail.log"), "level", logging.NOTSET)
+    mailbox_server.main()
+    assert logging.getLogger("mail.log").getEffectiveLevel() >= logging.WARNING

@@ -158,6 +158,7 @@ async def test_not_json_and_too_large_are_client_errors(ingest: Harness):
         ({}, None, 401, "unauthorized"),
         (AUTH | {"Authorization": "Bearer rt_sk_unknown"}, None, 401, "unauthorized"),
         ({}, KEY, 401, "unauthorized"),  # a secret key in the body (it would end up in logs)
+        ({"Authorization": "Basic !!!not-base64"}, None, 401, "unauthorized"),
         (basic(WRITE_KEY), None, 403, "secret_key_required"),  # the public key, even a valid one
         ({}, WRITE_KEY, 403, "secret_key_required"),
         ({"Authorization": "Bearer something-else"}, None, 403, "secret_key_required"),
@@ -174,6 +175,28 @@ async def test_only_a_secret_key_with_the_privacy_scope_is_let_in(
         assert response.json()["needed"] == {"credential": "secret_key", "scope": "privacy"}
         assert "secret key" in response.json()["message"] and "`privacy`" in response.json()["message"]
     assert ingest.publisher.sent == [] and ingest.records.exported == [] and ingest.records.erased == []
+
+
+@pytest.mark.parametrize("body", [b"{nope", b'{"email": 5}', b"{}", b'["ann@example.com"]'])
+async def test_a_request_without_a_valid_secret_key_is_401_before_its_body_is_judged(
+    ingest: Harness, body: bytes
+):
+    """Who is asking comes first: without a key the answer is 401, whatever the body holds."""
+    for headers in ({}, {"Authorization": "Bearer rt_sk_unknown"}):
+        response = await ingest.client.post("/v1/privacy/export", content=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), response.text
+    write_key = await ingest.client.post("/v1/privacy/export", content=body, headers=basic(WRITE_KEY))
+    assert write_key.status_code == 403, write_key.text
+    judged = await ingest.client.post("/v1/privacy/export", content=body, headers=AUTH)
+    assert judged.status_code == 400, judged.text  # with the key, the body's problem is named
+
+
+@pytest.mark.parametrize("header", [f"Bearer {KEY}", f"bearer  {KEY}", f"BEARER {KEY} "])
+async def test_the_bearer_scheme_is_case_blind_and_the_key_trimmed(ingest: Harness, header: str):
+    response = await ingest.client.post(
+        "/v1/privacy/export", json={"userId": "u"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_a_write_key_is_told_it_is_public_and_a_secret_key_works_as_basic_too(ingest: Harness):

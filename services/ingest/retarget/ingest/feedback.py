@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from retarget.common.clock import Clock
+from retarget.common.faults import crash_point
 from retarget.common.link_domains import link_refusal
 from retarget.common.schemas import TrackedEvent, encode
 from retarget.common.tokens import LinkClaims, LinkKind
@@ -104,6 +105,7 @@ class LinkFeedback:
             campaign=claims.campaign,
             source=source,
         )
+        crash_point("ingest.after_unsubscribe_write")
         if new:
             metrics.count_engagement(claims.workspace_id, claims.campaign, "unsubscribed")
         # Published on a replay too: the messageId is the same, so the segmenter keeps one,

@@ -14,6 +14,7 @@ bounds that make its worst case small:
   parameters in quadratic time: 240 KB of empty quoted strings took 3-4 s) or more than
   MAX_BOUNDARY_LINES lines starting with "--" (an upper bound on the parts: 40,000 empty
   parts of a multipart/digest took ~2 s);
+* these are counted on the parser's lines, which a bare CR ends too (SMTP's end at CRLF only);
 * only the first MAX_SUBJECT_CHARS of the subject are decoded: a token is short.
 """
 
@@ -36,6 +37,7 @@ _TOKEN_IN_SUBJECT = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+
 _CONTENT_TYPE_FIELD = re.compile(rb"^content-type:[^\n]*(?:\n[ \t][^\n]*)*", re.IGNORECASE | re.MULTILINE)
 _BOUNDARY_LINE = re.compile(rb"^--", re.MULTILINE)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LINE_END = re.compile(rb"\r\n?")
 
 
 class MailTooComplex(ValueError):
@@ -60,6 +62,9 @@ def read_mail(raw: bytes) -> Mail:
 
 def check_structure(raw: bytes) -> None:
     """MailTooComplex when the parser's work on `raw` would not be small (see the module doc)."""
+    # The parser ends a line at CRLF, LF or a bare CR; SMTP only at CRLF. Counted on the
+    # parser's lines, or "Content-Type"s and "--" lines after a bare CR would go unseen.
+    raw = _LINE_END.sub(b"\n", raw)
     content_types = _CONTENT_TYPE_FIELD.findall(raw)
     if len(content_types) > MAX_MIME_ENTITIES:
         raise MailTooComplex(f"more than {MAX_MIME_ENTITIES} MIME parts or levels of nesting")

@@ -9,7 +9,9 @@ address's MAC (report_trust.py): then they suppress the recipient of the email t
 (reports.py) and are answered 250. A report that does not prove itself is refused with a
 550 and counted (`retarget_ingest_mail_refused_total{reason}`): real reports come from the
 null sender, so refusing one makes no bounce, and the refusal says where reports go. A
-`bounces+…` recipient whose MAC is wrong is refused at RCPT, as BATV does.
+`bounces+…` recipient whose MAC is wrong is refused at RCPT, as BATV does. Since each answer
+tells whether a guessed MAC was right, wrong MACs draw on a budget (1/s, 100 at once, per
+process): while it is spent, no MAC is checked and bounce addresses get a 451.
 
 Everything else is an unsubscribe request: every email's List-Unsubscribe header carries,
 beside the one-click https link, `mailto:unsubscribe@<sender's domain>?subject=unsubscribe%20<token>`
@@ -25,15 +27,19 @@ Nothing else in the message is used — not the From address, which anyone can f
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from retarget.common.bounces import Report
+from retarget.common.faults import crash_point
 from retarget.ingest import metrics
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.links import NotOurLink
 from retarget.ingest.mail_pool import MailPool, PoolBusy, TooSlow
 from retarget.ingest.mail_reading import Mail, MailTooComplex, read_mail
+from retarget.ingest.ratelimit import TokenBucket
 from retarget.ingest.report_trust import Refused, is_bounce_address, judge, verified_entry
 from retarget.ingest.reports import Reports
 
@@ -58,6 +64,7 @@ TOO_COMPLEX = "554 5.6.0 MIME structure too complex: {}"
 TOO_SLOW = "451 4.3.2 The message took too long to read; please try again later"
 UNREADABLE = "554 5.6.0 The message could not be read"
 BUSY = "451 4.3.2 Too many messages being read; please try again later"
+BAD_MAC_BUDGET = "451 4.7.1 Too many bounce addresses that do not verify; please try again later"
 
 
 class UnsubscribeMailbox:
@@ -71,16 +78,27 @@ class UnsubscribeMailbox:
         *,
         pool: MailPool,
         feedback_address: str = "fbl@localhost",
+        bad_macs_per_s: float = 1.0,
+        bad_mac_burst: int = 100,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._links, self._reports, self._secret = links, reports, secret
         self._pool, self._feedback_address = pool, feedback_address
+        # Whether a VERP MAC verifies is answered at once (550 or 250), so each RCPT is a guess
+        # of its 40 bits: wrong MACs draw on one budget, and while it is empty no MAC is checked
+        # (every bounce address, right or wrong, gets a 451; real bounces are retried).
+        self._monotonic = monotonic
+        self._bad_macs = TokenBucket(bad_macs_per_s, bad_mac_burst, monotonic())
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        if is_bounce_address(address) and verified_entry(address, self._secret) is None:
-            metrics.count_mail_refused("bad_bounce_address")
-            return NO_SUCH_BOUNCE_ADDRESS
+        if is_bounce_address(address):
+            if not self._mac_budget_left():
+                return _refuse("bad_mac_budget", BAD_MAC_BUDGET)
+            if verified_entry(address, self._secret) is None:
+                self._spend_bad_mac()
+                return _refuse("bad_bounce_address", NO_SUCH_BOUNCE_ADDRESS)
         envelope.rcpt_tos.append(address)  # what aiosmtpd does itself without a handle_RCPT
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
@@ -98,6 +116,8 @@ class UnsubscribeMailbox:
         except Exception:  # a parser bug: a clear refusal, not aiosmtpd's "500" with the error text
             log.exception("a mail could not be read")
             return _refuse("unreadable", UNREADABLE)
+        if mail.report.kind == "complaint" and not self._mac_budget_left():
+            return _refuse("bad_mac_budget", BAD_MAC_BUDGET)  # its envelope sender's MAC is a guess too
         verdict = judge(
             mail.report,
             list(envelope.rcpt_tos or []),
@@ -105,10 +125,19 @@ class UnsubscribeMailbox:
             feedback_address=self._feedback_address,
         )
         if isinstance(verdict, Refused):
+            if verdict.reason == "arf_unverified":
+                self._spend_bad_mac()
             return _refuse(verdict.reason, REFUSED[verdict.reason])
         if verdict is not None:
             return await self._report(mail.report, verdict.message_id)
         return await self._unsubscribe(mail.token)
+
+    def _mac_budget_left(self) -> bool:
+        self._bad_macs.take(0, self._monotonic())  # refills it
+        return self._bad_macs.tokens >= 1
+
+    def _spend_bad_mac(self) -> None:
+        self._bad_macs.take(1, self._monotonic())
 
     async def _report(self, report: Report, message_id: str | None) -> str:
         kind = report.kind
@@ -121,6 +150,7 @@ class UnsubscribeMailbox:
         except Unavailable:
             metrics.count_tracking("report_mail", "unavailable")
             return REPORT_LATER  # the reporting server keeps it and tries again
+        crash_point("ingest.mailbox.after_report_write")
         if done is None:
             metrics.count_tracking("report_mail", f"{kind}_unknown_message")
             return REPORT_NOTED

@@ -73,8 +73,10 @@ KEY_LOOKUPS = Counter(
 MAIL_REFUSED = Counter(
     "retarget_ingest_mail_refused_total",
     "Mails the mailbox refused, by reason: bad_bounce_address (a bounces+ recipient whose MAC "
-    "is wrong), dsn_not_to_bounce_address, arf_not_to_feedback_address, arf_unverified (a "
-    "report that does not prove itself), mime_too_complex, read_too_slow, busy, unreadable.",
+    "is wrong), bad_mac_budget (MACs not checked while too many wrong ones came), "
+    "dsn_not_to_bounce_address, arf_not_to_feedback_address, arf_unverified (a "
+    "report that does not prove itself), mime_too_complex, read_too_slow, busy, unreadable, "
+    "too_many_sessions (a connection beyond MAILBOX_MAX_SESSIONS).",
     ["reason"],
 )
 

@@ -21,7 +21,7 @@ from retarget.common.secret_keys import SECRET_KEY_PREFIX, SecretKeyGrant, is_se
 from retarget.common.write_keys import KEY_PREFIX as WRITE_KEY_PREFIX
 from retarget.common.write_keys import hash_key
 from retarget.ingest.auth import basic_username
-from retarget.ingest.errors import InsufficientScope, SecretKeyMissing, SecretKeyRequired
+from retarget.ingest.errors import InsufficientScope, SecretKeyMissing, SecretKeyRequired, Unauthorized
 from retarget.ingest.keycache import KeyCache
 from retarget.ingest.ratelimit import RateLimiter
 
@@ -49,7 +49,10 @@ class SecretKeyAuthorizer:
     ) -> str:
         """The workspace whose secret key, holding `scope`, made this request; else the error to answer."""
         needed = f"a secret key ({SECRET_KEY_PREFIX}…) with scope `{scope}`"
-        key = bearer_token(authorization) or basic_username(authorization)
+        try:
+            key = bearer_token(authorization) or basic_username(authorization)
+        except Unauthorized:  # Basic credentials that aren't base64: answered as a missing key
+            key = None
         if key is None and body_write_key and not is_secret_key(body_write_key):
             key = body_write_key  # only to say what was sent instead: a body never authenticates here
         if not key:

@@ -119,6 +119,11 @@ class IngestSettings(CommonSettings):
         ge=1024,
         description="Largest message the mailbox accepts (replies quote the email).",
     )
+    mailbox_max_sessions: int = Field(
+        default=200,
+        ge=1,
+        description="SMTP sessions open at once; more connections get a 421 (each may hold MAILBOX_MAX_BYTES).",
+    )
     mailbox_read_workers: int = Field(
         default=2, ge=1, le=32, description="Threads reading mail; more mails at once are answered 451."
     )

@@ -3,10 +3,11 @@
 Authenticated by a secret key with scope `privacy` (secret_auth.py), never by a write key:
 write keys sit in public pages. The workspace is the key's — a body can never name another
 workspace. The body names the person: {"email": ...} and/or {"userId": ...}. Answers are
-200 with the erasure report or the export JSON (retarget.common.privacy_requests); a bad
-body is a 400 naming the field; no key, an unknown or a revoked one a 401; a write key or a
-secret key without the scope a 403 naming the credential needed; only Kafka or PostgreSQL
-being away is a 503 (retry: erasing twice is harmless).
+200 with the erasure report or the export JSON (retarget.common.privacy_requests); no key,
+an unknown or a revoked one is a 401 whatever the body (the key is judged first); a bad body
+is a 400 naming the field; a write key or a secret key without the scope a 403 naming the
+credential needed; only Kafka or PostgreSQL being away is a 503 (retry: erasing twice is
+harmless).
 """
 
 from __future__ import annotations
@@ -62,19 +63,15 @@ async def export(request: Request, services: ServicesDep) -> Response:
 async def _person(request: Request, services: Any) -> Person:
     body = await read_body(request.headers, request.stream(), limit=MAX_BODY_BYTES, what="request")
     try:
-        fields = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        match = _FIELD.search(str(exc))
-        if match:
-            raise InvalidField(
-                f"{match.group(1)}: {str(exc)[: match.start()]}", field=match.group(1)
-            ) from None
-        raise InvalidPayload("expected a JSON object with `email` and/or `userId`") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidPayload(f"body is not valid JSON: {exc}") from None
+        fields, problem = _decoder.decode(body), None
+    except msgspec.DecodeError as exc:  # ValidationError included
+        fields, problem = None, exc
+    # the key first: a caller without one learns nothing about the body (a 401, not a 400)
     workspace_id = await services.secret_keys.workspace_for(
-        request.headers.get("authorization"), fields.write_key, scope="privacy"
+        request.headers.get("authorization"), fields.write_key if fields else None, scope="privacy"
     )
+    if fields is None:
+        raise _bad_body(problem)
     email = fields.email.strip() if fields.email is not None else None
     if email is not None and (len(email) > MAX_EMAIL_CHARS or not _EMAIL.match(email)):
         raise InvalidField("email must be an address like name@example.com", field="email")
@@ -84,6 +81,15 @@ async def _person(request: Request, services: Any) -> Person:
     if not (email or user_id):
         raise InvalidField("name the person by `email` and/or `userId`", field="email")
     return Person(workspace_id, email=email, user_id=user_id)
+
+
+def _bad_body(exc: Exception | None) -> InvalidPayload | InvalidField:
+    if isinstance(exc, msgspec.ValidationError):
+        match = _FIELD.search(str(exc))
+        if match:
+            return InvalidField(f"{match.group(1)}: {str(exc)[: match.start()]}", field=match.group(1))
+        return InvalidPayload("expected a JSON object with `email` and/or `userId`")
+    return InvalidPayload(f"body is not valid JSON: {exc}")
 
 
 def _json(data: dict[str, Any]) -> Response:

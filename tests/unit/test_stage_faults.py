@@ -1,0 +1,160 @@
+"""The Stage's loop with an in-memory consumer and producer: which failures it retries,
+which records it dead-letters, and that no failing record halts its partition for ever."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from retarget.common.schemas import DeadLettered
+from retarget.common.stage import Output, Stage
+
+TP = TopicPartition("in", 0)
+
+
+def _record(offset: int, value: bytes) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic=TP.topic,
+        partition=TP.partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=value,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(value),
+        serialized_value_size=len(value),
+        headers=(),
+    )
+
+
+class FakeConsumer:
+    """One partition; getmany hands out records from the position, commit remembers offsets."""
+
+    def __init__(self, values: list[bytes]) -> None:
+        self.records = [_record(n, v) for n, v in enumerate(values)]
+        self.position = 0
+        self.committed_offset: int | None = None
+        self.paused = False
+        self.changed = asyncio.Event()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused = True
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused = False
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None):  # type: ignore[no-untyped-def]
+        if self.paused or self.position >= len(self.records):
+            await asyncio.sleep(0)
+            return {}
+        part = self.records[self.position : self.position + (max_records or len(self.records))]
+        self.position += len(part)
+        return {TP: part}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position = offset
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.position = 0
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_offset
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed_offset = offsets[TP]
+        self.changed.set()
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        self.sent.append((topic, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def _run_until(stage: Stage, consumer: FakeConsumer, offset: int, timeout_s: float = 5) -> bool:
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while consumer.committed_offset != offset:
+                consumer.changed.clear()
+                await consumer.changed.wait()
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        stop.set()
+        await task
+
+
+def _stage(consumer: FakeConsumer, producer: FakeProducer, handler) -> Stage:  # type: ignore[no-untyped-def]
+    return Stage(
+        "test",
+        consumer,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        handler,
+        dead_letter_topic="dead",
+        retry_backoff_s=0.001,
+        keepalive_s=0.01,
+    )
+
+
+async def test_a_record_that_sets_off_a_bug_is_dead_lettered_after_a_few_tries_and_the_rest_go_on() -> None:
+    consumer, producer = FakeConsumer([b"a", b"b", b"bad", b"c"]), FakeProducer()
+    calls = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal calls
+        calls += 1
+        lookup = {b"a": 1, b"b": 2, b"c": 3}
+        return [Output("out", r.key, str(lookup[r.value or b""]).encode()) for r in records]  # KeyError
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 4), "a KeyError on one record halted its partition"
+    out = [v for t, v in producer.sent if t == "out"]
+    assert sorted(set(out)) == [b"1", b"2", b"3"]
+    [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
+    assert (dead.value, dead.offset) == ("bad", 2) and dead.reason.startswith("KeyError")
+
+
+async def test_a_transient_error_is_retried_and_never_dead_letters_anything() -> None:
+    consumer, producer = FakeConsumer([b"a", b"b"]), FakeProducer()
+    failures = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal failures
+        if failures < 10:  # the broker or database is away for longer than the bug retries
+            failures += 1
+            raise KafkaConnectionError("broker away") if failures % 2 else ConnectionRefusedError("db away")
+        return [Output("out", r.key, r.value or b"") for r in records]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 2)
+    assert [t for t, _ in producer.sent] == ["out", "out"]
+
+
+async def test_a_bug_set_off_only_while_stopping_dead_letters_nothing() -> None:
+    consumer, producer = FakeConsumer([b"a"]), FakeProducer()
+    stop = asyncio.Event()
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        stop.set()
+        raise RuntimeError("stopping")
+
+    stage = _stage(consumer, producer, handler)
+    stage.bug_retries = 0
+    await asyncio.wait_for(stage.run(stop), 5)
+    assert producer.sent == [] and consumer.committed_offset is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time as wall
 from datetime import time
 
@@ -187,12 +188,13 @@ async def test_a_campaign_only_unsubscribe_stops_that_campaign_and_no_other(part
 
 
 async def test_the_domain_table_stays_bounded_over_many_domains_and_keeps_the_busy_ones() -> None:
+    ticks = itertools.count()
     limiter = RateLimiter(
         domain_default=Rate(1, 1),
         domain_overrides={},
         workspace_default=UNLIMITED,
         global_rate=UNLIMITED,
-        monotonic=lambda: 0.0,  # no refill: a bucket dropped and made afresh shows as full
+        monotonic=lambda: float(next(ticks)),  # a second a reading: a domain seen once refills
         max_buckets=100,
     )
     stop = asyncio.Event()
@@ -204,3 +206,50 @@ async def test_the_domain_table_stays_bounded_over_many_domains_and_keeps_the_bu
     assert len(limiter._domains) <= 100
     assert "busy.example" in limiter._domains and limiter._domains["busy.example"].level < 1
     assert "d0.example" not in limiter._domains  # the idle ones went, oldest first
+
+
+async def test_a_domain_spray_does_not_evict_a_busy_domain_into_a_fresh_burst() -> None:
+    # The busy domain owes tokens (messages wait on its reservations); a spray of other domains
+    # pushes it out of the LRU. Made afresh it would be full: a second burst on top of the
+    # waiters, as often as the spray repeats — the domain's limit bypassed.
+    now = [0.0]
+    limiter = RateLimiter(
+        domain_default=Rate(1, 1),
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=lambda: now[0],
+        max_buckets=10,
+    )
+    busy = limiter._bucket(limiter._domains, "busy.example", Rate(1, 1))
+    assert busy is not None
+    delays = [busy.reserve(now[0]) for _ in range(5)]  # its burst, then four waiters
+    assert delays == [0.0, 1.0, 2.0, 3.0, 4.0]
+    for n in range(50):  # the spray, while the waiters still wait
+        now[0] += 0.01
+        limiter._bucket(limiter._domains, f"d{n}.example", Rate(1, 1))
+    again = limiter._bucket(limiter._domains, "busy.example", Rate(1, 1))
+    assert again is not None
+    assert again.reserve(now[0]) > 4.0  # behind the waiters, not a fresh burst
+    now[0] += 100  # refilled: the table shrinks back to its bound
+    for n in range(50):
+        limiter._bucket(limiter._domains, f"e{n}.example", Rate(1, 1))
+    assert len(limiter._domains) <= 10
+
+
+def test_the_domain_table_stays_bounded_when_the_tail_refills() -> None:
+    now = [0.0]
+    limiter = RateLimiter(
+        domain_default=Rate(1, 1),
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=lambda: now[0],
+        max_buckets=100,
+    )
+    for n in range(5_000):  # each domain seen once, one message a second: each is full again
+        now[0] += 1.0
+        bucket = limiter._bucket(limiter._domains, f"d{n}.example", Rate(1, 1))
+        assert bucket is not None
+        bucket.reserve(now[0])
+    assert len(limiter._domains) <= 100

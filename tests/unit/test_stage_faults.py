@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from retarget.common.schemas import DeadLettered
-from retarget.common.stage import Output, Stage
+from retarget.common.stage import Output, Stage, dead_letter
 
 TP = TopicPartition("in", 0)
 
@@ -74,10 +74,14 @@ class FakeConsumer:
 
 
 class FakeProducer:
+    _max_request_size = 1_048_576  # aiokafka refuses a larger record in send(), as here
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        if len(value) + len(key or b"") + 100 > self._max_request_size:
+            raise MessageSizeTooLargeError(f"The message is {len(value)} bytes")
         self.sent.append((topic, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -158,3 +162,41 @@ async def test_a_bug_set_off_only_while_stopping_dead_letters_nothing() -> None:
     stage.bug_retries = 0
     await asyncio.wait_for(stage.run(stop), 5)
     assert producer.sent == [] and consumer.committed_offset is None
+
+
+async def test_a_dead_letter_too_large_for_kafka_is_cut_instead_of_halting_the_partition() -> None:
+    # 200 KB of NUL bytes is a record Kafka took; its dead letter escapes each NUL as \u0000,
+    # six times larger, over the producer's max request size — refused on every replay.
+    consumer, producer = FakeConsumer([b"a", b"\x00" * 200_000, b"b"]), FakeProducer()
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        return [
+            dead_letter(r, stage="test", reason="NUL", topic="dead")
+            if b"\x00" in (r.value or b"")
+            else Output("out", r.key, r.value or b"")
+            for r in records
+        ]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 3), "a dead letter Kafka refuses halted its partition"
+    assert [v for t, v in producer.sent if t == "out"] == [b"a", b"b"]
+    [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
+    assert (dead.offset, dead.partition) == (1, 0) and dead.reason.startswith(
+        "NUL (value of 200000 chars cut"
+    )
+    assert set(dead.value) == {"\x00"} and 0 < len(dead.value) < 200_000
+
+
+async def test_an_ordinary_output_too_large_for_kafka_is_dead_lettered_cut() -> None:
+    consumer, producer = FakeConsumer([b"a", b"big", b"b"]), FakeProducer()
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        return [
+            Output("out", r.key, (r.value or b"") * (1_000_000 if r.value == b"big" else 1)) for r in records
+        ]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 3)
+    assert [v for t, v in producer.sent if t == "out"] == [b"a", b"b"]
+    [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
+    assert dead.topic == "out" and dead.key == "big" and "too large for Kafka" in dead.reason

@@ -38,16 +38,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
 from retarget.common.faults import crash_point
 from retarget.common.metrics import STAGE_BATCH_SECONDS, STAGE_RECORDS
 from retarget.common.poison import describe, is_data_error, is_transient
-from retarget.common.schemas import DeadLettered, encode
+from retarget.common.schemas import DeadLettered, decoder, encode
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
+
+_decode_dead_letter = decoder(DeadLettered)
+_DEFAULT_MAX_REQUEST_SIZE = 1_048_576  # aiokafka's default max_request_size
+_MAX_KEY = 1000  # of an output too large for Kafka, the most of its key its dead letter keeps
 
 
 @dataclass(frozen=True)
@@ -218,9 +222,53 @@ class Stage:
             return first + await self._handle_isolating_poison(records[half:], isolate_bugs=isolate_bugs)
 
     async def _produce_all(self, outputs: list[Output]) -> None:
-        futures = [await self.producer.send(o.topic, o.value, key=o.key) for o in outputs]
+        futures = []
+        for o in outputs:
+            try:
+                futures.append(await self.producer.send(o.topic, o.value, key=o.key))
+            except MessageSizeTooLargeError:
+                # The same output is as large on every replay: retrying would halt the
+                # partition for ever. It is dead-lettered, cut to a size Kafka takes.
+                letter = self._too_large(o)
+                key = o.key[:_MAX_KEY] if o.key else o.key
+                futures.append(await self.producer.send(self.dead_letter_topic, letter, key=key))
         if futures:
             await asyncio.gather(*futures)
+
+    def _too_large(self, output: Output) -> bytes:
+        """A dead letter for an output over the producer's max request size, itself under it."""
+        budget = int(getattr(self.producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)) // 2
+        STAGE_RECORDS.labels(self.name, "dead_lettered").inc()
+        log.warning(
+            "output too large for Kafka; dead-lettered, cut",
+            extra={"stage": self.name, "topic": output.topic, "bytes": len(output.value)},
+        )
+        try:
+            letter = (
+                _decode_dead_letter.decode(output.value) if output.topic == self.dead_letter_topic else None
+            )
+        except ValueError:
+            letter = None
+        if letter is None:  # an ordinary output: where it came from is in the batch, not in it
+            letter = _decode_dead_letter.decode(
+                dead_letter_value(
+                    stage=self.name,
+                    reason=f"output to {output.topic} too large for Kafka",
+                    source=(output.topic, -1, -1),
+                    key=output.key.decode("utf-8", "replace") if output.key else None,
+                    raw=output.value,
+                )
+            )
+        size = len(letter.value)
+        if letter.key is not None:
+            letter.key = letter.key[:_MAX_KEY]
+        letter.reason = f"{letter.reason[:1000]} (value of {size} chars cut: too large for Kafka)"
+        value = encode(letter)
+        while len(value) > budget and letter.value:
+            keep = min(len(letter.value) - 1, int(len(letter.value) * budget / len(value) * 0.9))
+            letter.value = letter.value[: max(keep, 0)]
+            value = encode(letter)
+        return value
 
     async def _commit(self, batch: Batch) -> None:
         """Commit the batch's partitions that are still ours; a revoked one is its new owner's."""

@@ -11,8 +11,9 @@ import pytest
 from retarget.common.poison import is_data_error
 from retarget.common.schemas import DeadLettered, decoder
 from retarget.sender.group_commit import GroupCommit
-from retarget.sender.store import Claim, NewClaim, SendLogRow
+from retarget.sender.store import Claim, Finish, NewClaim, SendLogRow
 from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
+from retarget.sender.transport import SmtpReply
 
 _dead = decoder(DeadLettered)
 
@@ -162,3 +163,27 @@ async def test_a_retry_that_fails_on_its_data_is_dead_lettered_and_dropped(parts
 
 def _due_retry(parts: SenderParts, payload: bytes) -> _Retry:
     return _Retry(payload, parts.clock.now(), parts.clock.now())
+
+
+async def test_a_nul_byte_in_the_mx_reply_does_not_lose_the_outcome_of_a_sent_message(
+    parts: SenderParts,
+) -> None:
+    """The recipient's MX (anyone's, for their own domain) answers 250 with a NUL byte in the
+    text: the mail is sent, so its outcome must be recorded as sent — not refused by the send
+    log, left claimed, dead-lettered and later swept as failed/unconfirmed."""
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(250, "2.0.0 queued\x00as 1", "done"))
+    finish = parts.store.finish
+
+    async def refuse_nul(f: Finish) -> None:
+        if "\x00" in f.reply_text:
+            raise asyncpg.exceptions.CharacterNotInRepertoireError(
+                'invalid byte sequence for encoding "UTF8": 0x00'
+            )
+        await finish(f)
+
+    parts.store.finish = refuse_nul  # type: ignore[method-assign]
+    outputs = await parts.handler([record_of(message)])
+    assert [o.topic for o in outputs] == [parts.topics.deliveries]
+    assert decode_delivery(outputs[0].value).outcome == "sent"
+    assert parts.store.rows[message.message_id].state == "sent"

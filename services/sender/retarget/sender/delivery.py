@@ -129,7 +129,9 @@ class Deliverer:
                 state=verdict.outcome,
                 reason=verdict.reason,
                 code=code,
-                reply_text=reply_text,
+                # The remote MX writes this: a NUL byte in it (PostgreSQL's text can't hold
+                # one) would make the send log refuse the outcome of a message already sent.
+                reply_text=reply_text.replace("\x00", "\\x00"),
                 at=at,
                 suppress=verdict.suppress,
                 retry=retry,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import asyncpg
 import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
@@ -200,3 +201,25 @@ async def test_an_ordinary_output_too_large_for_kafka_is_dead_lettered_cut() -> 
     assert [v for t, v in producer.sent if t == "out"] == [b"a", b"b"]
     [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
     assert dead.topic == "out" and dead.key == "big" and "too large for Kafka" in dead.reason
+
+
+async def test_a_data_error_is_dead_lettered_at_once_without_retrying_the_batch() -> None:
+    consumer, producer = FakeConsumer([b"a", b"b\x00", b"c"]), FakeProducer()
+    calls = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal calls
+        calls += 1
+        if any(b"\x00" in (r.value or b"") for r in records):
+            raise asyncpg.exceptions.CharacterNotInRepertoireError(
+                'invalid byte sequence for encoding "UTF8": 0x00'
+            )
+        return [Output("out", r.key, r.value or b"") for r in records]
+
+    stage = _stage(consumer, producer, handler)
+    stage.bug_retries = 1_000_000  # only a data error may be isolated here
+    assert await _run_until(stage, consumer, 3)
+    assert [v for t, v in producer.sent if t == "out"] == [b"a", b"c"]
+    [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
+    assert dead.offset == 1 and dead.reason.startswith("CharacterNotInRepertoireError")
+    assert calls <= 5  # the batch, then its halves: bisection, not a retry loop

@@ -223,3 +223,23 @@ async def test_a_data_error_is_dead_lettered_at_once_without_retrying_the_batch(
     [dead] = [msgspec.json.decode(v, type=DeadLettered) for t, v in producer.sent if t == "dead"]
     assert dead.offset == 1 and dead.reason.startswith("CharacterNotInRepertoireError")
     assert calls <= 5  # the batch, then its halves: bisection, not a retry loop
+
+
+async def test_a_transient_error_is_never_isolated_even_after_bug_failures() -> None:
+    # A bug failed the batch enough times to open bisection; then the database goes away.
+    # That is the world's trouble, not the records': nothing may be dead-lettered for it.
+    consumer, producer = FakeConsumer([b"a", b"b"]), FakeProducer()
+    calls = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise RuntimeError("a bug, fixed meanwhile")
+        if calls <= 8:
+            raise ConnectionRefusedError("database away")
+        return [Output("out", r.key, r.value or b"") for r in records]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 2)
+    assert [t for t, _ in producer.sent] == ["out", "out"]

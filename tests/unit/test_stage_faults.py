@@ -243,3 +243,23 @@ async def test_a_transient_error_is_never_isolated_even_after_bug_failures() -> 
     stage = _stage(consumer, producer, handler)
     assert await _run_until(stage, consumer, 2)
     assert [t for t, _ in producer.sent] == ["out", "out"]
+
+
+async def test_only_bug_failures_in_a_row_open_bisection_not_transient_ones() -> None:
+    # A long outage, then a bug that a retry or two gets past (a race, say): it is retried
+    # like any bug, not dead-lettered because the outage failed the batch many times before.
+    consumer, producer = FakeConsumer([b"a", b"b"]), FakeProducer()
+    calls = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise ConnectionRefusedError("database away")
+        if calls <= 7:
+            raise RuntimeError("a bug a retry gets past")
+        return [Output("out", r.key, r.value or b"") for r in records]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 2)
+    assert [t for t, _ in producer.sent] == ["out", "out"]

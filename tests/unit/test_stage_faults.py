@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import msgspec
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
@@ -135,7 +136,19 @@ async def test_a_record_that_sets_off_a_bug_is_dead_lettered_after_a_few_tries_a
     assert (dead.value, dead.offset) == ("bad", 2) and dead.reason.startswith("KeyError")
 
 
-async def test_a_transient_error_is_retried_and_never_dead_letters_anything() -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaConnectionError("broker away"),
+        ConnectionRefusedError("database away"),
+        TimeoutError(),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
+        asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+    ],
+    ids=type,
+)
+async def test_a_transient_error_is_retried_and_never_dead_letters_anything(error: Exception) -> None:
     consumer, producer = FakeConsumer([b"a", b"b"]), FakeProducer()
     failures = 0
 
@@ -143,7 +156,7 @@ async def test_a_transient_error_is_retried_and_never_dead_letters_anything() ->
         nonlocal failures
         if failures < 10:  # the broker or database is away for longer than the bug retries
             failures += 1
-            raise KafkaConnectionError("broker away") if failures % 2 else ConnectionRefusedError("db away")
+            raise error
         return [Output("out", r.key, r.value or b"") for r in records]
 
     stage = _stage(consumer, producer, handler)

@@ -187,3 +187,21 @@ async def test_a_nul_byte_in_the_mx_reply_does_not_lose_the_outcome_of_a_sent_me
     assert [o.topic for o in outputs] == [parts.topics.deliveries]
     assert decode_delivery(outputs[0].value).outcome == "sent"
     assert parts.store.rows[message.message_id].state == "sent"
+
+
+async def test_a_flush_cancelled_under_its_callers_fails_them_instead_of_stranding_them() -> None:
+    started = asyncio.Event()
+
+    async def flush(items: list[str]) -> list[str]:
+        started.set()
+        await asyncio.sleep(3600)  # the database hangs; the loop is shutting down
+        return items
+
+    group: GroupCommit[str, str] = GroupCommit(flush, isolate=is_data_error)
+    caller = asyncio.ensure_future(group.submit("a"))
+    await started.wait()
+    assert group._drain is not None
+    group._drain.cancel()
+    done, _ = await asyncio.wait({caller}, timeout=2)
+    assert done, "the caller of a cancelled flush waits for ever"
+    assert caller.cancelled()

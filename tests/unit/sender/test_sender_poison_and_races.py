@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
+from retarget.common.identity import email_digest
 from retarget.common.poison import is_data_error
 from retarget.common.schemas import DeadLettered, decoder
 from retarget.sender.group_commit import GroupCommit
@@ -205,3 +206,18 @@ async def test_a_flush_cancelled_under_its_callers_fails_them_instead_of_strandi
     done, _ = await asyncio.wait({caller}, timeout=2)
     assert done, "the caller of a cancelled flush waits for ever"
     assert caller.cancelled()
+
+
+async def test_a_refusal_that_loses_the_race_to_a_claim_publishes_nothing(parts: SenderParts) -> None:
+    """Suppressed here, but another sender claimed the id between our look-up and our claim:
+    the row is theirs and still 'claimed' — no outcome of ours (there is none yet) is sent."""
+    message = outbound()
+    parts.store.suppressed[("ws1", email_digest(message.recipient))] = "unsubscribed"
+    theirs = SendLogRow(message.message_id, "ws1", "cart", "p1", "claimed", 1, None, None, parts.clock.now())
+
+    async def claim_raced(claim: NewClaim) -> Claim:
+        return Claim(owned=False, row=theirs)
+
+    parts.store.claim = claim_raced  # type: ignore[method-assign]
+    assert await parts.handler([record_of(message)]) == []
+    assert parts.transport.attempts == []

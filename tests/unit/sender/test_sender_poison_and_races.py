@@ -221,3 +221,29 @@ async def test_a_refusal_that_loses_the_race_to_a_claim_publishes_nothing(parts:
     parts.store.claim = claim_raced  # type: ignore[method-assign]
     assert await parts.handler([record_of(message)]) == []
     assert parts.transport.attempts == []
+
+
+@pytest.mark.parametrize("state", ["claimed", "sent"])
+async def test_a_retry_whose_row_another_sender_holds_or_finished_is_not_delivered(
+    parts: SenderParts, state: str
+) -> None:
+    """A crash between a retry's publish and its drop (or another sender's lease after ours
+    expired) leaves the retry row while the send-log row is claimed or finished: the next
+    lease must replay, never talk SMTP again."""
+    message = outbound()
+    parts.store.retries[message.message_id] = _due_retry(parts, record_of(message).value)
+    parts.store.rows[message.message_id] = SendLogRow(
+        message.message_id,
+        "ws1",
+        "cart",
+        "p1",
+        state,
+        2,
+        250 if state == "sent" else None,
+        None,
+        parts.clock.now(),
+    )
+    parts.store.claimed_at[message.message_id] = parts.clock.now()
+    parts.clock.advance(seconds=1)
+    await parts.retry.tick()
+    assert parts.transport.attempts == []

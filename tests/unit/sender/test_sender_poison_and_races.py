@@ -247,3 +247,47 @@ async def test_a_retry_whose_row_another_sender_holds_or_finished_is_not_deliver
     parts.clock.advance(seconds=1)
     await parts.retry.tick()
     assert parts.transport.attempts == []
+
+
+async def test_a_retry_keeps_its_row_until_its_outcome_is_published(parts: SenderParts) -> None:
+    """The broker refuses (as a crash would cut) between a retry's outcome and its publish:
+    the retry row stays, so the next lease replays the recorded outcome instead of losing it."""
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    publish = parts.publisher.publish
+
+    async def broker_down(topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise ConnectionResetError
+
+    parts.publisher.publish = broker_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await parts.retry.tick()
+    assert message.message_id in parts.store.retries  # not dropped: its outcome is unpublished
+    parts.publisher.publish = publish  # type: ignore[method-assign]
+    parts.clock.advance(minutes=20)  # past the lease
+    await parts.retry.tick()
+    outcomes = [decode_delivery(r.value).outcome for r in parts.publisher.on(parts.topics.deliveries)]
+    assert outcomes == ["sent"] and len(parts.transport.delivered) == 1
+
+
+async def test_a_poison_retry_keeps_its_row_until_its_dead_letter_is_published(parts: SenderParts) -> None:
+    message = outbound()
+    parts.store.retries[message.message_id] = _due_retry(parts, record_of(message).value)
+    parts.store.rows[message.message_id] = SendLogRow(
+        message.message_id, "ws1", "cart", "p1", "deferred", 1, 451, "x", parts.clock.now()
+    )
+
+    async def refuse(message_id: str, at: object) -> Claim | None:
+        raise asyncpg.exceptions.CharacterNotInRepertoireError("0x00")
+
+    async def broker_down(topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise ConnectionResetError
+
+    parts.store.reclaim_deferred = refuse  # type: ignore[method-assign]
+    parts.publisher.publish = broker_down  # type: ignore[method-assign]
+    parts.clock.advance(minutes=1)
+    with pytest.raises(ConnectionResetError):
+        await parts.retry.tick()
+    assert message.message_id in parts.store.retries  # the dead letter is not out: keep the row

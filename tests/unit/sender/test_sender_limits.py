@@ -253,3 +253,29 @@ def test_the_domain_table_stays_bounded_when_the_tail_refills() -> None:
         assert bucket is not None
         bucket.reserve(now[0])
     assert len(limiter._domains) <= 100
+
+
+class _CountingLimiter(RateLimiter):
+    def __init__(self) -> None:
+        super().__init__(
+            domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
+        )
+        self.domains: list[str] = []
+
+    async def acquire(
+        self, domain: str, workspace_id: str, workspace_rate: Rate | None, stop: asyncio.Event
+    ) -> float:
+        self.domains.append(domain)
+        return 0.0
+
+
+async def test_a_retry_takes_a_rate_limit_token_like_a_first_attempt() -> None:
+    limiter = _CountingLimiter()
+    parts = fake_sender(limiter=limiter)
+    message = outbound(recipient="a@slow.example")
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 2
+    assert limiter.domains == ["slow.example", "slow.example"]  # the retry waited for its token too

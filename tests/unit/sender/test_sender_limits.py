@@ -279,3 +279,24 @@ async def test_a_retry_takes_a_rate_limit_token_like_a_first_attempt() -> None:
     await parts.retry.tick()
     assert len(parts.transport.attempts) == 2
     assert limiter.domains == ["slow.example", "slow.example"]  # the retry waited for its token too
+
+
+class _StoppingLimiter(_CountingLimiter):
+    async def acquire(
+        self, domain: str, workspace_id: str, workspace_rate: Rate | None, stop: asyncio.Event
+    ) -> float:
+        raise Stopping
+
+
+async def test_a_retry_stopped_before_its_start_is_handed_back_at_once_not_after_the_lease() -> None:
+    parts = fake_sender(claim_lease_s=600)
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    parts.retry.limiter = _StoppingLimiter()  # the process stops while the retry waits for a token
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 1
+    parts.retry.limiter = _CountingLimiter()  # restarted: the retry is due at once
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 2

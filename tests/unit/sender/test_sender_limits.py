@@ -300,3 +300,17 @@ async def test_a_retry_stopped_before_its_start_is_handed_back_at_once_not_after
     parts.retry.limiter = _CountingLimiter()  # restarted: the retry is due at once
     await parts.retry.tick()
     assert len(parts.transport.attempts) == 2
+
+
+def test_a_workspace_whose_rate_changes_gets_a_bucket_of_its_new_rate() -> None:
+    limiter = RateLimiter(
+        domain_default=UNLIMITED,
+        domain_overrides={},
+        workspace_default=Rate(100, 100),
+        global_rate=UNLIMITED,
+        monotonic=lambda: 0.0,
+    )
+    old = limiter._bucket(limiter._workspaces, "ws1", Rate(100, 100))
+    new = limiter._bucket(limiter._workspaces, "ws1", Rate(1, 1))  # tightened by its owner
+    assert old is not None and new is not None and new.rate == Rate(1, 1)
+    assert new.reserve(0.0) == 0.0 and new.reserve(0.0) == 1.0  # the new limit holds at once

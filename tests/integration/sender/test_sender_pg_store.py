@@ -150,3 +150,41 @@ async def test_suppressions_are_found_in_one_query_for_workspace_global_and_camp
         (workspace_id, global_, "survey"): "complaint",
         (workspace_id, free, "survey"): "campaign_unsubscribed",  # only that campaign (migration 004)
     }
+
+
+async def test_a_finish_after_the_sweep_closed_the_claim_changes_nothing_and_says_so(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    then = datetime.now(UTC) - timedelta(hours=1)
+    claim = _claim(workspace_id, then)
+    await store.claim(claim)
+    swept = await store.sweep_stale_claims(datetime.now(UTC) - timedelta(minutes=10), datetime.now(UTC))
+    assert claim.message_id in {r.message_id for r in swept}
+    late = RetryEntry(b"payload", then, datetime.now(UTC))
+    finishes = [
+        Finish(claim.message_id, workspace_id, claim.recipient_hash, "sent", "accepted", 250, "ok", then),
+        Finish(
+            claim.message_id,
+            workspace_id,
+            claim.recipient_hash,
+            "deferred",
+            "soft",
+            451,
+            "x",
+            then,
+            retry=late,
+        ),
+    ]
+    for finish in finishes:  # the plain UPDATE, and the transaction with a retry row
+        assert await store.finish(finish) is False
+    row = (await store.known([claim.message_id]))[claim.message_id]
+    assert (row.state, row.last_reason) == ("failed", "unconfirmed_claim")
+    assert claim.message_id not in {
+        d.message_id for d in await store.lease_due(datetime.now(UTC), datetime.now(UTC), 10_000)
+    }
+    fresh = _claim(workspace_id, datetime.now(UTC))
+    await store.claim(fresh)
+    ok = Finish(
+        fresh.message_id, workspace_id, fresh.recipient_hash, "sent", "accepted", 250, "ok", datetime.now(UTC)
+    )
+    assert await store.finish(ok) is True

@@ -14,7 +14,7 @@ from retarget.common.schemas import DeadLettered, decoder
 from retarget.sender.group_commit import GroupCommit
 from retarget.sender.store import Claim, Finish, NewClaim, SendLogRow
 from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
-from retarget.sender.transport import SmtpReply
+from retarget.sender.transport import Envelope, SmtpReply
 
 _dead = decoder(DeadLettered)
 
@@ -291,3 +291,30 @@ async def test_a_poison_retry_keeps_its_row_until_its_dead_letter_is_published(p
     with pytest.raises(ConnectionResetError):
         await parts.retry.tick()
     assert message.message_id in parts.store.retries  # the dead letter is not out: keep the row
+
+
+async def test_a_delivery_that_outlives_its_claim_lease_does_not_publish_a_second_outcome(
+    parts: SenderParts,
+) -> None:
+    """The relay takes longer than the claim lease; another sender's sweep closes the claim
+    as failed/unconfirmed and publishes that. Our 250 then arrives: the send log keeps the
+    sweep's outcome, so we must publish that one too — not 'sent' as a second, different one."""
+    message = outbound()
+    release, talking = asyncio.Event(), asyncio.Event()
+    deliver = parts.transport.deliver
+
+    async def slow_relay(envelope: Envelope) -> SmtpReply:
+        talking.set()
+        await release.wait()
+        return await deliver(envelope)
+
+    parts.transport.deliver = slow_relay  # type: ignore[method-assign]
+    handling = asyncio.ensure_future(parts.handler([record_of(message)]))
+    await talking.wait()
+    parts.clock.advance(minutes=10)  # past the claim lease of 300 s
+    await parts.retry.tick()
+    [swept] = [decode_delivery(r.value) for r in parts.publisher.on(parts.topics.deliveries)]
+    release.set()
+    [out] = await handling
+    ours = decode_delivery(out.value)
+    assert (ours.outcome, ours.reason) == (swept.outcome, swept.reason) == ("failed", "unconfirmed_claim")

@@ -276,3 +276,22 @@ async def test_only_bug_failures_in_a_row_open_bisection_not_transient_ones() ->
     stage = _stage(consumer, producer, handler)
     assert await _run_until(stage, consumer, 2)
     assert [t for t, _ in producer.sent] == ["out", "out"]
+
+
+async def test_partitions_paused_while_a_long_batch_is_handled_are_resumed_after_it() -> None:
+    # The first batch outlasts the keepalive (rate-limit tokens, say): the Stage pauses every
+    # partition to keep polling. Left paused, the consumer would hand out nothing ever again.
+    consumer, producer = FakeConsumer([b"a"]), FakeProducer()
+    calls = 0
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.1)  # ten keepalive rounds
+            consumer.records.append(_record(1, b"b"))  # more arrives meanwhile
+        return [Output("out", r.key, r.value or b"") for r in records]
+
+    stage = _stage(consumer, producer, handler)
+    assert await _run_until(stage, consumer, 2), "the partitions stayed paused after a long batch"
+    assert [v for t, v in producer.sent if t == "out"] == [b"a", b"b"]

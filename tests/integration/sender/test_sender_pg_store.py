@@ -188,3 +188,11 @@ async def test_a_finish_after_the_sweep_closed_the_claim_changes_nothing_and_say
         fresh.message_id, workspace_id, fresh.recipient_hash, "sent", "accepted", 250, "ok", datetime.now(UTC)
     )
     assert await store.finish(ok) is True
+
+
+async def test_one_message_id_twice_in_one_group_commit_is_owned_once(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    claim = _claim(workspace_id, datetime.now(UTC))
+    first, second = await asyncio.gather(store.claim(claim), store.claim(claim))  # one group
+    assert sorted([first.owned, second.owned]) == [False, True]  # never two senders on the wire

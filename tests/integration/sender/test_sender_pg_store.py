@@ -196,3 +196,21 @@ async def test_one_message_id_twice_in_one_group_commit_is_owned_once(
     claim = _claim(workspace_id, datetime.now(UTC))
     first, second = await asyncio.gather(store.claim(claim), store.claim(claim))  # one group
     assert sorted([first.owned, second.owned]) == [False, True]  # never two senders on the wire
+
+
+async def test_a_finish_postgresql_refuses_fails_alone_in_its_group(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    good, bad = _claim(workspace_id, now), _claim(workspace_id, now)
+    await asyncio.gather(store.claim(good), store.claim(bad))
+
+    def finish(c: NewClaim, reply: str) -> Finish:
+        return Finish(c.message_id, workspace_id, c.recipient_hash, "sent", "accepted", 250, reply, now)
+
+    results = await asyncio.gather(
+        store.finish(finish(good, "ok")), store.finish(finish(bad, "o\x00k")), return_exceptions=True
+    )
+    assert results[0] is True and isinstance(results[1], asyncpg.exceptions.PostgresError)
+    rows = await store.known([good.message_id, bad.message_id])
+    assert (rows[good.message_id].state, rows[bad.message_id].state) == ("sent", "claimed")

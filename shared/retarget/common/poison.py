@@ -10,10 +10,18 @@ Decided by the exception's class, never by its message: PostgreSQL's SQLSTATE cl
 exception: invalid text, out of range, bad encoding) and 54 (program limit exceeded: index
 row or statement too large), NOT NULL and CHECK violations, and ValueError (which covers
 UnicodeError and msgspec's decode errors). Anything else — OSError, TimeoutError, KafkaError,
-asyncpg's connection and interface errors — is taken as transient.
+asyncpg's connection and interface errors, any other PostgreSQL error — is taken as transient.
+
+A third kind is neither: a bug (KeyError, TypeError, AttributeError...) that one record's
+content sets off. It fails the same way on every replay too, but so might a bug that every
+record sets off, so a Stage retries it a few times before it isolates it like a data error
+(`is_transient` tells the world's trouble from everything else).
 """
 
 from __future__ import annotations
+
+import asyncpg
+from aiokafka.errors import KafkaError
 
 _DATA_SQLSTATE_CLASSES = ("22", "54")
 _DATA_SQLSTATES = ("23502", "23514")  # not_null_violation, check_violation
@@ -31,3 +39,12 @@ def describe(exc: BaseException) -> str:
     """The dead letter's reason: the class names the kind of problem, the text the detail."""
     text = str(exc).replace("\x00", "\\x00")
     return f"{type(exc).__name__}: {text[:500]}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the world is at fault (network, broker, database): retrying can succeed."""
+    if is_data_error(exc):
+        return False
+    if isinstance(getattr(exc, "sqlstate", None), str):  # any other PostgreSQL error
+        return True
+    return isinstance(exc, OSError | TimeoutError | KafkaError | asyncpg.InterfaceError)

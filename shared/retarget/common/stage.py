@@ -12,9 +12,13 @@ Failures come in two kinds (poison.py):
   to the handler again until the one failing record is alone — and dead-letters that record
   with the error as reason. Its neighbours go on. Handlers are idempotent, so handling a
   record twice during the search is harmless.
-* any other exception is taken as transient (the database is down, say): nothing is
+* a transient exception (poison.is_transient: the database is down, say): nothing is
   committed, the consumer rewinds to the last commit and the batch is retried after a
-  backoff — never dropped.
+  backoff — never dropped, however long it lasts.
+* anything else is a bug (a KeyError on one record's odd content, say). It is retried like
+  a transient error, but once the same batch has failed that way `bug_retries` times in a
+  row it is bisected like a data error, so a record that sets off a bug is dead-lettered
+  instead of halting its partition for ever.
 
 Rebalances: while the handler runs (it may wait minutes for rate-limit tokens) the Stage
 keeps polling the consumer with every partition paused, so the member never passes the max
@@ -34,16 +38,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
 from retarget.common.faults import crash_point
 from retarget.common.metrics import STAGE_BATCH_SECONDS, STAGE_RECORDS
-from retarget.common.poison import describe, is_data_error
-from retarget.common.schemas import DeadLettered, encode
+from retarget.common.poison import describe, is_data_error, is_transient
+from retarget.common.schemas import DeadLettered, decoder, encode
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
+
+_decode_dead_letter = decoder(DeadLettered)
+_DEFAULT_MAX_REQUEST_SIZE = 1_048_576  # aiokafka's default max_request_size
+_MAX_KEY = 1000  # of an output too large for Kafka, the most of its key its dead letter keeps
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class Stage:
         max_batch: int = 500,
         retry_backoff_s: float = 1.0,
         keepalive_s: float = 1.0,
+        bug_retries: int = 3,
     ) -> None:
         self.name = name
         self.consumer = consumer
@@ -112,11 +121,14 @@ class Stage:
         self.max_batch = max_batch
         self.retry_backoff_s = retry_backoff_s
         self.keepalive_s = keepalive_s  # how often the consumer is polled while a batch is handled
+        self.bug_retries = bug_retries  # failures by a bug (not data, not transient) before bisecting
         self.batches_done = 0
+        self._stopping: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set; the batch in hand is finished and committed."""
-        failures = 0
+        failures = bug_failures = 0
+        self._stopping = stop
         while not stop.is_set():
             batch: Batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
             records = [r for part in batch.values() for r in part]
@@ -124,14 +136,16 @@ class Stage:
                 continue
             started = time.perf_counter()
             try:
-                outputs = await self._handle_keeping_membership(records)
+                outputs = await self._handle_keeping_membership(
+                    records, isolate_bugs=bug_failures >= self.bug_retries
+                )
                 crash_point("stage.after_handle")
                 await self._produce_all(outputs)
                 crash_point("stage.after_produce")
                 await self._commit(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 if stop.is_set():  # the handler gave up because we are stopping: replayed on restart
                     log.info(
                         "stopping mid-batch; it is replayed from the last commit", extra={"stage": self.name}
@@ -139,6 +153,7 @@ class Stage:
                     await self._rewind(batch)
                     break
                 failures += 1
+                bug_failures = 0 if is_transient(exc) else bug_failures + 1
                 delay = min(self.retry_backoff_s * 2 ** (failures - 1), 30.0)
                 log.exception(
                     "batch failed; rewinding to the last commit",
@@ -148,14 +163,16 @@ class Stage:
                 await self._rewind(batch)
                 await _sleep_unless(stop, delay)
                 continue
-            failures = 0
+            failures = bug_failures = 0
             self.batches_done += 1
             STAGE_RECORDS.labels(self.name, "processed").inc(len(records))
             STAGE_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _handle_keeping_membership(self, records: list[ConsumerRecord]) -> list[Output]:
+    async def _handle_keeping_membership(
+        self, records: list[ConsumerRecord], *, isolate_bugs: bool = False
+    ) -> list[Output]:
         """Run the handler; meanwhile poll with every partition paused, so the group keeps us."""
-        task = asyncio.ensure_future(self._handle_isolating_poison(records))
+        task = asyncio.ensure_future(self._handle_isolating_poison(records, isolate_bugs=isolate_bugs))
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=self.keepalive_s)
@@ -176,11 +193,19 @@ class Stage:
             if part and tp in self.consumer.assignment():
                 self.consumer.seek(tp, part[0].offset)
 
-    async def _handle_isolating_poison(self, records: Sequence[ConsumerRecord]) -> list[Output]:
+    def _is_records_fault(self, exc: Exception, isolate_bugs: bool) -> bool:
+        if is_data_error(exc):
+            return True
+        stopping = self._stopping is not None and self._stopping.is_set()
+        return isolate_bugs and not stopping and not is_transient(exc)
+
+    async def _handle_isolating_poison(
+        self, records: Sequence[ConsumerRecord], *, isolate_bugs: bool = False
+    ) -> list[Output]:
         try:
             return await self.handler(records)
         except Exception as exc:
-            if not is_data_error(exc):
+            if not self._is_records_fault(exc, isolate_bugs):
                 raise
             if len(records) == 1:
                 [record] = records
@@ -193,13 +218,57 @@ class Stage:
                     dead_letter(record, stage=self.name, reason=describe(exc), topic=self.dead_letter_topic)
                 ]
             half = len(records) // 2
-            first = await self._handle_isolating_poison(records[:half])
-            return first + await self._handle_isolating_poison(records[half:])
+            first = await self._handle_isolating_poison(records[:half], isolate_bugs=isolate_bugs)
+            return first + await self._handle_isolating_poison(records[half:], isolate_bugs=isolate_bugs)
 
     async def _produce_all(self, outputs: list[Output]) -> None:
-        futures = [await self.producer.send(o.topic, o.value, key=o.key) for o in outputs]
+        futures = []
+        for o in outputs:
+            try:
+                futures.append(await self.producer.send(o.topic, o.value, key=o.key))
+            except MessageSizeTooLargeError:
+                # The same output is as large on every replay: retrying would halt the
+                # partition for ever. It is dead-lettered, cut to a size Kafka takes.
+                letter = self._too_large(o)
+                key = o.key[:_MAX_KEY] if o.key else o.key
+                futures.append(await self.producer.send(self.dead_letter_topic, letter, key=key))
         if futures:
             await asyncio.gather(*futures)
+
+    def _too_large(self, output: Output) -> bytes:
+        """A dead letter for an output over the producer's max request size, itself under it."""
+        budget = int(getattr(self.producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)) // 2
+        STAGE_RECORDS.labels(self.name, "dead_lettered").inc()
+        log.warning(
+            "output too large for Kafka; dead-lettered, cut",
+            extra={"stage": self.name, "topic": output.topic, "bytes": len(output.value)},
+        )
+        try:
+            letter = (
+                _decode_dead_letter.decode(output.value) if output.topic == self.dead_letter_topic else None
+            )
+        except ValueError:
+            letter = None
+        if letter is None:  # an ordinary output: where it came from is in the batch, not in it
+            letter = _decode_dead_letter.decode(
+                dead_letter_value(
+                    stage=self.name,
+                    reason=f"output to {output.topic} too large for Kafka",
+                    source=(output.topic, -1, -1),
+                    key=output.key.decode("utf-8", "replace") if output.key else None,
+                    raw=output.value,
+                )
+            )
+        size = len(letter.value)
+        if letter.key is not None:
+            letter.key = letter.key[:_MAX_KEY]
+        letter.reason = f"{letter.reason[:1000]} (value of {size} chars cut: too large for Kafka)"
+        value = encode(letter)
+        while len(value) > budget and letter.value:
+            keep = min(len(letter.value) - 1, int(len(letter.value) * budget / len(value) * 0.9))
+            letter.value = letter.value[: max(keep, 0)]
+            value = encode(letter)
+        return value
 
     async def _commit(self, batch: Batch) -> None:
         """Commit the batch's partitions that are still ours; a revoked one is its new owner's."""

@@ -150,3 +150,67 @@ async def test_suppressions_are_found_in_one_query_for_workspace_global_and_camp
         (workspace_id, global_, "survey"): "complaint",
         (workspace_id, free, "survey"): "campaign_unsubscribed",  # only that campaign (migration 004)
     }
+
+
+async def test_a_finish_after_the_sweep_closed_the_claim_changes_nothing_and_says_so(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    then = datetime.now(UTC) - timedelta(hours=1)
+    claim = _claim(workspace_id, then)
+    await store.claim(claim)
+    swept = await store.sweep_stale_claims(datetime.now(UTC) - timedelta(minutes=10), datetime.now(UTC))
+    assert claim.message_id in {r.message_id for r in swept}
+    late = RetryEntry(b"payload", then, datetime.now(UTC))
+    finishes = [
+        Finish(claim.message_id, workspace_id, claim.recipient_hash, "sent", "accepted", 250, "ok", then),
+        Finish(
+            claim.message_id,
+            workspace_id,
+            claim.recipient_hash,
+            "deferred",
+            "soft",
+            451,
+            "x",
+            then,
+            retry=late,
+        ),
+    ]
+    for finish in finishes:  # the plain UPDATE, and the transaction with a retry row
+        assert await store.finish(finish) is False
+    row = (await store.known([claim.message_id]))[claim.message_id]
+    assert (row.state, row.last_reason) == ("failed", "unconfirmed_claim")
+    assert claim.message_id not in {
+        d.message_id for d in await store.lease_due(datetime.now(UTC), datetime.now(UTC), 10_000)
+    }
+    fresh = _claim(workspace_id, datetime.now(UTC))
+    await store.claim(fresh)
+    ok = Finish(
+        fresh.message_id, workspace_id, fresh.recipient_hash, "sent", "accepted", 250, "ok", datetime.now(UTC)
+    )
+    assert await store.finish(ok) is True
+
+
+async def test_one_message_id_twice_in_one_group_commit_is_owned_once(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    claim = _claim(workspace_id, datetime.now(UTC))
+    first, second = await asyncio.gather(store.claim(claim), store.claim(claim))  # one group
+    assert sorted([first.owned, second.owned]) == [False, True]  # never two senders on the wire
+
+
+async def test_a_finish_postgresql_refuses_fails_alone_in_its_group(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    good, bad = _claim(workspace_id, now), _claim(workspace_id, now)
+    await asyncio.gather(store.claim(good), store.claim(bad))
+
+    def finish(c: NewClaim, reply: str) -> Finish:
+        return Finish(c.message_id, workspace_id, c.recipient_hash, "sent", "accepted", 250, reply, now)
+
+    results = await asyncio.gather(
+        store.finish(finish(good, "ok")), store.finish(finish(bad, "o\x00k")), return_exceptions=True
+    )
+    assert results[0] is True and isinstance(results[1], asyncpg.exceptions.PostgresError)
+    rows = await store.known([good.message_id, bad.message_id])
+    assert (rows[good.message_id].state, rows[bad.message_id].state) == ("sent", "claimed")

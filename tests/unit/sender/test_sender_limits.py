@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time as wall
 from datetime import time
 
@@ -187,12 +188,13 @@ async def test_a_campaign_only_unsubscribe_stops_that_campaign_and_no_other(part
 
 
 async def test_the_domain_table_stays_bounded_over_many_domains_and_keeps_the_busy_ones() -> None:
+    ticks = itertools.count()
     limiter = RateLimiter(
         domain_default=Rate(1, 1),
         domain_overrides={},
         workspace_default=UNLIMITED,
         global_rate=UNLIMITED,
-        monotonic=lambda: 0.0,  # no refill: a bucket dropped and made afresh shows as full
+        monotonic=lambda: float(next(ticks)),  # a second a reading: a domain seen once refills
         max_buckets=100,
     )
     stop = asyncio.Event()
@@ -204,3 +206,111 @@ async def test_the_domain_table_stays_bounded_over_many_domains_and_keeps_the_bu
     assert len(limiter._domains) <= 100
     assert "busy.example" in limiter._domains and limiter._domains["busy.example"].level < 1
     assert "d0.example" not in limiter._domains  # the idle ones went, oldest first
+
+
+async def test_a_domain_spray_does_not_evict_a_busy_domain_into_a_fresh_burst() -> None:
+    # The busy domain owes tokens (messages wait on its reservations); a spray of other domains
+    # pushes it out of the LRU. Made afresh it would be full: a second burst on top of the
+    # waiters, as often as the spray repeats — the domain's limit bypassed.
+    now = [0.0]
+    limiter = RateLimiter(
+        domain_default=Rate(1, 1),
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=lambda: now[0],
+        max_buckets=10,
+    )
+    busy = limiter._bucket(limiter._domains, "busy.example", Rate(1, 1))
+    assert busy is not None
+    delays = [busy.reserve(now[0]) for _ in range(5)]  # its burst, then four waiters
+    assert delays == [0.0, 1.0, 2.0, 3.0, 4.0]
+    for n in range(50):  # the spray, while the waiters still wait
+        now[0] += 0.01
+        limiter._bucket(limiter._domains, f"d{n}.example", Rate(1, 1))
+    again = limiter._bucket(limiter._domains, "busy.example", Rate(1, 1))
+    assert again is not None
+    assert again.reserve(now[0]) > 4.0  # behind the waiters, not a fresh burst
+    now[0] += 100  # refilled: the table shrinks back to its bound
+    for n in range(50):
+        limiter._bucket(limiter._domains, f"e{n}.example", Rate(1, 1))
+    assert len(limiter._domains) <= 10
+
+
+def test_the_domain_table_stays_bounded_when_the_tail_refills() -> None:
+    now = [0.0]
+    limiter = RateLimiter(
+        domain_default=Rate(1, 1),
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=lambda: now[0],
+        max_buckets=100,
+    )
+    for n in range(5_000):  # each domain seen once, one message a second: each is full again
+        now[0] += 1.0
+        bucket = limiter._bucket(limiter._domains, f"d{n}.example", Rate(1, 1))
+        assert bucket is not None
+        bucket.reserve(now[0])
+    assert len(limiter._domains) <= 100
+
+
+class _CountingLimiter(RateLimiter):
+    def __init__(self) -> None:
+        super().__init__(
+            domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
+        )
+        self.domains: list[str] = []
+
+    async def acquire(
+        self, domain: str, workspace_id: str, workspace_rate: Rate | None, stop: asyncio.Event
+    ) -> float:
+        self.domains.append(domain)
+        return 0.0
+
+
+async def test_a_retry_takes_a_rate_limit_token_like_a_first_attempt() -> None:
+    limiter = _CountingLimiter()
+    parts = fake_sender(limiter=limiter)
+    message = outbound(recipient="a@slow.example")
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 2
+    assert limiter.domains == ["slow.example", "slow.example"]  # the retry waited for its token too
+
+
+class _StoppingLimiter(_CountingLimiter):
+    async def acquire(
+        self, domain: str, workspace_id: str, workspace_rate: Rate | None, stop: asyncio.Event
+    ) -> float:
+        raise Stopping
+
+
+async def test_a_retry_stopped_before_its_start_is_handed_back_at_once_not_after_the_lease() -> None:
+    parts = fake_sender(claim_lease_s=600)
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    parts.retry.limiter = _StoppingLimiter()  # the process stops while the retry waits for a token
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 1
+    parts.retry.limiter = _CountingLimiter()  # restarted: the retry is due at once
+    await parts.retry.tick()
+    assert len(parts.transport.attempts) == 2
+
+
+def test_a_workspace_whose_rate_changes_gets_a_bucket_of_its_new_rate() -> None:
+    limiter = RateLimiter(
+        domain_default=UNLIMITED,
+        domain_overrides={},
+        workspace_default=Rate(100, 100),
+        global_rate=UNLIMITED,
+        monotonic=lambda: 0.0,
+    )
+    old = limiter._bucket(limiter._workspaces, "ws1", Rate(100, 100))
+    new = limiter._bucket(limiter._workspaces, "ws1", Rate(1, 1))  # tightened by its owner
+    assert old is not None and new is not None and new.rate == Rate(1, 1)
+    assert new.reserve(0.0) == 0.0 and new.reserve(0.0) == 1.0  # the new limit holds at once

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
+from retarget.common.identity import email_digest
 from retarget.common.poison import is_data_error
 from retarget.common.schemas import DeadLettered, decoder
 from retarget.sender.group_commit import GroupCommit
-from retarget.sender.store import Claim, NewClaim, SendLogRow
+from retarget.sender.store import Claim, Finish, NewClaim, SendLogRow
 from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
+from retarget.sender.transport import Envelope, SmtpReply
 
 _dead = decoder(DeadLettered)
 
@@ -162,3 +164,157 @@ async def test_a_retry_that_fails_on_its_data_is_dead_lettered_and_dropped(parts
 
 def _due_retry(parts: SenderParts, payload: bytes) -> _Retry:
     return _Retry(payload, parts.clock.now(), parts.clock.now())
+
+
+async def test_a_nul_byte_in_the_mx_reply_does_not_lose_the_outcome_of_a_sent_message(
+    parts: SenderParts,
+) -> None:
+    """The recipient's MX (anyone's, for their own domain) answers 250 with a NUL byte in the
+    text: the mail is sent, so its outcome must be recorded as sent — not refused by the send
+    log, left claimed, dead-lettered and later swept as failed/unconfirmed."""
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(250, "2.0.0 queued\x00as 1", "done"))
+    finish = parts.store.finish
+
+    async def refuse_nul(f: Finish) -> None:
+        if "\x00" in f.reply_text:
+            raise asyncpg.exceptions.CharacterNotInRepertoireError(
+                'invalid byte sequence for encoding "UTF8": 0x00'
+            )
+        await finish(f)
+
+    parts.store.finish = refuse_nul  # type: ignore[method-assign]
+    outputs = await parts.handler([record_of(message)])
+    assert [o.topic for o in outputs] == [parts.topics.deliveries]
+    assert decode_delivery(outputs[0].value).outcome == "sent"
+    assert parts.store.rows[message.message_id].state == "sent"
+
+
+async def test_a_flush_cancelled_under_its_callers_fails_them_instead_of_stranding_them() -> None:
+    started = asyncio.Event()
+
+    async def flush(items: list[str]) -> list[str]:
+        started.set()
+        await asyncio.sleep(3600)  # the database hangs; the loop is shutting down
+        return items
+
+    group: GroupCommit[str, str] = GroupCommit(flush, isolate=is_data_error)
+    caller = asyncio.ensure_future(group.submit("a"))
+    await started.wait()
+    assert group._drain is not None
+    group._drain.cancel()
+    done, _ = await asyncio.wait({caller}, timeout=2)
+    assert done, "the caller of a cancelled flush waits for ever"
+    assert caller.cancelled()
+
+
+async def test_a_refusal_that_loses_the_race_to_a_claim_publishes_nothing(parts: SenderParts) -> None:
+    """Suppressed here, but another sender claimed the id between our look-up and our claim:
+    the row is theirs and still 'claimed' — no outcome of ours (there is none yet) is sent."""
+    message = outbound()
+    parts.store.suppressed[("ws1", email_digest(message.recipient))] = "unsubscribed"
+    theirs = SendLogRow(message.message_id, "ws1", "cart", "p1", "claimed", 1, None, None, parts.clock.now())
+
+    async def claim_raced(claim: NewClaim) -> Claim:
+        return Claim(owned=False, row=theirs)
+
+    parts.store.claim = claim_raced  # type: ignore[method-assign]
+    assert await parts.handler([record_of(message)]) == []
+    assert parts.transport.attempts == []
+
+
+@pytest.mark.parametrize("state", ["claimed", "sent"])
+async def test_a_retry_whose_row_another_sender_holds_or_finished_is_not_delivered(
+    parts: SenderParts, state: str
+) -> None:
+    """A crash between a retry's publish and its drop (or another sender's lease after ours
+    expired) leaves the retry row while the send-log row is claimed or finished: the next
+    lease must replay, never talk SMTP again."""
+    message = outbound()
+    parts.store.retries[message.message_id] = _due_retry(parts, record_of(message).value)
+    parts.store.rows[message.message_id] = SendLogRow(
+        message.message_id,
+        "ws1",
+        "cart",
+        "p1",
+        state,
+        2,
+        250 if state == "sent" else None,
+        None,
+        parts.clock.now(),
+    )
+    parts.store.claimed_at[message.message_id] = parts.clock.now()
+    parts.clock.advance(seconds=1)
+    await parts.retry.tick()
+    assert parts.transport.attempts == []
+
+
+async def test_a_retry_keeps_its_row_until_its_outcome_is_published(parts: SenderParts) -> None:
+    """The broker refuses (as a crash would cut) between a retry's outcome and its publish:
+    the retry row stays, so the next lease replays the recorded outcome instead of losing it."""
+    message = outbound()
+    parts.transport.script(message.recipient, SmtpReply(451, "later", "rcpt"))
+    await parts.handler([record_of(message)])
+    parts.clock.advance(minutes=2)
+    publish = parts.publisher.publish
+
+    async def broker_down(topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise ConnectionResetError
+
+    parts.publisher.publish = broker_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await parts.retry.tick()
+    assert message.message_id in parts.store.retries  # not dropped: its outcome is unpublished
+    parts.publisher.publish = publish  # type: ignore[method-assign]
+    parts.clock.advance(minutes=20)  # past the lease
+    await parts.retry.tick()
+    outcomes = [decode_delivery(r.value).outcome for r in parts.publisher.on(parts.topics.deliveries)]
+    assert outcomes == ["sent"] and len(parts.transport.delivered) == 1
+
+
+async def test_a_poison_retry_keeps_its_row_until_its_dead_letter_is_published(parts: SenderParts) -> None:
+    message = outbound()
+    parts.store.retries[message.message_id] = _due_retry(parts, record_of(message).value)
+    parts.store.rows[message.message_id] = SendLogRow(
+        message.message_id, "ws1", "cart", "p1", "deferred", 1, 451, "x", parts.clock.now()
+    )
+
+    async def refuse(message_id: str, at: object) -> Claim | None:
+        raise asyncpg.exceptions.CharacterNotInRepertoireError("0x00")
+
+    async def broker_down(topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise ConnectionResetError
+
+    parts.store.reclaim_deferred = refuse  # type: ignore[method-assign]
+    parts.publisher.publish = broker_down  # type: ignore[method-assign]
+    parts.clock.advance(minutes=1)
+    with pytest.raises(ConnectionResetError):
+        await parts.retry.tick()
+    assert message.message_id in parts.store.retries  # the dead letter is not out: keep the row
+
+
+async def test_a_delivery_that_outlives_its_claim_lease_does_not_publish_a_second_outcome(
+    parts: SenderParts,
+) -> None:
+    """The relay takes longer than the claim lease; another sender's sweep closes the claim
+    as failed/unconfirmed and publishes that. Our 250 then arrives: the send log keeps the
+    sweep's outcome, so we must publish that one too — not 'sent' as a second, different one."""
+    message = outbound()
+    release, talking = asyncio.Event(), asyncio.Event()
+    deliver = parts.transport.deliver
+
+    async def slow_relay(envelope: Envelope) -> SmtpReply:
+        talking.set()
+        await release.wait()
+        return await deliver(envelope)
+
+    parts.transport.deliver = slow_relay  # type: ignore[method-assign]
+    handling = asyncio.ensure_future(parts.handler([record_of(message)]))
+    await talking.wait()
+    parts.clock.advance(minutes=10)  # past the claim lease of 300 s
+    await parts.retry.tick()
+    [swept] = [decode_delivery(r.value) for r in parts.publisher.on(parts.topics.deliveries)]
+    release.set()
+    [out] = await handling
+    ours = decode_delivery(out.value)
+    assert (ours.outcome, ours.reason) == (swept.outcome, swept.reason) == ("failed", "unconfirmed_claim")

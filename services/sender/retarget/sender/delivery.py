@@ -121,7 +121,7 @@ class Deliverer:
         at: datetime,
         retry: RetryEntry | None = None,
     ) -> DeliveryRecorded:
-        await self.store.finish(
+        stored = await self.store.finish(
             Finish(
                 message_id=claimed.message_id,
                 workspace_id=claimed.workspace_id,
@@ -129,13 +129,26 @@ class Deliverer:
                 state=verdict.outcome,
                 reason=verdict.reason,
                 code=code,
-                reply_text=reply_text,
+                # The remote MX writes this: a NUL byte in it (PostgreSQL's text can't hold
+                # one) would make the send log refuse the outcome of a message already sent.
+                reply_text=reply_text.replace("\x00", "\\x00"),
                 at=at,
                 suppress=verdict.suppress,
                 retry=retry,
             )
         )
         crash_point("sender.after_outcome")
+        if not stored:
+            # The claim outlived the claim lease and the sweep closed it (failed/unconfirmed)
+            # and published that outcome meanwhile. One message, one final outcome: the
+            # stored one is replayed, not ours published as a second, different one.
+            row = (await self.store.known([claimed.message_id])).get(claimed.message_id)
+            if row is not None and row.state != "claimed":
+                log.warning(
+                    "claim closed by the sweep before its outcome was recorded",
+                    extra={"message_id": claimed.message_id, "outcome": verdict.outcome, "code": code},
+                )
+                return outcome_record(row)
         if verdict.outcome not in ("sent", "suppressed"):
             log.info(
                 "delivery not accepted",

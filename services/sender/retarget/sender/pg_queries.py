@@ -61,6 +61,7 @@ SET state = x.s, last_reason = x.r, last_code = x.c, last_reply = x.t, updated_a
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[])
      AS x (m, s, r, c, t, at)
 WHERE l.message_id = x.m AND l.state = 'claimed'
+RETURNING l.message_id
 """
 
 SUPPRESS = """

@@ -71,7 +71,7 @@ class PostgresDeliveryStore:
         self.settings = settings
         self._pool = pool
         self._claims: GroupCommit[NewClaim, Claim] = GroupCommit(self._claim_group, isolate=is_data_error)
-        self._finishes: GroupCommit[Finish, None] = GroupCommit(self._finish_group, isolate=is_data_error)
+        self._finishes: GroupCommit[Finish, bool] = GroupCommit(self._finish_group, isolate=is_data_error)
 
     async def start(self) -> None:
         if self._pool is None:
@@ -166,10 +166,10 @@ class PostgresDeliveryStore:
             existing = await conn.fetchrow(f"SELECT {ROW} FROM send_log WHERE message_id = $1", message_id)
         return None if existing is None else Claim(owned=False, row=_row(existing))
 
-    async def finish(self, finish: Finish) -> None:
-        await self._finishes.submit(finish)
+    async def finish(self, finish: Finish) -> bool:
+        return await self._finishes.submit(finish)
 
-    async def _finish_group(self, finishes: list[Finish]) -> list[None]:
+    async def _finish_group(self, finishes: list[Finish]) -> list[bool]:
         updates = list(
             zip(
                 *((f.message_id, f.state, f.reason, f.code, f.reply_text, f.at) for f in finishes),
@@ -179,10 +179,10 @@ class PostgresDeliveryStore:
         suppress = sorted({(f.workspace_id, f.recipient_hash): f for f in finishes if f.suppress}.items())
         retries = [(f.message_id, f.retry) for f in finishes if f.retry is not None]
         if not suppress and not retries:  # the usual group: one UPDATE, atomic by itself
-            await self.pool.execute(FINISH, *map(list, updates))
-            return [None] * len(finishes)
+            stored = {r["message_id"] for r in await self.pool.fetch(FINISH, *map(list, updates))}
+            return [f.message_id in stored for f in finishes]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(FINISH, *map(list, updates))
+            stored = {r["message_id"] for r in await conn.fetch(FINISH, *map(list, updates))}
             if suppress:
                 await conn.execute(
                     SUPPRESS,
@@ -192,9 +192,10 @@ class PostgresDeliveryStore:
                     [f"smtp:{f.code}" for _, f in suppress],
                     [f.at for _, f in suppress],
                 )
+            retries = [(m, r) for m, r in retries if m in stored]  # a swept claim is not retried
             if retries:
                 await conn.execute(DEFER, *_retry_columns(retries))
-        return [None] * len(finishes)
+        return [f.message_id in stored for f in finishes]
 
     async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:
         rows = await self.pool.fetch(LEASE, now, lease_until, limit)

@@ -20,10 +20,14 @@ from collections.abc import Callable
 from retarget.sender.metrics import TOKEN_WAIT_SECONDS
 from retarget.sender.policy import Rate
 
-# Per table (domains, workspaces). Past it the least recently used bucket is dropped; with
-# 10,000 more recent keys in between it has refilled unless its rate is below ~1 token per
-# 10,000 messages, so what is forgotten is at most one burst.
+# Per table (domains, workspaces). Past it the least recently used bucket is dropped, but
+# only once it has refilled: a bucket made afresh starts full, so dropping one that still
+# owes tokens (reservations of waiting messages) would hand its domain a second full burst
+# on top of them — a limit bypass for anyone who can spray messages over many domains. A
+# table can hold more than this only with buckets still refilling, at most what the
+# process sends during one refill time.
 _MAX_BUCKETS = 10_000
+_EVICTION_TRIES = 4  # least recently used buckets looked at per new one: O(1) a key
 
 
 class Stopping(Exception):
@@ -72,11 +76,10 @@ class RateLimiter:
             return None
         bucket = table.get(key)
         if bucket is None or bucket.rate != rate:  # a workspace's rate changed: start afresh
-            bucket = table[key] = TokenBucket(rate, self.monotonic())
-            while len(table) > self.max_buckets:
-                # Least recently used first: it has had the longest to refill, so dropping it
-                # forgets nothing (a full bucket is what a new one starts as). O(1) a key.
-                table.popitem(last=False)
+            now = self.monotonic()
+            table.pop(key, None)
+            _evict_full(table, self.max_buckets - 1, now)  # room for the new one
+            bucket = table[key] = TokenBucket(rate, now)
         table.move_to_end(key)
         return bucket
 
@@ -106,6 +109,18 @@ class RateLimiter:
                 await _sleep_unless_stopping(delay, stop)
                 waited += delay
         return waited
+
+
+def _evict_full(table: OrderedDict[str, TokenBucket], max_buckets: int, now: float) -> None:
+    """Drop least recently used buckets past `max_buckets`, only those that are full again."""
+    tries = _EVICTION_TRIES
+    while len(table) > max_buckets and tries > 0:
+        tries -= 1
+        key, oldest = next(iter(table.items()))
+        if oldest.full(now):  # forgets nothing: a full bucket is what a new one starts as
+            del table[key]
+        else:  # still owed: keep it, look at it again after the others
+            table.move_to_end(key)
 
 
 async def _sleep_unless_stopping(seconds: float, stop: asyncio.Event) -> None:

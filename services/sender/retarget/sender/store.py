@@ -124,8 +124,9 @@ class DeliveryStore(Protocol):
         """Move a 'deferred' row back to 'claimed' (attempts + 1); None when there is no row."""
         ...
 
-    async def finish(self, finish: Finish) -> None:
-        """Record the outcome of an owned claim, with its suppression or retry entry, atomically."""
+    async def finish(self, finish: Finish) -> bool:
+        """Record the outcome of an owned claim, with its suppression or retry entry, atomically.
+        False when the row was no longer claimed (the sweep closed it meanwhile): nothing changed."""
         ...
 
     async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:

@@ -149,10 +149,10 @@ class InMemoryDeliveryStore:
         self.claimed_at[message_id] = at
         return Claim(owned=True, row=row)
 
-    async def finish(self, finish: Finish) -> None:
+    async def finish(self, finish: Finish) -> bool:
         row = self.rows[finish.message_id]
         if row.state != "claimed":
-            return
+            return False
         self.rows[finish.message_id] = replace(
             row, state=finish.state, last_code=finish.code, last_reason=finish.reason, updated_at=finish.at
         )
@@ -161,6 +161,7 @@ class InMemoryDeliveryStore:
         if finish.retry is not None:
             r = finish.retry
             self.retries[finish.message_id] = _Retry(r.payload, r.first_deferred_at, r.not_before)
+        return True
 
     async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:
         due = []

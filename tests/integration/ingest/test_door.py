@@ -197,6 +197,28 @@ async def test_a_huge_header_is_refused_with_431_and_the_event_not_published(
         await only_these_were_published(read_events, client, "Padded")
 
 
+@pytest.mark.parametrize("padding", [17 * 1024, 60 * 1024])
+async def test_a_head_over_the_bound_is_a_431_even_when_it_arrives_in_one_read(
+    ingest_url: str, ingest_settings, tenant: Tenant, read_events: EventReader, padding: int
+) -> None:
+    # the chunk count alone let a 17-60 KB head through when it was read at once: a 200
+    body = b'{"userId":"u","event":"Padded"}'
+    key = httpx.BasicAuth(tenant.write_key, "")._auth_header.encode()
+    request = (
+        b"POST /v1/track HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + key + b"\r\nX-Pad: " + b"p" * padding + b"\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    writer.write(request)  # one write, so the server reads the whole head at once
+    async with asyncio.timeout(30):
+        answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    async with httpx.AsyncClient(base_url=ingest_url, auth=auth(tenant.write_key)) as client:
+        await only_these_were_published(read_events, client)
+
+
 async def test_big_bodies_on_a_kept_alive_connection_are_not_mistaken_for_a_big_head(
     ingest_url: str, tenant: Tenant, read_events: EventReader
 ) -> None:

@@ -4,6 +4,9 @@ httptools itself buffers a header of any size until its end arrives, so one requ
 64 MiB header held 64 MiB. uvicorn bounds the head only for its h11 protocol
 (`h11_max_incomplete_event_size`); this applies the same setting to httptools: once a
 request's head grows past it, the client gets 431 and the connection is closed.
+A head that arrives in one read completes within that chunk, so the chunks are not enough:
+the request line and headers httptools hands over are counted too, and a head over the
+bound is refused before the app sees it, however it was split.
 It is named to uvicorn by its import path ("http": HTTP_PROTOCOL), so the configuration
 stays picklable for the worker processes.
 """
@@ -27,6 +30,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = True  # until the current request's headers are complete
         self._boundaries = 0  # heads or messages completed, to tell a chunk that crossed one
+        self._parsed_head_bytes = 0  # the current request's line and headers, as parsed
+        self._refused = False  # a 431 was sent: what the parser still hands over is dropped
 
     def data_received(self, data: bytes) -> None:
         boundaries = self._boundaries
@@ -39,16 +44,40 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             if self._head_bytes > self._max_head_bytes:
                 self._refuse_head()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._parsed_head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._parsed_head_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._parsed_head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+
     def on_headers_complete(self) -> None:
         self._in_head, self._boundaries = False, self._boundaries + 1
+        if self._refused:
+            return
+        if self._parsed_head_bytes > self._max_head_bytes:  # a big head read in one chunk
+            self._refuse_head()
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         # the next request on this connection (kept alive or pipelined) starts with its head
         self._in_head, self._head_bytes, self._boundaries = True, 0, self._boundaries + 1
 
     def _refuse_head(self) -> None:
+        self._refused = True
         self.logger.warning("request head over %d bytes refused", self._max_head_bytes)
         self.transport.write(
             STATUS_LINE[431]

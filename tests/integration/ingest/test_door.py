@@ -13,7 +13,7 @@ import asyncio
 import httpx
 import pytest
 
-from .conftest import EventReader, Tenant
+from .conftest import EventReader, Tenant, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +230,59 @@ async def test_big_bodies_on_a_kept_alive_connection_are_not_mistaken_for_a_big_
             response = await client.post("/v1/batch", json=batch)
             assert (response.status_code, response.json()) == (200, {"success": True})
         await only_these_were_published(read_events, client, *["Big"] * 42)
+
+
+async def _send_head_pieces(port: int, pieces: list[bytes], pause_s: float = 0.05) -> bytes:
+    """Write the pieces with pauses (so the server reads them apart); what it answers in 10 s."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause_s)
+    except ConnectionError:
+        pass  # refused mid-head: read what it said
+    try:
+        async with asyncio.timeout(10):
+            return await reader.read()
+    except (TimeoutError, ConnectionError):
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_a_head_that_never_ends_is_refused_once_past_the_bound(
+    ingest_url: str, ingest_settings
+) -> None:
+    # httptools holds a header until it ends: without counting the chunks, this waits, growing
+    start = b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: "
+    # 17 KB of a head that doesn't end, and nothing more (bytes sent after the close reset it)
+    answer = await _send_head_pieces(ingest_settings.port, [start, b"p" * 8192, b"p" * 8800])
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_heads_read_in_pieces_on_a_kept_alive_connection_are_counted_per_request(
+    ingest_url: str, ingest_settings
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    try:
+        for _ in range(4):  # 4 × 10 KB of head read in two pieces: only one request's counts
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: " + b"p" * 10_000)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"\r\n\r\n")
+            async with asyncio.timeout(10):
+                answer = await reader.readuntil(b'{"status":"ok"}')
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    finally:
+        writer.close()
+
+
+async def test_the_head_bound_is_the_setting(ingest_settings, serve) -> None:
+    settings = ingest_settings.model_copy(
+        update={"max_header_bytes": 4096, "port": free_port(), "ingest_ops_port": free_port()}
+    )
+    async with serve(settings):
+        head = b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: " + b"p" * 8192 + b"\r\n\r\n"
+        answer = await _send_head_pieces(settings.port, [head])
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]

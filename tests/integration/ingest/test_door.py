@@ -13,6 +13,8 @@ import asyncio
 import httpx
 import pytest
 
+from retarget.ingest import http_limits
+
 from .conftest import EventReader, Tenant, free_port
 
 pytestmark = pytest.mark.integration
@@ -286,3 +288,19 @@ async def test_the_head_bound_is_the_setting(ingest_settings, serve) -> None:
         head = b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: " + b"p" * 8192 + b"\r\n\r\n"
         answer = await _send_head_pieces(settings.port, [head])
         assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_a_head_not_complete_in_time_is_a_408(ingest_url: str, ingest_settings, monkeypatch) -> None:
+    # a head trickled (or left half sent) held its connection for ever: no timeout covered it
+    monkeypatch.setattr(http_limits, "HEAD_TIMEOUT_S", 1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Slow: ")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    async with httpx.AsyncClient(base_url=ingest_url) as client:  # a prompt head is still served
+        assert (await client.get("/healthz")).status_code == 200

@@ -1,4 +1,5 @@
-"""kill -9 at each named step (retarget.common.faults), restart, and count.
+"""kill -9 at each named step (retarget.common.faults), restart, and count (the sender, the
+composer, and ingest between Kafka's ack and its answer).
 
 The sender and the composer run as processes against real Kafka and PostgreSQL (and, for the
 sender, an aiosmtpd server in this process that counts every Message-ID it accepts). The first
@@ -26,6 +27,7 @@ from email import message_from_bytes
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from aiosmtpd.controller import Controller
@@ -261,3 +263,51 @@ async def test_the_composer_killed_at_a_step_loses_no_message(
         assert max(by_trigger.values()) == 1  # nothing was produced before the kill
     else:
         assert max(by_trigger.values()) <= 2  # produced, not committed: replayed once (sender dedupes)
+
+
+async def test_ingest_killed_after_kafkas_ack_publishes_a_retried_batch_again_under_the_same_ids(
+    launch: Any, stack: dict[str, str], topic_prefix: str, workspace_id: str
+) -> None:
+    """The client gets no answer, so an SDK retries: the events reach the topic twice, under the
+    same messageId and key (one partition, one profile), which the segmenter drops as
+    duplicates (its recent_message_ids window). Before the crash point was called, the
+    variable did nothing and the process answered 200."""
+    write_key = await new_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    env = {"RETARGET_TOPIC_PREFIX": topic_prefix, "RETARGET_TOPIC_PARTITIONS": "2"}
+    settings = CommonSettings.model_validate({"kafka_bootstrap": stack["RETARGET_KAFKA_BOOTSTRAP"]})
+    batch = {
+        "batch": [
+            {"type": "track", "userId": f"u{n}", "event": "Viewed", "messageId": f"m-{uuid.uuid4().hex}"}
+            for n in range(MESSAGES)
+        ]
+    }
+    wanted = {e["messageId"] for e in batch["batch"]}
+    auth = httpx.BasicAuth(write_key, "")
+    try:
+        first = launch("ingest", "RETARGET_PORT", {**env, "RETARGET_CRASH_AT": "ingest.after_publish"})
+        await asyncio.to_thread(first.wait_healthy)
+        async with httpx.AsyncClient(base_url=first.url, auth=auth, timeout=30) as client:
+            with pytest.raises(httpx.TransportError):  # no answer: the connection died with it
+                await client.post("/v1/batch", json=batch)
+        await _died(first, timeout_s=30)
+        second = launch("ingest", "RETARGET_PORT", env)
+        await asyncio.to_thread(second.wait_healthy)
+        async with httpx.AsyncClient(base_url=second.url, auth=auth, timeout=30) as client:
+            retried = await client.post("/v1/batch", json=batch)  # what an SDK does
+        assert (retried.status_code, retried.json()) == (200, {"success": True})
+        events = await _read_until(
+            settings,
+            Topics(topic_prefix).events,
+            lambda found: all(len(found.get(mid, [])) >= 2 for mid in wanted),
+            timeout_s=60,
+        )
+    finally:
+        conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+        await conn.execute("DELETE FROM write_keys WHERE workspace_id = $1", workspace_id)
+        await conn.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
+        await conn.close()
+    assert {mid: len(events.get(mid, [])) for mid in wanted} == dict.fromkeys(wanted, 2)
+    for copies in events.values():  # the same event again: same user, same id, same time
+        first_copy, second_copy = (msgspec.json.decode(v) for v in copies)
+        assert first_copy["userId"] == second_copy["userId"]
+        assert first_copy["messageId"] == second_copy["messageId"]

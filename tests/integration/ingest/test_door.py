@@ -13,7 +13,9 @@ import asyncio
 import httpx
 import pytest
 
-from .conftest import EventReader, Tenant
+from retarget.ingest import http_limits
+
+from .conftest import EventReader, Tenant, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +199,28 @@ async def test_a_huge_header_is_refused_with_431_and_the_event_not_published(
         await only_these_were_published(read_events, client, "Padded")
 
 
+@pytest.mark.parametrize("padding", [17 * 1024, 60 * 1024])
+async def test_a_head_over_the_bound_is_a_431_even_when_it_arrives_in_one_read(
+    ingest_url: str, ingest_settings, tenant: Tenant, read_events: EventReader, padding: int
+) -> None:
+    # the chunk count alone let a 17-60 KB head through when it was read at once: a 200
+    body = b'{"userId":"u","event":"Padded"}'
+    key = httpx.BasicAuth(tenant.write_key, "")._auth_header.encode()
+    request = (
+        b"POST /v1/track HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + key + b"\r\nX-Pad: " + b"p" * padding + b"\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    writer.write(request)  # one write, so the server reads the whole head at once
+    async with asyncio.timeout(30):
+        answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    async with httpx.AsyncClient(base_url=ingest_url, auth=auth(tenant.write_key)) as client:
+        await only_these_were_published(read_events, client)
+
+
 async def test_big_bodies_on_a_kept_alive_connection_are_not_mistaken_for_a_big_head(
     ingest_url: str, tenant: Tenant, read_events: EventReader
 ) -> None:
@@ -208,3 +232,75 @@ async def test_big_bodies_on_a_kept_alive_connection_are_not_mistaken_for_a_big_
             response = await client.post("/v1/batch", json=batch)
             assert (response.status_code, response.json()) == (200, {"success": True})
         await only_these_were_published(read_events, client, *["Big"] * 42)
+
+
+async def _send_head_pieces(port: int, pieces: list[bytes], pause_s: float = 0.05) -> bytes:
+    """Write the pieces with pauses (so the server reads them apart); what it answers in 10 s."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause_s)
+    except ConnectionError:
+        pass  # refused mid-head: read what it said
+    try:
+        async with asyncio.timeout(10):
+            return await reader.read()
+    except (TimeoutError, ConnectionError):
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_a_head_that_never_ends_is_refused_once_past_the_bound(
+    ingest_url: str, ingest_settings
+) -> None:
+    # httptools holds a header until it ends: without counting the chunks, this waits, growing
+    start = b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: "
+    # 17 KB of a head that doesn't end, and nothing more (bytes sent after the close reset it)
+    answer = await _send_head_pieces(ingest_settings.port, [start, b"p" * 8192, b"p" * 8800])
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_heads_read_in_pieces_on_a_kept_alive_connection_are_counted_per_request(
+    ingest_url: str, ingest_settings
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    try:
+        for _ in range(4):  # 4 × 10 KB of head read in two pieces: only one request's counts
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: " + b"p" * 10_000)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"\r\n\r\n")
+            async with asyncio.timeout(10):
+                answer = await reader.readuntil(b'{"status":"ok"}')
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    finally:
+        writer.close()
+
+
+async def test_the_head_bound_is_the_setting(ingest_settings, serve) -> None:
+    settings = ingest_settings.model_copy(
+        update={"max_header_bytes": 4096, "port": free_port(), "ingest_ops_port": free_port()}
+    )
+    async with serve(settings):
+        head = b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Pad: " + b"p" * 8192 + b"\r\n\r\n"
+        answer = await _send_head_pieces(settings.port, [head])
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_a_head_not_complete_in_time_is_a_408(ingest_url: str, ingest_settings, monkeypatch) -> None:
+    # a head trickled (or left half sent) held its connection for ever: no timeout covered it
+    monkeypatch.setattr(http_limits, "HEAD_TIMEOUT_S", 1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest_settings.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nX-Slow: ")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    async with httpx.AsyncClient(base_url=ingest_url) as client:  # a prompt head is still served
+        assert (await client.get("/healthz")).status_code == 200

@@ -146,6 +146,32 @@ async def test_batch_event_count_and_size_limits(ingest: Harness) -> None:
     assert response.status_code == 413 and response.json()["limit"] == 500 * 1024
 
 
+async def test_the_batch_integrations_count_in_the_copies_bound_too(ingest: Harness) -> None:
+    many = {
+        "batch": [{"type": "track", "userId": "u", "event": "e"}] * 5,
+        "integrations": {"b": "x" * 420_000},
+    }
+    response = await ingest.client.post("/v1/batch", json=many, headers=AUTH)
+    assert response.status_code == 413 and response.json()["limit"] == 4 * 500 * 1024
+    assert ingest.publisher.sent == []
+
+
+async def test_an_event_just_under_32_kb_is_accepted_with_what_ingest_stamps_on_it(ingest: Harness) -> None:
+    event = {"userId": "u", "event": "e", "properties": {"b": ""}}
+    padding = 32 * 1024 - len(json.dumps(event, separators=(",", ":"))) - 8
+    event["properties"] = {"b": "x" * padding}
+    body = json.dumps(event, separators=(",", ":")).encode()
+    assert 32 * 1024 - 16 < len(body) <= 32 * 1024
+    response = await ingest.client.post("/v1/track", content=body, headers=AUTH)
+    assert response.status_code == 200, response.text  # published, it is over 32 KB: the stamps
+    assert len(ingest.publisher.sent) == 1
+
+
+async def test_an_empty_batch_is_a_400_naming_it(ingest: Harness) -> None:
+    response = await ingest.client.post("/v1/batch", json={"batch": []}, headers=AUTH)
+    assert response.status_code == 400 and response.json()["field"] == "batch"
+
+
 async def test_kafka_unavailable_is_a_503_with_retry_after_and_nothing_accepted(ingest: Harness) -> None:
     ingest.publisher.down = True
     response = await ingest.client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=AUTH)

@@ -54,3 +54,18 @@ async def test_bad_or_truncated_gzip_is_a_400(bad: bytes) -> None:
 async def test_unknown_encoding_is_a_400() -> None:
     with pytest.raises(InvalidPayload):
         await read_body({"content-encoding": "br"}, chunks(b"x"), limit=100, what="event")
+
+
+async def test_every_gzip_member_is_inflated_and_trailing_garbage_is_a_400() -> None:
+    # only the first member was read: the rest of the body, or garbage after it, was dropped
+    members = gzip.compress(b'{"batch":') + gzip.compress(b"[]}")
+    body = await read_body({"content-encoding": "gzip"}, chunks(members), limit=100, what="batch")
+    assert body == b'{"batch":[]}'
+    with pytest.raises(InvalidPayload):
+        await read_body(
+            {"content-encoding": "gzip"}, chunks(gzip.compress(b"{}") + b"garbage"), limit=100, what="event"
+        )
+    with pytest.raises(PayloadTooLarge):  # one limit for all the members
+        await read_body(
+            {"content-encoding": "gzip"}, chunks(gzip.compress(b" " * 60) * 2), limit=100, what="event"
+        )

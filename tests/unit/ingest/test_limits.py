@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from retarget.ingest.errors import IngestError, InvalidField
 from retarget.ingest.events import BatchDefaults, build_event
-from retarget.ingest.limits import MAX_DEPTH, MAX_ID_BYTES, check_depth, checked_text
+from retarget.ingest.limits import _UNSAFE, MAX_DEPTH, MAX_ID_BYTES, check_depth, checked_text
 from retarget.ingest.payloads import decode_event
 
 RECEIVED = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -51,6 +53,25 @@ def test_identifiers_with_control_or_invisible_characters_are_refused_naming_the
     event_type: str, field: str, extra: dict, bad: str
 ) -> None:
     assert refused_field(BASE | extra | {field: bad}, event_type) == field
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u061c", "\xad", "\u180e", "\ufff9", "\U000e0001", "\U000e0041", "\U0001d173", "\u0600"],
+)
+def test_every_invisible_format_character_is_refused(hidden: str) -> None:
+    # these passed: a bidi mark (U+061C), the soft hyphen, tag characters spelling hidden ASCII…
+    assert refused_field(BASE | {"userId": f"user{hidden}1"}) == "userId"
+
+
+def test_the_unsafe_set_covers_every_control_format_and_separator_character() -> None:
+    unsafe = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    missed = [
+        f"U+{code:04X}"
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in unsafe and not _UNSAFE.match(chr(code))
+    ]
+    assert missed == []
 
 
 @pytest.mark.parametrize("field", ["anonymousId", "userId", "event", "groupId", "previousId", "name"])

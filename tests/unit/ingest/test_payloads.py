@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from retarget.ingest.deep_batch import split_batch
 from retarget.ingest.errors import InvalidField, InvalidPayload
 from retarget.ingest.payloads import decode_batch, decode_event, decode_object
 
@@ -94,3 +95,11 @@ def test_strings_that_are_not_utf8_are_a_typed_error_in_an_event_its_batch_or_an
     for raw in (b'{"batch":[],"writeKey":"\xff"}', b'{"batch":[],"context":{"a":"\xff"}}'):
         with pytest.raises(InvalidPayload, match="UTF-8"):
             decode_object(decode_batch(raw).context, "context")
+
+
+def test_the_batch_splitter_refuses_unbalanced_closers_and_keeps_no_empty_item() -> None:
+    deep = b"[" * 2000 + b"]" * 2000
+    assert split_batch(b'{"batch":[' + deep + b"]}][") is None  # closes more than it opened
+    assert split_batch(b'{"batch":[]}') == (b'{"batch":[]}', [])
+    envelope, items = split_batch(b'{"batch":[' + deep + b', {"a":1} ],"x":1}')  # type: ignore[misc]
+    assert (envelope, [bytes(i) for i in items]) == (b'{"batch":[],"x":1}', [deep, b'{"a":1}'])

@@ -36,13 +36,19 @@ async def read_body(
 
 
 def _gunzip(data: bytes, limit: int, too_large: PayloadTooLarge) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise InvalidPayload(f"body is not valid gzip: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise too_large
-    if not inflater.eof:
-        raise InvalidPayload("body is not valid gzip: truncated stream")
-    return out
+    """Every member of the gzip stream (RFC 1952: a file is a series of members), inflated
+    under one limit; bytes after the last member that are no member are a 400, not dropped."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))  # never 0 (= unlimited)
+        except zlib.error as exc:
+            raise InvalidPayload(f"body is not valid gzip: {exc}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise too_large
+        if not inflater.eof:
+            raise InvalidPayload("body is not valid gzip: truncated stream")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retarget.common.clock import Clock
+from retarget.common.faults import crash_point
 from retarget.common.schemas import TrackedEvent, encode
 from retarget.common.topics import visitor_key
 from retarget.ingest import metrics
@@ -187,7 +188,9 @@ class Intake:
     async def _publish(self, key_hash: bytes, events: list[TrackedEvent], records: list[Record]) -> None:
         try:
             self._limiter.check(key_hash, len(events))
+            crash_point("ingest.before_publish")
             await self._publisher.publish(self._topic, records)
+            crash_point("ingest.after_publish")
         except IngestError as exc:
             for event_type, count in Counter(e.type for e in events).items():
                 metrics.count_rejected(event_type, exc.code, count)

@@ -22,9 +22,18 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 CLIENT_CLOCK_AHEAD = timedelta(days=366)  # raw timestamp/sentAt: a wrong clock, not garbage
 EVENT_AHEAD = timedelta(days=1)  # the corrected timestamp: an event can't happen after it arrives
 
-# C0/C1 controls (NUL, newlines, DEL…), lone surrogates, and the invisible format characters
-# that reorder or hide text (bidi overrides, line/paragraph separators, BOM, zero widths).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+# Every character of Unicode's categories Cc (C0/C1 controls: NUL, newlines, DEL…), Cs (lone
+# surrogates), Zl/Zp (line and paragraph separators) and Cf, the invisible format characters
+# that reorder or hide text: bidi marks and overrides (U+061C, U+200E, U+202E, U+2066…), the
+# soft hyphen, zero widths, BOM, invisible operators, and the tag characters (U+E0000 block)
+# that spell hidden ASCII. Written out, as generating it costs half a second at import; the
+# unit test holds it to the running Python's unicodedata.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e007f]"
+)
 
 
 def checked_text(value: str, field: str, *, max_bytes: int = MAX_ID_BYTES) -> str:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retarget.common.clock import Clock
-from retarget.common.faults import crash_point
 from retarget.common.schemas import TrackedEvent, encode
 from retarget.common.topics import visitor_key
 from retarget.ingest import metrics
@@ -188,9 +187,7 @@ class Intake:
     async def _publish(self, key_hash: bytes, events: list[TrackedEvent], records: list[Record]) -> None:
         try:
             self._limiter.check(key_hash, len(events))
-            crash_point("ingest.before_publish")
-            await self._publisher.publish(self._topic, records)
-            crash_point("ingest.after_publish")
+            await self._publisher.publish(self._topic, records)  # its crash points are around the send
         except IngestError as exc:
             for event_type, count in Counter(e.type for e in events).items():
                 metrics.count_rejected(event_type, exc.code, count)

@@ -29,7 +29,6 @@ import time
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
 
@@ -39,15 +38,16 @@ from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.schemas import encode
 from retarget.common.topics import Topics
-from retarget.segmenter import batch_agent, metrics
-from retarget.segmenter.batching import Batch, BatchOutputs, WriteBehind
+from retarget.segmenter import batch_agent, faust_internals, metrics
+from retarget.segmenter.batching import Batch, BatchOutputs, SendsUnacknowledged, WriteBehind
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
 from retarget.segmenter.dead_letters import dead_letter_on_failure, dead_letter_record
 from retarget.segmenter.erasure import is_erasure_step
-from retarget.segmenter.events_loop import EventsLoop, LoopParts, PartitionTable
+from retarget.segmenter.events_loop import EventsLoop, LoopParts
 from retarget.segmenter.ops import add_ops_pages, partition_items, table_size
 from retarget.segmenter.processor import ProfileProcessor, Send, Table, due_epoch
 from retarget.segmenter.profiles_api import add_profile_pages
+from retarget.segmenter.recording import LazyProducer, PartitionTable, Recorder
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.workspace_modes import ConsentModes, PgConsentModes
@@ -113,17 +113,8 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
     )
-    # a batch queues one changelog record per touched key at once; faust's default buffer of 100
-    # stalls the stream and drains it one record at a time
-    app.producer.buffer.max_messages = settings.producer_buffer_max
     profile_events_name = profile_events_topic_name(settings.topic_prefix)
     privacy_name = privacy_topic(settings.topic_prefix)
-    outputs = {
-        "events": app.topic(topics.events),
-        "triggers": app.topic(topics.triggers),
-        "profile_events": app.topic(profile_events_name),
-        "dead_letter": app.topic(topics.dead_letter),
-    }
     # a table picks "raw" storage only from key_type/value_type bytes (else JSON)
     table_options: dict[str, Any] = {
         "partitions": settings.topic_partitions,
@@ -139,36 +130,58 @@ def create_app(
         }
     profiles = app.Table("profiles", default=None, **table_options)
     due = app.Table("due", default=None, **table_options)
+    # events partition -> the next offset the events loop reads (events_loop.py, recording.py)
+    positions = app.Table("positions", default=None, **table_options)
     schedule = DueSchedule()
-    # the agent reads and writes through these; the real tables get each key once per batch
-    pending_profiles = WriteBehind(profiles, current=current_event)
-    pending_due = WriteBehind(due, current=current_event)
-
-    async def enqueue(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
-        return await outputs[output].send(key=key, value=value, partition=partition)
-
-    async def enqueue_to(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
-        assert send is not None
-        await send(output, key, value, wait, partition)
-        return None
-
-    batch_outputs = BatchOutputs(enqueue_to if send is not None else enqueue)
-
-    async def changelog_delivered() -> None:
-        # the events loop writes the same tables' changelogs with its own producer: a key's
-        # records must reach the changelog in the order the batches wrote them
-        while app.producer.buffer.size:
-            await app.producer.buffer.flush()
-        await app.producer.flush()
-
-    batch = Batch(
-        [pending_profiles, pending_due],
-        batch_outputs,
-        enter=batch_agent.enter_event,
-        delivered=changelog_delivered if send is None else None,  # agent tests: no producer
+    # every record and changelog record of ours goes out through one producer (recording.py)
+    producer = LazyProducer(
+        lambda: make_producer(
+            settings, linger_ms=int(settings.producer_linger_s * 1000), max_batch_size=256 * 1024
+        )
     )
+    names = {
+        "events": topics.events,
+        "triggers": topics.triggers,
+        "profile_events": profile_events_name,
+        "dead_letter": topics.dead_letter,
+    }
 
-    def make_processor(profiles_view: Table, due_view: Table, sends: Send) -> ProfileProcessor:
+    async def produce(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+        return await producer.send(names[output], value, key=key, partition=partition)
+
+    # the agent reads and writes through overlays; the real tables get each key once per batch
+    agent_tables = [PartitionTable(profiles), PartitionTable(due)]
+    # each batch's counters, applied once it is recorded (agent tests: at once)
+    agent_counts = metrics.BatchCounts(immediate=send is not None)
+    loop_counts = metrics.BatchCounts()
+    if send is None:
+        batch_outputs = BatchOutputs(produce)
+        pending_profiles = WriteBehind(agent_tables[0], current=agent_tables[0].current_partition)
+        pending_due = WriteBehind(agent_tables[1], current=agent_tables[1].current_partition)
+        # due before profiles: recording.py says why
+        recorder = Recorder(
+            [(pending_due, agent_tables[1]), (pending_profiles, agent_tables[0])],
+            batch_outputs,
+            producer,
+            counts=agent_counts,
+        )
+        batch = Batch(
+            [pending_profiles, pending_due], batch_outputs, batch_agent.enter_event, recorder.record
+        )
+    else:  # agent tests: their `send`, faust's own table writes on the memory store
+
+        async def enqueue_to(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+            await send(output, key, value, wait, partition)
+            return None
+
+        batch_outputs = BatchOutputs(enqueue_to)
+        pending_profiles = WriteBehind(profiles, current=current_event)
+        pending_due = WriteBehind(due, current=current_event)
+        batch = Batch([pending_profiles, pending_due], batch_outputs, batch_agent.enter_event)
+
+    def make_processor(
+        profiles_view: Table, due_view: Table, sends: Send, counts: metrics.BatchCounts
+    ) -> ProfileProcessor:
         return ProfileProcessor(
             profiles=profiles_view,
             due=due_view,
@@ -182,9 +195,10 @@ def create_app(
             max_hops=settings.max_forward_hops,
             consent_modes=modes,
             windows=settings.attribution_windows(),
+            counts=counts,
         )
 
-    processor = make_processor(pending_profiles, pending_due, batch_outputs)
+    processor = make_processor(pending_profiles, pending_due, batch_outputs, agent_counts)
 
     async def dead_letter(event: Any, reason: str) -> None:
         message = event.message
@@ -204,6 +218,8 @@ def create_app(
 
     async def handle(event: Any) -> None:
         topic = event.message.topic
+        for table in agent_tables:  # the partition the record's key lives in (a tick's too)
+            table.partition = event.message.partition
         kind = kinds.get(topic, "event")
         started = time.perf_counter()
 
@@ -258,6 +274,7 @@ def create_app(
     # the events topic's hot path (events_loop.py): the same rules and tables, without faust's
     # per-record machinery; faust assigns its partitions and keeps the tables' changelogs
     loop_tables = [PartitionTable(profiles), PartitionTable(due)]
+    loop_positions = PartitionTable(positions)
 
     def due_of(key: bytes) -> bytes | None:
         return loop_tables[1].get_in(partition_of(key), key)
@@ -266,22 +283,9 @@ def create_app(
 
     async def run_events_loop() -> None:
         nonlocal events_loop
-        producer = make_producer(
-            settings, linger_ms=int(settings.producer_linger_s * 1000), max_batch_size=256 * 1024
-        )
-        await producer.start()
-        names = {
-            "events": topics.events,
-            "triggers": topics.triggers,
-            "profile_events": profile_events_name,
-            "dead_letter": topics.dead_letter,
-        }
-
-        async def produce(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
-            return await producer.send(names[output], value, key=key, partition=partition)
-
         loop_outputs = BatchOutputs(produce)
-        views = [(WriteBehind(t, current=t.current_partition), t) for t in loop_tables]
+        profiles_view = WriteBehind(loop_tables[0], current=loop_tables[0].current_partition)
+        due_view = WriteBehind(loop_tables[1], current=loop_tables[1].current_partition)
 
         async def loop_dead_letter(
             topic: str, part: int, offset: int, key: Any, raw: Any, reason: str
@@ -290,10 +294,16 @@ def create_app(
 
         parts = LoopParts(
             app=app,
-            processor=make_processor(views[0][0], views[1][0], loop_outputs),
-            tables=views,
-            outputs=loop_outputs,
-            producer=producer,
+            processor=make_processor(profiles_view, due_view, loop_outputs, loop_counts),
+            # due before profiles: recording.py says why
+            recorder=Recorder(
+                [(due_view, loop_tables[1]), (profiles_view, loop_tables[0])],
+                loop_outputs,
+                producer,
+                positions=loop_positions,
+                counts=loop_counts,
+            ),
+            positions=loop_positions,
             lock=one_batch_at_a_time,
             dead_letter=loop_dead_letter,
         )
@@ -302,15 +312,13 @@ def create_app(
             bootstrap=settings.kafka_bootstrap,
             events_topic=topics.events,
             owner_topic=profile_events_name,
-            group_id=f"{app.conf.id}-events",
-            legacy_group=app.conf.id,  # faust's own group read the events topic before this loop
+            # the groups older versions committed the events' offsets under (an upgrade starts there)
+            legacy_groups=(f"{app.conf.id}-events", app.conf.id),
             batch_size=settings.batch_size,
             within_s=settings.batch_within_s,
         )
-        try:
-            await events_loop.run()
-        finally:
-            await producer.stop()
+        # the producer is not stopped: every batch awaited its records' acknowledgements
+        await events_loop.run()
 
     if send is None:  # agent tests drive the agent alone
         app.task(run_events_loop)
@@ -328,6 +336,18 @@ def create_app(
     @due.on_recover
     async def _recovered() -> None:
         schedule.dirty = True
+
+    async def fire(keys: list[bytes]) -> None:
+        try:
+            if events_loop is not None and events_loop.running:  # its fast path, no faust per key
+                await events_loop.handle_ticks(keys, partition_of)
+            else:
+                ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
+                await batch_agent.handle_batch(ticks, batch, handle, scans_tables)
+        except SendsUnacknowledged:
+            # nothing of the batch was recorded (recording.py): the due entries stay, fire next time
+            log.exception("a batch of due triggers could not be recorded; retrying")
+            schedule.dirty = True
 
     @app.timer(interval=settings.timer_interval_s)
     async def find_due() -> None:
@@ -351,18 +371,8 @@ def create_app(
             # a batch's worth at a time: the other batches get their turns in between
             keys = schedule.take_due(clock.timestamp(), due_of, limit=settings.batch_size)
             if keys:
-                if events_loop is not None and events_loop.running:  # its fast path, no faust per key
-                    work = asyncio.ensure_future(events_loop.handle_ticks(keys, partition_of))
-                else:
-                    ticks = [batch_agent.tick_event(app, key, partition_of(key)) for key in keys]
-                    work = asyncio.ensure_future(batch_agent.handle_batch(ticks, batch, handle, scans_tables))
-                try:
-                    # a worker told to stop finishes this batch first, as the agent does its own
-                    await batch_agent.finish_before_stopping(work)
-                except (KafkaError, OSError):
-                    # nothing of the batch was recorded: the due entries stay, and fire next time
-                    log.exception("a batch of due triggers could not be recorded; retrying")
-                    schedule.dirty = True
+                # a worker told to stop finishes this batch first; one that can't be recorded exits
+                await batch_agent.record_or_die(fire(keys))
         metrics.DUE_SCHEDULED.set(len(schedule))
 
     @app.task
@@ -383,7 +393,7 @@ def create_app(
                 labelled(metrics.CONSUMER_LAG, topics.events, str(partition)).set(lag)
         consumer: Any = app.consumer
         for tp in consumer.assignment():
-            read = consumer._read_offset.get(tp)  # faust keeps no public position
+            read = faust_internals.read_offset(consumer, tp)
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 lag = highwater - (read + 1 if read is not None else 0)

@@ -81,7 +81,7 @@ class FakeConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.starts[tp] = offset
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None:
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:  # a coroutine in aiokafka
         self.starts[tp] = "beginning"
 
 

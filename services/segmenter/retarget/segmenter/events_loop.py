@@ -123,12 +123,12 @@ class EventsLoop:
             partitions = [TopicPartition(self.events_topic, p) for p in sorted(wanted)]
             self.consumer.assign(partitions)
             for tp in partitions:
-                self._seek_to_start(tp)
+                await self._seek_to_start(tp)
             self.assigned, self.paused = wanted, False
             log.info("events partitions assigned", extra={"partitions": sorted(wanted)})
         return True
 
-    def _seek_to_start(self, tp: TopicPartition) -> None:
+    async def _seek_to_start(self, tp: TopicPartition) -> None:
         """The recorded position, restored with the partition's state (see the module's note)."""
         position = decode_position(self.parts.positions.get_in(tp.partition, position_key(tp.partition)))
         if position is None:
@@ -136,7 +136,7 @@ class EventsLoop:
         if position is not None:
             self.consumer.seek(tp, position)
         else:
-            self.consumer.seek_to_beginning(tp)
+            await self.consumer.seek_to_beginning(tp)
 
     async def _load_legacy_offsets(self) -> None:
         """Where older versions had read the events topic to, committed under a group (this loop's

@@ -165,6 +165,7 @@ class Recorder:
             table.write_batch(partition, writes, offset)
         crash_point("segmenter.after_state_write")
         self.counts.apply()
+        crash_point("segmenter.after_commit")
 
     async def _send_changelog(
         self, table: PartitionTable, writes: dict[int, Writes]

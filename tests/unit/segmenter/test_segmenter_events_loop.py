@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from aiokafka.structs import TopicPartition
 from faust.types import TP
+from prometheus_client import REGISTRY
 
 from retarget.common.schemas import TriggerFired, decoder, encode
 from retarget.common.testing import FakeClock
 from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, WriteBehind
 from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.events_loop import EventsLoop, LoopParts
+from retarget.segmenter.metrics import BatchCounts
 from retarget.segmenter.processor import ProfileProcessor
 from retarget.segmenter.recording import PartitionTable, Recorder, position_key
 from retarget.segmenter.schedule import DueSchedule
@@ -59,8 +61,9 @@ class FakeProducer:
         self.pending.append(done)
         return done
 
-    async def flush(self) -> None:
-        await asyncio.gather(*self.pending)
+    async def flush(self) -> None:  # as aiokafka's: waits for deliveries, raises none of their errors
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending, return_exceptions=True)
         self.journal.append("flushed")
 
     def changelog(self, table: str) -> list[tuple[bytes, bytes | None, int | None]]:
@@ -134,11 +137,12 @@ async def make_rig(datadir: Path, journal: list[str] | None = None) -> Rig:
 
     outputs = BatchOutputs(produce)
     clock = FakeClock(T0)
+    counts = BatchCounts()  # the processor's counters, applied by the recorder (as wired in the worker)
     processor = ProfileProcessor(
         profiles=profiles_view, due=due_view, send=outputs, campaigns=CAMPAIGNS, clock=clock,
-        schedule=DueSchedule(),
+        schedule=DueSchedule(), counts=counts,
     )  # fmt: skip
-    recorder = Recorder([(due_view, due), (profiles_view, profiles)], outputs, producer, positions=positions)
+    recorder = Recorder([(due_view, due), (profiles_view, profiles)], outputs, producer, positions, counts)
     owned = {2}
     app = SimpleNamespace(
         rebalancing=False,
@@ -281,3 +285,19 @@ async def test_a_changelog_failure_writes_no_local_state_and_is_not_retryable(tm
     assert not isinstance(failed.value, SendsUnacknowledged)  # the caller must exit: recovery reconciles
     assert rig.profiles.get_in(2, ANN) is None and rig.due.get_in(2, ANN) is None
     assert rig.positions.get_in(2, position_key(2)) is None
+
+
+def applied_events() -> float:
+    return REGISTRY.get_sample_value("retarget_segmenter_events_total", {"outcome": "applied"}) or 0.0
+
+
+async def test_counters_count_a_batch_once_it_is_recorded_and_a_failed_one_not_at_all(tmp_path):
+    rig = await make_rig(tmp_path)
+    before = applied_events()
+    rig.producer.fail_topic = "t-profiles-changelog"
+    with pytest.raises(RuntimeError):
+        await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert applied_events() == before  # handled, not recorded: the replay will count it
+    rig.producer.fail_topic = None
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())  # the replay
+    assert applied_events() == before + 2

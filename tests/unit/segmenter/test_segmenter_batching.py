@@ -67,7 +67,7 @@ async def test_tables_are_written_only_after_every_acknowledgement_of_the_batch(
     pending = WriteBehind(table)
     batch = Batch([pending], outputs, enter=lambda _: None)
     await outputs("triggers", b"k", b"t1", True)
-    await outputs("profile_events", b"k", b"fwd", False)  # not waited for
+    await outputs("profile_events", b"k", b"fwd", False)  # not waited for by the rules
     await outputs("triggers", b"k", b"t2", True)
     pending[b"k"] = b"fired"
     assert sent == [("triggers", b"k"), ("profile_events", b"k"), ("triggers", b"k")]  # in order, at once
@@ -77,6 +77,9 @@ async def test_tables_are_written_only_after_every_acknowledgement_of_the_batch(
     await asyncio.sleep(0.01)
     assert table.writes == []  # the second trigger isn't acknowledged yet
     acks[2].set_result(None)
+    await asyncio.sleep(0.01)
+    assert table.writes == []  # nor the forward: a failed one would be an event lost
+    acks[1].set_result(None)
     assert await commit == 1
     assert table == {b"k": b"fired"}
 
@@ -106,3 +109,22 @@ def test_erasure_steps_are_recognised_without_decoding():
     assert is_erasure_step(msgspec.json.encode(by_email))
     merge = MergeRequested(source="a", into="b", at_message_id="m")
     assert not is_erasure_step(msgspec.json.encode(merge))
+
+
+async def test_a_refused_forward_records_nothing_either():
+    """A forward is sent without waiting, but a batch is recorded only once it was acknowledged."""
+    table = CountingTable()
+
+    async def enqueue(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_exception(RuntimeError("profile-events refused"))
+        return ack
+
+    outputs = BatchOutputs(enqueue)
+    pending = WriteBehind(table)
+    batch = Batch([pending], outputs, enter=lambda _: None)
+    await outputs("profile_events", b"k", b"fwd", False)
+    pending[b"k"] = b"forwarded"
+    with pytest.raises(SendsUnacknowledged, match="profile-events refused"):
+        await batch.commit()
+    assert table == {}

@@ -100,7 +100,9 @@ class BatchOutputs:
         self, output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None
     ) -> None:
         ack = await self._enqueue(output, key, value, wait, partition)
-        if wait and ack is not None:
+        # every send, `wait` or not, is acknowledged before the batch is recorded: a forward or a
+        # dead letter that failed would otherwise be an event lost (a producer's flush raises none)
+        if ack is not None:
             self._acks.append(ack)
 
     async def settle(self) -> None:

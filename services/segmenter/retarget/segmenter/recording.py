@@ -110,10 +110,6 @@ class LazyProducer:
     async def send(self, topic: str, value: bytes | None, key: bytes, partition: int | None = None) -> Any:
         return await (await self._started()).send(topic, value, key=key, partition=partition)
 
-    async def flush(self) -> None:
-        if self._producer is not None:
-            await self._producer.flush()
-
 
 def position_key(partition: int) -> bytes:
     return b"events:%d" % partition
@@ -148,8 +144,7 @@ class Recorder:
     async def record(self, positions: dict[int, int] | None = None) -> None:
         """`positions`: events partition -> the next offset to read, for a batch of events."""
         try:
-            await self.outputs.settle()
-            await self.producer.flush()  # the unacknowledged sends too (forwards, dead letters)
+            await self.outputs.settle()  # every send of the batch, forwards and dead letters too
         except BaseException as exc:
             self.discard()
             raise SendsUnacknowledged(str(exc)) from exc

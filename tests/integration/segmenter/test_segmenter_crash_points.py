@@ -21,14 +21,12 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
 from retarget.common.identity import trigger_id
 from retarget.common.kafka import ensure_topics
 from retarget.common.schemas import TrackedEvent
 from retarget.common.settings import CommonSettings
 from retarget.common.testing import FakeClock
-from retarget.common.topics import visitor_key
 from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.testing import Harness
@@ -45,12 +43,6 @@ BATCH_SIZE = 8
 # two batches of one visitor's events (waits count from the event's time, firing is by the clock)
 WAITS = {"abandoned_cart": "150s"}
 ORACLE_CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR, wait_scale=1000, waits=WAITS)
-
-
-def partition_of(event: TrackedEvent) -> int:
-    key = visitor_key(event.workspace_id, event.user_id, event.anonymous_id)
-    every = list(range(PARTITIONS))
-    return int(DefaultPartitioner()(key, every, every))
 
 
 def scenario(ws: str, visitors: int) -> tuple[list[TrackedEvent], list[str], list[str]]:
@@ -100,30 +92,6 @@ async def wait_exited(worker: Worker, timeout_s: float = 120) -> int:
     pytest.fail(f"{worker.name} did not reach its crash point in {timeout_s}s:\n{worker.tail()}")
 
 
-async def wait_for_ids(kafka: Kafka, ids: set[str], timeout_s: float) -> set[str]:
-    """The ids still missing at the deadline (none: all arrived)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ids <= set(kafka.ids()):
-            break
-        await asyncio.sleep(0.2)
-    return ids - set(kafka.ids())
-
-
-async def send_markers(kafka: Kafka, ws: str) -> list[str]:
-    """One more cart per partition; their trigger ids."""
-    markers = []
-    for partition in range(PARTITIONS):
-        while True:
-            marker = f"marker-{uuid.uuid4().hex[:6]}"
-            add = cart_add(ws, marker)
-            if partition_of(add) == partition:
-                break
-        await kafka.send(identify(ws, marker, f"{marker}@example.com"), add)
-        markers.append(trigger_id(ws, "abandoned_cart", marker, add.message_id))
-    return markers
-
-
 STEPS = [
     "segmenter.after_sends",
     "segmenter.after_changelog",
@@ -157,9 +125,9 @@ async def test_a_crash_at_each_step_of_recording_a_batch_loses_nothing_and_fires
 
     restarted = start_worker("worker", port=port, **env)
     await asyncio.to_thread(restarted.wait_ready, 90)
-    markers = await send_markers(kafka, ws)  # due after every cart above, in each partition
-    missing = await wait_for_ids(kafka, set(expected) | set(markers), timeout_s=240)
+    missing = await kafka.wait_for_ids(set(expected), timeout_s=240)
     assert not missing, f"never fired: {sorted(missing)}; see the logs in {restarted.log.parent}"
+    markers = await kafka.after_markers(ws)  # due after every cart above, in each partition
 
     ids = kafka.ids()
     assert set(ids) == set(expected) | set(markers)  # and none for the carts an order closed

@@ -127,7 +127,8 @@ async def test_a_crash_at_each_step_of_recording_a_batch_loses_nothing_and_fires
     await asyncio.to_thread(restarted.wait_ready, 90)
     missing = await kafka.wait_for_ids(set(expected), timeout_s=240)
     assert not missing, f"never fired: {sorted(missing)}; see the logs in {restarted.log.parent}"
-    markers = await kafka.after_markers(ws)  # due after every cart above, in each partition
+    # due after every cart above, in each partition (with the same long wait)
+    markers = await kafka.after_markers(ws, timeout_s=240)
 
     ids = kafka.ids()
     assert set(ids) == set(expected) | set(markers)  # and none for the carts an order closed

@@ -32,8 +32,8 @@ CRASH_POINTS: dict[str, str] = {
     # segmenter (events loop / timer)
     "segmenter.after_sends": "triggers and forwards acknowledged, tables not written",
     "segmenter.after_changelog": "changelog records acknowledged, local state not written",
-    "segmenter.after_state_write": "local state and its checkpoint written, offsets not committed",
-    "segmenter.after_commit": "the batch's input offsets committed",
+    "segmenter.after_state_write": "local state, its changelog offsets and input position written",
+    "segmenter.after_commit": "the batch fully recorded, its counters applied",
     # composer / sender (shared Stage)
     "stage.after_handle": "the batch was handled, nothing produced",
     "stage.after_produce": "the batch's outputs acknowledged, offsets not committed",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
+from retarget.common.identity import trigger_id
 from retarget.common.schemas import TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.topics import Topics, visitor_key
 from retarget.devstack.child import Child, free_port, start_child
@@ -136,6 +141,53 @@ class Kafka:
 
     def ids(self) -> Counter[str]:
         return Counter(t.trigger_id for t in self.triggers)
+
+    async def wait_for_ids(self, ids: set[str], timeout_s: float) -> set[str]:
+        """The ids still missing at the deadline (none: all arrived)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ids <= set(self.ids()):
+                break
+            await asyncio.sleep(0.2)
+        return ids - set(self.ids())
+
+    async def after_markers(self, ws: str, partitions: int = 2, timeout_s: float = 60) -> set[str]:
+        """One more cart per partition, sent now; returns once their triggers were read (their ids).
+
+        How "nothing twice" is judged without a pause: a partition's triggers are produced in
+        order and due in order, so a duplicate of an earlier trigger (a replay, a re-armed tick)
+        is read before its partition's marker."""
+        every = list(range(partitions))
+        markers: set[str] = set()
+        for partition in every:
+            while True:
+                marker = f"marker-{uuid.uuid4().hex[:6]}"
+                add = marker_cart(ws, marker)
+                key = visitor_key(ws, None, marker)
+                if DefaultPartitioner()(key, every, every) == partition:
+                    break
+            await self.send(marker_identify(ws, marker), add)
+            markers.add(trigger_id(ws, "abandoned_cart", marker, add.message_id))
+        missing = await self.wait_for_ids(markers, timeout_s)
+        assert not missing, f"the markers' triggers never arrived: {missing}"
+        return markers
+
+
+def marker_cart(ws: str, visitor: str) -> TrackedEvent:
+    props = {"product_id": "marker", "name": "Marker", "price": 1.0, "currency": "EUR"}
+    return _event(ws, visitor, "track", event="Product Added", properties=props)
+
+
+def marker_identify(ws: str, visitor: str) -> TrackedEvent:
+    return _event(ws, visitor, "identify", traits={"email": f"{visitor}@example.com"})
+
+
+def _event(ws: str, visitor: str, kind: Any, **fields: Any) -> TrackedEvent:
+    at = datetime.now(UTC)
+    return TrackedEvent(
+        workspace_id=ws, type=kind, message_id=uuid.uuid4().hex, timestamp=at, received_at=at,
+        anonymous_id=visitor, **fields,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from retarget.segmenter.batching import Batch, BatchOutputs, WriteBehind
+from retarget.segmenter.batching import Batch, BatchOutputs, SendsUnacknowledged, WriteBehind
 from retarget.segmenter.erasure import EraseByEmail, EraseProfile, is_erasure_step
 from retarget.segmenter.identity import MergeRequested
 
@@ -67,7 +67,7 @@ async def test_tables_are_written_only_after_every_acknowledgement_of_the_batch(
     pending = WriteBehind(table)
     batch = Batch([pending], outputs, enter=lambda _: None)
     await outputs("triggers", b"k", b"t1", True)
-    await outputs("profile_events", b"k", b"fwd", False)  # not waited for
+    await outputs("profile_events", b"k", b"fwd", False)  # not waited for by the rules
     await outputs("triggers", b"k", b"t2", True)
     pending[b"k"] = b"fired"
     assert sent == [("triggers", b"k"), ("profile_events", b"k"), ("triggers", b"k")]  # in order, at once
@@ -77,6 +77,9 @@ async def test_tables_are_written_only_after_every_acknowledgement_of_the_batch(
     await asyncio.sleep(0.01)
     assert table.writes == []  # the second trigger isn't acknowledged yet
     acks[2].set_result(None)
+    await asyncio.sleep(0.01)
+    assert table.writes == []  # nor the forward: a failed one would be an event lost
+    acks[1].set_result(None)
     assert await commit == 1
     assert table == {b"k": b"fired"}
 
@@ -94,7 +97,7 @@ async def test_a_failed_acknowledgement_records_nothing():
     batch = Batch([pending], outputs, enter=lambda _: None)
     await outputs("triggers", b"k", b"t", True)
     pending[b"k"] = b"fired"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(SendsUnacknowledged, match="broker gone"):  # the timer retries these
         await batch.commit()
     assert table == {} and pending.get(b"k") is None  # the records replay; the trigger is sent again
     assert await batch.commit() == 0
@@ -108,19 +111,20 @@ def test_erasure_steps_are_recognised_without_decoding():
     assert not is_erasure_step(msgspec.json.encode(merge))
 
 
-async def test_a_batch_is_done_only_once_its_table_writes_were_delivered():
+async def test_a_refused_forward_records_nothing_either():
+    """A forward is sent without waiting, but a batch is recorded only once it was acknowledged."""
     table = CountingTable()
-    seen_at_delivery: list[int] = []
 
     async def enqueue(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
-        return None
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_exception(RuntimeError("profile-events refused"))
+        return ack
 
-    async def delivered() -> None:  # another writer of the tables must not overtake these records
-        seen_at_delivery.append(len(table.writes))
-
+    outputs = BatchOutputs(enqueue)
     pending = WriteBehind(table)
-    batch = Batch([pending], BatchOutputs(enqueue), enter=lambda _: None, delivered=delivered)
-    assert await batch.commit() == 0 and seen_at_delivery == []  # nothing written: nothing to wait for
-    pending[b"k"] = b"v"
-    assert await batch.commit() == 1
-    assert seen_at_delivery == [1]  # awaited after the write, before commit returned
+    batch = Batch([pending], outputs, enter=lambda _: None)
+    await outputs("profile_events", b"k", b"fwd", False)
+    pending[b"k"] = b"forwarded"
+    with pytest.raises(SendsUnacknowledged, match="profile-events refused"):
+        await batch.commit()
+    assert table == {}

@@ -1,136 +1,299 @@
-"""The events loop records a batch in order: acknowledged sends, then the tables (each touched
-key once, in its partition's store and changelog), then the offsets — with the real rules and
-fakes for Kafka and the faust store (memory)."""
+"""The events loop and the timer's ticks record a batch in order — sends acknowledged, then the
+changelog (due, then profiles, then the input position) acknowledged, then one RocksDB write
+per table partition with its changelog offset — on faust's real RocksDB store, with the real
+rules; only Kafka is a fake (a journal of sends and acknowledgements)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.structs import TopicPartition
+from faust.types import TP
+from prometheus_client import REGISTRY
 
-from retarget.common.schemas import encode
-from retarget.segmenter.batching import BatchOutputs, WriteBehind
+from retarget.common.schemas import TriggerFired, decoder, encode
+from retarget.common.testing import FakeClock
+from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, WriteBehind
 from retarget.segmenter.campaigns import load_campaigns
-from retarget.segmenter.events_loop import EventsLoop, LoopParts, PartitionTable
+from retarget.segmenter.events_loop import EventsLoop, LoopParts
+from retarget.segmenter.metrics import BatchCounts
 from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.recording import PartitionTable, Recorder, position_key
 from retarget.segmenter.schedule import DueSchedule
-from retarget.segmenter.settings import SegmenterSettings
+from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.state import profile_decoder
-from retarget.segmenter.testing import identify, track
+from retarget.segmenter.testing import identify, rocksdb_tables, track
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-class Journal(list[str]):
-    """What happened, in order."""
+CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR, waits={"abandoned_cart": "2s"})
+EVENTS, OWNER = "t.events.v1", "t.profile-events.v1"
+TP2 = TopicPartition(EVENTS, 2)
+ANN = b"ws:anon-1"
 
 
 class FakeProducer:
-    def __init__(self, journal: Journal) -> None:
+    """Sends acknowledged a loop turn later, each one journaled; `fail_topic`: refused there."""
+
+    def __init__(self, journal: list[str]) -> None:
         self.journal, self.sent, self.pending = journal, [], []
+        self.fail_topic: str | None = None
 
     async def send(self, topic: str, value: bytes | None, key: bytes, partition: int | None = None) -> Any:
         self.sent.append((topic, key, value, partition))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Any] = loop.create_future()
-        offset = len(self.sent)
+        offset = len(self.sent) - 1
 
-        def acknowledge() -> None:  # the broker answers a moment later
+        def answer() -> None:
+            if topic == self.fail_topic:
+                done.set_exception(RuntimeError(f"{topic} refused"))
+                return
             self.journal.append(f"acked {topic}")
             done.set_result(SimpleNamespace(offset=offset))
 
-        loop.call_soon(acknowledge)
+        loop.call_soon(answer)
         self.pending.append(done)
         return done
 
-    async def flush(self) -> None:
-        await asyncio.gather(*self.pending)
-        self.journal.append("flushed")
+    def changelog(self, table: str) -> list[tuple[bytes, bytes | None, int | None]]:
+        return [(k, v, p) for topic, k, v, p in self.sent if topic == f"t-{table}-changelog"]
 
 
 class FakeConsumer:
-    def __init__(self, journal: Journal) -> None:
-        self.journal, self.commits = journal, []
+    def __init__(self) -> None:
+        self.starts: dict[TopicPartition, int | str] = {}
+        self._assignment: set[TopicPartition] = set()
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.journal.append("commit")
-        self.commits.append(offsets)
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self._assignment = set(partitions)
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._assignment
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.starts[tp] = offset
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:  # a coroutine in aiokafka
+        self.starts[tp] = "beginning"
 
 
-def memory_table(name: str) -> Any:
-    return SimpleNamespace(data=SimpleNamespace(data={}), changelog_topic_name=f"{name}-changelog")
+@dataclass
+class Rig:
+    loop: EventsLoop
+    producer: FakeProducer
+    journal: list[str]
+    profiles: PartitionTable
+    due: PartitionTable
+    positions: PartitionTable
+    clock: FakeClock
+    owned: set[int]
+
+    async def poll(self, *events: Any, key: bytes = ANN, first_offset: int = 40) -> None:
+        await self.poll_keyed([(key, e) for e in events], first_offset=first_offset)
+
+    async def poll_keyed(self, keyed: list[tuple[bytes, Any]], first_offset: int = 40) -> None:
+        records = [
+            SimpleNamespace(key=key, value=encode(e), offset=first_offset + i)
+            for i, (key, e) in enumerate(keyed)
+        ]
+        await self.loop._handle_locked({TP2: records})
+
+    def changelog_offset(self, table: PartitionTable, partition: int = 2) -> int | None:
+        offset: int | None = table.table.data.persisted_offset(TP(table.changelog, partition))
+        return offset
 
 
-async def test_a_poll_is_recorded_sends_first_then_each_touched_key_once_then_the_offsets():
-    journal = Journal()
+async def make_rig(datadir: Path, journal: list[str] | None = None) -> Rig:
+    journal = journal if journal is not None else []
     producer = FakeProducer(journal)
-    tables = [PartitionTable(memory_table("profiles")), PartitionTable(memory_table("due"))]
-    for table in tables:
+    profiles, due, positions = (
+        PartitionTable(t) for t in rocksdb_tables(str(datadir), "profiles", "due", "positions")
+    )
+    for table in (profiles, due, positions):
         write = table.write_batch
+        name = table.changelog.removeprefix("t-").removesuffix("-changelog")
 
-        def journaled(
-            partition: int, writes: Any, write: Any = write, name: str = table.table.changelog_topic_name
-        ) -> None:
-            journal.append(f"write {name.removesuffix('-changelog')}")
-            write(partition, writes)
+        def journaled(partition: int, writes: Any, offset: int, write: Any = write, name: str = name) -> None:
+            journal.append(f"write {name}")
+            write(partition, writes, offset)
 
         table.write_batch = journaled  # type: ignore[method-assign]
-    views = [(WriteBehind(t, current=t.current_partition), t) for t in tables]
+    profiles_view = WriteBehind(profiles, current=profiles.current_partition)
+    due_view = WriteBehind(due, current=due.current_partition)
 
     async def produce(output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
         return await producer.send(output, value, key=key, partition=partition)
 
     outputs = BatchOutputs(produce)
-    campaigns = load_campaigns(SegmenterSettings().campaigns_dir)
+    clock = FakeClock(T0)
+    counts = BatchCounts()  # the processor's counters, applied by the recorder (as wired in the worker)
     processor = ProfileProcessor(
-        profiles=views[0][0], due=views[1][0], send=outputs, campaigns=campaigns,
-        clock=SimpleNamespace(now=lambda: T0, timestamp=T0.timestamp), schedule=DueSchedule(),
+        profiles=profiles_view, due=due_view, send=outputs, campaigns=CAMPAIGNS, clock=clock,
+        schedule=DueSchedule(), counts=counts,
     )  # fmt: skip
-    app = SimpleNamespace(rebalancing=False, in_recovery=False)
+    recorder = Recorder([(due_view, due), (profiles_view, profiles)], outputs, producer, positions, counts)
+    owned = {2}
+    app = SimpleNamespace(
+        rebalancing=False,
+        in_recovery=False,
+        assignor=SimpleNamespace(assigned_actives=lambda: {TP(OWNER, p) for p in owned}),
+    )
 
     async def dead_letter(*args: Any) -> None:
         journal.append("dead letter")
 
-    parts = LoopParts(app, processor, views, outputs, producer, asyncio.Lock(), dead_letter)  # type: ignore[arg-type]
+    parts = LoopParts(app, processor, recorder, positions, asyncio.Lock(), dead_letter)
     loop = EventsLoop(
-        parts, bootstrap="127.0.0.1:1", events_topic="t.events.v1", owner_topic="t.profile-events.v1",
-        group_id="g", batch_size=100, within_s=0.05,
-    )  # fmt: skip
-    await loop.consumer.stop()  # never started: the fake below stands in for it
-    loop.consumer = FakeConsumer(journal)  # type: ignore[assignment]
-    tp = TopicPartition("t.events.v1", 2)
-    events = [
-        identify(T0, mid="m1", email="ann@example.com"),
-        track("Product Viewed", T0, mid="m2", product_id="p1", name="Boots", price=80),
-        track("Product Added", T0, mid="m3", product_id="p1", name="Boots", price=80),
-        track("Order Completed", T0, mid="m4", order_id="o1", total=80),  # the cart's exit
-        track("Product Viewed", T0, mid="m5", anonymous_id="anon-2", product_id="p2", name="Hat", price=20),
-        identify(T0, mid="m6", anonymous_id="anon-2", user_id="u-9", email="bo@example.com"),  # a merge
-    ]
-    keys = [b"ws:anon-1"] * 4 + [b"ws:anon-2"] * 2
-    records = [
-        SimpleNamespace(key=k, value=encode(e), offset=40 + i)
-        for i, (k, e) in enumerate(zip(keys, events, strict=True))
-    ]
-    polled = {tp: records}
-
-    await loop._handle(polled)  # type: ignore[arg-type]
-
-    store = tables[0].table.data.data
-    profile = profile_decoder.decode(store[b"ws:anon-1"])
-    assert profile.email == "ann@example.com" and not profile.cart  # four events, one profile
-    changelog = [
-        (topic, key, partition) for topic, key, _, partition in producer.sent if "changelog" in topic
-    ]
-    assert changelog.count(("profiles-changelog", b"ws:anon-1", 2)) == 1  # written once, in its partition
-    assert journal[-2:] == ["flushed", "commit"] and loop.consumer.commits == [{tp: 46}]  # type: ignore[attr-defined]
-    # the merge record (an acknowledged send) before any table write; the changelog before the offsets
-    assert journal.index("acked profile_events") < journal.index("write profiles")
-    assert (
-        journal.index("write profiles") < journal.index("acked profiles-changelog") < journal.index("commit")
+        parts, bootstrap="127.0.0.1:1", events_topic=EVENTS, owner_topic=OWNER, batch_size=100, within_s=0.05
     )
-    redirect = profile_decoder.decode(store[b"ws:anon-2"])
-    assert redirect.merged_into == "u-9"
+    await loop.consumer.stop()  # never started: the fake below stands in for it
+    loop.consumer = FakeConsumer()  # type: ignore[assignment]
+    assert await loop._follow_assignment()
+    return Rig(loop, producer, journal, profiles, due, positions, clock, owned)
+
+
+def cart(mid: str = "m2") -> Any:
+    return track("Product Added", T0, mid=mid, product_id="p1", name="Boots", price=80)
+
+
+async def test_a_poll_is_recorded_sends_then_changelog_then_one_state_write_per_table_partition(tmp_path):
+    rig = await make_rig(tmp_path)
+    bo = b"ws:anon-2"
+    await rig.poll_keyed([
+        (ANN, identify(T0, mid="m1", email="ann@example.com")),
+        (ANN, cart()),
+        (bo, track("Product Viewed", T0, mid="m3", anonymous_id="anon-2", product_id="p2", name="Hat", price=20)),
+        (bo, identify(T0, mid="m4", anonymous_id="anon-2", user_id="u-9", email="bo@example.com")),  # a merge
+    ])  # fmt: skip
+    j = rig.journal
+    writes = [entry for entry in j if entry.startswith("write")]
+    assert writes == ["write due", "write profiles", "write positions"]  # one RocksDB batch each
+    first_write = j.index("write due")
+    # the merge (an acknowledged send) and the other sends before any changelog record
+    first_changelog = j.index("acked t-due-changelog")
+    assert [e for e in j[:first_changelog] if e.startswith("acked")] == ["acked profile_events"] * 2
+    # due's changelog acknowledged before profiles' is sent; the position after both; state last
+    last = {
+        name: max(i for i, e in enumerate(j) if e == f"acked t-{name}-changelog")
+        for name in ("due", "profiles")
+    }
+    assert last["due"] < j.index("acked t-profiles-changelog")
+    assert last["profiles"] < j.index("acked t-positions-changelog") < first_write
+    # the state itself, in RocksDB
+    profile = profile_decoder.decode(rig.profiles.get_in(2, ANN))  # type: ignore[arg-type]
+    assert profile.email == "ann@example.com" and profile.cart
+    assert rig.due.get_in(2, ANN) is not None
+    assert rig.positions.get_in(2, position_key(2)) == b"44"  # the next offset to read
+    assert rig.producer.changelog("profiles").count((ANN, rig.profiles.get_in(2, ANN), 2)) == 1
+    # with the changelog offset faust's recovery starts after, in the same write
+    for table, name in ((rig.profiles, "profiles"), (rig.due, "due"), (rig.positions, "positions")):
+        newest = max(
+            i for i, (topic, *_rest) in enumerate(rig.producer.sent) if topic == f"t-{name}-changelog"
+        )
+        assert rig.changelog_offset(table) == newest
+
+
+async def test_an_order_in_a_later_batch_cancels_the_reminder_in_rocksdb(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    cart_due = rig.due.get_in(2, ANN)
+    assert cart_due is not None and "abandoned_cart" in profile_in(rig).pending
+    await rig.poll(track("Order Completed", T0, mid="m3", order_id="o1", total=80), first_offset=42)
+    assert "abandoned_cart" not in profile_in(rig).pending  # in RocksDB, not just in the overlay
+    assert rig.due.get_in(2, ANN) != cart_due
+    assert rig.positions.get_in(2, position_key(2)) == b"43"
+
+
+def profile_in(rig: Rig, key: bytes = ANN) -> Any:
+    raw = rig.profiles.get_in(2, key)
+    assert raw is not None
+    return profile_decoder.decode(raw)
+
+
+async def test_a_due_tick_fires_once_and_is_recorded_in_rocksdb(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert rig.due.get_in(2, ANN) is not None
+    rig.clock.advance(seconds=3)
+    before = len(rig.journal)
+    async with rig.loop.parts.lock:
+        await rig.loop.handle_ticks([ANN], lambda key: 2)
+    ticked = rig.journal[before:]
+    fired = [decoder(TriggerFired).decode(v) for t, _, v, _ in rig.producer.sent if t == "triggers"]
+    assert [t.campaign for t in fired] == ["abandoned_cart"]
+    assert rig.due.get_in(2, ANN) is None  # deleted in RocksDB: the tick path records its batch
+    assert rig.producer.changelog("due")[-1] == (ANN, None, 2)  # a tombstone
+    assert ticked.index("acked triggers") < ticked.index("acked t-due-changelog") < ticked.index("write due")
+    async with rig.loop.parts.lock:
+        await rig.loop.handle_ticks([ANN], lambda key: 2)  # the timer's heap asks again
+    assert sum(1 for t, *_ in rig.producer.sent if t == "triggers") == 1
+    assert rig.positions.get_in(2, position_key(2)) == b"42"  # ticks move no position
+
+
+async def test_a_poll_fetched_before_partitions_moved_is_put_back_not_handled(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.owned.clear()  # faust gave partition 2 away while the poll was in flight
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert rig.producer.sent == [] and rig.profiles.get_in(2, ANN) is None
+    assert rig.loop.consumer.starts[TP2] == 40  # type: ignore[attr-defined]  # read again by its owner
+
+
+async def test_a_partition_starts_at_its_recorded_position_else_a_legacy_offset_else_the_beginning(tmp_path):
+    rig = await make_rig(tmp_path)
+    assert rig.loop.consumer.starts == {TP2: "beginning"}  # type: ignore[attr-defined]
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    rig.owned.update({1, 3})
+    rig.loop.legacy_offsets = {TopicPartition(EVENTS, 1): 7, TP2: 5}
+    assert await rig.loop._follow_assignment()
+    assert rig.loop.consumer.starts == {  # type: ignore[attr-defined]
+        TopicPartition(EVENTS, 1): 7,
+        TP2: 42,  # the recorded position wins over an old group's offset
+        TopicPartition(EVENTS, 3): "beginning",
+    }
+
+
+async def test_unacknowledged_sends_record_nothing_and_may_be_retried(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.producer.fail_topic = "profile_events"  # the merge record is refused
+    with pytest.raises(SendsUnacknowledged):
+        await rig.poll(
+            track(
+                "Product Viewed", T0, mid="m3", anonymous_id="anon-2", product_id="p2", name="Hat", price=20
+            ),
+            identify(T0, mid="m4", anonymous_id="anon-2", user_id="u-9", email="bo@example.com"),
+            key=b"ws:anon-2",
+        )
+    assert not any("changelog" in topic for topic, *_ in rig.producer.sent)
+    assert not any(e.startswith("write") for e in rig.journal)
+
+
+async def test_a_changelog_failure_writes_no_local_state_and_is_not_retryable(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.producer.fail_topic = "t-profiles-changelog"
+    with pytest.raises(RuntimeError) as failed:
+        await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert not isinstance(failed.value, SendsUnacknowledged)  # the caller must exit: recovery reconciles
+    assert rig.profiles.get_in(2, ANN) is None and rig.due.get_in(2, ANN) is None
+    assert rig.positions.get_in(2, position_key(2)) is None
+
+
+def applied_events() -> float:
+    return REGISTRY.get_sample_value("retarget_segmenter_events_total", {"outcome": "applied"}) or 0.0
+
+
+async def test_counters_count_a_batch_once_it_is_recorded_and_a_failed_one_not_at_all(tmp_path):
+    rig = await make_rig(tmp_path)
+    before = applied_events()
+    rig.producer.fail_topic = "t-profiles-changelog"
+    with pytest.raises(RuntimeError):
+        await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert applied_events() == before  # handled, not recorded: the replay will count it
+    rig.producer.fail_topic = None
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())  # the replay
+    assert applied_events() == before + 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import faust
 import mode.loop
@@ -12,7 +11,6 @@ import mode.loop
 from retarget.common.kafka import ensure_topics
 from retarget.common.logging import JsonFormatter, configure_logging
 from retarget.common.topics import Topics
-from retarget.segmenter import local_state
 from retarget.segmenter.app import campaigns_from, create_app, internal_topics
 from retarget.segmenter.campaigns import CampaignError
 from retarget.segmenter.settings import SegmenterSettings
@@ -37,8 +35,6 @@ def main() -> None:
     # here, compacted as faust would, and wait until the broker lists them
     changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
     asyncio.run(_ensure_all(settings, topics, changelogs))
-    data_dir = Path(settings.data_dir)
-    local_state.prepare(data_dir, Path(app.conf.tabledir), wipe_after_crash=settings.wipe_state_after_crash)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
@@ -48,12 +44,9 @@ def main() -> None:
     # faust's terminal spinner, kept at levels >= WARNING, sets the root logger to DEBUG: every
     # faust debug call (one per produced record) then builds a log record — ~5% of a worker's CPU
     worker.spinner = None
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        if exc.code in (0, None):
-            local_state.stopped_cleanly(data_dir)
-        raise
+    # no clean-stop marker, no wipe after a crash: local state is never ahead of the changelog
+    # (recording.py), so faust's recovery from the stored offsets is always right
+    worker.execute_from_commandline()
 
 
 async def _ensure_all(settings: SegmenterSettings, topics: list[str], changelogs: list[str]) -> None:

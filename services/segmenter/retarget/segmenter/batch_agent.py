@@ -9,7 +9,7 @@ changelog and the batch's records replay from the committed offsets.
 
 Faust picks a table write's store and changelog partition from its current event; the
 batch writes after the stream has moved on, so each record's event is made current again
-(a faust internal: the context variable behind `faust.streams.current_event`).
+(a faust internal: faust_internals.py).
 
 The timer's ticks are not records: each gets an event of its own (`tick_event`) that tells
 faust the partition its key lives in; faust reads nothing else from it, and nothing
@@ -22,14 +22,13 @@ import asyncio
 import logging
 import os
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.events import Event
-from faust.streams import _current_event
 from faust.types.tuples import Message
 
+from retarget.segmenter import faust_internals
 from retarget.segmenter.batching import Batch
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def tick_event(app: Any, key: bytes, partition: int) -> Event:
 
 def enter_event(event: Any) -> None:
     """Make `event` faust's current event (see the module's note)."""
-    _current_event.set(weakref.ref(event) if event is not None else None)
+    faust_internals.set_current_event(event)
 
 
 async def handle_batch(

@@ -28,6 +28,10 @@ Enqueue = Callable[[str, bytes, bytes, bool, int | None], Awaitable[Awaitable[An
 _DELETED = None
 
 
+class SendsUnacknowledged(Exception):
+    """The batch's sends were not all acknowledged: nothing of it was recorded (a retry is safe)."""
+
+
 class WriteBehind:
     """A table seen through the batch's pending writes: reads see them, `write` applies them.
 
@@ -96,7 +100,9 @@ class BatchOutputs:
         self, output: str, key: bytes, value: bytes, wait: bool, partition: int | None = None
     ) -> None:
         ack = await self._enqueue(output, key, value, wait, partition)
-        if wait and ack is not None:
+        # every send, `wait` or not, is acknowledged before the batch is recorded: a forward or a
+        # dead letter that failed would otherwise be an event lost (a producer's flush raises none)
+        if ack is not None:
             self._acks.append(ack)
 
     async def settle(self) -> None:
@@ -109,29 +115,30 @@ class BatchOutputs:
 
 
 class Batch:
-    """The overlays and outputs of one batch; `commit` settles the sends, then writes the tables,
-    then awaits `delivered` (the writes' changelog records on their way out, when another
-    writer of the same tables must not overtake them: events_loop.py)."""
+    """The overlays and outputs of one batch. `commit` records them: with `record` (production:
+    recording.py's order, changelog before local state), else it settles the sends, then writes
+    the tables in place (faust's own write path: agent tests on the memory store)."""
 
     def __init__(
         self,
         tables: Iterable[WriteBehind],
         outputs: BatchOutputs,
         enter: Callable[[Any], None],
-        delivered: Callable[[], Awaitable[None]] | None = None,
+        record: Callable[[], Awaitable[None]] | None = None,
     ):
-        self.tables, self.outputs, self._enter, self._delivered = list(tables), outputs, enter, delivered
+        self.tables, self.outputs, self._enter, self._record = list(tables), outputs, enter, record
 
     async def commit(self) -> int:
+        if self._record is not None:
+            pending = sum(len(table) for table in self.tables)
+            await self._record()
+            return pending
         try:
             await self.outputs.settle()
-        except BaseException:
+        except BaseException as exc:
             self.discard()  # nothing recorded: the batch's records replay
-            raise
-        written = sum(table.write(self._enter) for table in self.tables)
-        if written and self._delivered is not None:
-            await self._delivered()
-        return written
+            raise SendsUnacknowledged(str(exc)) from exc
+        return sum(table.write(self._enter) for table in self.tables)
 
     def discard(self) -> None:
         self.outputs.discard()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
@@ -75,3 +77,31 @@ CONSENT_MODES = Gauge(
     "Workspaces whose consent mode the segmenter holds (reloaded from PostgreSQL; the last known are "
     "kept while it is away).",
 )
+
+
+class BatchCounts:
+    """The counter increments of the batch in hand, applied once the batch was recorded.
+
+    A batch that fails, or replays after a crash, is handled again: counted as it is handled,
+    its conversions, revenue and triggers would be counted twice. `immediate` (unit tests of
+    the rules, which have no batches) applies each at once.
+    """
+
+    def __init__(self, *, immediate: bool = False) -> None:
+        self.immediate = immediate
+        self._pending: list[tuple[Any, float]] = []
+
+    def inc(self, counter: Any, amount: float = 1.0) -> None:
+        """`counter`: a Counter, or a labelled child of one."""
+        if self.immediate:
+            counter.inc(amount)
+        else:
+            self._pending.append((counter, amount))
+
+    def apply(self) -> None:
+        pending, self._pending = self._pending, []
+        for counter, amount in pending:
+            counter.inc(amount)
+
+    def discard(self) -> None:
+        self._pending.clear()

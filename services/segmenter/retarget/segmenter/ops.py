@@ -1,5 +1,5 @@
 """/healthz, /readyz and /metrics on faust's web server; the table-size estimate for a gauge and
-one partition's items for an erasure scan (both reach into faust's store)."""
+one partition's items for an erasure scan (both reach into faust's store: faust_internals.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from retarget.segmenter import faust_internals
 
 
 def add_ops_pages(app: faust.App) -> None:
@@ -36,10 +38,9 @@ def add_ops_pages(app: faust.App) -> None:
 
 def table_size(table: Any) -> int:
     """Keys in the active partitions: RocksDB's own estimate (cheap), else an exact count."""
-    store = table.data
-    dbs = getattr(store, "_dbs", None)
+    dbs = faust_internals.open_partition_dbs(table)
     if dbs is None:
-        return len(store)
+        return len(table.data)
     topic = table.changelog_topic_name
     actives = {tp.partition for tp in table.app.assignor.assigned_actives() if tp.topic == topic}
     total = 0
@@ -55,11 +56,10 @@ def table_size(table: Any) -> int:
 def partition_items(table: Any, partition: int, partitions: int) -> Iterable[tuple[bytes, bytes]]:
     """One partition's (key, value) pairs: RocksDB keeps a database per partition; the memory
     store (tests) is filtered with the producer's default partitioner."""
-    store = table.data
-    dbs = getattr(store, "_dbs", None)
+    dbs = faust_internals.open_partition_dbs(table)
     if dbs is not None:
         db = dbs.get(partition)
-        return store._visible_items(db) if db is not None else ()
+        return faust_internals.visible_items(table, db) if db is not None else ()
     every = list(range(partitions))
     choose = DefaultPartitioner()
     return ((k, v) for k, v in table.items() if choose(k, every, every) == partition)

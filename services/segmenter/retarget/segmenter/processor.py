@@ -62,11 +62,14 @@ class ProfileProcessor:
         max_hops: int = 4,
         consent_modes: Callable[[str], ConsentMode] = lambda _: "opt_out",
         windows: Windows | None = None,
+        counts: metrics.BatchCounts | None = None,
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
         self.campaigns, self.clock, self.schedule = campaigns, clock, schedule
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
         self.consent_modes, self.windows = consent_modes, windows or Windows()
+        # counted once the batch is recorded (metrics.BatchCounts)
+        self.counts = counts or metrics.BatchCounts(immediate=True)
         self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
 
     # -- records --------------------------------------------------------------------------
@@ -76,7 +79,7 @@ class ProfileProcessor:
         try:
             event = _event_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            labelled(metrics.EVENTS, "invalid").inc()
+            self.counts.inc(labelled(metrics.EVENTS, "invalid"))
             raise Poison(f"not a TrackedEvent: {exc}") from exc
         metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
         visitor = identity.visitor_of(key, event.workspace_id)
@@ -88,7 +91,7 @@ class ProfileProcessor:
                 await self._merge_away(key, here, event.workspace_id, visitor, canonical)
             target = _key(event.workspace_id, canonical)
             await self.send("profile_events", target, encode(Forwarded(event=event)), False)
-            labelled(metrics.EVENTS, "forwarded").inc()
+            self.counts.inc(labelled(metrics.EVENTS, "forwarded"))
         else:
             await self._apply(key, here, event)
         source = identity.alias_source(event, canonical, visitor)
@@ -149,7 +152,7 @@ class ProfileProcessor:
                 "trigger fired",
                 extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id},
             )
-        _count(result.outcomes, profile.workspace_id)
+        self._count(result.outcomes, profile.workspace_id)
         self._store(key, profile)
 
     # -- steps ----------------------------------------------------------------------------
@@ -157,20 +160,20 @@ class ProfileProcessor:
     async def _apply(self, key: bytes, here: Profile | None, event: TrackedEvent) -> None:
         profile = here or _new_profile(key, event.workspace_id)
         if is_duplicate(profile, event.message_id):
-            labelled(metrics.EVENTS, "duplicate").inc()
+            self.counts.inc(labelled(metrics.EVENTS, "duplicate"))
             return
         cutoff = due_before_event(profile, event, self.clock.now)
         fired = cutoff is not None and await self._fire_due_before(key, profile, cutoff)
         try:
             applied = apply_event(profile, event, self.campaigns, self.windows)
         except UnusableEvent as exc:
-            labelled(metrics.EVENTS, "unusable").inc()
+            self.counts.inc(labelled(metrics.EVENTS, "unusable"))
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
             if fired:
                 self._store(key, profile)  # the waits that fired are gone, whatever the event was
             return
         if here is None:
-            metrics.PROFILES_CREATED.inc()
+            self.counts.inc(metrics.PROFILES_CREATED)
         for conversion in applied.conversions:
             await self._record_conversion(key, profile, conversion)
         if applied.changed or here is None:
@@ -178,8 +181,8 @@ class ProfileProcessor:
             remember(profile, event.message_id, self.dedupe_window)
         if applied.changed or here is None or fired:
             self._store(key, profile)
-        _count(applied.outcomes)
-        labelled(metrics.EVENTS, "applied").inc()
+        self._count(applied.outcomes)
+        self.counts.inc(labelled(metrics.EVENTS, "applied"))
 
     async def _fire_due_before(self, key: bytes, profile: Profile, cutoff: datetime) -> bool:
         """Waits due by an event's own time (`cutoff`, firing.due_before_event) fire before the
@@ -195,7 +198,7 @@ class ProfileProcessor:
                 "trigger fired before a later event",
                 extra={"campaign": trigger.campaign, "trigger_id": trigger.trigger_id},
             )
-        _count(result.outcomes, profile.workspace_id)
+        self._count(result.outcomes, profile.workspace_id)
         return True
 
     async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
@@ -203,8 +206,10 @@ class ProfileProcessor:
         event = attributed_event(profile, conversion, self.clock.now())
         await self.send("events", key, encode(event), True)
         campaign = campaign_label(conversion.campaign, self.campaigns.by_name)
-        labelled(metrics.CONVERSIONS, profile.workspace_id, campaign).inc()
-        labelled(metrics.REVENUE, profile.workspace_id, campaign, conversion.currency).inc(conversion.revenue)
+        self.counts.inc(labelled(metrics.CONVERSIONS, profile.workspace_id, campaign))
+        self.counts.inc(
+            labelled(metrics.REVENUE, profile.workspace_id, campaign, conversion.currency), conversion.revenue
+        )
         log.info(
             "purchase attributed", extra={"campaign": conversion.campaign, "touch": conversion.touch.kind}
         )
@@ -217,14 +222,14 @@ class ProfileProcessor:
             assert here is not None
             record = ProfileMerged(source=visitor, profile=here)
             await self.send("profile_events", _key(workspace_id, canonical), encode(record), True)
-            metrics.MERGES.inc()
-            _count([Outcome("cancelled", name, "merged into known profile") for name in here.pending])
+            self.counts.inc(metrics.MERGES)
+            self._count([Outcome("cancelled", name, "merged into known profile") for name in here.pending])
         self._store(key, identity.redirect_to(workspace_id, visitor, canonical))
 
     async def _merge_in(self, key: bytes, here: Profile | None, record: ProfileMerged) -> None:
         target = here or _new_profile(key, record.profile.workspace_id)
         outcomes = merge_into(target, record.profile, self.campaigns, window=self.dedupe_window)
-        _count(outcomes)
+        self._count(outcomes)
         self._store(key, target)
 
     async def _follow(self, here: Profile, record: Forwarded | ProfileMerged, workspace_id: str) -> None:
@@ -235,6 +240,15 @@ class ProfileProcessor:
         record.hops += 1
         target = _key(workspace_id, here.merged_into)
         await self.send("profile_events", target, encode(record), isinstance(record, ProfileMerged))
+
+    def _count(self, outcomes: list[Outcome], workspace_id: str = "") -> None:
+        for o in outcomes:
+            if o.kind == "fired":
+                self.counts.inc(labelled(metrics.TRIGGERS_FIRED, workspace_id, o.campaign))
+            elif o.kind == "cancelled":
+                self.counts.inc(labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason))
+            else:
+                self.counts.inc(labelled(metrics.TRIGGERS_SCHEDULED, o.campaign, o.kind))
 
     # -- tables ---------------------------------------------------------------------------
 
@@ -268,13 +282,3 @@ def _key(workspace_id: str, profile_id: str) -> bytes:
 
 def _new_profile(key: bytes, workspace_id: str) -> Profile:
     return Profile(workspace_id=workspace_id, profile_id=identity.visitor_of(key, workspace_id))
-
-
-def _count(outcomes: list[Outcome], workspace_id: str = "") -> None:
-    for o in outcomes:
-        if o.kind == "fired":
-            labelled(metrics.TRIGGERS_FIRED, workspace_id, o.campaign).inc()
-        elif o.kind == "cancelled":
-            labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason).inc()
-        else:
-            labelled(metrics.TRIGGERS_SCHEDULED, o.campaign, o.kind).inc()

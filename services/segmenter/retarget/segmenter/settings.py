@@ -57,11 +57,6 @@ class SegmenterSettings(CommonSettings):
     batch_within_s: float = Field(
         0.05, gt=0, description="Longest a record waits for its batch to fill before the batch is handled."
     )
-    producer_buffer_max: int = Field(
-        20_000,
-        ge=100,
-        description="Changelog records faust may queue before the stream waits for them (faust's default: 100).",
-    )
     rocksdb_write_buffer_mb: int = Field(
         8,
         ge=1,
@@ -70,11 +65,6 @@ class SegmenterSettings(CommonSettings):
     )
     rocksdb_block_cache_mb: int = Field(
         16, ge=1, description="RocksDB read cache per table partition (faust's default: 2 GiB each)."
-    )
-    wipe_state_after_crash: bool = Field(
-        True,
-        description="After an unclean stop (kill -9), rebuild the local tables from the changelog "
-        "instead of trusting RocksDB, which may hold writes whose changelog records were never sent.",
     )
     max_forward_hops: int = Field(
         4, ge=1, description="Identity redirects an event may follow before it is dead-lettered."

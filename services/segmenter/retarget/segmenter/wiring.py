@@ -1,0 +1,161 @@
+"""What the worker's pieces (the agent, the events loop, the timer) share: the faust app and
+its tables, one producer, one lock, the due schedule, and how a processor and a dead letter
+are made. app.py wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.partitioner import DefaultPartitioner
+
+from retarget.common.clock import Clock
+from retarget.common.kafka import make_producer
+from retarget.common.metrics import labelled
+from retarget.common.privacy import privacy_topic
+from retarget.common.schemas import encode
+from retarget.common.topics import Topics
+from retarget.segmenter import metrics
+from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.dead_letters import dead_letter_record
+from retarget.segmenter.ops import partition_items
+from retarget.segmenter.processor import ProfileProcessor, Send, Table
+from retarget.segmenter.recording import LazyProducer
+from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.settings import SegmenterSettings
+from retarget.segmenter.workspace_modes import ConsentModes
+
+log = logging.getLogger(__name__)
+
+
+def profile_events_topic_name(prefix: str) -> str:
+    """Internal topic of events re-keyed to their known profile and of merge records."""
+    return f"{prefix}.profile-events.v1"
+
+
+def new_faust_app(settings: SegmenterSettings) -> faust.App:
+    return faust.App(
+        f"{settings.topic_prefix}-segmenter",
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.group_instance_id,
+        producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
+        producer_compression_type="lz4",
+        producer_max_batch_size=256 * 1024,
+        web_bind=settings.http_host,
+        web_host=settings.http_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,  # faust's /table pages hand any table's values (personal data) to anyone
+        autodiscover=False,
+        # keys and values are bytes we encode ourselves (msgspec): faust must not (de)serialise
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def declare_table(app: faust.App, name: str, settings: SegmenterSettings) -> Any:
+    # a table picks "raw" storage only from key_type/value_type bytes (else JSON)
+    options: dict[str, Any] = {
+        "partitions": settings.topic_partitions,
+        "key_type": bytes,
+        "value_type": bytes,
+    }
+    if settings.store.startswith("rocksdb"):
+        # a database per table partition, each with its own memtables and cache: bound them
+        options["options"] = {
+            "write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": settings.rocksdb_block_cache_mb * 2**20,
+        }
+    return app.Table(name, default=None, **options)
+
+
+@dataclass
+class Worker:
+    settings: SegmenterSettings
+    app: faust.App
+    clock: Clock
+    campaigns: CampaignSet
+    modes: ConsentModes
+    schedule: DueSchedule = field(default_factory=DueSchedule)
+    # the agent's, the loop's and the timer's batches take turns: each sees the tables as the
+    # previous one left them
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.topics = Topics(settings.topic_prefix)
+        self.profile_events_name = profile_events_topic_name(settings.topic_prefix)
+        self.privacy_name = privacy_topic(settings.topic_prefix)
+        self.profiles = declare_table(self.app, "profiles", settings)
+        self.due = declare_table(self.app, "due", settings)
+        # events partition -> the next offset the events loop reads (events_loop.py, recording.py)
+        self.positions = declare_table(self.app, "positions", settings)
+        # every record and changelog record of ours goes out through one producer (recording.py)
+        self.producer = LazyProducer(
+            lambda: make_producer(
+                settings, linger_ms=int(settings.producer_linger_s * 1000), max_batch_size=256 * 1024
+            )
+        )
+        self._names = {
+            "events": self.topics.events,
+            "triggers": self.topics.triggers,
+            "profile_events": self.profile_events_name,
+            "dead_letter": self.topics.dead_letter,
+        }
+        every = list(range(settings.topic_partitions))
+        partitioner = DefaultPartitioner()  # the producers' (ingest's): where a key lives
+        # cached: the timer asks again for the keys it re-arms
+        self.partition_of = functools.lru_cache(maxsize=65_536)(
+            lambda key: int(partitioner(key, every, every))
+        )
+
+    async def produce(self, output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
+        return await self.producer.send(self._names[output], value, key=key, partition=partition)
+
+    def make_processor(
+        self, profiles: Table, due: Table, sends: Send, counts: metrics.BatchCounts
+    ) -> ProfileProcessor:
+        settings = self.settings
+        return ProfileProcessor(
+            profiles=profiles,
+            due=due,
+            send=sends,
+            campaigns=self.campaigns,
+            clock=self.clock,
+            schedule=self.schedule,
+            scan=lambda partition: partition_items(self.profiles, partition, settings.topic_partitions),
+            partitions=settings.topic_partitions,
+            dedupe_window=settings.dedupe_window,
+            max_hops=settings.max_forward_hops,
+            consent_modes=self.modes,
+            windows=settings.attribution_windows(),
+            counts=counts,
+        )
+
+    async def send_dead_letter(
+        self,
+        sends: Send,
+        topic: str,
+        partition: int | None,
+        offset: int | None,
+        key: Any,
+        raw: Any,
+        reason: str,
+    ) -> None:
+        labelled(metrics.EVENTS, "poison").inc()
+        letter = dead_letter_record(topic, partition, offset, key, raw, reason, self.clock.now())
+        await sends("dead_letter", key, encode(letter), False)
+        log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})

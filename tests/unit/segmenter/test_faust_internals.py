@@ -1,0 +1,62 @@
+"""Every faust internal the segmenter relies on (faust_internals.py), checked against the
+installed faust: an upgrade that renames, moves or re-encodes any of them fails here, loudly,
+instead of corrupting a table or a recovery in production."""
+
+from __future__ import annotations
+
+import inspect
+
+import faust
+from faust.streams import current_event
+from faust.types import TP
+
+from retarget.segmenter import faust_internals
+from retarget.segmenter.recording import PartitionTable
+from retarget.segmenter.testing import rocksdb_tables
+
+
+def test_the_offset_key_and_its_encoding_are_faust_stores(tmp_path):
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    store = table.data
+    assert store.offset_key == faust_internals.OFFSET_KEY
+    tp = TP(table.changelog_topic_name, 1)
+    store.set_persisted_offset(tp, 41)
+    assert faust_internals.partition_db(table, 1).get(
+        faust_internals.OFFSET_KEY
+    ) == faust_internals.encode_offset(41)
+    # what we write, faust's recovery reads: the offset key in the same write batch as the data
+    PartitionTable(table).write_batch(1, [(b"k", b"v")], 57)
+    assert store.persisted_offset(tp) == 57
+    assert table.changelog_topic_name == "t-profiles-changelog"  # recording.py sends there
+
+
+def test_partition_databases_are_faust_stores_own(tmp_path):
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    store = table.data
+    assert list(inspect.signature(store._db_for_partition).parameters) == ["partition"]
+    db = faust_internals.partition_db(table, 3)
+    assert faust_internals.open_partition_dbs(table) == {3: db}  # the open databases, by partition
+    db.put(b"k", b"v")
+    store.set_persisted_offset(TP(table.changelog_topic_name, 3), 1)
+    assert list(faust_internals.visible_items(table, db)) == [(b"k", b"v")]  # the offset key hidden
+    assert table[b"k"] == b"v"  # faust's own read path finds what we wrote behind its back
+
+
+def test_the_current_event_is_the_context_variable_faust_reads():
+    class Event:  # weak-referenceable, as faust's events are
+        pass
+
+    event = Event()
+    faust_internals.set_current_event(event)
+    assert current_event() is event
+    faust_internals.set_current_event(None)
+    assert current_event() is None
+
+
+def test_the_read_offsets_are_where_faust_keeps_them():
+    app = faust.App("t", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer = app.consumer
+    tp = TP("t.events.v1", 0)
+    assert faust_internals.read_offset(consumer, tp) is None
+    consumer._read_offset[tp] = 9  # what faust's stream sets as it hands records out
+    assert faust_internals.read_offset(consumer, tp) == 9

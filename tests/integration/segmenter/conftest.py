@@ -129,7 +129,9 @@ class Kafka:
     async def send(self, *events: TrackedEvent) -> None:
         for e in events:
             key = visitor_key(e.workspace_id, e.user_id, e.anonymous_id)
-            await self.producer.send_and_wait(self.topics.events, encode(e), key=key)
+            # the record's time is its receipt, as ingest's producer stamps it (the read watermark)
+            stamp = int(e.received_at.timestamp() * 1000)
+            await self.producer.send_and_wait(self.topics.events, encode(e), key=key, timestamp_ms=stamp)
 
     async def wait_for_triggers(self, count: int, timeout_s: float) -> list[TriggerFired]:
         deadline = asyncio.get_running_loop().time() + timeout_s

@@ -1,11 +1,11 @@
 """Decisions by event time on the real broker: a worker started only after a backlog of
 events spanning due times was produced fires what a worker watching them live would have.
 
-Every boundary event here is stamped at or after its visitor's due time, so the triggers
-are the same whichever of the events loop and the timer reaches the visitor first. An exit
-stamped *before* a due time but still unread in the backlog is decided right only if the
-events loop reads it before the timer passes that visitor (see services/segmenter/README.md,
-"Decisions by event time"); the unit tests cover that case through the processor.
+The first test's boundary events are stamped at or after their visitor's due time, so the
+triggers are the same whichever of the events loop and the timer reaches the visitor first.
+The second holds the read watermark (watermark.py): an order received before the due time
+but still unread in the backlog, polls behind its cart add, cancels the reminder as it would
+have on an idle worker — the timer fires nothing past what was read.
 """
 
 from __future__ import annotations
@@ -88,4 +88,41 @@ async def test_a_worker_started_after_the_backlog_fires_what_a_live_worker_would
     await asyncio.sleep(3)  # room for a wrong extra trigger (a restarted wait is due 2 s later)
     assert kafka.ids() == Counter(expected), worker.tail()
     assert {t.campaign for t in kafka.triggers} == {"abandoned_cart"}
+    assert worker.stop() == 0
+
+
+async def test_an_order_received_before_the_due_time_cancels_even_behind_a_backlog(
+    start_worker, kafka: Kafka, workspace_id: str
+):
+    await ensure_topics(
+        CommonSettings(kafka_bootstrap=kafka.bootstrap, topic_partitions=2), [kafka.topics.events]
+    )
+    start = datetime.now(UTC) - timedelta(minutes=10)
+
+    def identified_cart(anon: str) -> list[TrackedEvent]:
+        email = {"email": f"{anon}@example.com"}
+        return [
+            stamped(workspace_id, anon, start - MS, "identify", traits=email),
+            cart_add(workspace_id, anon, start),
+        ]
+
+    buyers = [f"buyer-{n}-{uuid.uuid4().hex[:6]}" for n in range(4)]
+    for anon in buyers:  # each cart add many polls ahead of its order (batches of 5 below)
+        await kafka.send(*identified_cart(anon))
+    await kafka.send(  # other visitors' page views between them, received before the due time too
+        *(stamped(workspace_id, f"reader-{n}", start + WAIT / 2, "page", name="Home") for n in range(60))
+    )
+    for anon in buyers:  # received 0.5 s before the due time: an idle worker cancels the reminder
+        await kafka.send(order(workspace_id, anon, start + WAIT - 500 * MS))
+    quiet = f"quiet-{uuid.uuid4().hex[:6]}"
+    quiet_events = identified_cart(quiet)
+    await kafka.send(*quiet_events)  # no order: its reminder must go out
+
+    worker = start_worker("segmenter", RETARGET_BATCH_SIZE="5")
+    await asyncio.to_thread(worker.wait_ready)
+    kafka.start_reading()
+    expected = {trigger_id(workspace_id, "abandoned_cart", quiet, quiet_events[1].message_id)}
+    assert not await kafka.wait_for_ids(expected, timeout_s=120), worker.tail()
+    markers = await kafka.after_markers(workspace_id)  # a wrong buyer reminder would come before
+    assert kafka.ids() == Counter(expected | markers), worker.tail()
     assert worker.stop() == 0

@@ -82,6 +82,13 @@ class FakeConsumer:
     async def seek_to_beginning(self, tp: TopicPartition) -> None:  # a coroutine in aiokafka
         self.starts[tp] = "beginning"
 
+    async def position(self, tp: TopicPartition) -> int:
+        start = self.starts.get(tp, 0)
+        return start if isinstance(start, int) else 0
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None
+
 
 @dataclass
 class Rig:
@@ -99,7 +106,7 @@ class Rig:
 
     async def poll_keyed(self, keyed: list[tuple[bytes, Any]], first_offset: int = 40) -> None:
         records = [
-            SimpleNamespace(key=key, value=encode(e), offset=first_offset + i)
+            SimpleNamespace(key=key, value=encode(e), offset=first_offset + i, timestamp=0)
             for i, (key, e) in enumerate(keyed)
         ]
         await self.loop._handle_locked({TP2: records})

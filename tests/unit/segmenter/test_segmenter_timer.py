@@ -75,3 +75,15 @@ async def test_many_profiles_only_touch_the_due_ones():
     fired = await h.run_timer()
     assert len(fired) == 9  # due at 2..10 s: v0..v8
     assert len({t.trigger_id for t in fired}) == 9
+
+
+def test_take_due_fires_nothing_past_until_and_rearms_after_now() -> None:
+    from retarget.segmenter.schedule import DueSchedule
+
+    schedule = DueSchedule(resend_after_s=30.0)
+    schedule.push(b"early", 100.0, b"v1")
+    schedule.push(b"late", 200.0, b"v2")
+    current = {b"early": b"v1", b"late": b"v2"}
+    assert schedule.take_due(300.0, current.get, until=150.0) == [b"early"]
+    assert schedule.take_due(300.0, current.get, until=150.0) == []  # re-armed after now, not until
+    assert schedule.take_due(300.0, current.get) == [b"late"]

@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -44,6 +45,7 @@ from retarget.segmenter.batch_agent import record_or_die
 from retarget.segmenter.dead_letters import dead_letter_on_failure
 from retarget.segmenter.processor import ProfileProcessor
 from retarget.segmenter.recording import PartitionTable, Recorder, decode_position, position_key
+from retarget.segmenter.watermark import ReadWatermark
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class EventsLoop:
             fetch_max_bytes=16 * 2**20,
         )
         self.assigned: frozenset[int] = frozenset()
+        self.read_mark = ReadWatermark()  # the timer fires nothing beyond what was read
         self.paused = True  # until faust has assigned and recovered partitions
         self.stopping = False
 
@@ -124,6 +127,7 @@ class EventsLoop:
             self.consumer.assign(partitions)
             for tp in partitions:
                 await self._seek_to_start(tp)
+            self.read_mark.assigned({tp.partition: await self._position(tp) for tp in partitions})
             self.assigned, self.paused = wanted, False
             log.info("events partitions assigned", extra={"partitions": sorted(wanted)})
         return True
@@ -137,6 +141,16 @@ class EventsLoop:
             self.consumer.seek(tp, position)
         else:
             await self.consumer.seek_to_beginning(tp)
+
+    async def _position(self, tp: TopicPartition) -> int | None:
+        try:
+            return await self.consumer.position(tp)
+        except (KafkaError, AssertionError, ValueError):  # not known now: the watermark waits
+            return None
+
+    def watermark(self, now: float) -> float:
+        """Receipt time up to which every owned events partition was handled (watermark.py)."""
+        return self.read_mark.at(now, lambda p: self.consumer.highwater(TopicPartition(self.events_topic, p)))
 
     async def _load_legacy_offsets(self) -> None:
         """Where older versions had read the events topic to, committed under a group (this loop's
@@ -208,20 +222,26 @@ class EventsLoop:
                 labelled(metrics.PROCESSING, "event").observe(time.perf_counter() - started)
         positions = {tp.partition: records[-1].offset + 1 for tp, records in polled.items() if records}
         await self.parts.recorder.record(positions)
+        for tp, records in polled.items():
+            if records:
+                self.read_mark.handled(tp.partition, records[-1].offset + 1, records[-1].timestamp)
 
     def _enter_partition(self, partition: int) -> None:
         for _, table in self.parts.recorder.tables:
             table.partition = partition
 
-    async def handle_ticks(self, keys: list[bytes], partition_of: Callable[[bytes], int]) -> None:
+    async def handle_ticks(
+        self, keys: list[bytes], partition_of: Callable[[bytes], int], until: datetime | None = None
+    ) -> None:
         """The timer's due keys (the caller holds the lock): re-checked and fired like events are
-        handled, and recorded the same way (no position moves)."""
+        handled — waits due by `until` (the read watermark) — and recorded the same way (no
+        position moves)."""
         processor = self.parts.processor
         try:
             for key in keys:
                 self._enter_partition(partition_of(key))
                 started = time.perf_counter()
-                await processor.on_tick(key)
+                await processor.on_tick(key, until)
                 labelled(metrics.PROCESSING, "tick").observe(time.perf_counter() - started)
             await self.parts.recorder.record()
         except BaseException:

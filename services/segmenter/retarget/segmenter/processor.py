@@ -136,14 +136,15 @@ class ProfileProcessor:
             else:
                 await self._merge_in(key, here, record)
 
-    async def on_tick(self, key: bytes) -> None:
-        """The timer found this key due: re-check the profile and fire what is due."""
+    async def on_tick(self, key: bytes, until: datetime | None = None) -> None:
+        """The timer found this key due: re-check the profile and fire what is due by `until`
+        (the events read so far, watermark.py; default now)."""
         profile = self._load(key)
         if profile is None or profile.merged_into:
             self._store_due(key, None)
             return
         now = self.clock.now()
-        result = fire_due(profile, self.campaigns, now, self.consent_modes(profile.workspace_id))
+        result = fire_due(profile, self.campaigns, now, self.consent_modes(profile.workspace_id), until=until)
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)

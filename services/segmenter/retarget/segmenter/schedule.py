@@ -43,11 +43,15 @@ class DueSchedule:
         """Stale entries pile up when waits restart often; rebuild once they dominate."""
         return len(self._heap) > self._compact_factor * self._size_after_rebuild + 10_000
 
-    def take_due(self, now: float, lookup: DueLookup, limit: int = 10_000) -> list[bytes]:
-        """Keys whose due time has come (still current in the table); each is re-armed for a resend."""
+    def take_due(
+        self, now: float, lookup: DueLookup, limit: int = 10_000, *, until: float | None = None
+    ) -> list[bytes]:
+        """Keys due by `until` (default `now`; the timer passes the read watermark) and still
+        current in the table; each is re-armed for a resend after `now`."""
         keys: list[bytes] = []
         heap = self._heap
-        while heap and heap[0][0] <= now and len(keys) < limit:
+        cutoff = now if until is None else min(now, until)
+        while heap and heap[0][0] <= cutoff and len(keys) < limit:
             _, key, value = heapq.heappop(heap)
             if lookup(key) != value:
                 continue  # restarted, cancelled or fired since this entry was pushed

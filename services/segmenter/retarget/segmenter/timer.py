@@ -5,6 +5,7 @@ through the events loop's write path, or the agent's before the loop runs."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from retarget.segmenter import batch_agent, metrics
@@ -30,10 +31,10 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
     async def _recovered() -> None:
         schedule.dirty = True
 
-    async def fire(keys: list[bytes]) -> None:
+    async def fire(keys: list[bytes], until: float) -> None:
         try:
             if slot.loop is not None and slot.running:  # its fast path, no faust per key
-                await slot.loop.handle_ticks(keys, w.partition_of)
+                await slot.loop.handle_ticks(keys, w.partition_of, datetime.fromtimestamp(until, UTC))
             else:
                 ticks = [batch_agent.tick_event(app, key, w.partition_of(key)) for key in keys]
                 await batch_agent.handle_batch(ticks, agent.batch, agent.handle, agent.scans_tables)
@@ -62,8 +63,12 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
                 schedule.rebuild(w.due.items(), due_epoch)
                 log.info("due schedule rebuilt", extra={"entries": len(schedule)})
             # a batch's worth at a time: the other batches get their turns in between
-            keys = schedule.take_due(w.clock.timestamp(), due_of, limit=w.settings.batch_size)
+            now = w.clock.timestamp()
+            # behind a backlog, nothing fires past what was read: an order received before the
+            # due time must cancel the wait first, as it would on an idle worker (watermark.py)
+            until = slot.loop.watermark(now) if slot.loop is not None and slot.running else now
+            keys = schedule.take_due(now, due_of, limit=w.settings.batch_size, until=until)
             if keys:
                 # a worker told to stop finishes this batch first; one that can't be recorded exits
-                await batch_agent.record_or_die(fire(keys))
+                await batch_agent.record_or_die(fire(keys, until))
         metrics.DUE_SCHEDULED.set(len(schedule))

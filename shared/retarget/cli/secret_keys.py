@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from retarget.cli._db import connection
+from retarget.cli.write_keys import revoke_key
 from retarget.common.secret_keys import SCOPES  # a light module: --help stays instant
 
 
@@ -62,23 +63,8 @@ async def _create(args: argparse.Namespace) -> int:
 
 async def _revoke(args: argparse.Namespace) -> int:
     from retarget.common.secret_keys import SecretKeyStore
-    from retarget.common.write_keys import AmbiguousKeyPrefix
 
-    async with connection() as conn:
-        if conn is None:
-            return 2
-        try:
-            revoked = await SecretKeyStore(conn).revoke(args.key_or_prefix)
-        except AmbiguousKeyPrefix as exc:
-            print(exc)
-            return 1
-    if revoked is None:
-        print("no such secret key")
-        return 1
-    print(
-        f"revoked {revoked.prefix}… of workspace {revoked.workspace_id} at {revoked.revoked_at:%Y-%m-%d %H:%M:%S%z}"
-    )
-    return 0
+    return await revoke_key(SecretKeyStore, args.key_or_prefix, "secret key")
 
 
 async def _list(args: argparse.Namespace) -> int:

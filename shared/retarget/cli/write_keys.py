@@ -8,6 +8,8 @@ characters, which `revoke` also accepts. Ingest caches keys briefly
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from retarget.cli._db import connection
 
@@ -45,18 +47,25 @@ async def _create(args: argparse.Namespace) -> int:
 
 
 async def _revoke(args: argparse.Namespace) -> int:
-    from retarget.common.write_keys import AmbiguousKeyPrefix, WriteKeyStore
+    from retarget.common.write_keys import WriteKeyStore
+
+    return await revoke_key(WriteKeyStore, args.key_or_prefix, "write key")
+
+
+async def revoke_key(store: Callable[[Any], Any], key_or_prefix: str, what: str) -> int:
+    """`revoke` of a key store (write keys, secret keys): by the key or an unambiguous prefix."""
+    from retarget.common.write_keys import AmbiguousKeyPrefix
 
     async with connection() as conn:
         if conn is None:
             return 2
         try:
-            revoked = await WriteKeyStore(conn).revoke(args.key_or_prefix)
+            revoked = await store(conn).revoke(key_or_prefix)
         except AmbiguousKeyPrefix as exc:
             print(exc)
             return 1
     if revoked is None:
-        print("no such write key")
+        print(f"no such {what}")
         return 1
     print(
         f"revoked {revoked.prefix}… of workspace {revoked.workspace_id} at {revoked.revoked_at:%Y-%m-%d %H:%M:%S%z}"

@@ -432,3 +432,102 @@ async def test_a_record_on_a_partition_its_key_does_not_hash_to_is_dead_lettered
     )
     assert [letter.offset for letter in dead_letters(rig)] == [40, 41]
     assert "partition" in dead_letters(rig)[0].reason
+
+
+# -- guards each mutation test showed no test relied on ------------------------------------
+
+
+def test_counts_applied_twice_count_once():
+    counts, counter = BatchCounts(), SimpleNamespace(total=0.0)
+    counter.inc = lambda amount: setattr(counter, "total", counter.total + amount)
+    counts.inc(counter, 2.0)
+    counts.apply()
+    counts.apply()  # a later batch's apply must not count this one again
+    assert counter.total == 2.0
+
+
+async def test_a_wait_fired_by_a_later_events_time_counts_as_fired(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    before = fired_count()
+    rig.clock.advance(seconds=5)
+    await rig.poll(
+        track("Product Viewed", T0.replace(second=5), mid="m3", product_id="p2", name="Hat", price=5),
+        first_offset=42,
+    )
+    assert fired_count() == before + 1
+
+
+@pytest.mark.parametrize("state", ["rebalancing", "in_recovery"])
+async def test_a_poll_while_faust_rebalances_or_recovers_is_put_back_not_handled(tmp_path, state):
+    rig = await make_rig(tmp_path)
+    setattr(rig.loop.parts.app, state, True)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert rig.producer.sent == [] and rig.loop.consumer.starts[TP2] == 40
+
+
+async def test_only_the_owner_topics_partitions_are_read(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.loop.parts.app.assignor = SimpleNamespace(assigned_actives=lambda: {TP(OWNER, 2), TP("t.other", 3)})
+    assert rig.loop.wanted() == frozenset({2})
+
+
+async def test_a_resumed_partition_starts_again_at_its_recorded_position(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    await rig.loop.pause()  # faust moved partitions; it gave the same ones back
+    rig.loop.consumer.starts.clear()
+    assert await rig.loop._follow_assignment()
+    assert rig.loop.consumer.starts == {TP2: 42}  # what was fetched ahead meanwhile is read again
+
+
+async def test_pause_waits_for_the_batch_in_hand():
+    lock = asyncio.Lock()
+    loop = SimpleNamespace(parts=SimpleNamespace(lock=lock), paused=False)
+    async with lock:
+        pausing = asyncio.ensure_future(EventsLoop.pause(loop))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        assert not loop.paused  # not while a batch holds the lock
+    await pausing
+    assert loop.paused
+
+
+async def test_a_batch_whose_sends_failed_leaves_no_pending_writes_in_the_recorder(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.producer.fail_topic = "profile_events"
+    with pytest.raises(SendsUnacknowledged):
+        await rig.loop._handle(  # not _handle_locked: the recorder itself forgets the batch
+            {TP2: [SimpleNamespace(key=ANN, value=encode(identify(T0, mid="m1", user_id="u-1")), offset=40)]}
+        )
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+
+
+async def test_failed_ticks_leave_no_pending_writes_and_ticks_write_in_their_keys_partition(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    rig.clock.advance(seconds=3)
+    rig.producer.fail_topic = "triggers"
+    with pytest.raises(SendsUnacknowledged):
+        async with rig.loop.parts.lock:
+            await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+    rig.producer.fail_topic = None
+    rig.loop._enter_partition(0)  # the last batch was another partition's
+    async with rig.loop.parts.lock:
+        await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert rig.due.get_in(2, ANN) is None  # the fired wait's entry deleted where the key lives
+
+
+async def test_a_tick_that_fails_midway_leaves_no_pending_writes(tmp_path, monkeypatch):
+    rig = await make_rig(tmp_path)
+    due_view = rig.loop.parts.recorder.tables[0][0]
+
+    async def half_done(key: bytes) -> None:
+        due_view[key] = b"2026-03-01T10:00:02+00:00"
+        raise RuntimeError("a bug in the rules")
+
+    monkeypatch.setattr(rig.loop.parts.processor, "on_tick", half_done)
+    with pytest.raises(RuntimeError):
+        async with rig.loop.parts.lock:
+            await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)

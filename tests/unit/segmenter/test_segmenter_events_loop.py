@@ -524,6 +524,7 @@ async def test_a_tick_that_fails_midway_leaves_no_pending_writes(tmp_path, monke
 
     async def half_done(key: bytes) -> None:
         due_view[key] = b"2026-03-01T10:00:02+00:00"
+        await rig.loop.parts.recorder.outputs("triggers", key, b"{}", True)
         raise RuntimeError("a bug in the rules")
 
     monkeypatch.setattr(rig.loop.parts.processor, "on_tick", half_done)
@@ -531,3 +532,24 @@ async def test_a_tick_that_fails_midway_leaves_no_pending_writes(tmp_path, monke
         async with rig.loop.parts.lock:
             await rig.loop.handle_ticks([ANN], lambda key: 2)
     assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+    rig.producer.fail_topic = "triggers"  # were its send still awaited, the next batch would fail
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"))
+    assert rig.positions.get_in(2, position_key(2)) == b"41"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the segmenter trusts an event's timestamp: an order stamped far ahead (ingest refuses "
+    "more than a day ahead; a record produced to Kafka directly is not checked) sets "
+    "cart_cleared_at there, and every cart add before that date is ignored as 'a late add' — the "
+    "visitor's carts are silently void; it should be dead-lettered (several unit tests stamp "
+    "events days past their clock's and received_at, so the bound needs their harness changed)",
+)
+async def test_an_order_stamped_far_ahead_does_not_void_every_later_cart_add(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(
+        identify(T0, mid="m1", email="ann@example.com"),
+        track("Order Completed", T0.replace(year=2027), mid="m2", order_id="o1", total=80),
+        cart("m3"),
+    )
+    assert "abandoned_cart" in profile_in(rig).pending or dead_letters(rig)

@@ -13,14 +13,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from faust.types import TP
 from prometheus_client import REGISTRY
 
-from retarget.common.schemas import TriggerFired, decoder, encode
+from retarget.common.schemas import DeadLettered, TriggerFired, decoder, encode
 from retarget.common.testing import FakeClock
 from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, WriteBehind
 from retarget.segmenter.campaigns import load_campaigns
+from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_BYTES
 from retarget.segmenter.events_loop import EventsLoop, LoopParts
 from retarget.segmenter.metrics import BatchCounts
 from retarget.segmenter.processor import ProfileProcessor
@@ -29,6 +32,7 @@ from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.state import profile_decoder
 from retarget.segmenter.testing import identify, rocksdb_tables, track
+from retarget.segmenter.wiring import Worker
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR, waits={"abandoned_cart": "2s"})
@@ -44,7 +48,11 @@ class FakeProducer:
         self.journal, self.sent, self.pending = journal, [], []
         self.fail_topic: str | None = None
 
+    max_request_size = 1_048_576  # aiokafka's default: a larger record is refused at send
+
     async def send(self, topic: str, value: bytes | None, key: bytes, partition: int | None = None) -> Any:
+        if len(value or b"") + len(key or b"") > self.max_request_size:
+            raise MessageSizeTooLargeError(f"{topic}: record too large")
         self.sent.append((topic, key, value, partition))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Any] = loop.create_future()
@@ -154,6 +162,8 @@ async def make_rig(datadir: Path, journal: list[str] | None = None) -> Rig:
 
     async def dead_letter(*args: Any) -> None:
         journal.append("dead letter")
+        # the worker's own dead-letter path (it reads nothing of the worker but its clock)
+        await Worker.send_dead_letter(SimpleNamespace(clock=clock), outputs, *args)  # type: ignore[arg-type]
 
     parts = LoopParts(app, processor, recorder, positions, asyncio.Lock(), dead_letter)
     loop = EventsLoop(
@@ -304,3 +314,249 @@ async def test_counters_count_a_batch_once_it_is_recorded_and_a_failed_one_not_a
     rig.producer.fail_topic = None
     await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())  # the replay
     assert applied_events() == before + 2
+
+
+_letter = decoder(DeadLettered)
+
+
+def dead_letters(rig: Rig) -> list[DeadLettered]:
+    return [_letter.decode(v) for topic, _, v, _ in rig.producer.sent if topic == "dead_letter"]
+
+
+async def test_hostile_records_are_dead_lettered_with_the_reason_and_the_partition_moves_on(tmp_path):
+    rig = await make_rig(tmp_path)
+    far_future = track(
+        "Product Added", datetime(9999, 12, 31, 23, 0, tzinfo=UTC), mid="f", product_id="p", name="B", price=1
+    )
+    far_past = track(
+        "Product Added", datetime(1, 1, 1, 0, 1, tzinfo=UTC), mid="p", product_id="p", name="B", price=1
+    )
+    garbage = [
+        (ANN, b"\xff\x00garbage"),  # not JSON
+        (ANN, None),  # a tombstone on the events topic
+        (None, encode(cart("k0"))),  # no key
+        (b"ws:\xff\xfe", encode(cart("k1"))),  # a key that isn't UTF-8
+        (ANN, b"\xfe" * 1_000_000),  # a binary value near Kafka's limit: its letter base64-encoded
+        (b"ws:" + b"k" * 1_040_000, encode(cart("k2"))),  # a key near Kafka's limit
+        (ANN, encode(far_future)),
+        (ANN, encode(far_past)),
+        (b"ws:\x00", encode(cart("k3"))),  # NUL in a key: a profile like any other
+    ]
+    records = [SimpleNamespace(key=k, value=v, offset=40 + i) for i, (k, v) in enumerate(garbage)]
+    await rig.loop._handle_locked({TP2: records})  # raises nothing: no crash, no crash loop
+    assert rig.positions.get_in(2, position_key(2)) == b"49"  # recorded: the partition moves on
+    letters = {letter.offset: letter for letter in dead_letters(rig)}
+    assert {40, 41, 42, 43, 44, 45} <= set(letters)
+    assert "not a TrackedEvent" in letters[40].reason
+    assert "too large for Kafka" in letters[44].reason and letters[44].value_encoding == "base64"
+    assert "a key of 1040003 bytes" in letters[45].reason and "without a key" in letters[42].reason
+    assert all(len(v) <= MAX_DEAD_LETTER_BYTES for t, _, v, _ in rig.producer.sent if t == "dead_letter")
+    assert 48 not in letters and rig.profiles.get_in(2, b"ws:\x00") is not None
+
+
+async def test_a_profile_that_would_outgrow_a_changelog_record_dead_letters_the_event_not_the_worker(
+    tmp_path,
+):
+    rig = await make_rig(tmp_path)
+    big = "x" * 300_000  # each event fits in Kafka; a cart of all three would not fit a changelog record
+
+    def add(mid: str, product: str) -> Any:
+        return track("Product Added", T0, mid=mid, product_id=product, name=big, price=1)
+
+    await rig.poll(add("m1", "p1"), add("m2", "p2"), add("m3", "p3"), add("m4", "p4"))
+    assert rig.positions.get_in(2, position_key(2)) == b"44"
+    letters = dead_letters(rig)
+    assert [letter.offset for letter in letters] == [41, 42, 43], letters
+    assert "changelog record" in letters[0].reason
+    profile = profile_decoder.decode(rig.profiles.get_in(2, ANN))
+    assert set(profile.cart) == {"p1"}
+
+
+async def test_an_event_whose_forward_is_too_large_for_kafka_is_dead_lettered(tmp_path):
+    rig = await make_rig(tmp_path)
+    event = identify(T0, mid="m1", user_id="u-1", bio="")
+    # the event just fits in Kafka; its forward to the user's profile wraps it and does not
+    room = FakeProducer.max_request_size - len(ANN) - len(encode(event)) - 5
+    event = identify(T0, mid="m1", user_id="u-1", bio="x" * room)
+    await rig.poll(event)
+    assert rig.positions.get_in(2, position_key(2)) == b"41"
+    (letter,) = dead_letters(rig)
+    assert letter.offset == 40 and "too large for Kafka" in letter.reason
+
+
+def fired_count(campaign: str = "abandoned_cart") -> float:
+    labels = {"workspace": "ws", "campaign": campaign}
+    return REGISTRY.get_sample_value("retarget_segmenter_triggers_fired_total", labels) or 0.0
+
+
+class Crashed(BaseException):
+    """Stands in for the SIGKILL of a crash point."""
+
+
+@pytest.mark.parametrize("step", ["segmenter.after_changelog", "segmenter.after_state_write"])
+async def test_a_batch_replayed_after_a_crash_is_counted_at_most_once(tmp_path, monkeypatch, step):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    before_fired, before_applied = fired_count(), applied_events()
+    later = track("Product Viewed", T0.replace(second=5), mid="m3", product_id="p2", name="Hat", price=5)
+    rig.clock.advance(seconds=5)
+
+    def crash_at(name: str) -> None:
+        if name == step:
+            raise Crashed(name)
+
+    monkeypatch.setattr("retarget.segmenter.recording.crash_point", crash_at)
+    with pytest.raises(Crashed):
+        await rig.poll(later, first_offset=42)  # fires the cart's wait by the event's time, then dies
+    monkeypatch.undo()
+    assert (fired_count(), applied_events()) == (before_fired, before_applied)  # the crash came first
+    # the restart: faust's recovery brings each store up to its changelog, the batch replays
+    for table in (rig.due, rig.profiles, rig.positions):
+        name = table.changelog.removeprefix("t-").removesuffix("-changelog")
+        table.write_batch(2, [(k, v) for k, v, _ in rig.producer.changelog(name)], 0)
+    assert rig.positions.get_in(2, position_key(2)) == b"43"  # recorded with the batch
+    await rig.poll(later, first_offset=42)  # and were the batch replayed anyway, nothing counts twice
+    assert fired_count() - before_fired <= 1 and applied_events() - before_applied <= 1
+    assert sum(1 for t, *_ in rig.producer.sent if t == "triggers") == 1  # the trigger not sent again
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="events_loop.py handles a record in the partition it arrived on whatever its key says: "
+    "its profile and due entry land in partition 2's stores while the timer (and every other "
+    "worker) looks for the key in partition_of(key), so its waits never fire; it should be "
+    "dead-lettered, naming the partition",
+)
+async def test_a_record_on_a_partition_its_key_does_not_hash_to_is_dead_lettered(tmp_path):
+    partitioner, every = DefaultPartitioner(), list(range(8))
+    key = next(k for k in (b"ws:anon-%d" % i for i in range(100)) if partitioner(k, every, every) != 2)
+    rig = await make_rig(tmp_path)
+    anon = key.decode().partition(":")[2]
+    await rig.poll(
+        identify(T0, mid="m1", anonymous_id=anon, email="ann@example.com"),
+        track("Product Added", T0, mid="m2", anonymous_id=anon, product_id="p1", name="Boots", price=80),
+        key=key,
+    )
+    assert [letter.offset for letter in dead_letters(rig)] == [40, 41]
+    assert "partition" in dead_letters(rig)[0].reason
+
+
+# -- guards each mutation test showed no test relied on ------------------------------------
+
+
+def test_counts_applied_twice_count_once():
+    counts, counter = BatchCounts(), SimpleNamespace(total=0.0)
+    counter.inc = lambda amount: setattr(counter, "total", counter.total + amount)
+    counts.inc(counter, 2.0)
+    counts.apply()
+    counts.apply()  # a later batch's apply must not count this one again
+    assert counter.total == 2.0
+
+
+async def test_a_wait_fired_by_a_later_events_time_counts_as_fired(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    before = fired_count()
+    rig.clock.advance(seconds=5)
+    await rig.poll(
+        track("Product Viewed", T0.replace(second=5), mid="m3", product_id="p2", name="Hat", price=5),
+        first_offset=42,
+    )
+    assert fired_count() == before + 1
+
+
+@pytest.mark.parametrize("state", ["rebalancing", "in_recovery"])
+async def test_a_poll_while_faust_rebalances_or_recovers_is_put_back_not_handled(tmp_path, state):
+    rig = await make_rig(tmp_path)
+    setattr(rig.loop.parts.app, state, True)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert rig.producer.sent == [] and rig.loop.consumer.starts[TP2] == 40
+
+
+async def test_only_the_owner_topics_partitions_are_read(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.loop.parts.app.assignor = SimpleNamespace(assigned_actives=lambda: {TP(OWNER, 2), TP("t.other", 3)})
+    assert rig.loop.wanted() == frozenset({2})
+
+
+async def test_a_resumed_partition_starts_again_at_its_recorded_position(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    await rig.loop.pause()  # faust moved partitions; it gave the same ones back
+    rig.loop.consumer.starts.clear()
+    assert await rig.loop._follow_assignment()
+    assert rig.loop.consumer.starts == {TP2: 42}  # what was fetched ahead meanwhile is read again
+
+
+async def test_pause_waits_for_the_batch_in_hand():
+    lock = asyncio.Lock()
+    loop = SimpleNamespace(parts=SimpleNamespace(lock=lock), paused=False)
+    async with lock:
+        pausing = asyncio.ensure_future(EventsLoop.pause(loop))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        assert not loop.paused  # not while a batch holds the lock
+    await pausing
+    assert loop.paused
+
+
+async def test_a_batch_whose_sends_failed_leaves_no_pending_writes_in_the_recorder(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.producer.fail_topic = "profile_events"
+    with pytest.raises(SendsUnacknowledged):
+        await rig.loop._handle(  # not _handle_locked: the recorder itself forgets the batch
+            {TP2: [SimpleNamespace(key=ANN, value=encode(identify(T0, mid="m1", user_id="u-1")), offset=40)]}
+        )
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+
+
+async def test_failed_ticks_leave_no_pending_writes_and_ticks_write_in_their_keys_partition(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    rig.clock.advance(seconds=3)
+    rig.producer.fail_topic = "triggers"
+    with pytest.raises(SendsUnacknowledged):
+        async with rig.loop.parts.lock:
+            await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+    rig.producer.fail_topic = None
+    rig.loop._enter_partition(0)  # the last batch was another partition's
+    async with rig.loop.parts.lock:
+        await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert rig.due.get_in(2, ANN) is None  # the fired wait's entry deleted where the key lives
+
+
+async def test_a_tick_that_fails_midway_leaves_no_pending_writes(tmp_path, monkeypatch):
+    rig = await make_rig(tmp_path)
+    due_view = rig.loop.parts.recorder.tables[0][0]
+
+    async def half_done(key: bytes) -> None:
+        due_view[key] = b"2026-03-01T10:00:02+00:00"
+        await rig.loop.parts.recorder.outputs("triggers", key, b"{}", True)
+        raise RuntimeError("a bug in the rules")
+
+    monkeypatch.setattr(rig.loop.parts.processor, "on_tick", half_done)
+    with pytest.raises(RuntimeError):
+        async with rig.loop.parts.lock:
+            await rig.loop.handle_ticks([ANN], lambda key: 2)
+    assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
+    rig.producer.fail_topic = "triggers"  # were its send still awaited, the next batch would fail
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"))
+    assert rig.positions.get_in(2, position_key(2)) == b"41"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the segmenter trusts an event's timestamp: an order stamped far ahead (ingest refuses "
+    "more than a day ahead; a record produced to Kafka directly is not checked) sets "
+    "cart_cleared_at there, and every cart add before that date is ignored as 'a late add' — the "
+    "visitor's carts are silently void; it should be dead-lettered (several unit tests stamp "
+    "events days past their clock's and received_at, so the bound needs their harness changed)",
+)
+async def test_an_order_stamped_far_ahead_does_not_void_every_later_cart_add(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.poll(
+        identify(T0, mid="m1", email="ann@example.com"),
+        track("Order Completed", T0.replace(year=2027), mid="m2", order_id="o1", total=80),
+        cart("m3"),
+    )
+    assert "abandoned_cart" in profile_in(rig).pending or dead_letters(rig)

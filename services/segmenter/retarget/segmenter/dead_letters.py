@@ -8,12 +8,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from retarget.common.schemas import DeadLettered
+from retarget.common.schemas import DeadLettered, encode
 from retarget.segmenter.processor import Poison
 
 log = logging.getLogger(__name__)
+
+#: the most a dead letter's record may take: half of aiokafka's default max request size (1 MiB),
+#: so the letter of a record near Kafka's limit (its value base64-encoded, a third larger) fits
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+MAX_DEAD_LETTER_KEY = 1000  # of a dead letter cut to fit, the most of its key it keeps
 
 
 async def dead_letter_on_failure(
@@ -25,6 +30,11 @@ async def dead_letter_on_failure(
         await work
     except Poison as exc:
         await dead_letter(str(exc))
+    except MessageSizeTooLargeError as exc:
+        # the record's output is as large on every replay: raised, the worker would exit and
+        # replay it for ever (the partition stalled in a crash loop)
+        log.warning("a record's output is too large for Kafka; dead-lettered", extra={"topic": topic})
+        await dead_letter(f"an output of the record is too large for Kafka: {exc!r}")
     except (KafkaError, asyncio.CancelledError):
         raise
     except Exception as exc:
@@ -57,3 +67,20 @@ def dead_letter_record(
         value_encoding=encoding,  # type: ignore[arg-type]
         at=at,
     )
+
+
+def encode_dead_letter(letter: DeadLettered, max_bytes: int = MAX_DEAD_LETTER_BYTES) -> bytes:
+    """The letter as sent, its value (and key) cut so that it fits in `max_bytes`: a letter too
+    large for Kafka would be refused on every replay of its record."""
+    value = encode(letter)
+    if len(value) <= max_bytes:
+        return value
+    size = len(letter.value)
+    letter.key = letter.key[:MAX_DEAD_LETTER_KEY] if letter.key is not None else None
+    letter.reason = f"{letter.reason[:1000]} (value of {size} chars cut: too large for Kafka)"
+    value = encode(letter)
+    while len(value) > max_bytes and letter.value:
+        keep = min(len(letter.value) - 1, int(len(letter.value) * max_bytes / len(value) * 0.9))
+        letter.value = letter.value[: max(keep, 0)]
+        value = encode(letter)
+    return value

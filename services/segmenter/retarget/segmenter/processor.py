@@ -46,6 +46,23 @@ class Poison(Exception):
     """A record that can't be handled at all: it goes to the dead-letter topic with the reason."""
 
 
+#: the most a profile's changelog record (key and value) may take once an event or a merge
+#: changed it: half of Kafka's default limit (1 MiB), so a tick's small additions still fit. A
+#: profile over Kafka's limit could never be recorded: the worker would exit and replay its
+#: batch for ever; the record that would take it there is dead-lettered instead.
+MAX_PROFILE_BYTES = 512 * 1024
+#: the longest key a record may have: its profile, redirect and due entry are keyed by it
+MAX_KEY_BYTES = 64 * 1024
+
+
+def _usable_key(key: bytes | None) -> bytes:
+    if not key:
+        raise Poison("a record without a key (workspace:id)")
+    if len(key) > MAX_KEY_BYTES:
+        raise Poison(f"a key of {len(key)} bytes, over {MAX_KEY_BYTES}")
+    return key
+
+
 class ProfileProcessor:
     def __init__(
         self,
@@ -76,6 +93,7 @@ class ProfileProcessor:
 
     async def on_event(self, key: bytes, value: bytes) -> None:
         """A record of the events topic, keyed workspace:(anonymousId|userId)."""
+        key = _usable_key(key)
         try:
             event = _event_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -109,6 +127,7 @@ class ProfileProcessor:
 
     async def on_internal(self, key: bytes, value: bytes) -> None:
         """A record of profile-events: a forwarded event, a merge, or an erasure step."""
+        key = _usable_key(key)
         try:
             record = _internal_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -181,7 +200,7 @@ class ProfileProcessor:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
         if applied.changed or here is None or fired:
-            self._store(key, profile)
+            self._store(key, profile, checked=True)
         self._count(applied.outcomes)
         self.counts.inc(labelled(metrics.EVENTS, "applied"))
 
@@ -231,7 +250,7 @@ class ProfileProcessor:
         target = here or _new_profile(key, record.profile.workspace_id)
         outcomes = merge_into(target, record.profile, self.campaigns, window=self.dedupe_window)
         self._count(outcomes)
-        self._store(key, target)
+        self._store(key, target, checked=True)
 
     async def _follow(self, here: Profile, record: Forwarded | ProfileMerged, workspace_id: str) -> None:
         """This id was merged away: pass the record on to where it lives now."""
@@ -257,8 +276,14 @@ class ProfileProcessor:
         raw = self.profiles.get(key)
         return profile_decoder.decode(raw) if raw is not None else None
 
-    def _store(self, key: bytes, profile: Profile) -> None:
-        self.profiles[key] = msgspec.json.encode(profile)
+    def _store(self, key: bytes, profile: Profile, *, checked: bool = False) -> None:
+        value = msgspec.json.encode(profile)
+        if checked and len(key) + len(value) > MAX_PROFILE_BYTES:
+            raise Poison(
+                f"the profile would take {len(key) + len(value)} bytes, over the {MAX_PROFILE_BYTES} "
+                "a changelog record may take"
+            )
+        self.profiles[key] = value
         self._store_due(key, next_due(profile))
 
     def _store_due(self, key: bytes, when: datetime | None) -> None:

@@ -17,11 +17,10 @@ from retarget.common.clock import Clock
 from retarget.common.kafka import make_producer
 from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
-from retarget.common.schemas import encode
 from retarget.common.topics import Topics
 from retarget.segmenter import metrics
 from retarget.segmenter.campaigns import CampaignSet
-from retarget.segmenter.dead_letters import dead_letter_record
+from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_record, encode_dead_letter
 from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
 from retarget.segmenter.recording import LazyProducer
@@ -157,5 +156,7 @@ class Worker:
     ) -> None:
         labelled(metrics.EVENTS, "poison").inc()
         letter = dead_letter_record(topic, partition, offset, key, raw, reason, self.clock.now())
-        await sends("dead_letter", key, encode(letter), False)
+        # cut to fit: a letter too large for Kafka would be refused on every replay of its record
+        cut_key = key[:MAX_DEAD_LETTER_KEY] if key else key
+        await sends("dead_letter", cut_key, encode_dead_letter(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})

@@ -342,7 +342,9 @@ async def test_hostile_records_are_dead_lettered_with_the_reason_and_the_partiti
         (ANN, encode(far_past)),
         (b"ws:\x00", encode(cart("k3"))),  # NUL in a key: a profile like any other
     ]
-    records = [SimpleNamespace(key=k, value=v, offset=40 + i) for i, (k, v) in enumerate(garbage)]
+    records = [
+        SimpleNamespace(key=k, value=v, offset=40 + i, timestamp=0) for i, (k, v) in enumerate(garbage)
+    ]
     await rig.loop._handle_locked({TP2: records})  # raises nothing: no crash, no crash loop
     assert rig.positions.get_in(2, position_key(2)) == b"49"  # recorded: the partition moves on
     letters = {letter.offset: letter for letter in dead_letters(rig)}
@@ -504,7 +506,13 @@ async def test_a_batch_whose_sends_failed_leaves_no_pending_writes_in_the_record
     rig.producer.fail_topic = "profile_events"
     with pytest.raises(SendsUnacknowledged):
         await rig.loop._handle(  # not _handle_locked: the recorder itself forgets the batch
-            {TP2: [SimpleNamespace(key=ANN, value=encode(identify(T0, mid="m1", user_id="u-1")), offset=40)]}
+            {
+                TP2: [
+                    SimpleNamespace(
+                        key=ANN, value=encode(identify(T0, mid="m1", user_id="u-1")), offset=40, timestamp=0
+                    )
+                ]
+            }
         )
     assert all(len(overlay) == 0 for overlay, _ in rig.loop.parts.recorder.tables)
 
@@ -529,7 +537,7 @@ async def test_a_tick_that_fails_midway_leaves_no_pending_writes(tmp_path, monke
     rig = await make_rig(tmp_path)
     due_view = rig.loop.parts.recorder.tables[0][0]
 
-    async def half_done(key: bytes) -> None:
+    async def half_done(key: bytes, until: object = None) -> None:
         due_view[key] = b"2026-03-01T10:00:02+00:00"
         await rig.loop.parts.recorder.outputs("triggers", key, b"{}", True)
         raise RuntimeError("a bug in the rules")

@@ -22,8 +22,12 @@ class FakeLoop:
 
     def __init__(self) -> None:
         self.fired: list[bytes] = []
+        self.read_until = float("inf")  # caught up: the timer's cut-off is its clock
 
-    async def handle_ticks(self, keys: list[bytes], partition_of: Any) -> None:
+    def watermark(self, now: float) -> float:
+        return min(now, self.read_until)
+
+    async def handle_ticks(self, keys: list[bytes], partition_of: Any, until: Any = None) -> None:
         self.fired += keys
 
 
@@ -104,7 +108,7 @@ async def test_due_keys_whose_batch_could_not_be_recorded_fire_again_at_the_next
     _, _, loop, hooks = wired()
     refused = True
 
-    async def handle_ticks(keys: list[bytes], partition_of: Any) -> None:
+    async def handle_ticks(keys: list[bytes], partition_of: Any, until: Any = None) -> None:
         nonlocal refused
         if refused:
             refused = False
@@ -116,3 +120,13 @@ async def test_due_keys_whose_batch_could_not_be_recorded_fire_again_at_the_next
     assert loop.fired == []
     await hooks["find_due"]()  # not 30 s later, when the schedule would re-arm it
     assert loop.fired == [b"ws:a"]
+
+
+async def test_nothing_fires_past_what_the_events_loop_has_read() -> None:
+    _, _, loop, hooks = wired()
+    loop.read_until = 0.0  # behind a backlog: nothing received after 1970 has been read
+    await hooks["find_due"]()
+    assert loop.fired == []
+    loop.read_until = float("inf")
+    await hooks["find_due"]()
+    assert loop.fired != []

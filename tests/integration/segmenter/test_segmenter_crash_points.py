@@ -27,6 +27,7 @@ from retarget.common.kafka import ensure_topics
 from retarget.common.schemas import TrackedEvent
 from retarget.common.settings import CommonSettings
 from retarget.common.testing import FakeClock
+from retarget.devstack.topic_reader import read_to_end
 from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.testing import Harness
@@ -148,3 +149,7 @@ async def test_a_crash_at_each_step_of_recording_a_batch_loses_nothing_and_fires
             assert want is not None
             assert comparable(answer.json()) == comparable(msgspec.to_builtins(want)), visitor
     assert restarted.stop() == 0
+    # an event dead-lettered for the worker's own trouble would be lost with its position moved on
+    await ensure_topics(CommonSettings(kafka_bootstrap=kafka.bootstrap), [kafka.topics.dead_letter])
+    letters = await read_to_end(kafka.bootstrap, kafka.topics.dead_letter, timeout_s=30)
+    assert [letter.value for letter in letters] == []

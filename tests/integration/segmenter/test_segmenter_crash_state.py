@@ -21,6 +21,7 @@ import pytest
 
 from retarget.common.kafka import ensure_topics
 from retarget.common.settings import CommonSettings
+from retarget.devstack.topic_reader import read_to_end
 
 from .conftest import Kafka
 from .test_segmenter_crash_points import STEPS, comparable, oracle, scenario, wait_exited
@@ -76,3 +77,7 @@ async def test_after_a_crash_at_each_step_every_profile_equals_the_oracles(
             await asyncio.sleep(1)
     assert not differ, f"{len(differ)} profiles differ (logs in {restarted.log.parent}): {differ[:3]}"
     assert restarted.stop() == 0
+    # an event dead-lettered for the worker's own trouble would be lost with its position moved on
+    await ensure_topics(CommonSettings(kafka_bootstrap=kafka.bootstrap), [kafka.topics.dead_letter])
+    letters = await read_to_end(kafka.bootstrap, kafka.topics.dead_letter, timeout_s=30)
+    assert [letter.value for letter in letters] == []

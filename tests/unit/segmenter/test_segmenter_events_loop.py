@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import rocksdict
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
@@ -568,3 +569,20 @@ async def test_an_order_stamped_far_ahead_does_not_void_every_later_cart_add(tmp
         cart("m3"),
     )
     assert "abandoned_cart" in profile_in(rig).pending or dead_letters(rig)
+
+
+@pytest.mark.parametrize("error", [rocksdict.DbClosedError("DB instance already closed"), OSError("disk")])
+async def test_a_local_store_failure_is_raised_never_dead_lettered(error: BaseException) -> None:
+    from retarget.segmenter.dead_letters import dead_letter_on_failure
+
+    letters: list[str] = []
+
+    async def failing() -> None:
+        raise error
+
+    async def to_dead_letters(reason: str) -> None:
+        letters.append(reason)
+
+    with pytest.raises(type(error)):  # the worker exits; its restart repeats the batch
+        await dead_letter_on_failure(failing(), to_dead_letters, "t.events")
+    assert letters == []  # dead-lettered, the event would be lost with its position moved past

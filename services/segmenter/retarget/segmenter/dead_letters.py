@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+import rocksdict
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from retarget.common.schemas import DeadLettered, encode
@@ -19,6 +20,11 @@ log = logging.getLogger(__name__)
 #: so the letter of a record near Kafka's limit (its value base64-encoded, a third larger) fits
 MAX_DEAD_LETTER_BYTES = 512 * 1024
 MAX_DEAD_LETTER_KEY = 1000  # of a dead letter cut to fit, the most of its key it keeps
+
+#: the worker's own trouble, not the record's: a local database closed under the batch (faust
+#: moving a partition), the disk. Dead-lettered, the record would be lost while its position
+#: moves past it; raised, the worker exits and the restart repeats the batch from its position.
+LOCAL_STORE_ERRORS: tuple[type[BaseException], ...] = (rocksdict.DbClosedError, OSError)
 
 
 async def dead_letter_on_failure(
@@ -35,7 +41,7 @@ async def dead_letter_on_failure(
         # replay it for ever (the partition stalled in a crash loop)
         log.warning("a record's output is too large for Kafka; dead-lettered", extra={"topic": topic})
         await dead_letter(f"an output of the record is too large for Kafka: {exc!r}")
-    except (KafkaError, asyncio.CancelledError):
+    except (KafkaError, asyncio.CancelledError, *LOCAL_STORE_ERRORS):
         raise
     except Exception as exc:
         log.exception("a record failed; dead-lettered", extra={"topic": topic})

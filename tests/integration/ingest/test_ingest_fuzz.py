@@ -40,6 +40,9 @@ def fuzz(schema_url: str, public_url: str, write_key: str) -> tuple[Counter[int]
             deadline=None,
             phases=[Phase.explicit, Phase.generate],
             database=None,
+            # the same cases every run: an unseeded run once drew no acceptable body in 95 tries
+            # and failed the "some were accepted" check below, which is about the generator's luck
+            derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy(), with_key=st.booleans() | st.just(True))

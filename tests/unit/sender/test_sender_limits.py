@@ -41,14 +41,25 @@ async def test_an_empty_bucket_makes_the_message_wait_not_drop() -> None:
 
 
 async def test_a_workspace_or_global_bucket_limits_across_domains() -> None:
+    # a clock that stands still: on a loaded machine a real one refilled the 1 ms token between
+    # the two calls and the second one did not wait (the test measured the machine's speed)
+    frozen = lambda: 100.0  # noqa: E731
     limiter = RateLimiter(
-        domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=Rate(1000, 1)
+        domain_default=UNLIMITED,
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=Rate(1000, 1),
+        monotonic=frozen,
     )
     stop = asyncio.Event()
     await limiter.acquire("a.example", "ws1", None, stop)
     assert await limiter.acquire("b.example", "ws2", None, stop) > 0
     per_workspace = RateLimiter(
-        domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
+        domain_default=UNLIMITED,
+        domain_overrides={},
+        workspace_default=UNLIMITED,
+        global_rate=UNLIMITED,
+        monotonic=frozen,
     )
     await per_workspace.acquire("a.example", "ws1", Rate(1000, 1), stop)
     assert await per_workspace.acquire("b.example", "ws1", Rate(1000, 1), stop) > 0

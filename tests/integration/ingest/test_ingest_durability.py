@@ -43,7 +43,11 @@ DEADLINE_S = 60.0  # per phase: a bound to fail instead of hanging, not a speed 
 
 @pytest.fixture
 async def broker(tmp_path: Path, stack: dict[str, str]) -> AsyncIterator[PrivateKafka]:
-    kafka = PrivateKafka(tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:  # two asks of the OS for a free port may get the same one
+        controller_port = free_port()
+    kafka = PrivateKafka(tmp_path / "kafka", port=port, controller_port=controller_port)
     kafka.start()
     try:
         await kafka.wait_ready()

@@ -49,8 +49,12 @@ def cluster_nodes(root: Path, ports: list[tuple[int, int]]) -> list[KafkaNode]:
 
 
 def new_cluster_id() -> str:
-    """What `kafka-storage random-uuid` prints (a base64url UUID), without starting a JVM."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """What `kafka-storage random-uuid` prints (a base64url UUID), without starting a JVM; never
+    starting with "-", which the storage tool's argument parser takes for an option (1 in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def replication_of(cluster_size: int) -> tuple[int, int]:

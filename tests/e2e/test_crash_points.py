@@ -21,79 +21,26 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections import Counter, defaultdict
-from datetime import UTC, datetime
-from email import message_from_bytes
 from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
 import pytest
-from aiosmtpd.controller import Controller
 
-from retarget.common.kafka import ensure_topics, make_consumer, make_producer
+from retarget.common.kafka import ensure_topics
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.settings import CommonSettings
 from retarget.common.topics import Topics, domain_key, profile_key
 from retarget.composer.samples import sample_trigger
 
-from .conftest import free_port, new_workspace
+from .conftest import new_workspace
+from .mail import counting_smtp, outbound_message, produce, read_until
 
 pytestmark = pytest.mark.e2e
 
 MESSAGES = 24
 CONNECTIONS = 4
-
-
-class CountingSmtp:
-    """Counts accepted Message-IDs; `flaky-…` recipients get a 451 the first time (a retry)."""
-
-    def __init__(self) -> None:
-        self.received: Counter[str] = Counter()
-        self.greylisted: set[str] = set()
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address.startswith("flaky-") and address not in self.greylisted:
-            self.greylisted.add(address)
-            return "451 4.7.1 Greylisted, try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message_id = str(message_from_bytes(envelope.content)["Message-ID"]).strip("<>").split("@")[0]
-        self.received[message_id] += 1
-        return "250 2.0.0 Ok: queued"
-
-
-def _message(workspace_id: str, n: int, local: str) -> OutboundMessage:
-    message_id = f"m-{uuid.uuid4().hex}"
-    recipient = f"{local}{n}@d{n % 3}.{workspace_id}.example"
-    raw = f"From: Shop <news@shop.example>\r\nTo: {recipient}\r\nMessage-ID: <{message_id}@shop.example>\r\n\r\nhi\r\n"
-    return OutboundMessage(
-        message_id=message_id,
-        trigger_id=uuid.uuid4().hex,
-        workspace_id=workspace_id,
-        profile_id=f"p{n}",
-        campaign="cart",
-        recipient=recipient,
-        mail_from="bounces@shop.example",
-        raw=raw,
-        created_at=datetime.now(UTC),
-    )
-
-
-async def _produce(settings: CommonSettings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _died(service: Any, timeout_s: float) -> None:
@@ -103,24 +50,6 @@ async def _died(service: Any, timeout_s: float) -> None:
         assert loop.time() < deadline, f"the crash point was never reached:\n{service.tail()}"
         await asyncio.sleep(0.1)
     assert service.process.returncode == -9, service.tail()  # SIGKILL, by its own hand
-
-
-async def _read_until(
-    settings: CommonSettings, topic: str, done: Any, timeout_s: float
-) -> dict[str, list[bytes]]:
-    """Values by message id, read from the beginning until `done(values)` or the deadline."""
-    consumer = make_consumer(settings, topic, group_id=f"reader-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    found: dict[str, list[bytes]] = defaultdict(list)
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not done(found) and asyncio.get_running_loop().time() < deadline:
-            for part in (await consumer.getmany(timeout_ms=200)).values():
-                for record in part:
-                    found[msgspec.json.decode(record.value)["messageId"]].append(record.value)
-    finally:
-        await consumer.stop()
-    return found
 
 
 _deliveries = decoder(DeliveryRecorded)
@@ -144,59 +73,56 @@ def _finals(values: list[bytes]) -> set[bytes]:
 async def test_the_sender_killed_at_a_step_sends_nothing_twice_and_loses_no_outcome(
     launch: Any, stack: dict[str, str], topic_prefix: str, workspace_id: str, step: str
 ) -> None:
-    smtp, smtp_port = CountingSmtp(), free_port()
-    controller = Controller(smtp, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    env = {
-        "RETARGET_TOPIC_PREFIX": topic_prefix,
-        "RETARGET_TOPIC_PARTITIONS": "2",
-        "RETARGET_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-        "RETARGET_SMTP_CONNECTIONS": str(CONNECTIONS),
-        "RETARGET_RATE_DOMAIN": "0/0",
-        "RETARGET_FREQUENCY_CAPS": "",
-        "RETARGET_SENDER_GROUP": f"sender-{topic_prefix}",
-        "RETARGET_SENDER_INSTANCE_ID": "sender-0",  # static membership: the restart rejoins at once
-        "RETARGET_CLAIM_LEASE_S": "2",
-        "RETARGET_RETRY_POLL_S": "0.5",
-        "RETARGET_RETRY_INITIAL_S": "0.5",
-    }
-    settings = CommonSettings.model_validate({"kafka_bootstrap": stack["RETARGET_KAFKA_BOOTSTRAP"]})
-    topics = Topics(topic_prefix)
-    local = "flaky-" if step == "sender.retry_after_claim" else "r"
-    messages = [_message(workspace_id, n, local) for n in range(MESSAGES)]
-    wanted = {m.message_id for m in messages}
-    try:
-        first = launch("sender", "RETARGET_OPS_PORT", {**env, "RETARGET_CRASH_AT": step})
-        await asyncio.to_thread(first.wait_healthy)
-        await _produce(settings, topics.outbound, [(domain_key(m.recipient), encode(m)) for m in messages])
-        await _died(first, timeout_s=90)
-        second = launch("sender", "RETARGET_OPS_PORT", env)
-        await asyncio.to_thread(second.wait_healthy)
-        deliveries = await _read_until(
-            settings,
-            topics.deliveries,
-            lambda found: all(_finals(found.get(mid, [])) for mid in wanted),
-            timeout_s=120,
-        )
-        conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+    with counting_smtp() as (smtp, smtp_port):
+        env = {
+            "RETARGET_TOPIC_PREFIX": topic_prefix,
+            "RETARGET_TOPIC_PARTITIONS": "2",
+            "RETARGET_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "RETARGET_SMTP_CONNECTIONS": str(CONNECTIONS),
+            "RETARGET_RATE_DOMAIN": "0/0",
+            "RETARGET_FREQUENCY_CAPS": "",
+            "RETARGET_SENDER_GROUP": f"sender-{topic_prefix}",
+            "RETARGET_SENDER_INSTANCE_ID": "sender-0",  # static membership: the restart rejoins at once
+            "RETARGET_CLAIM_LEASE_S": "2",
+            "RETARGET_RETRY_POLL_S": "0.5",
+            "RETARGET_RETRY_INITIAL_S": "0.5",
+        }
+        settings = CommonSettings.model_validate({"kafka_bootstrap": stack["RETARGET_KAFKA_BOOTSTRAP"]})
+        topics = Topics(topic_prefix)
+        local = "flaky-" if step == "sender.retry_after_claim" else "r"
+        messages = [outbound_message(workspace_id, n, local=local, domains=3) for n in range(MESSAGES)]
+        wanted = {m.message_id for m in messages}
         try:
-            states = dict(
-                await conn.fetch(
-                    "SELECT message_id, state FROM send_log WHERE workspace_id = $1", workspace_id
+            first = launch("sender", "RETARGET_OPS_PORT", {**env, "RETARGET_CRASH_AT": step})
+            await asyncio.to_thread(first.wait_healthy)
+            await produce(settings, topics.outbound, [(domain_key(m.recipient), encode(m)) for m in messages])
+            await _died(first, timeout_s=90)
+            second = launch("sender", "RETARGET_OPS_PORT", env)
+            await asyncio.to_thread(second.wait_healthy)
+            deliveries = await read_until(
+                settings,
+                topics.deliveries,
+                lambda found: all(_finals(found.get(mid, [])) for mid in wanted),
+                timeout_s=120,
+            )
+            conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+            try:
+                states = dict(
+                    await conn.fetch(
+                        "SELECT message_id, state FROM send_log WHERE workspace_id = $1", workspace_id
+                    )
                 )
-            )
-            retries = await conn.fetchval(
-                "SELECT count(*) FROM send_retries WHERE message_id = ANY($1::text[])", list(wanted)
-            )
+                retries = await conn.fetchval(
+                    "SELECT count(*) FROM send_retries WHERE message_id = ANY($1::text[])", list(wanted)
+                )
+            finally:
+                await conn.close()
         finally:
+            conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+            await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", workspace_id)
             await conn.close()
-    finally:
-        controller.stop()
-        conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
-        await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", workspace_id)
-        await conn.close()
 
-    assert not smtp.received or max(smtp.received.values()) == 1, "a message reached the SMTP server twice"
+    smtp.assert_none_twice()
     finals = {mid: _finals(deliveries.get(mid, [])) for mid in wanted}
     assert [mid for mid, f in finals.items() if len(f) != 1] == [], (
         "a message has no, or two different, outcomes"
@@ -235,7 +161,7 @@ async def test_the_composer_killed_at_a_step_loses_no_message(
     try:
         first = launch("composer", "RETARGET_OPS_PORT", {**env, "RETARGET_CRASH_AT": step})
         await asyncio.to_thread(first.wait_healthy)
-        await _produce(
+        await produce(
             settings,
             topics.triggers,
             [(profile_key(workspace_id, t.profile_id), encode(t)) for t in triggers],
@@ -243,11 +169,11 @@ async def test_the_composer_killed_at_a_step_loses_no_message(
         await _died(first, timeout_s=90)
         second = launch("composer", "RETARGET_OPS_PORT", env)
         await asyncio.to_thread(second.wait_healthy)
-        outbound = await _read_until(
+        outbound = await read_until(
             settings, topics.outbound, lambda found: len(found) >= MESSAGES, timeout_s=120
         )
         await asyncio.sleep(2)  # read again: copies produced by the replay meanwhile are counted too
-        outbound = await _read_until(
+        outbound = await read_until(
             settings, topics.outbound, lambda found: len(found) >= MESSAGES, timeout_s=120
         )
     finally:
@@ -295,7 +221,7 @@ async def test_ingest_killed_after_kafkas_ack_publishes_a_retried_batch_again_un
         async with httpx.AsyncClient(base_url=second.url, auth=auth, timeout=30) as client:
             retried = await client.post("/v1/batch", json=batch)  # what an SDK does
         assert (retried.status_code, retried.json()) == (200, {"success": True})
-        events = await _read_until(
+        events = await read_until(
             settings,
             Topics(topic_prefix).events,
             lambda found: all(len(found.get(mid, [])) >= 2 for mid in wanted),

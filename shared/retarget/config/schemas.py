@@ -13,7 +13,7 @@ from datetime import time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retarget.common.link_domains import normalise_domain
 from retarget.composer.addresses import parse_address
@@ -32,6 +32,13 @@ class TemplateBody(_Strict):
     subject: str = Field(min_length=1, max_length=MAX_SUBJECT)
     html: str | None = Field(None, max_length=MAX_PART)
     text: str | None = Field(None, max_length=MAX_PART)
+
+    @field_validator("subject", mode="before")
+    @classmethod
+    def _subject_given(cls, value: object) -> object:
+        if value is None:  # a folder without <name>.subject.txt
+            raise ValueError("required")
+        return value
 
     @model_validator(mode="after")
     def _has_a_body(self) -> TemplateBody:

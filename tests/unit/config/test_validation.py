@@ -57,6 +57,7 @@ def test_names_and_bodies_have_a_shape():
     [
         ({"html": "<p>x</p>"}, "template welcome: field subject: Field required"),
         ({"subject": "", "html": "<p>x</p>"}, "field subject"),
+        ({"subject": None, "html": "<p>x</p>"}, "field subject: required"),
         ({"subject": "Hi"}, "html or text is required"),
         ({"subject": "Hi", "html": "x" * 200_001}, "field html"),
         ({"subject": "Hi", "text": "line\n{{ name }"}, "field text: line 2: unexpected '}'"),

@@ -129,6 +129,9 @@ async def test_one_invalid_campaign_file_stores_none(
 async def test_an_unknown_workspace_is_refused(cli: Cli, workspace_id: str, tmp_path: Path):
     result = cli("campaigns", "apply", "--workspace", workspace_id, str(campaign_file(tmp_path, "vip_cart")))
     assert result.returncode == 1 and f"no workspace {workspace_id!r}" in result.stderr
+    for what in ("campaigns", "templates"):
+        result = cli(what, "list", "--workspace", workspace_id)
+        assert result.returncode == 1 and f"no workspace {workspace_id!r}" in result.stderr
 
 
 async def test_templates_apply_and_list(

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from retarget.common.write_keys import UnknownWorkspace
+from retarget.config.follower import ConfigFollower
 from retarget.config.relay import relay_once
 from retarget.config.service import ConfigNotFound, ConfigService
 from retarget.config.validation import ConfigInvalid
@@ -238,4 +239,27 @@ async def _until_done_or_waiting_for_a_lock(
         if waiting:
             return
         assert loop.time() < deadline, "the second writer neither finished nor waited"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_running_follower_sees_what_the_service_applies_and_deletes(
+    stack: dict[str, str], service: ConfigService, config_feed: str, workspace: str
+):
+    follower = ConfigFollower(stack["RETARGET_KAFKA_BOOTSTRAP"], config_feed, kinds=["template"])
+    await follower.start()
+    try:
+        applied = await service.apply(workspace, "template", "welcome", WELCOME, author="test")
+        await _until(lambda: follower.current(workspace, "template", "welcome") == applied)
+        deleted = await service.delete(workspace, "template", "welcome", author="test")
+        await _until(lambda: follower.current(workspace, "template", "welcome") == deleted)
+        assert deleted.deleted and deleted.version > applied.version
+    finally:
+        await follower.stop()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not check():
+        assert loop.time() < deadline, "the follower did not see the change"
         await asyncio.sleep(0.05)

@@ -25,8 +25,13 @@ async def relay_once(service: ConfigService, db: object, *, workspace_id: str | 
     shared database); how many were sent."""
     sent = 0
     for ws, kind, name in await store.unpublished_objects(db, workspace_id=workspace_id):
-        if await service.publish_newest(ws, kind, name):
-            sent += 1
+        try:
+            sent += await service.publish_newest(ws, kind, name)
+        except Exception as exc:  # logged; the objects after this one still go
+            log.warning(
+                "config relay could not publish",
+                extra={"workspace_id": ws, "kind": kind, "config_name": name, "error": repr(exc)},
+            )
     if sent:
         log.info("config relay published unpublished versions", extra={"count": sent})
     return sent

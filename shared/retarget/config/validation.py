@@ -21,6 +21,7 @@ from retarget.config.schemas import IdentityBody, PolicyBody, TemplateBody
 
 Validator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+MAX_BODY_BYTES = 512 * 1024
 _SELECTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")  # a DNS label (DKIM selector)
 
 
@@ -45,9 +46,13 @@ def validate(kind: Kind, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise ConfigInvalid(f"{label}: the body must be an object")
     try:
-        orjson.dumps(body)  # the feed carries JSON: a YAML date or a set can't go
+        encoded = orjson.dumps(body)  # the feed carries JSON: a YAML date or a set can't go
     except TypeError as exc:
         raise ConfigInvalid(f"{label}: the body is not plain JSON ({exc})") from None
+    if len(encoded) > MAX_BODY_BYTES:  # a feed record must fit Kafka's 1 MB message limit
+        raise ConfigInvalid(f"{label}: the body is {len(encoded)} bytes as JSON; at most {MAX_BODY_BYTES}")
+    if b"\\u0000" in encoded:  # PostgreSQL's jsonb can't hold a NUL character
+        raise ConfigInvalid(f"{label}: the body contains a NUL character (\\u0000)")
     validator = _validators.get(kind)
     if validator is None:
         raise ConfigInvalid(f"{label}: this deployment does not accept {kind} changes yet")

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from retarget.common.write_keys import UnknownWorkspace
+from retarget.config import store
 from retarget.config.follower import ConfigFollower
 from retarget.config.relay import relay_once
 from retarget.config.service import ConfigNotFound, ConfigService
@@ -263,3 +264,19 @@ async def _until(check: Callable[[], bool]) -> None:
     while not check():
         assert loop.time() < deadline, "the follower did not see the change"
         await asyncio.sleep(0.05)
+
+
+async def test_one_object_the_feed_refuses_does_not_hold_up_the_relay(
+    service: ConfigService, workspace: str, pool: asyncpg.Pool, read_feed: Callable[[], Any]
+):
+    async with pool.acquire() as conn:  # stored before the size limit existed: Kafka refuses it
+        await store.insert_version(
+            conn, workspace, "template", "huge", {"subject": "Hi", "html": "x" * 2_000_000}, author="old"
+        )
+        fine = await store.insert_version(conn, workspace, "template", "fine", WELCOME, author="test")
+
+    try:
+        assert await relay_once(service, pool, workspace_id=workspace) == 1
+        assert [change for _, change in await read_feed()] == [fine]
+    finally:  # never published: other tests' relays on this shared database would retry it forever
+        await pool.execute("DELETE FROM config_versions WHERE workspace_id = $1 AND name = 'huge'", workspace)

@@ -51,6 +51,9 @@ def test_names_and_bodies_have_a_shape():
     invalid("template", "welcome", ["not", "an", "object"], "must be an object")
     invalid("template", "welcome", {"subject": "Hi", "html": "x", "when": {1, 2}}, "not plain JSON")
     invalid("sandwich", "x", {}, "unknown kind")
+    invalid("template", "welcome", {"subject": "Hi\x00", "html": "x"}, "NUL character")
+    big = {"subject": "Hi", "html": "é" * 150_000, "text": "é" * 150_000}  # each part within its limit
+    invalid("template", "welcome", big, "bytes as JSON; at most 524288")
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from retarget.common.write_keys import UnknownWorkspace
 from retarget.config import store
 from retarget.config.defaults import bundled_campaigns, bundled_templates
 from retarget.config.legacy import write_legacy_tables
-from retarget.config.records import ConfigChange, Kind, encode
+from retarget.config.records import KINDS, ConfigChange, Kind, encode
 from retarget.config.validation import ConfigInvalid, validate
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class ConfigService:
     async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange:
         """Store a deleted marker (it also hides a bundled default of that name). Deleting what
         is already deleted changes nothing; what does not exist is ConfigNotFound."""
+        if kind not in KINDS:
+            raise ConfigInvalid(f"{kind} {name}: unknown kind (one of {', '.join(KINDS)})")
         if kind == "identity":
             raise ConfigInvalid("identity: can't be deleted (every email needs a sender); apply a new one")
         if not await store.workspace_exists(self._pool, workspace_id):

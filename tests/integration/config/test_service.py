@@ -134,6 +134,8 @@ async def test_deleting_hides_a_bundled_default_and_unknown_objects_are_not_foun
     assert await service.delete(workspace, "campaign", "abandoned_cart", author="test") == marker
     with pytest.raises(ConfigNotFound):
         await service.delete(workspace, "template", "never_written", author="test")
+    with pytest.raises(ConfigInvalid, match="unknown kind"):
+        await service.delete(workspace, "sandwich", "x", author="test")  # type: ignore[arg-type]
 
 
 CRASHING_WRITER = """

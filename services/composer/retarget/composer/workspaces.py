@@ -10,8 +10,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Protocol
 
 from retarget.common.workspaces import Workspace, WorkspaceStore
+
+
+class ConfigRecord(Protocol):
+    """What this reads of a retarget.config.records.ConfigChange."""
+
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class UnknownWorkspace(LookupError):
@@ -37,6 +47,11 @@ class CachedWorkspaces:
         if self._forgotten[workspace_id] == forgotten:
             self._cache[workspace_id] = (time.monotonic(), workspace)
         return workspace
+
+    def on_config_change(self, change: ConfigRecord) -> None:
+        """A ConfigFollower subscriber: identity and policy are the workspace's columns."""
+        if change.kind in ("identity", "policy"):
+            self.forget(change.workspace_id)
 
     def forget(self, workspace_id: str) -> None:
         """The workspace changed: the next get reads it again."""

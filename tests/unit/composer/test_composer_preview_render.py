@@ -73,3 +73,8 @@ def test_a_broken_draft_names_field_and_line():
 def test_a_profile_missing_what_the_template_needs_names_the_variable():
     with pytest.raises(ValueError, match=r"^field html: line 1: list object has no element 0"):
         render_preview(SHOP, "abandoned_cart", DRAFT, {"cart": []})
+
+
+def test_a_draft_is_checked_like_a_stored_template():
+    with pytest.raises(ValueError, match=r"^field subject: line 2: the subject is one line"):
+        render_preview(SHOP, "abandoned_cart", {**DRAFT, "subject": "Hi\nBcc: x@example.com"}, None)

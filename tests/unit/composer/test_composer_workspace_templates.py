@@ -4,8 +4,7 @@ current at compose time, nothing of another workspace, a bounded compiled-templa
 from __future__ import annotations
 
 import email
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from typing import Any
 
@@ -17,32 +16,26 @@ from retarget.common.workspaces import Workspace
 from retarget.composer.compose import Composed, ComposeFailed, Composer
 from retarget.composer.render import CAMPAIGNS_CACHED, CampaignTemplates
 from retarget.composer.samples import sample_trigger
+from retarget.config.records import ConfigChange
+from retarget.config.testing import FakeConfigFollower
 
 SHOP_A = Workspace("ws-a", "Boot Shop", "Boot Shop", "news@boots.example", "1 Main St, Springfield")
 SHOP_B = Workspace("ws-b", "Hat Shop", "Hat Shop", "news@hats.example", "2 High St, Shelbyville")
 
 
-@dataclass(frozen=True)
-class Record:
-    version: int
-    deleted: bool
-    body: dict[str, Any] | None
-
-
-class Records:
-    """The part of a ConfigFollower the composer reads: the current record per key."""
+class Records(FakeConfigFollower):
+    """The config feed as the composer sees it, played by hand."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[str, str], Record] = {}
+        super().__init__(kinds=("template",))
         self._version = 0
 
     def put(self, workspace_id: str, name: str, body: dict[str, Any] | None) -> None:
         self._version += 1
-        self.records[(workspace_id, name)] = Record(self._version, body is None, body)
-
-    def current(self, workspace_id: str, kind: str, name: str = "") -> Record | None:
-        assert kind == "template"
-        return self.records.get((workspace_id, name))
+        when = datetime(2026, 11, 29, tzinfo=UTC)
+        self.apply(
+            ConfigChange(workspace_id, "template", name, self._version, body is None, body, "test", when)
+        )
 
 
 def compose(records: Records, workspace: Workspace, template: str = "abandoned_cart", **kw: Any) -> Composed:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
 import secrets
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -258,3 +260,23 @@ async def test_an_identity_record_makes_the_next_message_use_the_new_sender(
     await publish_changes(settings.kafka_bootstrap, Topics(settings.topic_prefix).config, [identity])
     await eventually(lambda: running.follower.current(a, "identity") is not None)
     assert "Boots & Co" in message(await outputs.wait_for(await send(settings, a)))["From"]
+
+
+async def test_the_composer_reports_how_far_it_applied_the_feed(
+    shops: tuple[ComposerSettings, str, str], running: ComposerService
+):
+    settings, a, _ = shops
+    [offset] = await publish_changes(
+        settings.kafka_bootstrap, Topics(settings.topic_prefix).config, [template(a, 30, "x", "y")]
+    )
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        query = "SELECT feed_offset FROM config_applied WHERE service = 'composer' AND instance = $1"
+        while await conn.fetchval(query, instance) != offset:
+            assert loop.time() < deadline, "config_applied never reached the record's offset"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
 from retarget.composer.settings import ComposerSettings
 from retarget.composer.workspaces import CachedWorkspaces
+from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.records import Kind
 
@@ -35,15 +40,22 @@ class ComposerService:
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
     follower: ConfigFollower
+    _reporting: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         await self.follower.start()  # every workspace's templates known before the first trigger
+        instance = f"{socket.gethostname()}-{os.getpid()}"
+        self._reporting = asyncio.create_task(report_applied(self.pool, "composer", instance, self.follower))
         await self.producer.start()
         await self.consumer.start()
 
     async def close(self) -> None:
         await self.consumer.stop()  # leaves the group, so a peer takes the partitions at once
         await self.producer.stop()  # flushes anything still buffered
+        if self._reporting is not None:
+            self._reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporting
         await self.follower.stop()
         await self.pool.close()
 

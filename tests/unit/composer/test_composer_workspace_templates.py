@@ -152,3 +152,20 @@ def test_compiled_templates_are_cached_per_workspace_and_version_least_recently_
     assert compose(records, SHOP_A, templates=templates).rendered.subject == "a2"
     assert templates.cache_info().currsize == 2 and templates.cache_info().misses == 3
     assert CAMPAIGNS_CACHED >= 1_000 * 5  # 1,000 workspaces with 5 templates each fit
+
+
+def test_a_workspace_id_holding_the_name_separator_reaches_nothing():
+    records = Records()
+    records.put("ws-b", "abandoned_cart", own("B-SUBJECT", "B"))
+    crafted = Workspace("ws-b\x1f1", "X", "X", "news@x.example", "1 X St")
+    records.put(crafted.id, "abandoned_cart", own("x", "{% include 'abandoned_cart.html' %}"))
+    with pytest.raises(ComposeFailed, match="not found"):
+        compose(records, crafted)
+
+
+def test_a_record_whose_part_is_not_text_is_a_missing_template_not_a_crash():
+    records = Records()
+    records.put("ws-a", "abandoned_cart", {"subject": 42, "html": "x", "text": None})
+    with pytest.raises(ComposeFailed) as failed:
+        compose(records, SHOP_A)
+    assert failed.value.label == "template" and "abandoned_cart.subject.txt not found" in str(failed.value)

@@ -86,7 +86,7 @@ class WorkspaceLoader(jinja2.BaseLoader):
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         if template in LAYOUTS:
             return self._bundled.get_source(environment, template)
-        parts = template.split(_SEP)
+        parts = template.split(_SEP)  # a workspace id holding the separator gets 4+: nothing
         workspace_id, rest = (parts[0], parts[2]) if len(parts) == 3 else ("", parts[-1])
         match = _FILE.match(rest)
         if match is None or len(parts) not in (1, 3):
@@ -95,7 +95,7 @@ class WorkspaceLoader(jinja2.BaseLoader):
         if record is None:
             return self._bundled.get_source(environment, rest)
         source = (record.body or {}).get(FIELDS[match[2]]) if not record.deleted else None
-        if not source:
+        if not isinstance(source, str) or not source:  # absent, or junk the writers let through
             raise jinja2.TemplateNotFound(rest)
         return source, rest, _always_current  # a new version gets a new name, never a reload
 

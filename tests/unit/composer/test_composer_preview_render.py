@@ -78,3 +78,12 @@ def test_a_profile_missing_what_the_template_needs_names_the_variable():
 def test_a_draft_is_checked_like_a_stored_template():
     with pytest.raises(ValueError, match=r"^field subject: line 2: the subject is one line"):
         render_preview(SHOP, "abandoned_cart", {**DRAFT, "subject": "Hi\nBcc: x@example.com"}, None)
+
+
+def test_previewing_a_deleted_template_says_so():
+    class Deleted(Records):
+        def current(self, workspace_id: str, kind: str, name: str = "") -> Record | None:
+            return Record(9, True, None)
+
+    with pytest.raises(ValueError, match=r"^template abandoned_cart is deleted in workspace ws-a"):
+        render_preview(SHOP, "abandoned_cart", None, None, records=Deleted())

@@ -107,6 +107,8 @@ def describe(name: str, exc: ComposeFailed) -> str:
     if not isinstance(failure, TemplateFailed):
         return str(exc)
     own = re.findall(rf"\b{re.escape(name)}\.(subject\.txt|html|txt):(\d+|\?)", failure.location)
+    if not own and not failure.part:  # not about a line: deleted, or not a template name
+        return failure.detail
     suffix, line = own[-1] if own else (failure.part.removeprefix(f"{name}."), "?")
     field = FIELDS.get(suffix, "template")
     return f"field {field}: line {line}: {failure.detail}"

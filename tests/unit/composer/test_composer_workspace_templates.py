@@ -169,3 +169,14 @@ def test_a_record_whose_part_is_not_text_is_a_missing_template_not_a_crash():
     with pytest.raises(ComposeFailed) as failed:
         compose(records, SHOP_A)
     assert failed.value.label == "template" and "abandoned_cart.subject.txt not found" in str(failed.value)
+
+
+def test_workspaces_that_keep_a_bundled_template_share_one_compiled_copy():
+    records = Records()
+    templates = CampaignTemplates.from_folder(None, records)
+    for shop in (SHOP_A, SHOP_B, SHOP_A):
+        assert (
+            compose(records, shop, templates=templates).rendered.subject
+            == "Ann, you left something in your cart"
+        )
+    assert (templates.cache_info().misses, templates.cache_info().currsize) == (1, 1)

@@ -24,10 +24,16 @@ import jinja2
 
 from retarget.composer.environment import CampaignEnvironment, make_environment
 from retarget.composer.limits import TemplateLimit, render_budget
-from retarget.composer.template_source import TEMPLATE_NAME, TemplateRecords, WorkspaceLoader, namespaced
+from retarget.composer.template_source import (
+    BUNDLED,
+    TEMPLATE_NAME,
+    TemplateRecords,
+    WorkspaceLoader,
+    namespaced,
+)
 
-# 1,000 workspaces with 5 templates each fit twice (a new version takes a slot until the old
-# one is evicted); least recently used go first
+# 1,000 workspaces with 5 templates of their own each fit twice (a new version takes a slot
+# until the old one is evicted; the bundled ones take one slot each); least recently used go
 CAMPAIGNS_CACHED = 10_000
 
 
@@ -91,7 +97,9 @@ class CampaignTemplates:
         """Render template `name` as `workspace_id` sees it now ("" : the bundled one)."""
         if not TEMPLATE_NAME.match(name):
             raise TemplateFailed(f"{name!r} is not a template name", location=name)
-        campaign = self._campaign(workspace_id, name, self.loader.version(workspace_id, name))
+        version = self.loader.version(workspace_id, name)
+        # a bundled template is compiled once for every workspace that did not replace it
+        campaign = self._campaign(workspace_id if version != BUNDLED else "", name, version)
         part = f"{name}.subject.txt"
         try:
             with render_budget():  # one budget for the message's three parts

@@ -280,3 +280,13 @@ async def test_the_composer_reports_how_far_it_applied_the_feed(
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+async def test_not_ready_until_the_config_feed_is_read(shops: tuple[ComposerSettings, str, str]):
+    service = await bootstrap(shops[0])
+    try:
+        assert "config" in await service.problems()
+        await service.start()
+        assert "config" not in await service.problems()
+    finally:
+        await service.close()

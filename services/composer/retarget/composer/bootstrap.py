@@ -49,6 +49,19 @@ class ComposerService:
         await self.producer.start()
         await self.consumer.start()
 
+    async def problems(self) -> dict[str, str]:
+        """What keeps the service from being ready (/readyz); empty when ready."""
+        problems = {}
+        if not self.follower.ready:
+            problems["config"] = "the config feed is not read yet"
+        if not self.consumer.assignment():
+            problems["kafka"] = "no partitions assigned yet"
+        try:
+            await self.pool.fetchval("SELECT 1")
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            problems["postgres"] = repr(exc)
+        return problems
+
     async def close(self) -> None:
         await self.consumer.stop()  # leaves the group, so a peer takes the partitions at once
         await self.producer.stop()  # flushes anything still buffered

@@ -76,6 +76,9 @@ async def _list(args: argparse.Namespace) -> int:
     async with connection() as conn:
         if conn is None:
             return 2
+        if not await store.workspace_exists(conn, args.workspace):
+            fail(f"no workspace {args.workspace!r}: create it first with `retarget workspace create`")
+            return 1
         campaigns = effective(await store.current(conn, args.workspace, "campaign"), "campaign")
     for c in campaigns.values():
         enabled = c.body.get("enabled", True) is not False

@@ -55,6 +55,9 @@ async def _list(args: argparse.Namespace) -> int:
     async with connection() as conn:
         if conn is None:
             return 2
+        if not await store.workspace_exists(conn, args.workspace):
+            fail(f"no workspace {args.workspace!r}: create it first with `retarget workspace create`")
+            return 1
         templates = effective(await store.current(conn, args.workspace, "template"), "template")
     for t in templates.values():
         parts = [part for part in ("subject", "html", "text") if t.body.get(part)]

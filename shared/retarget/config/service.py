@@ -55,7 +55,8 @@ class ConfigService:
         dry_run: bool = False,
     ) -> ConfigChange:
         """Store `body` as the object's new version and publish it; ConfigInvalid (nothing
-        stored) or UnknownWorkspace. dry_run: only validate (version 0 is returned)."""
+        stored) or UnknownWorkspace. A body equal to the newest version's returns that version
+        (nothing new stored). dry_run: only validate (version 0 is returned)."""
         normal = validate(kind, name, body)
         if not await store.workspace_exists(self._pool, workspace_id):
             raise UnknownWorkspace(workspace_id)
@@ -106,8 +107,12 @@ class ConfigService:
     ) -> ConfigChange:
         async with self._pool.acquire() as conn, conn.transaction():
             await store.lock_object(conn, workspace_id, kind, name)
-            change = await store.insert_version(conn, workspace_id, kind, name, body, author=author)
-            await write_legacy_tables(conn, change)
+            found = await store.newest(conn, workspace_id, kind, name)
+            if found is not None and not found[0].deleted and found[0].body == body:
+                change = found[0]  # unchanged: applying the same file twice makes no new version
+            else:
+                change = await store.insert_version(conn, workspace_id, kind, name, body, author=author)
+            await write_legacy_tables(conn, change)  # again when unchanged: heals an edit made beside
         crash_point("config.after_commit")
         try:
             await self.publish_newest(workspace_id, kind, name)

@@ -88,16 +88,20 @@ async def test_campaigns_apply_list_disable_delete(
     deleted = cli("campaigns", "delete", "--workspace", workspace, "vip_cart")
     assert deleted.returncode == 0, deleted.stderr
     assert "vip_cart" not in listed(cli, "campaigns", workspace)
+    hidden = cli("campaigns", "delete", "--workspace", workspace, "trial_not_converted")  # a bundled one
+    assert hidden.returncode == 0, hidden.stderr
+    assert "trial_not_converted" not in listed(cli, "campaigns", workspace)
     missing = cli("campaigns", "delete", "--workspace", workspace, "never_was")
     assert missing.returncode == 1 and "no campaign 'never_was'" in missing.stderr
 
-    assert await versions(pool, workspace) == 4
+    assert await versions(pool, workspace) == 5
     feed = [change for _, change in await read_feed()]
     assert [(c.name, c.deleted) for c in feed] == [
         ("vip_cart", False),
         ("abandoned_cart", False),
         ("post_purchase", False),
         ("vip_cart", True),
+        ("trial_not_converted", True),
     ]
     assert feed[2].body is not None and feed[2].body["enabled"] is False
 
@@ -125,6 +129,9 @@ async def test_one_invalid_campaign_file_stores_none(
 async def test_an_unknown_workspace_is_refused(cli: Cli, workspace_id: str, tmp_path: Path):
     result = cli("campaigns", "apply", "--workspace", workspace_id, str(campaign_file(tmp_path, "vip_cart")))
     assert result.returncode == 1 and f"no workspace {workspace_id!r}" in result.stderr
+    for what in ("campaigns", "templates"):
+        result = cli(what, "list", "--workspace", workspace_id)
+        assert result.returncode == 1 and f"no workspace {workspace_id!r}" in result.stderr
 
 
 async def test_templates_apply_and_list(

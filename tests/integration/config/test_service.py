@@ -32,6 +32,8 @@ async def test_versions_increase_and_history_keeps_old_bodies(
     )
 
     assert second.version > first.version > 0
+    again = await service.apply(workspace, "template", "welcome", WELCOME | {"subject": "Again"}, author="t3")
+    assert again == second  # unchanged: no new version, nothing new on the feed
     history = await service.history(workspace, "template", "welcome")
     assert [(c.version, c.body["subject"] if c.body else None) for c in history] == [
         (second.version, "Again"),

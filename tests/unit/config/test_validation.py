@@ -45,6 +45,7 @@ def test_campaigns_use_the_campaign_file_schema(body: dict[str, Any], reason: st
 
 def test_names_and_bodies_have_a_shape():
     invalid("campaign", "Abandoned-Cart", CART, "field name")
+    invalid("template", "../welcome", {"subject": "Hi", "text": "x"}, "template ../welcome: field name")
     invalid("identity", "main", IDENTITY, "its name is empty")
     invalid("dkim", "bad selector", {}, "field name")
     invalid("template", "welcome", ["not", "an", "object"], "must be an object")

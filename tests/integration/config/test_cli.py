@@ -137,7 +137,7 @@ async def test_an_unknown_workspace_is_refused(cli: Cli, workspace_id: str, tmp_
 async def test_templates_apply_and_list(
     cli: Cli, workspace: str, tmp_path: Path, pool: asyncpg.Pool, read_feed: Callable[[], Any]
 ):
-    (tmp_path / "welcome.subject.txt").write_text("Welcome {{ first_name }}")
+    (tmp_path / "welcome.subject.txt").write_text("Welcome {{ recipient.first_name }}")
     (tmp_path / "welcome.html").write_text('{% extends "base.html" %}{% block body %}Hi{% endblock %}')
     (tmp_path / "welcome.txt").write_text("Hi")
     (tmp_path / "base.html").write_text("layout, not a template")
@@ -153,7 +153,7 @@ async def test_templates_apply_and_list(
     assert templates["abandoned_cart"]["source"] == "default" and "base" not in templates
     [(_, change)] = await read_feed()
     assert change.body == {
-        "subject": "Welcome {{ first_name }}",
+        "subject": "Welcome {{ recipient.first_name }}",
         "html": (tmp_path / "welcome.html").read_text(),
         "text": "Hi",
     }

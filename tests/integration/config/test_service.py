@@ -22,7 +22,7 @@ from retarget.config.validation import ConfigInvalid
 
 pytestmark = pytest.mark.integration
 
-WELCOME = {"subject": "Hello {{ first_name }}", "html": "<p>Hi</p>", "text": None}
+WELCOME = {"subject": "Hello {{ recipient.first_name }}", "html": "<p>Hi</p>", "text": None}
 
 
 async def test_versions_increase_and_history_keeps_old_bodies(
@@ -39,7 +39,7 @@ async def test_versions_increase_and_history_keeps_old_bodies(
     history = await service.history(workspace, "template", "welcome")
     assert [(c.version, c.body["subject"] if c.body else None) for c in history] == [
         (second.version, "Again"),
-        (first.version, "Hello {{ first_name }}"),
+        (first.version, "Hello {{ recipient.first_name }}"),
     ]
     assert await service.current(workspace, "template") == [second]
     feed = await read_feed()

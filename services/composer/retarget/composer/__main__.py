@@ -22,17 +22,7 @@ async def serve(stop: asyncio.Event) -> None:
     service = await bootstrap(settings)
     await service.start()
 
-    async def ready() -> dict[str, str]:
-        problems = {}
-        if not service.consumer.assignment():
-            problems["kafka"] = "no partitions assigned yet"
-        try:
-            await service.pool.fetchval("SELECT 1")
-        except Exception as exc:  # any failure means not ready; the reason is reported
-            problems["postgres"] = repr(exc)
-        return problems
-
-    ops = await start_ops_server(settings.http_host, settings.ops_port, ready)
+    ops = await start_ops_server(settings.http_host, settings.ops_port, service.problems)
     log.info("composer started", extra={"ops_port": settings.ops_port})
     try:
         await service.stage.run(stop)

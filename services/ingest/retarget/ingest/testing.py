@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from retarget.common.secret_keys import SecretKeyGrant
 from retarget.common.write_keys import hash_key
@@ -109,3 +111,70 @@ class FakeLinkDomains:
         if self.down:
             raise Unavailable("cannot look up the workspace's link domains now", retry_after_s=2)
         return self.domains.get(workspace_id)
+
+
+@dataclass(frozen=True)
+class FakeChange:
+    """Shaped like retarget.config.records.ConfigChange."""
+
+    workspace_id: str
+    kind: str
+    name: str
+    version: int
+    deleted: bool
+    body: dict[str, Any] | None
+    author: str
+    changed_at: datetime
+
+
+@dataclass
+class FakeConfigStore:
+    """ConfigService in memory: every version kept, versions from one counter. `validate`
+    (kind, name, body) -> normalised body, raising ValueError like ConfigInvalid; `down`
+    answers like an unreachable PostgreSQL."""
+
+    validate: Callable[[str, str, Mapping[str, Any]], dict[str, Any]] = lambda kind, name, body: dict(body)
+    versions: list[FakeChange] = field(default_factory=list)
+    down: bool = False
+
+    async def apply(
+        self,
+        workspace_id: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        author: str,
+        dry_run: bool = False,
+    ) -> FakeChange:
+        self._check_up()
+        change = self._new(workspace_id, kind, name, self.validate(kind, name, body), author)
+        if not dry_run:
+            self.versions.append(change)
+        return change
+
+    async def delete(self, workspace_id: str, kind: str, name: str, *, author: str) -> FakeChange:
+        self._check_up()
+        change = self._new(workspace_id, kind, name, None, author)
+        self.versions.append(change)
+        return change
+
+    async def current(self, workspace_id: str, kind: str | None = None) -> list[FakeChange]:
+        self._check_up()
+        newest: dict[tuple[str, str], FakeChange] = {}
+        for c in self.versions:
+            if c.workspace_id == workspace_id and kind in (None, c.kind):
+                newest[(c.kind, c.name)] = c
+        return list(newest.values())
+
+    async def history(self, workspace_id: str, kind: str, name: str) -> list[FakeChange]:
+        self._check_up()
+        return [c for c in self.versions if (c.workspace_id, c.kind, c.name) == (workspace_id, kind, name)]
+
+    def _new(self, ws: str, kind: str, name: str, body: dict[str, Any] | None, author: str) -> FakeChange:
+        version = len(self.versions) + 1
+        return FakeChange(ws, kind, name, version, body is None, body, author, datetime.now(UTC))
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise Unavailable("cannot read the configuration now; retry", retry_after_s=2)

@@ -1,0 +1,131 @@
+"""The configuration store as the routes see it: retarget.config's ConfigService, built on
+first use (so ingest starts and serves events while PostgreSQL or Kafka is away), with
+every failure to reach either turned into a 503 with Retry-After.
+
+A ConfigInvalid (a ValueError) passes through: the routes answer it as a 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from retarget.common.kafka import make_producer
+from retarget.ingest.errors import Unavailable
+from retarget.ingest.pool import DB_ERRORS, LazyPool
+from retarget.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Change(Protocol):
+    """retarget.config.records.ConfigChange, as far as the routes read it."""
+
+    workspace_id: str
+    kind: str
+    name: str
+    version: int
+    deleted: bool
+    body: dict[str, Any] | None
+    author: str
+    changed_at: datetime
+
+
+class ConfigStore(Protocol):
+    async def apply(
+        self,
+        workspace_id: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        author: str,
+        dry_run: bool = False,
+    ) -> Change: ...
+
+    async def delete(self, workspace_id: str, kind: str, name: str, *, author: str) -> Change: ...
+
+    async def current(self, workspace_id: str, kind: str | None = None) -> list[Change]: ...
+
+    async def history(self, workspace_id: str, kind: str, name: str) -> list[Change]: ...
+
+
+class LazyConfigService:
+    """A ConfigStore that opens the real ConfigService (PostgreSQL pool + its own producer) on
+    first use and again after a failure to start."""
+
+    def __init__(self, settings: IngestSettings, pool: LazyPool) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._producer: AIOKafkaProducer | None = None
+        self._service: Any = None
+        self._lock = asyncio.Lock()
+
+    async def apply(
+        self,
+        workspace_id: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        author: str,
+        dry_run: bool = False,
+    ) -> Change:
+        return await self._call(
+            "store the change",
+            lambda s: s.apply(workspace_id, kind, name, body, author=author, dry_run=dry_run),
+        )
+
+    async def delete(self, workspace_id: str, kind: str, name: str, *, author: str) -> Change:
+        return await self._call(
+            "store the deletion", lambda s: s.delete(workspace_id, kind, name, author=author)
+        )
+
+    async def current(self, workspace_id: str, kind: str | None = None) -> list[Change]:
+        return await self._call("read the configuration", lambda s: s.current(workspace_id, kind))
+
+    async def history(self, workspace_id: str, kind: str, name: str) -> list[Change]:
+        return await self._call("read the history", lambda s: s.history(workspace_id, kind, name))
+
+    async def close(self) -> None:
+        producer, self._producer, self._service = self._producer, None, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _call(self, what: str, step: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            service = await self._open()
+            async with asyncio.timeout(self._settings.publish_timeout_s * 2):  # a commit and a publish
+                return await step(service)
+        except (*DB_ERRORS, KafkaError) as exc:
+            log.warning("configuration store failed", extra={"what": what, "error": repr(exc)})
+            raise Unavailable(
+                f"cannot {what} now (PostgreSQL or Kafka unreachable); retry",
+                retry_after_s=self._settings.retry_after_s,
+            ) from None
+
+    async def _open(self) -> Any:
+        if self._service is not None:
+            return self._service
+        async with self._lock:
+            if self._service is None:
+                from retarget.config.records import config_topic  # core's package; imported on first use
+                from retarget.config.service import ConfigService
+
+                pool = await self._pool.get()
+                producer = make_producer(self._settings)
+                try:
+                    await asyncio.wait_for(producer.start(), self._settings.kafka_connect_wait_s)
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+                self._service = ConfigService(pool, producer, config_topic(self._settings.topic_prefix))
+            return self._service

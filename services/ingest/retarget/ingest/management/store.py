@@ -104,6 +104,11 @@ class LazyConfigService:
             service = await self._open()
             async with asyncio.timeout(self._settings.publish_timeout_s * 2):  # a commit and a publish
                 return await step(service)
+        except ModuleNotFoundError as exc:  # a deployment without retarget.config: an operator's fix
+            log.error("configuration store missing", extra={"error": repr(exc)})
+            raise Unavailable(
+                f"cannot {what}: the configuration store is not installed", retry_after_s=60
+            ) from None
         except (*DB_ERRORS, KafkaError) as exc:
             log.warning("configuration store failed", extra={"what": what, "error": repr(exc)})
             raise Unavailable(

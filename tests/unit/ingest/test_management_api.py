@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,6 +37,20 @@ def checked(kind: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
+class FakeDb:
+    """config_applied with two instances: one applied the feed to offset 15, one to 25."""
+
+    async def run(self, what: str, query: Any) -> Any:
+        return await query(self)
+
+    async def fetch(self, sql: str) -> list[dict[str, Any]]:
+        applied_at = datetime(2026, 11, 29, tzinfo=UTC)
+        return [
+            {"service": "composer", "instance": "c-1", "feed_offset": 15, "applied_at": applied_at},
+            {"service": "segmenter", "instance": "s-1", "feed_offset": 25, "applied_at": applied_at},
+        ]
+
+
 @dataclass
 class Harness:
     client: httpx.AsyncClient
@@ -53,6 +68,9 @@ async def api() -> AsyncIterator[Harness]:
         rendered.append((ws, name, dict(body), profile))
         return {"subject": f"[{ws}] {body['subject']}", "html": body.get("html"), "text": body.get("text")}
 
+    async def feed(ws: str) -> dict[tuple[str, str], tuple[int, int]]:
+        return {(c.kind, c.name): (c.version, 10 * c.version) for c in await store.current(ws)}
+
     async def profile(ws: str, profile_id: str) -> Mapping[str, Any] | None:
         return {"profile_id": profile_id, "traits": {"first_name": "Ann"}} if profile_id == "u-1" else None
 
@@ -64,7 +82,13 @@ async def api() -> AsyncIterator[Harness]:
             {ADMIN: ("ws1", {"admin"}), OTHER_ADMIN: ("ws2", {"admin"}), PRIVACY: ("ws1", {"privacy"})}
         ),
         management=Management(
-            store, lambda kind: BUNDLED[kind], render, profile, db=None, max_body_bytes=4096
+            store,
+            lambda kind: BUNDLED[kind],
+            render,
+            profile,
+            db=FakeDb(),
+            max_body_bytes=4096,
+            feed_offsets=feed,
         ),
         clock=FakeClock(),
         monotonic=lambda: 0.0,
@@ -235,3 +259,12 @@ async def test_the_openapi_document_lists_the_management_routes(api):
         "/v1/workspaces/{workspace_id}/suppressions",
     ):
         assert path in paths, path
+
+
+async def test_live_says_which_instance_applied_the_record_of_each_current_version(api):
+    await api.client.put(f"{CAMPAIGNS}/one", json={"wait": "1h"})  # version 1, at offset 10 in the feed
+    await api.client.put(f"{CAMPAIGNS}/two", json={"wait": "1h"})  # version 2, at offset 20
+    live = (await api.client.get("/v1/workspaces/ws1/config/live")).json()["instances"]
+    by_instance = {i["instance"]: {v["name"]: v["live"] for v in i["versions"]} for i in live}
+    assert by_instance == {"c-1": {"one": True, "two": False}, "s-1": {"one": True, "two": True}}
+    assert [i["all_live"] for i in live] == [False, True]

@@ -11,12 +11,15 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from retarget.common.privacy import Person
 from retarget.common.privacy_requests import ProfileFinder
 from retarget.common.workspaces import WorkspaceStore
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.management.context import Management
 from retarget.ingest.management.errors import ObjectNotFound
+from retarget.ingest.management.feed_offsets import feed_offsets
 from retarget.ingest.management.store import LazyConfigService
 from retarget.ingest.pool import LazyPool
 from retarget.ingest.settings import IngestSettings
@@ -60,4 +63,16 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         profile=profile,
         db=pool,
         max_body_bytes=settings.max_batch_bytes,
+        feed_offsets=lambda workspace_id: _feed_offsets(settings, workspace_id),
     )
+
+
+async def _feed_offsets(
+    settings: IngestSettings, workspace_id: str
+) -> dict[tuple[str, str], tuple[int, int]]:
+    try:
+        return await feed_offsets(settings, workspace_id)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise Unavailable(
+            f"cannot read the change feed now: {exc!r}", retry_after_s=settings.retry_after_s
+        ) from None

@@ -60,3 +60,85 @@ async def test_the_openapi_document_lists_the_management_routes(ingest_settings,
     ):
         assert path in paths, path
     assert set(paths["/v1/workspaces/{workspace_id}/campaigns/{name}"]) == {"get", "put", "delete"}
+
+
+@pytest.fixture
+def config_service_installed() -> None:
+    pytest.importorskip(
+        "retarget.config.service", reason="retarget.config's ConfigService (issue #14, core M2)"
+    )
+
+
+async def test_campaign_round_trip_with_versions_history_and_the_feed(
+    config_service_installed, ingest_settings, ingest_url, tenant, secret_key
+) -> None:
+    campaigns = f"/v1/workspaces/{tenant.workspace_id}/campaigns"
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=60) as client:
+        client.headers.update(bearer(await secret_key(tenant.workspace_id, "admin")))
+        listed = (await client.get(campaigns)).json()["campaigns"]
+        assert {c["source"] for c in listed} == {"default"} and "abandoned_cart" in {
+            c["name"] for c in listed
+        }
+        bundled = (await client.get(f"{campaigns}/abandoned_cart")).json()["body"]
+
+        first = await client.put(f"{campaigns}/winback", json=bundled | {"name": "winback"})
+        assert first.status_code == 200, first.text
+        disabled = await client.post(f"{campaigns}/winback/disable")
+        assert disabled.status_code == 200, disabled.text
+        assert disabled.json()["version"] > first.json()["version"]
+        one = (await client.get(f"{campaigns}/winback", params={"history": "true"})).json()
+        assert one["enabled"] is False
+        assert [v["version"] for v in one["history"]] == [disabled.json()["version"], first.json()["version"]]
+
+        deleted = await client.delete(f"{campaigns}/abandoned_cart")
+        assert deleted.status_code == 200, deleted.text
+        names = {c["name"] for c in (await client.get(campaigns)).json()["campaigns"]}
+        assert "abandoned_cart" not in names and "winback" in names
+
+    placed = await feed_offsets(ingest_settings, tenant.workspace_id)
+    assert placed[("campaign", "winback")][0] == disabled.json()["version"]
+    assert placed[("campaign", "abandoned_cart")][0] == deleted.json()["version"]
+
+
+async def test_an_invalid_campaign_is_a_422_naming_the_field_and_stores_nothing(
+    config_service_installed, ingest_url, tenant, secret_key
+) -> None:
+    campaigns = f"/v1/workspaces/{tenant.workspace_id}/campaigns"
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=60) as client:
+        client.headers.update(bearer(await secret_key(tenant.workspace_id, "admin")))
+        bundled = (await client.get(f"{campaigns}/abandoned_cart")).json()["body"]
+        bad = await client.put(f"{campaigns}/broken", json=bundled | {"name": "broken", "wait": "soon"})
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["code"] == "invalid_config" and "wait" in bad.json()["message"]
+        assert bad.json()["field"] == "wait"
+        assert (await client.get(f"{campaigns}/broken")).status_code == 404
+        for name in ("Broken", "café", "a" * 65):
+            refused = await client.put(f"{campaigns}/{name}", json=bundled)
+            assert (refused.status_code, refused.json()["field"]) == (422, "name")
+        huge = await client.put(f"{campaigns}/huge", content=b'{"x": "' + b"x" * 600_000 + b'"}')
+        assert huge.status_code == 413
+
+
+async def test_preview_renders_a_draft_and_the_bundled_template_through_the_composer(
+    config_service_installed, ingest_url, tenant, secret_key
+) -> None:
+    pytest.importorskip(
+        "retarget.composer.preview", reason="the composer's preview renderer (issue #14, compcfg)"
+    )
+    templates = f"/v1/workspaces/{tenant.workspace_id}/templates"
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=60) as client:
+        client.headers.update(bearer(await secret_key(tenant.workspace_id, "admin")))
+        name = (await client.get(templates)).json()["templates"][0]["name"]
+        bundled = await client.post(f"{templates}/{name}/preview")
+        assert bundled.status_code == 200, bundled.text
+        assert bundled.json()["subject"] and (bundled.json()["html"] or bundled.json()["text"])
+        draft = {"subject": "Hello from the draft", "html": "<p>Draft body</p>", "text": "Draft body"}
+        rendered = await client.post(f"{templates}/{name}/preview", json={"draft": draft})
+        assert rendered.status_code == 200, rendered.text
+        assert rendered.json()["subject"] == "Hello from the draft"
+        assert "Draft body" in rendered.json()["html"]
+        broken = await client.post(
+            f"{templates}/{name}/preview", json={"draft": draft | {"html": "{% if %}"}}
+        )
+        assert broken.status_code == 422 and broken.json()["code"] == "invalid_config"
+        assert (await client.get(f"{templates}/{name}", params={"history": "true"})).json()["history"] == []

@@ -8,6 +8,7 @@ composer, and the routes that need it answer 503 naming what is missing.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,8 +46,9 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         workspace = await pool.run("look up the workspace", lambda p: WorkspaceStore(p).get(workspace_id))
         if workspace is None:
             raise ObjectNotFound("this workspace has no sender identity to render with")
-        result: dict[str, Any] = render_preview(workspace, name, body, profile)
-        return result
+        result = render_preview(workspace, name, body, profile)
+        rendered: dict[str, Any] = await result if inspect.isawaitable(result) else result
+        return rendered
 
     async def profile(workspace_id: str, profile_id: str) -> Mapping[str, Any] | None:
         found = await profiles.find(Person(workspace_id, user_id=profile_id))

@@ -35,7 +35,7 @@ async def test_feed_offsets_place_each_objects_newest_version(ingest_settings, s
         config_topic(ingest_settings.topic_prefix),
         [
             change(ws, "a", 1),
-            change(other, "a", 2),
+            change(other, "a", 9),  # another workspace's object of the same name
             change(ws, "a", 3),
             change(ws, "b", 4, deleted=True),
             change(ws, "a", 1),  # an older version republished later undoes nothing

@@ -268,3 +268,14 @@ async def test_live_says_which_instance_applied_the_record_of_each_current_versi
     by_instance = {i["instance"]: {v["name"]: v["live"] for v in i["versions"]} for i in live}
     assert by_instance == {"c-1": {"one": True, "two": False}, "s-1": {"one": True, "two": True}}
     assert [i["all_live"] for i in live] == [False, True]
+
+
+async def test_a_preview_draft_that_is_not_an_object_is_a_400_naming_it(api):
+    response = await api.client.post("/v1/workspaces/ws1/templates/cart/preview", json={"draft": "<p>x</p>"})
+    assert (response.status_code, response.json()["field"]) == (400, "draft")
+    assert api.rendered == []
+
+
+async def test_the_author_recorded_is_the_keys_shown_prefix_never_the_key(api):
+    change = (await api.client.put(f"{CAMPAIGNS}/winback", json={"wait": "2d"})).json()
+    assert change["author"] == f"sk:{ADMIN[:14]}…" and ADMIN not in change["author"]

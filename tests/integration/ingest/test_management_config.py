@@ -142,3 +142,30 @@ async def test_preview_renders_a_draft_and_the_bundled_template_through_the_comp
         )
         assert broken.status_code == 422 and broken.json()["code"] == "invalid_config"
         assert (await client.get(f"{templates}/{name}", params={"history": "true"})).json()["history"] == []
+
+
+async def test_the_preview_adapter_renders_through_the_composer_with_the_workspaces_identity(
+    ingest_settings, tenant
+) -> None:
+    pytest.importorskip(
+        "retarget.composer.preview", reason="the composer's preview renderer (issue #14, compcfg)"
+    )
+    from retarget.common.privacy_requests import FoundProfiles
+    from retarget.ingest.management.wiring import management
+    from retarget.ingest.pool import LazyPool
+
+    class NoProfiles:
+        async def find(self, person: object) -> FoundProfiles:
+            return FoundProfiles([])
+
+    pool = LazyPool(ingest_settings)
+    try:
+        m = management(ingest_settings, pool, NoProfiles())
+        name = sorted(m.bundled("template"))[0]
+        draft = {"subject": "Hello from the draft", "html": "<p>Draft body</p>", "text": None}
+        rendered = await m.render(tenant.workspace_id, name, draft, None)
+        assert rendered["subject"] == "Hello from the draft" and "Draft body" in (rendered["html"] or "")
+        with pytest.raises(ValueError, match="html"):
+            await m.render(tenant.workspace_id, name, draft | {"html": "{% if %}"}, None)
+    finally:
+        await pool.close()

@@ -21,6 +21,7 @@ from retarget.ingest.errors import Unavailable
 from retarget.ingest.management.context import Management
 from retarget.ingest.management.errors import ObjectNotFound
 from retarget.ingest.management.feed_offsets import feed_offsets
+from retarget.ingest.management.preview_profile import preview_profile
 from retarget.ingest.management.store import LazyConfigService
 from retarget.ingest.pool import LazyPool
 from retarget.ingest.settings import IngestSettings
@@ -56,7 +57,7 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
             raise Unavailable(
                 f"profiles are not reachable now: {found.problem}", retry_after_s=settings.retry_after_s
             )
-        return found.profiles[0] if found.profiles else None
+        return preview_profile(found.profiles[0]) if found.profiles else None
 
     return Management(
         store=LazyConfigService(settings, pool),

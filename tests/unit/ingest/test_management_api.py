@@ -161,6 +161,8 @@ async def test_campaign_round_trip_with_versions_history_and_inherited_defaults(
     names = [c["name"] for c in (await api.client.get(CAMPAIGNS)).json()["campaigns"]]
     assert names == ["winback"]  # the deletion hides the bundled campaign of that name
     assert (await api.client.get(f"{CAMPAIGNS}/abandoned_cart")).status_code == 404
+    gone = (await api.client.get(f"{CAMPAIGNS}/abandoned_cart", params={"history": "true"})).json()
+    assert gone["deleted"] is True and [v["deleted"] for v in gone["history"]] == [True, False, False]
     assert (await api.client.delete(f"{CAMPAIGNS}/abandoned_cart")).status_code == 404
 
 

@@ -101,12 +101,14 @@ def object_router(kind: str, plural: str, description: str) -> APIRouter:
     @router.get("/{name}", summary=f"One {kind} (with ?history=true, every stored version)")
     async def get_object(name: str, admin: AdminDep, m: ManagementDep, history: bool = False) -> Response:
         checked_name(kind, name)
-        view = await effective_one(m, admin.workspace_id, kind, name)
-        if history:
-            versions = await m.store.history(admin.workspace_id, kind, name)
-            view["history"] = [
-                change_view(c) for c in sorted(versions, key=lambda c: c.version, reverse=True)
-            ]
+        if not history:
+            return json_response(await effective_one(m, admin.workspace_id, kind, name))
+        versions = sorted(await m.store.history(admin.workspace_id, kind, name), key=lambda c: c.version)
+        if versions and versions[-1].deleted:  # a deleted object's history stays readable
+            view = change_view(versions[-1])
+        else:
+            view = await effective_one(m, admin.workspace_id, kind, name)
+        view["history"] = [change_view(c) for c in reversed(versions)]
         return json_response(view)
 
     @router.post(

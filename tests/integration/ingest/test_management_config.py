@@ -5,14 +5,12 @@ there) the campaign round trip through PostgreSQL and the feed."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import pytest
 
-from retarget.config.records import ConfigChange, config_topic
-from retarget.config.testing import publish_changes
-from retarget.ingest.management.feed_offsets import feed_offsets
+from retarget.ingest.settings import IngestSettings
 
 from .conftest import ops_url
 
@@ -21,28 +19,6 @@ pytestmark = pytest.mark.integration
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def change(ws: str, name: str, version: int, *, deleted: bool = False) -> ConfigChange:
-    body = None if deleted else {"name": name, "wait": f"{version}h"}
-    return ConfigChange(ws, "campaign", name, version, deleted, body, "test", datetime.now(UTC))
-
-
-async def test_feed_offsets_place_each_objects_newest_version(ingest_settings, stack) -> None:
-    ws, other = f"ws-{uuid.uuid4().hex[:8]}", f"ws-{uuid.uuid4().hex[:8]}"
-    offsets = await publish_changes(
-        ingest_settings.kafka_bootstrap,
-        config_topic(ingest_settings.topic_prefix),
-        [
-            change(ws, "a", 1),
-            change(other, "a", 9),  # another workspace's object of the same name
-            change(ws, "a", 3),
-            change(ws, "b", 4, deleted=True),
-            change(ws, "a", 1),  # an older version republished later undoes nothing
-        ],
-    )
-    placed = await feed_offsets(ingest_settings, ws)
-    assert placed == {("campaign", "a"): (3, offsets[2]), ("campaign", "b"): (4, offsets[3])}
 
 
 async def test_the_openapi_document_lists_the_management_routes(ingest_settings, ingest_url) -> None:
@@ -95,9 +71,48 @@ async def test_campaign_round_trip_with_versions_history_and_the_feed(
         names = {c["name"] for c in (await client.get(campaigns)).json()["campaigns"]}
         assert "abandoned_cart" not in names and "winback" in names
 
-    placed = await feed_offsets(ingest_settings, tenant.workspace_id)
-    assert placed[("campaign", "winback")][0] == disabled.json()["version"]
-    assert placed[("campaign", "abandoned_cart")][0] == deleted.json()["version"]
+    published = await _published(tenant.workspace_id)
+    assert published[("campaign", "winback")][0] == disabled.json()["version"]
+    assert published[("campaign", "abandoned_cart")][0] == deleted.json()["version"]
+    assert all(offset is not None for _, offset in published.values())  # on the feed
+
+
+async def _published(workspace_id: str) -> dict[tuple[str, str], tuple[int, int | None]]:
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT kind, name, version, feed_offset FROM config_current WHERE workspace_id = $1",
+            workspace_id,
+        )
+    finally:
+        await conn.close()
+    return {(r["kind"], r["name"]): (r["version"], r["feed_offset"]) for r in rows}
+
+
+async def test_live_compares_each_instances_applied_offset_with_the_versions_feed_offsets(
+    ingest_url, tenant, secret_key
+) -> None:
+    base = f"/v1/workspaces/{tenant.workspace_id}"
+    service = f"test-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=60) as client:
+        client.headers.update(bearer(await secret_key(tenant.workspace_id, "admin")))
+        for _ in range(2):
+            assert (await client.post(f"{base}/campaigns/abandoned_cart/disable")).status_code == 200
+        offset = (await _published(tenant.workspace_id))[("campaign", "abandoned_cart")][1]
+        assert offset is not None
+        conn = await asyncpg.connect(IngestSettings().database_url)
+        try:
+            await conn.executemany(
+                "INSERT INTO config_applied (service, instance, feed_offset) VALUES ($1, $2, $3)",
+                [(service, "behind", offset - 1), (service, "caught-up", offset)],
+            )
+            live = (await client.get(f"{base}/config/live")).json()["instances"]
+        finally:
+            await conn.execute("DELETE FROM config_applied WHERE service = $1", service)
+            await conn.close()
+    mine = {i["instance"]: i for i in live if i["service"] == service}
+    assert (mine["behind"]["all_live"], mine["caught-up"]["all_live"]) == (False, True)
+    assert [v["name"] for v in mine["behind"]["versions"]] == ["abandoned_cart"]
 
 
 async def test_an_invalid_campaign_is_a_422_naming_the_field_and_stores_nothing(

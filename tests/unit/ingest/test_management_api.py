@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from retarget.common.testing import FakeClock
+from retarget.config.validation import ConfigInvalid
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.main import create_app
 from retarget.ingest.management.context import Management
@@ -33,17 +34,27 @@ def auth(key: str) -> dict[str, str]:
 def checked(kind: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Stands in for retarget.config.validation: a wait must be a duration like "2h"."""
     if kind == "campaign" and not str(body.get("wait", "1h")).endswith(("m", "h", "d")):
-        raise ValueError(f"campaign {name}: field wait: not a duration like 2h")
+        raise ConfigInvalid(f"campaign {name}: field wait: not a duration like 2h")
     return dict(body)
 
 
 class FakeDb:
-    """config_applied with two instances: one applied the feed to offset 15, one to 25."""
+    """config_current from the fake store, each version published at offset 10 × version;
+    config_applied with two instances: one applied the feed to offset 15, one to 25."""
+
+    def __init__(self, store: FakeConfigStore) -> None:
+        self.store = store
 
     async def run(self, what: str, query: Any) -> Any:
         return await query(self)
 
-    async def fetch(self, sql: str) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        if "config_current" in sql:
+            current = await self.store.current(args[0])
+            return [
+                {"kind": c.kind, "name": c.name, "version": c.version, "feed_offset": 10 * c.version}
+                for c in current
+            ]
         applied_at = datetime(2026, 11, 29, tzinfo=UTC)
         return [
             {"service": "composer", "instance": "c-1", "feed_offset": 15, "applied_at": applied_at},
@@ -68,9 +79,6 @@ async def api() -> AsyncIterator[Harness]:
         rendered.append((ws, name, dict(body), profile))
         return {"subject": f"[{ws}] {body['subject']}", "html": body.get("html"), "text": body.get("text")}
 
-    async def feed(ws: str) -> dict[tuple[str, str], tuple[int, int]]:
-        return {(c.kind, c.name): (c.version, 10 * c.version) for c in await store.current(ws)}
-
     async def profile(ws: str, profile_id: str) -> Mapping[str, Any] | None:
         return {"profile_id": profile_id, "traits": {"first_name": "Ann"}} if profile_id == "u-1" else None
 
@@ -86,9 +94,8 @@ async def api() -> AsyncIterator[Harness]:
             lambda kind: BUNDLED[kind],
             render,
             profile,
-            db=FakeDb(),
+            db=FakeDb(store),
             max_body_bytes=4096,
-            feed_offsets=feed,
         ),
         clock=FakeClock(),
         monotonic=lambda: 0.0,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from fastapi import Response
 
+from retarget.config.records import Kind
 from retarget.ingest.management.access import AdminDep
 from retarget.ingest.management.context import ManagementDep
 from retarget.ingest.management.names import checked_name
 from retarget.ingest.management.objects import apply_checked, effective_one, object_router, stored
 
-KIND = "campaign"
+KIND: Kind = "campaign"
 router = object_router(KIND, "campaigns", "the campaign file's mapping (services/segmenter/README.md)")
 
 

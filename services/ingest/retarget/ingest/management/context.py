@@ -19,9 +19,6 @@ Renderer = Callable[[str, str, Mapping[str, Any], Mapping[str, Any] | None], Awa
 ProfileLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
 """(workspace_id, profile_id) -> the segmenter's profile, None when it has none (503 when unreachable)."""
 
-FeedOffsets = Callable[[str], Awaitable[dict[tuple[str, str], tuple[int, int]]]]
-"""workspace_id -> (kind, name) -> (newest version in the change feed, its record's offset)."""
-
 
 @dataclass
 class Management:
@@ -31,7 +28,6 @@ class Management:
     profile: ProfileLookup
     db: Any  # a LazyPool-like `run(what, query)`: suppressions and config_applied
     max_body_bytes: int
-    feed_offsets: FeedOffsets
 
     async def close(self) -> None:
         close = getattr(self.store, "close", None)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from retarget.ingest.management.store import Change
+from retarget.config.records import ConfigChange
 
 
-def change_view(change: Change) -> dict[str, Any]:
+def change_view(change: ConfigChange) -> dict[str, Any]:
     return {
         "name": change.name,
         "kind": change.kind,
@@ -34,7 +34,7 @@ def default_view(kind: str, name: str, body: Mapping[str, Any]) -> dict[str, Any
 
 
 def effective(
-    kind: str, own: Iterable[Change], bundled: Mapping[str, Mapping[str, Any]]
+    kind: str, own: Iterable[ConfigChange], bundled: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """name -> view of each object the workspace has now (deleted ones left out)."""
     mine = {change.name: change for change in own}

@@ -1,8 +1,8 @@
 """GET /v1/workspaces/{workspace_id}/config/live: for every service instance (table
 config_applied, upserted by each instance every few seconds), the feed offset it applied
 and whether each of the workspace's current versions is live there — i.e. the instance
-applied the feed past the record that carries that version. A version not yet in the feed
-(committed, not yet relayed) is live nowhere."""
+applied the feed at least up to the record that carries that version (config_versions'
+feed_offset, set when it was published). A version not yet published is live nowhere."""
 
 from __future__ import annotations
 
@@ -16,30 +16,31 @@ from retarget.ingest.management.objects import json_response
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}/config", tags=["management: live"])
 
+_CURRENT = """SELECT kind, name, version, feed_offset FROM config_current WHERE workspace_id = $1
+ORDER BY kind, name"""
 _INSTANCES = (
     "SELECT service, instance, feed_offset, applied_at FROM config_applied ORDER BY service, instance"
 )
 
 
-def is_live(version: int, placed: tuple[int, int] | None, applied_offset: int) -> bool:
-    return placed is not None and placed[0] >= version and applied_offset >= placed[1]
+def is_live(version_offset: int | None, applied_offset: int) -> bool:
+    return version_offset is not None and applied_offset >= version_offset
 
 
 @router.get("/live", summary="Which of the workspace's current versions each service instance applied")
 async def live(admin: AdminDep, m: ManagementDep) -> Response:
-    current = [c for c in await m.store.current(admin.workspace_id)]
-    placed = await m.feed_offsets(admin.workspace_id)
+    current = await m.db.run("read the current versions", lambda p: p.fetch(_CURRENT, admin.workspace_id))
     rows = await m.db.run("read config_applied", lambda p: p.fetch(_INSTANCES))
     instances: list[dict[str, Any]] = []
     for row in rows:
         versions = [
             {
-                "kind": c.kind,
-                "name": c.name,
-                "version": c.version,
-                "live": is_live(c.version, placed.get((c.kind, c.name)), row["feed_offset"]),
+                "kind": c["kind"],
+                "name": c["name"],
+                "version": c["version"],
+                "live": is_live(c["feed_offset"], row["feed_offset"]),
             }
-            for c in sorted(current, key=lambda c: (c.kind, c.name))
+            for c in current
         ]
         instances.append(
             {

@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from retarget.config.records import ConfigChange, Kind
+from retarget.config.validation import ConfigInvalid
 from retarget.ingest.management.access import AdminDep
 from retarget.ingest.management.bodies import read_object
 from retarget.ingest.management.context import Management, ManagementDep
 from retarget.ingest.management.effective import change_view, effective
 from retarget.ingest.management.errors import ObjectNotFound, rejected
 from retarget.ingest.management.names import NAME_PATTERN, checked_name
-from retarget.ingest.management.store import Change
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def json_response(data: Any, status_code: int = 200) -> Response:
     )
 
 
-async def effective_one(m: Management, workspace_id: str, kind: str, name: str) -> dict[str, Any]:
+async def effective_one(m: Management, workspace_id: str, kind: Kind, name: str) -> dict[str, Any]:
     own = [c for c in await m.store.current(workspace_id, kind) if c.name == name]
     bundled = m.bundled(kind)
     views = effective(kind, own, {name: bundled[name]} if name in bundled else {})
@@ -57,17 +58,19 @@ async def effective_one(m: Management, workspace_id: str, kind: str, name: str) 
 async def apply_checked(
     m: Management,
     workspace_id: str,
-    kind: str,
+    kind: Kind,
     name: str,
     body: dict[str, Any],
     *,
     author: str,
     dry_run: bool,
-) -> Change:
+) -> ConfigChange:
     try:
         change = await m.store.apply(workspace_id, kind, name, body, author=author, dry_run=dry_run)
-    except ValueError as exc:  # retarget.config's ConfigInvalid: names the object and the field
+    except ConfigInvalid as exc:  # names the object and the field; nothing was stored
         raise rejected(exc) from None
+    except LookupError as exc:  # UnknownWorkspace: a key whose workspace row is gone
+        raise ObjectNotFound(str(exc)) from None
     if not dry_run:
         log.info(
             "configuration changed",
@@ -82,14 +85,14 @@ async def apply_checked(
     return change
 
 
-def stored(change: Change, *, dry_run: bool) -> Response:
+def stored(change: ConfigChange, *, dry_run: bool) -> Response:
     view = change_view(change)
     if dry_run:
         return json_response({"valid": True, "stored": False, "name": change.name, "body": change.body})
     return json_response(view | {"stored": True})
 
 
-def object_router(kind: str, plural: str, description: str) -> APIRouter:
+def object_router(kind: Kind, plural: str, description: str) -> APIRouter:
     router = APIRouter(prefix=f"/v1/workspaces/{{workspace_id}}/{plural}", tags=[f"management: {plural}"])
     name_doc = f"{kind} name, matching {NAME_PATTERN}"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from retarget.config.records import Kind
 from retarget.ingest.management.access import Admin, AdminDep
 from retarget.ingest.management.bodies import read_object
 from retarget.ingest.management.context import Management, ManagementDep
@@ -19,14 +20,14 @@ POLICY_DOC = '{"consent_mode", "quiet_hours": {"start", "end"} or null, "rate": 
 IDENTITY_DOC = '{"from_name", "from_email", "reply_to", "postal_address", "timezone", "link_domains"}'
 
 
-async def _current(m: Management, workspace_id: str, kind: str) -> Response:
+async def _current(m: Management, workspace_id: str, kind: Kind) -> Response:
     own = [c for c in await m.store.current(workspace_id, kind) if c.name == "" and not c.deleted]
     if not own:  # never set through the API: the deployment's defaults (and the workspaces table) apply
         return json_response({"kind": kind, "name": "", "source": "default", "version": None, "body": None})
     return json_response(change_view(max(own, key=lambda c: c.version)))
 
 
-async def _replace(request: Request, m: Management, admin: Admin, kind: str, *, dry_run: bool) -> Response:
+async def _replace(request: Request, m: Management, admin: Admin, kind: Kind, *, dry_run: bool) -> Response:
     body = await read_object(request, limit=m.max_body_bytes)
     workspace_id, author = admin.workspace_id, admin.author
     return stored(

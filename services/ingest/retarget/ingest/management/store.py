@@ -2,7 +2,7 @@
 first use (so ingest starts and serves events while PostgreSQL or Kafka is away), with
 every failure to reach either turned into a 503 with Retry-After.
 
-A ConfigInvalid (a ValueError) passes through: the routes answer it as a 422.
+ConfigInvalid, ConfigNotFound and UnknownWorkspace pass through: the routes answer them.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from retarget.common.kafka import make_producer
+from retarget.config.records import ConfigChange, Kind, config_topic
+from retarget.config.service import ConfigService
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.pool import DB_ERRORS, LazyPool
 from retarget.ingest.settings import IngestSettings
@@ -25,36 +26,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Change(Protocol):
-    """retarget.config.records.ConfigChange, as far as the routes read it."""
-
-    workspace_id: str
-    kind: str
-    name: str
-    version: int
-    deleted: bool
-    body: dict[str, Any] | None
-    author: str
-    changed_at: datetime
-
-
 class ConfigStore(Protocol):
     async def apply(
         self,
         workspace_id: str,
-        kind: str,
+        kind: Kind,
         name: str,
         body: dict[str, Any],
         *,
         author: str,
         dry_run: bool = False,
-    ) -> Change: ...
+    ) -> ConfigChange: ...
 
-    async def delete(self, workspace_id: str, kind: str, name: str, *, author: str) -> Change: ...
+    async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange: ...
 
-    async def current(self, workspace_id: str, kind: str | None = None) -> list[Change]: ...
+    async def current(self, workspace_id: str, kind: Kind | None = None) -> list[ConfigChange]: ...
 
-    async def history(self, workspace_id: str, kind: str, name: str) -> list[Change]: ...
+    async def history(self, workspace_id: str, kind: Kind, name: str) -> list[ConfigChange]: ...
 
 
 class LazyConfigService:
@@ -65,33 +53,33 @@ class LazyConfigService:
         self._settings = settings
         self._pool = pool
         self._producer: AIOKafkaProducer | None = None
-        self._service: Any = None
+        self._service: ConfigService | None = None
         self._lock = asyncio.Lock()
 
     async def apply(
         self,
         workspace_id: str,
-        kind: str,
+        kind: Kind,
         name: str,
         body: dict[str, Any],
         *,
         author: str,
         dry_run: bool = False,
-    ) -> Change:
+    ) -> ConfigChange:
         return await self._call(
             "store the change",
             lambda s: s.apply(workspace_id, kind, name, body, author=author, dry_run=dry_run),
         )
 
-    async def delete(self, workspace_id: str, kind: str, name: str, *, author: str) -> Change:
+    async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange:
         return await self._call(
             "store the deletion", lambda s: s.delete(workspace_id, kind, name, author=author)
         )
 
-    async def current(self, workspace_id: str, kind: str | None = None) -> list[Change]:
+    async def current(self, workspace_id: str, kind: Kind | None = None) -> list[ConfigChange]:
         return await self._call("read the configuration", lambda s: s.current(workspace_id, kind))
 
-    async def history(self, workspace_id: str, kind: str, name: str) -> list[Change]:
+    async def history(self, workspace_id: str, kind: Kind, name: str) -> list[ConfigChange]:
         return await self._call("read the history", lambda s: s.history(workspace_id, kind, name))
 
     async def close(self) -> None:
@@ -99,16 +87,11 @@ class LazyConfigService:
         if producer is not None:
             await producer.stop()
 
-    async def _call(self, what: str, step: Callable[[Any], Awaitable[T]]) -> T:
+    async def _call(self, what: str, step: Callable[[ConfigService], Awaitable[T]]) -> T:
         try:
             service = await self._open()
-            async with asyncio.timeout(self._settings.publish_timeout_s * 2):  # a commit and a publish
+            async with asyncio.timeout(self._settings.publish_timeout_s * 3):  # commit, publish, mark
                 return await step(service)
-        except ModuleNotFoundError as exc:  # a deployment without retarget.config: an operator's fix
-            log.error("configuration store missing", extra={"error": repr(exc)})
-            raise Unavailable(
-                f"cannot {what}: the configuration store is not installed", retry_after_s=60
-            ) from None
         except (*DB_ERRORS, KafkaError) as exc:
             log.warning("configuration store failed", extra={"what": what, "error": repr(exc)})
             raise Unavailable(
@@ -116,14 +99,11 @@ class LazyConfigService:
                 retry_after_s=self._settings.retry_after_s,
             ) from None
 
-    async def _open(self) -> Any:
+    async def _open(self) -> ConfigService:
         if self._service is not None:
             return self._service
         async with self._lock:
             if self._service is None:
-                from retarget.config.records import config_topic  # core's package; imported on first use
-                from retarget.config.service import ConfigService
-
                 pool = await self._pool.get()
                 producer = make_producer(self._settings)
                 try:
@@ -132,5 +112,10 @@ class LazyConfigService:
                     await producer.stop()
                     raise
                 self._producer = producer
-                self._service = ConfigService(pool, producer, config_topic(self._settings.topic_prefix))
+                self._service = ConfigService(
+                    pool,
+                    producer,
+                    config_topic(self._settings.topic_prefix),
+                    publish_timeout_s=self._settings.publish_timeout_s,  # else the relay publishes it
+                )
             return self._service

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from retarget.config.records import Kind
 from retarget.ingest.errors import InvalidField
 from retarget.ingest.management.access import AdminDep
 from retarget.ingest.management.bodies import read_object
@@ -16,7 +17,7 @@ from retarget.ingest.management.errors import ObjectNotFound, rejected
 from retarget.ingest.management.names import checked_name
 from retarget.ingest.management.objects import apply_checked, effective_one, json_response, object_router
 
-KIND = "template"
+KIND: Kind = "template"
 router = object_router(
     KIND, "templates", '{"subject": str, "html": str or null, "text": str or null} (Jinja2)'
 )

@@ -1,26 +1,23 @@
-"""The real adapters of the management API, chosen by ingest's bootstrap.
+"""The real adapters of the management API, chosen by ingest's bootstrap: retarget.config's
+ConfigService and bundled defaults, the composer's preview renderer, the segmenter's profiles.
 
-retarget.config (the store, the bundled defaults) and the composer's preview renderer are
-imported on first use: ingest keeps serving events if a deployment's image lacks the
-composer, and the routes that need it answer 503 naming what is missing.
+The composer is imported on first preview (its Jinja2 environment is not worth loading in
+every ingest worker that never renders).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Mapping
 from typing import Any
-
-from aiokafka.errors import KafkaError
 
 from retarget.common.privacy import Person
 from retarget.common.privacy_requests import ProfileFinder
 from retarget.common.workspaces import WorkspaceStore
+from retarget.config.defaults import bundled_campaigns, bundled_templates
 from retarget.ingest.errors import Unavailable
 from retarget.ingest.management.context import Management
 from retarget.ingest.management.errors import ObjectNotFound
-from retarget.ingest.management.feed_offsets import feed_offsets
 from retarget.ingest.management.preview_profile import preview_profile
 from retarget.ingest.management.store import LazyConfigService
 from retarget.ingest.pool import LazyPool
@@ -29,9 +26,7 @@ from retarget.ingest.settings import IngestSettings
 
 @functools.cache  # the bundled files ship with the deployment: read once per process
 def bundled(kind: str) -> Mapping[str, Mapping[str, Any]]:
-    from retarget.config import defaults
-
-    return defaults.bundled_campaigns() if kind == "campaign" else defaults.bundled_templates()
+    return bundled_campaigns() if kind == "campaign" else bundled_templates()
 
 
 def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder) -> Management:
@@ -47,9 +42,7 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         workspace = await pool.run("look up the workspace", lambda p: WorkspaceStore(p).get(workspace_id))
         if workspace is None:
             raise ObjectNotFound("this workspace has no sender identity to render with")
-        result = render_preview(workspace, name, body, profile)
-        rendered: dict[str, Any] = await result if inspect.isawaitable(result) else result
-        return rendered
+        return dict(render_preview(workspace, name, body, profile))
 
     async def profile(workspace_id: str, profile_id: str) -> Mapping[str, Any] | None:
         found = await profiles.find(Person(workspace_id, user_id=profile_id))
@@ -66,16 +59,4 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         profile=profile,
         db=pool,
         max_body_bytes=settings.max_batch_bytes,
-        feed_offsets=lambda workspace_id: _feed_offsets(settings, workspace_id),
     )
-
-
-async def _feed_offsets(
-    settings: IngestSettings, workspace_id: str
-) -> dict[tuple[str, str], tuple[int, int]]:
-    try:
-        return await feed_offsets(settings, workspace_id)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise Unavailable(
-            f"cannot read the change feed now: {exc!r}", retry_after_s=settings.retry_after_s
-        ) from None

@@ -4,6 +4,7 @@ there) the campaign round trip through PostgreSQL and the feed."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import asyncpg
@@ -184,3 +185,20 @@ async def test_the_preview_adapter_renders_through_the_composer_with_the_workspa
             await m.render(tenant.workspace_id, name, draft | {"html": "{% if %}"}, None)
     finally:
         await pool.close()
+
+
+async def test_kafka_away_is_a_503_with_retry_after_and_nothing_is_stored(
+    ingest_settings, serve, tenant, secret_key
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    settings = ingest_settings.model_copy(
+        update={"kafka_bootstrap": f"127.0.0.1:{closed}", "kafka_connect_wait_s": 1}
+    )
+    async with serve(settings) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+        client.headers.update(bearer(await secret_key(tenant.workspace_id, "admin")))
+        response = await client.post(f"/v1/workspaces/{tenant.workspace_id}/campaigns/abandoned_cart/disable")
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1 and response.json()["code"] == "unavailable"
+    assert await _published(tenant.workspace_id) == {}

@@ -288,3 +288,10 @@ async def test_a_preview_draft_that_is_not_an_object_is_a_400_naming_it(api):
 async def test_the_author_recorded_is_the_keys_shown_prefix_never_the_key(api):
     change = (await api.client.put(f"{CAMPAIGNS}/winback", json={"wait": "2d"})).json()
     assert change["author"] == f"sk:{ADMIN[:14]}…" and ADMIN not in change["author"]
+
+
+async def test_each_admin_key_has_the_privacy_routes_rate_bucket(api):
+    burst = IngestSettings().rate_limit_secret_key_burst  # no time passes here: the bucket never refills
+    answers = [(await api.client.get("/v1/workspaces/ws1/policy")).status_code for _ in range(burst + 1)]
+    assert answers[:burst] == [200] * burst
+    assert answers[burst] == 429

@@ -147,7 +147,10 @@ def object_router(kind: Kind, plural: str, description: str) -> APIRouter:
     async def delete_object(name: str, admin: AdminDep, m: ManagementDep) -> Response:
         checked_name(kind, name)
         await effective_one(m, admin.workspace_id, kind, name)  # 404 for what the workspace doesn't have
-        change = await m.store.delete(admin.workspace_id, kind, name, author=admin.author)
+        try:
+            change = await m.store.delete(admin.workspace_id, kind, name, author=admin.author)
+        except LookupError as exc:  # ConfigNotFound: deleted meanwhile by another writer
+            raise ObjectNotFound(str(exc)) from None
         log.info(
             "configuration deleted",
             extra={

@@ -78,9 +78,11 @@ class CampaignSet:
     by_name: Mapping[str, Campaign]
     by_entry: Mapping[str, tuple[Campaign, ...]]
     by_exit: Mapping[str, tuple[Campaign, ...]]
+    # names a workspace deleted or disabled -> the reason its pending waits are cancelled with
+    removed: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, campaigns: Iterable[Campaign]) -> CampaignSet:
+    def of(cls, campaigns: Iterable[Campaign], *, removed: Mapping[str, str] | None = None) -> CampaignSet:
         items = tuple(campaigns)
         by_entry: dict[str, list[Campaign]] = {}
         by_exit: dict[str, list[Campaign]] = {}
@@ -94,6 +96,7 @@ class CampaignSet:
             by_name={c.name: c for c in items},
             by_entry={k: tuple(v) for k, v in by_entry.items()},
             by_exit={k: tuple(v) for k, v in by_exit.items()},
+            removed=dict(removed or {}),
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -123,14 +126,15 @@ def load_campaigns(
     folder: Path, *, wait_scale: float = 1.0, waits: Mapping[str, str | float] | None = None
 ) -> CampaignSet:
     """Every enabled *.yaml in `folder`, with the waits scaled and overridden."""
+    return with_waits(read_campaign_files(folder), wait_scale=wait_scale, waits=waits or {})
+
+
+def read_campaign_files(folder: Path) -> list[Campaign]:
+    """Every enabled *.yaml in `folder`, as written (waits not scaled)."""
     if not folder.is_dir():
         raise CampaignError(f"{folder}: campaigns folder not found; set RETARGET_CAMPAIGNS_DIR")
-    campaigns: list[Campaign] = []
-    for path in sorted(folder.glob("*.yaml")):
-        campaign = load_campaign_file(path)
-        if campaign.enabled:
-            campaigns.append(campaign)
-    return with_waits(campaigns, wait_scale=wait_scale, waits=waits or {})
+    campaigns = (load_campaign_file(path) for path in sorted(folder.glob("*.yaml")))
+    return [c for c in campaigns if c.enabled]
 
 
 def with_waits(

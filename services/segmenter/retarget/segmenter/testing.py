@@ -17,7 +17,7 @@ from retarget.common.topics import visitor_key
 from retarget.common.workspaces import ConsentMode
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
-from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 
@@ -31,7 +31,7 @@ class FakeTable(dict[bytes, bytes]):
 
 @dataclass
 class Harness:
-    campaigns: CampaignSet
+    campaigns: CampaignSet | CampaignsOf  # one set for every workspace, or a CampaignRegistry
     clock: FakeClock = field(default_factory=FakeClock)
     dedupe_window: int = 64
     profiles: FakeTable = field(default_factory=FakeTable)

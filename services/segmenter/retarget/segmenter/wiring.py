@@ -19,7 +19,7 @@ from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.topics import Topics
 from retarget.segmenter import metrics
-from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_record, encode_dead_letter
 from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
@@ -86,9 +86,11 @@ class Worker:
     settings: SegmenterSettings
     app: faust.App
     clock: Clock
-    campaigns: CampaignSet
+    campaigns: CampaignRegistry
     modes: ConsentModes
     schedule: DueSchedule = field(default_factory=DueSchedule)
+    # set once the change feed was read to its end (wire_config_feed): nothing is consumed before
+    config_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # the agent's, the loop's and the timer's batches take turns: each sees the tables as the
     # previous one left them
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -160,3 +162,35 @@ class Worker:
         cut_key = key[:MAX_DEAD_LETTER_KEY] if key else key
         await sends("dead_letter", cut_key, encode_dead_letter(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})
+
+
+def campaign_follower(settings: SegmenterSettings) -> Any:
+    """The change feed's reader for this worker: campaign records only."""
+    return None  # wired once retarget.config.follower exists
+
+
+def wire_config_feed(w: Worker, follower: Any | None) -> None:
+    """Campaign records from the change feed (retarget.config.ConfigFollower): read to the end
+    before the events loop, the agent and the timer start; followed live after; stopped on
+    shutdown. No follower (agent tests): the bundled campaigns only, ready at once."""
+    if follower is None:
+        w.config_ready.set()
+        return
+    follower.subscribe(w.campaigns.on_change)
+
+    @w.app.task
+    async def follow_config_feed() -> None:
+        await follower.start()
+        w.campaigns.sweeping = True  # from here on a change re-checks the waits it affects
+        w.config_ready.set()
+        log.info("campaign records read", extra={"workspaces": len(w.campaigns)})
+        await report_config_applied(w, follower)
+
+    @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
+    async def _stop_following(sender: Any, *args: Any, **kwargs: Any) -> None:
+        await follower.stop()
+
+
+async def report_config_applied(w: Worker, follower: Any) -> None:
+    """The feed offset this worker applied, for the API's "is my change live" (config_applied)."""
+    return  # wired once retarget.config.applied exists

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from retarget.segmenter.campaign_schema import CampaignFile, parse_duration
-from retarget.segmenter.campaigns import Campaign, CampaignSet
+from retarget.segmenter.campaigns import Campaign, CampaignSet, invalid_field
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +93,24 @@ class CampaignRegistry:
         body.setdefault("name", record.name)
         try:
             spec = CampaignFile.model_validate(body)
-            if spec.name != record.name:
-                raise ValueError(f"field name: {spec.name!r} must be the record's name {record.name!r}")
-        except (ValidationError, ValueError) as exc:
-            log.error(
-                "ignored an invalid campaign record; the previous version stays",
-                extra={
-                    "workspace": record.workspace_id,
-                    "campaign": record.name,
-                    "version": record.version,
-                    "reason": str(exc).splitlines()[0],
-                },
-            )
-            return None
+        except ValidationError as exc:
+            return self._ignored(record, invalid_field(exc))
+        if spec.name != record.name:
+            return self._ignored(record, f"field name: {spec.name!r} is not the record's {record.name!r}")
         if not spec.enabled:
             return Hidden("campaign disabled")
         return self._scaled(Campaign.from_file(spec))
+
+    def _ignored(self, record: CampaignRecord, reason: str) -> None:
+        log.error(
+            "ignored an invalid campaign record; the previous version stays",
+            extra={
+                "workspace": record.workspace_id,
+                "campaign": record.name,
+                "version": record.version,
+                "reason": reason,
+            },
+        )
 
     def _build(self, workspace_id: str) -> CampaignSet:
         own = self._own[workspace_id]

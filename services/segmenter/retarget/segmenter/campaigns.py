@@ -113,13 +113,18 @@ def load_campaign_file(path: Path) -> Campaign:
     try:
         spec = CampaignFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise CampaignError(f"{path}: field {where}: {first['msg']}{more}") from exc
+        raise CampaignError(f"{path}: {invalid_field(exc)}") from exc
     if spec.name != path.stem:
         raise CampaignError(f"{path}: field name: {spec.name!r} must match the file name {path.stem!r}")
     return Campaign.from_file(spec)
+
+
+def invalid_field(exc: ValidationError) -> str:
+    """'field entry.count.within: <why>': the first error, and how many more."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(file)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field {where}: {first['msg']}{more}"
 
 
 def load_campaigns(

@@ -11,13 +11,16 @@ re-check by the timer, a merge), one pass over the profile's few pending waits.
 The due index (`due` table and the timer's heap) only learns a changed due time when the
 profile is next handled: for a longer wait that is the old due time (a re-check that fires
 nothing and stores the later time); a shorter wait or a removed campaign is re-checked at
-once by the timer's sweep of that workspace (timer.py, `sweep_due`).
+once by the timer's sweep of that workspace (`recheck_now`, timer.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile
 
 
@@ -38,3 +41,19 @@ def follow_current_versions(profile: Profile, campaigns: CampaignSet) -> list[Ou
             pending.due_at = due_at
             changed = True
     return outcomes if changed else None
+
+
+def recheck_now(
+    schedule: DueSchedule, due: Iterable[tuple[bytes, bytes]], workspaces: set[str], now: float
+) -> int:
+    """Make every `due` entry of these workspaces due `now` (and forget the workspaces): the
+    timer then re-checks those profiles a batch at a time. The entries keep their table value,
+    so one the profile's next write replaced is dropped as stale (schedule.py)."""
+    prefixes = tuple(f"{workspace}:".encode() for workspace in workspaces)
+    workspaces.clear()
+    count = 0
+    for key, value in due:
+        if key.startswith(prefixes):
+            schedule.push(key, now, value)
+            count += 1
+    return count

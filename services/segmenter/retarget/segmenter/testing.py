@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import count
 from typing import Any
 
 from retarget.common.schemas import ErasureRequested, TrackedEvent, TriggerFired, decoder, encode
@@ -162,3 +163,29 @@ def rocksdb_tables(datadir: str, *names: str, partitions: int = 4) -> list[Any]:
         app.Table(name, default=None, partitions=partitions, key_type=bytes, value_type=bytes)
         for name in names
     ]
+
+
+_versions = count(1)
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    """A change-feed record as the registry reads it (retarget.config's ConfigChange)."""
+
+    workspace_id: str
+    kind: str
+    name: str
+    version: int
+    deleted: bool
+    body: dict[str, Any] | None
+
+
+def campaign_record(
+    workspace_id: str, name: str, body: dict[str, Any], *, kind: str = "campaign"
+) -> FeedRecord:
+    """A workspace's campaign as applied through the API: a newer version each call."""
+    return FeedRecord(workspace_id, kind, name, next(_versions), False, body)
+
+
+def deleted_record(workspace_id: str, name: str) -> FeedRecord:
+    return FeedRecord(workspace_id, "campaign", name, next(_versions), True, None)

@@ -11,6 +11,7 @@ from typing import Any
 from retarget.segmenter import batch_agent, metrics
 from retarget.segmenter.agent_wiring import Agent
 from retarget.segmenter.batching import SendsUnacknowledged
+from retarget.segmenter.live_changes import recheck_now
 from retarget.segmenter.loop_wiring import LoopSlot
 from retarget.segmenter.processor import due_epoch
 from retarget.segmenter.recording import PartitionTable
@@ -81,11 +82,5 @@ def sweep_due(w: Worker) -> None:
     """A workspace's wait got shorter or a campaign went away: re-check now every profile of it
     waiting on this worker (live_changes.py). One pass over the owned `due` entries, then a
     batch's worth of re-checks per timer pass, recorded like any batch of due triggers."""
-    workspaces = w.campaigns.changed_since_sweep
-    prefixes = tuple(f"{workspace}:".encode() for workspace in workspaces)
-    workspaces.clear()
-    now = w.clock.timestamp()
-    entries = [(key, value) for key, value in w.due.items() if key.startswith(prefixes)]
-    for key, value in entries:
-        w.schedule.push(key, now, value)
-    log.info("waits re-checked after a campaign change", extra={"profiles": len(entries)})
+    count = recheck_now(w.schedule, w.due.items(), w.campaigns.changed_since_sweep, w.clock.timestamp())
+    log.info("waits re-checked after a campaign change", extra={"profiles": count})

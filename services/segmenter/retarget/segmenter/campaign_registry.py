@@ -94,9 +94,11 @@ class CampaignRegistry:
         try:
             spec = CampaignFile.model_validate(body)
         except ValidationError as exc:
-            return self._ignored(record, invalid_field(exc))
+            self._ignored(record, invalid_field(exc))
+            return None
         if spec.name != record.name:
-            return self._ignored(record, f"field name: {spec.name!r} is not the record's {record.name!r}")
+            self._ignored(record, f"field name: {spec.name!r} is not the record's {record.name!r}")
+            return None
         if not spec.enabled:
             return Hidden("campaign disabled")
         return self._scaled(Campaign.from_file(spec))

@@ -8,7 +8,7 @@ plays the wall-clock timer against the same schedule the faust app uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
@@ -16,6 +16,7 @@ from retarget.common.schemas import ErasureRequested, TrackedEvent, TriggerFired
 from retarget.common.testing import FakeClock
 from retarget.common.topics import visitor_key
 from retarget.common.workspaces import ConsentMode
+from retarget.config.records import ConfigChange, Kind
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
@@ -166,26 +167,15 @@ def rocksdb_tables(datadir: str, *names: str, partitions: int = 4) -> list[Any]:
 
 
 _versions = count(1)
-
-
-@dataclass(frozen=True)
-class FeedRecord:
-    """A change-feed record as the registry reads it (retarget.config's ConfigChange)."""
-
-    workspace_id: str
-    kind: str
-    name: str
-    version: int
-    deleted: bool
-    body: dict[str, Any] | None
+_CHANGED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def campaign_record(
-    workspace_id: str, name: str, body: dict[str, Any], *, kind: str = "campaign"
-) -> FeedRecord:
-    """A workspace's campaign as applied through the API: a newer version each call."""
-    return FeedRecord(workspace_id, kind, name, next(_versions), False, body)
+    workspace_id: str, name: str, body: dict[str, Any], *, kind: Kind = "campaign"
+) -> ConfigChange:
+    """A workspace's campaign as the API would publish it: a newer version each call."""
+    return ConfigChange(workspace_id, kind, name, next(_versions), False, body, "test", _CHANGED_AT)
 
 
-def deleted_record(workspace_id: str, name: str) -> FeedRecord:
-    return FeedRecord(workspace_id, "campaign", name, next(_versions), True, None)
+def deleted_record(workspace_id: str, name: str) -> ConfigChange:
+    return ConfigChange(workspace_id, "campaign", name, next(_versions), True, None, "test", _CHANGED_AT)

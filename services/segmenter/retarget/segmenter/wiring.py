@@ -18,6 +18,8 @@ from retarget.common.kafka import make_producer
 from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.topics import Topics
+from retarget.config.follower import ConfigFollower
+from retarget.config.records import config_topic
 from retarget.segmenter import metrics
 from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_record, encode_dead_letter
@@ -166,7 +168,7 @@ class Worker:
 
 def campaign_follower(settings: SegmenterSettings) -> Any:
     """The change feed's reader for this worker: campaign records only."""
-    return None  # wired once retarget.config.follower exists
+    return ConfigFollower(settings.kafka_bootstrap, config_topic(settings.topic_prefix), kinds=["campaign"])
 
 
 def wire_config_feed(w: Worker, follower: Any | None) -> None:

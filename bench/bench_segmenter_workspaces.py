@@ -1,0 +1,160 @@
+"""Segmenter with many workspaces: 1,000 workspaces x 5 campaigns of their own in the change
+feed against one workspace on the bundled campaigns, same events, same run.
+
+    .venv/bin/python bench/bench_segmenter_workspaces.py [--events 60000] [--runs 2]
+        [--workspaces 1000]
+
+Needs the local stack. Per run, the same shop traffic (bench_segmenter.shop_events) is
+produced twice to fresh topics: once all in one workspace with an empty feed (today's
+figure), once spread over the workspaces, each of which has its 5 campaigns (the bundled
+ones, waits changed so they are the workspace's own) in the feed. A worker process drains
+each; events/s from its counter, RSS after the drain, and the time from the worker's start
+to ready (it reads the feed first). The order of the two alternates between runs. Also
+the time a ConfigFollower with the registry subscribed takes to read the feed, in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+import psutil
+from bench_segmenter import BOOTSTRAP, MADE, Worker, fresh_topics, produce, shop_events
+
+from retarget.common.kafka import delete_topics_with_prefixes
+from retarget.common.schemas import TrackedEvent, decoder, encode
+from retarget.common.topics import visitor_key
+from retarget.config.defaults import bundled_campaigns
+from retarget.config.follower import ConfigFollower
+from retarget.config.records import config_topic
+from retarget.config.testing import publish_changes
+from retarget.segmenter.campaign_registry import CampaignRegistry
+from retarget.segmenter.campaigns import read_campaign_files
+from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
+from retarget.segmenter.testing import campaign_record
+
+_event = decoder(TrackedEvent)
+
+
+def spread(records: list[tuple[bytes, bytes]], workspaces: list[str]) -> list[tuple[bytes, bytes]]:
+    """The same events, each visitor in one of the workspaces."""
+    rng = random.Random(11)
+    of_visitor: dict[str | None, str] = {}
+    out = []
+    for _, value in records:
+        event = _event.decode(value)
+        ws = of_visitor.setdefault(event.anonymous_id, rng.choice(workspaces))
+        moved = msgspec.structs.replace(event, workspace_id=ws)
+        out.append((visitor_key(ws, moved.user_id, moved.anonymous_id), encode(moved)))
+    return out
+
+
+def feed(workspaces: list[str]) -> list:
+    bundled = bundled_campaigns()
+    records = []
+    for i, ws in enumerate(workspaces):
+        for name, body in bundled.items():
+            own = {**body, "wait": f"{3 + i % 5}h", "description": f"{ws}'s {name}"}
+            records.append(campaign_record(ws, name, own))
+    return records
+
+
+async def time_to_ready(worker: Worker, started: float) -> float:
+    await worker.wait_up()
+    url = f"http://127.0.0.1:{worker.port}/readyz"
+    while True:
+        try:
+            if (await asyncio.to_thread(httpx.get, url, timeout=2)).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+
+
+async def drain(folder: Path, records: list[tuple[bytes, bytes]], changes: list) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    topics = await fresh_topics(prefix)
+    if changes:
+        await publish_changes(BOOTSTRAP, config_topic(prefix), changes)
+    await produce(topics.events, records)
+    started = time.perf_counter()
+    worker = Worker(folder, prefix)
+    try:
+        ready_s = await time_to_ready(worker, started)
+        rate = await worker.drain(len(records))
+        return {"events_per_s": rate, "rss_mib": worker.rss_mib(), "ready_s": ready_s}
+    finally:
+        worker.stop()
+
+
+async def read_feed(changes: list) -> dict[str, float]:
+    """A follower with the registry subscribed reading `changes` from a fresh feed topic."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    MADE.add(prefix)
+    await publish_changes(BOOTSTRAP, config_topic(prefix), changes)
+    registry = CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR))
+    follower = ConfigFollower(BOOTSTRAP, config_topic(prefix), kinds=["campaign"])
+    follower.subscribe(registry.on_change)
+    rss_before = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    await follower.start()
+    took = time.perf_counter() - started
+    grown = (psutil.Process().memory_info().rss - rss_before) / 2**20
+    await follower.stop()
+    assert len(registry) == len({c.workspace_id for c in changes})
+    return {"read_s": took, "grown_mib": grown}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--workspaces", type=int, default=1000)
+    args = parser.parse_args()
+    workspaces = [f"shop-{i:04d}" for i in range(args.workspaces)]
+    changes = feed(workspaces)
+    root = Path(tempfile.mkdtemp(prefix="bench-workspaces-"))
+    try:
+        single, many = [], []
+        for i in range(args.runs):
+            records = shop_events(args.events)
+            order = [("single", records, []), ("many", spread(records, workspaces), changes)]
+            for name, recs, feed_changes in order if i % 2 == 0 else order[::-1]:
+                r = await drain(root / f"run{i}-{name}", recs, feed_changes)
+                (single if name == "single" else many).append(r)
+                print(
+                    f"run {i + 1} {name}: {r['events_per_s']:,.0f} events/s, RSS {r['rss_mib']:,.0f} MiB, "
+                    f"ready {r['ready_s']:.1f} s after start",
+                    flush=True,
+                )
+        med = {k: statistics.median(r[k] for r in single) for k in single[0]}
+        med_many = {k: statistics.median(r[k] for r in many) for k in many[0]}
+        print(
+            f"median of {args.runs}: one workspace {med['events_per_s']:,.0f} events/s, "
+            f"{args.workspaces} workspaces x 5 campaigns {med_many['events_per_s']:,.0f} events/s "
+            f"({med_many['events_per_s'] / med['events_per_s'] - 1:+.1%}); RSS {med['rss_mib']:,.0f} vs "
+            f"{med_many['rss_mib']:,.0f} MiB; ready {med['ready_s']:.1f} vs {med_many['ready_s']:.1f} s",
+            flush=True,
+        )
+        r = await read_feed(changes)
+        print(
+            f"feed of {len(changes):,} campaign records: read and applied in {r['read_s']:.2f} s "
+            f"(this process grew {r['grown_mib']:,.0f} MiB)",
+            flush=True,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        await delete_topics_with_prefixes(BOOTSTRAP, MADE)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

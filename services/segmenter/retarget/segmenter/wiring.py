@@ -166,7 +166,7 @@ class Worker:
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})
 
 
-def campaign_follower(settings: SegmenterSettings) -> Any:
+def campaign_follower(settings: SegmenterSettings) -> ConfigFollower:
     """The change feed's reader for this worker: campaign records only."""
     return ConfigFollower(settings.kafka_bootstrap, config_topic(settings.topic_prefix), kinds=["campaign"])
 
@@ -186,13 +186,8 @@ def wire_config_feed(w: Worker, follower: Any | None) -> None:
         w.campaigns.sweeping = True  # from here on a change re-checks the waits it affects
         w.config_ready.set()
         log.info("campaign records read", extra={"workspaces": len(w.campaigns)})
-        await report_config_applied(w, follower)
 
     @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
     async def _stop_following(sender: Any, *args: Any, **kwargs: Any) -> None:
         await follower.stop()
 
-
-async def report_config_applied(w: Worker, follower: Any) -> None:
-    """The feed offset this worker applied, for the API's "is my change live" (config_applied)."""
-    return  # wired once retarget.config.applied exists

@@ -1,0 +1,53 @@
+"""The change feed in the worker's bootstrap (wiring.wire_config_feed), on core's fake follower
+and a fake of the faust app's hooks: read before anything is consumed, followed live after,
+stopped on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from retarget.config.testing import FakeConfigFollower
+from retarget.segmenter.campaign_registry import CampaignRegistry
+from retarget.segmenter.campaigns import read_campaign_files
+from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
+from retarget.segmenter.testing import campaign_record
+from retarget.segmenter.wiring import wire_config_feed
+
+CART = {"entry": {"event": "Product Added"}, "wait": "1h"}
+
+
+def wired(follower: FakeConfigFollower | None) -> tuple[Any, dict[str, Any]]:
+    hooks: dict[str, Any] = {}
+    app = SimpleNamespace(
+        task=lambda fn: hooks.setdefault("task", fn),
+        on_before_shutdown=SimpleNamespace(connect=lambda fn: hooks.setdefault("shutdown", fn)),
+    )
+    w = SimpleNamespace(
+        app=app,
+        campaigns=CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR)),
+        config_ready=asyncio.Event(),
+    )
+    wire_config_feed(w, follower)  # type: ignore[arg-type]
+    return w, hooks
+
+
+async def test_the_feed_is_read_before_the_worker_is_ready_then_followed_live():
+    follower = FakeConfigFollower(kinds=["campaign"])
+    w, hooks = wired(follower)
+    follower.apply(campaign_record("ws", "abandoned_cart", CART))  # in the feed before the start
+    assert not w.config_ready.is_set()
+    await hooks["task"]()
+    assert follower.ready and w.config_ready.is_set()
+    assert w.campaigns.changed_since_sweep == set()  # read at start: not swept
+    follower.apply(campaign_record("ws", "abandoned_cart", CART | {"wait": "1m"}))  # live
+    assert str(w.campaigns.campaigns_for("ws").by_name["abandoned_cart"].wait) == "0:01:00"
+    assert w.campaigns.changed_since_sweep == {"ws"}  # shorter, while running: swept
+    await hooks["shutdown"](None)
+    assert not follower.ready
+
+
+async def test_without_a_follower_the_bundled_campaigns_are_ready_at_once():
+    w, hooks = wired(None)
+    assert w.config_ready.is_set() and hooks == {}

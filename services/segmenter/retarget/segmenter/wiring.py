@@ -190,4 +190,3 @@ def wire_config_feed(w: Worker, follower: Any | None) -> None:
     @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
     async def _stop_following(sender: Any, *args: Any, **kwargs: Any) -> None:
         await follower.stop()
-

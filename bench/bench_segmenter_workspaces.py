@@ -22,12 +22,12 @@ import shutil
 import statistics
 import tempfile
 import time
+import tracemalloc
 import uuid
 from pathlib import Path
 
 import httpx
 import msgspec
-import psutil
 from bench_segmenter import BOOTSTRAP, MADE, Worker, fresh_topics, produce, shop_events
 
 from retarget.common.kafka import delete_topics_with_prefixes
@@ -97,21 +97,44 @@ async def drain(folder: Path, records: list[tuple[bytes, bytes]], changes: list)
 
 
 async def read_feed(changes: list) -> dict[str, float]:
-    """A follower with the registry subscribed reading `changes` from a fresh feed topic."""
+    """A follower with the registry subscribed reading `changes` from a fresh feed topic: the
+    time, then (a second reader, under tracemalloc) what its state and the registry hold."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     MADE.add(prefix)
     await publish_changes(BOOTSTRAP, config_topic(prefix), changes)
+    took, _ = await _read(prefix, changes)
+    tracemalloc.start()
+    _, kept = await _read(prefix, changes)  # kept alive while measured
+    held = tracemalloc.get_traced_memory()[0] / 2**20
+    tracemalloc.stop()
+    assert kept is not None
+    return {"read_s": took, "held_mib": held}
+
+
+async def _read(prefix: str, changes: list) -> tuple[float, tuple[ConfigFollower, CampaignRegistry]]:
     registry = CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR))
     follower = ConfigFollower(BOOTSTRAP, config_topic(prefix), kinds=["campaign"])
     follower.subscribe(registry.on_change)
-    rss_before = psutil.Process().memory_info().rss
     started = time.perf_counter()
     await follower.start()
     took = time.perf_counter() - started
-    grown = (psutil.Process().memory_info().rss - rss_before) / 2**20
     await follower.stop()
     assert len(registry) == len({c.workspace_id for c in changes})
-    return {"read_s": took, "grown_mib": grown}
+    return took, (follower, registry)
+
+
+def summarise(
+    single: list[dict[str, float]], many: list[dict[str, float]], runs: int, workspaces: int
+) -> None:
+    med = {k: statistics.median(r[k] for r in single) for k in single[0]}
+    med_many = {k: statistics.median(r[k] for r in many) for k in many[0]}
+    print(
+        f"median of {runs}: one workspace {med['events_per_s']:,.0f} events/s, "
+        f"{workspaces} workspaces x 5 campaigns {med_many['events_per_s']:,.0f} events/s "
+        f"({med_many['events_per_s'] / med['events_per_s'] - 1:+.1%}); RSS {med['rss_mib']:,.0f} vs "
+        f"{med_many['rss_mib']:,.0f} MiB; ready {med['ready_s']:.1f} vs {med_many['ready_s']:.1f} s",
+        flush=True,
+    )
 
 
 async def main() -> None:
@@ -124,7 +147,8 @@ async def main() -> None:
     changes = feed(workspaces)
     root = Path(tempfile.mkdtemp(prefix="bench-workspaces-"))
     try:
-        single, many = [], []
+        single: list[dict[str, float]] = []
+        many: list[dict[str, float]] = []
         for i in range(args.runs):
             records = shop_events(args.events)
             order = [("single", records, []), ("many", spread(records, workspaces), changes)]
@@ -136,19 +160,12 @@ async def main() -> None:
                     f"ready {r['ready_s']:.1f} s after start",
                     flush=True,
                 )
-        med = {k: statistics.median(r[k] for r in single) for k in single[0]}
-        med_many = {k: statistics.median(r[k] for r in many) for k in many[0]}
-        print(
-            f"median of {args.runs}: one workspace {med['events_per_s']:,.0f} events/s, "
-            f"{args.workspaces} workspaces x 5 campaigns {med_many['events_per_s']:,.0f} events/s "
-            f"({med_many['events_per_s'] / med['events_per_s'] - 1:+.1%}); RSS {med['rss_mib']:,.0f} vs "
-            f"{med_many['rss_mib']:,.0f} MiB; ready {med['ready_s']:.1f} vs {med_many['ready_s']:.1f} s",
-            flush=True,
-        )
+        if args.runs:
+            summarise(single, many, args.runs, args.workspaces)
         r = await read_feed(changes)
         print(
             f"feed of {len(changes):,} campaign records: read and applied in {r['read_s']:.2f} s "
-            f"(this process grew {r['grown_mib']:,.0f} MiB)",
+            f"(the follower's state and the registry hold {r['held_mib']:,.1f} MiB)",
             flush=True,
         )
     finally:

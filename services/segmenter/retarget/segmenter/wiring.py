@@ -136,7 +136,7 @@ class Worker:
             profiles=profiles,
             due=due,
             send=sends,
-            campaigns=self.campaigns,
+            campaigns=self.campaigns.campaigns_for,  # each workspace's, one dict lookup
             clock=self.clock,
             schedule=self.schedule,
             scan=lambda partition: partition_items(self.profiles, partition, settings.topic_partitions),

@@ -11,6 +11,7 @@ from typing import Any
 from retarget.config.testing import FakeConfigFollower
 from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.campaigns import read_campaign_files
+from retarget.segmenter.ops import add_ops_pages
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.testing import campaign_record
 from retarget.segmenter.wiring import wire_config_feed
@@ -51,3 +52,21 @@ async def test_the_feed_is_read_before_the_worker_is_ready_then_followed_live():
 async def test_without_a_follower_the_bundled_campaigns_are_ready_at_once():
     w, hooks = wired(None)
     assert w.config_ready.is_set() and hooks == {}
+
+
+async def test_the_worker_is_not_ready_while_it_reads_the_change_feed():
+    pages: dict[str, Any] = {}
+    app = SimpleNamespace(
+        page=lambda path: lambda fn: pages.setdefault(path, fn),
+        rebalancing=False,
+        in_recovery=False,
+        assignor=SimpleNamespace(assigned_actives=lambda: {"events-0"}),
+    )
+    ready = asyncio.Event()
+    add_ops_pages(app, config_ready=ready.is_set)  # type: ignore[arg-type]
+    web = SimpleNamespace(json=lambda body, status=200: (body, status))
+    body, status = await pages["/readyz"](web, None)
+    assert status == 503 and body["problems"] == {"config": "reading the change feed"}
+    ready.set()
+    body, status = await pages["/readyz"](web, None)
+    assert status == 200 and body["assigned_topic_partitions"] == 1

@@ -6,15 +6,24 @@ its new due time is past; a deleted campaign's pending wait is cancelled."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+import yaml
 
 from retarget.common.identity import trigger_id
+from retarget.common.workspaces import Workspace, WorkspaceStore
+from retarget.config.defaults import bundled_campaigns
 from retarget.config.records import config_topic
 from retarget.config.testing import publish_changes
 from retarget.segmenter.testing import campaign_record, deleted_record
@@ -132,4 +141,55 @@ async def test_a_campaign_changed_while_the_worker_runs_applies_within_seconds(
         == 1
     )
     assert doomed_id not in kafka.ids()
+    assert worker.stop() == 0
+
+
+async def apply_with_cli(ws: str, path: Path, stack: dict[str, str], topic_prefix: str) -> None:
+    applied = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "retarget.cli.main", "campaigns", "apply", "--workspace", ws, str(path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | stack | {"RETARGET_TOPIC_PREFIX": topic_prefix},
+        timeout=120,
+    )
+    assert applied.returncode == 0, applied.stderr
+
+
+async def reported_offset(pool: asyncpg.Pool, instance: str, at_least: int, timeout_s: float = 30) -> int:
+    """The feed offset the worker reported in config_applied, once it reached `at_least`."""
+    query = "SELECT feed_offset FROM config_applied WHERE service = 'segmenter' AND instance = $1"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        offset = await pool.fetchval(query, instance)
+        if offset is not None and offset >= at_least:
+            return int(offset)
+        await asyncio.sleep(0.5)
+    return -1 if offset is None else int(offset)
+
+
+async def test_a_campaign_applied_with_the_cli_fires_for_new_events_and_the_worker_reports_it(
+    start_worker, kafka: Kafka, topic_prefix: str, workspace_id: str, stack: dict[str, str], tmp_path: Path
+):
+    ws = workspace_id
+    async with asyncpg.create_pool(stack["RETARGET_DATABASE_URL"], min_size=1, max_size=1) as pool:
+        shop = Workspace(
+            id=ws, name="Live", from_name="Shop", from_email="shop@example.com", postal_address="1 St"
+        )
+        await WorkspaceStore(pool).upsert(shop)
+        worker = start_worker("segmenter", **AS_WRITTEN)
+        await asyncio.to_thread(worker.wait_ready)
+        kafka.start_reading()
+        path = tmp_path / "abandoned_cart.yaml"
+        body = bundled_campaigns()["abandoned_cart"] | {"wait": "1s", "template": "cart_cli"}
+        path.write_text(yaml.safe_dump(body))
+        await apply_with_cli(ws, path, stack, topic_prefix)
+
+        _, fired_id = await visit(kafka, ws)  # a new cart: the CLI's version, no restart
+        assert not await kafka.wait_for_ids({fired_id}, timeout_s=30), worker.tail()
+        (fired,) = [t for t in kafka.triggers if t.trigger_id == fired_id]
+        assert fired.template == "cart_cli"
+        # how far it applied the feed, for the API: the CLI's record is the feed's first (offset 0)
+        instance = f"{socket.gethostname()}:{worker.port}"
+        assert await reported_offset(pool, instance, at_least=0) == 0, worker.tail()
     assert worker.stop() == 0

@@ -29,6 +29,8 @@ def wired(follower: FakeConfigFollower | None) -> tuple[Any, dict[str, Any]]:
         app=app,
         campaigns=CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR)),
         config_ready=asyncio.Event(),
+        # the applied-offset report finds no database here: it logs and retries until cancelled
+        settings=SimpleNamespace(database_url="postgresql://127.0.0.1:9/none", group_instance_id="w-1"),
     )
     wire_config_feed(w, follower)  # type: ignore[arg-type]
     return w, hooks
@@ -39,14 +41,17 @@ async def test_the_feed_is_read_before_the_worker_is_ready_then_followed_live():
     w, hooks = wired(follower)
     follower.apply(campaign_record("ws", "abandoned_cart", CART))  # in the feed before the start
     assert not w.config_ready.is_set()
-    await hooks["task"]()
-    assert follower.ready and w.config_ready.is_set()
+    following = asyncio.create_task(hooks["task"]())  # reads, then reports for as long as it runs
+    await asyncio.wait_for(w.config_ready.wait(), 10)
+    assert follower.ready
     assert w.campaigns.changed_since_sweep == set()  # read at start: not swept
     follower.apply(campaign_record("ws", "abandoned_cart", CART | {"wait": "1m"}))  # live
     assert str(w.campaigns.campaigns_for("ws").by_name["abandoned_cart"].wait) == "0:01:00"
     assert w.campaigns.changed_since_sweep == {"ws"}  # shorter, while running: swept
     await hooks["shutdown"](None)
     assert not follower.ready
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
 
 
 async def test_without_a_follower_the_bundled_campaigns_are_ready_at_once():

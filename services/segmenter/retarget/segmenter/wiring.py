@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from retarget.common.kafka import make_producer
 from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.topics import Topics
+from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.records import config_topic
 from retarget.segmenter import metrics
@@ -171,6 +173,11 @@ def campaign_follower(settings: SegmenterSettings) -> ConfigFollower:
     return ConfigFollower(settings.kafka_bootstrap, config_topic(settings.topic_prefix), kinds=["campaign"])
 
 
+def instance_name(settings: SegmenterSettings) -> str:
+    """This worker in config_applied: its static membership id, else host and web port."""
+    return settings.group_instance_id or f"{socket.gethostname()}:{settings.web_port}"
+
+
 def wire_config_feed(w: Worker, follower: Any | None) -> None:
     """Campaign records from the change feed (retarget.config.ConfigFollower): read to the end
     before the events loop, the agent and the timer start; followed live after; stopped on
@@ -186,6 +193,8 @@ def wire_config_feed(w: Worker, follower: Any | None) -> None:
         w.campaigns.sweeping = True  # from here on a change re-checks the waits it affects
         w.config_ready.set()
         log.info("campaign records read", extra={"workspaces": len(w.campaigns)})
+        # how far this worker applied the feed, for the API's "is my change live" (runs until stopped)
+        await report_applied(w.settings.database_url, "segmenter", instance_name(w.settings), follower)
 
     @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
     async def _stop_following(sender: Any, *args: Any, **kwargs: Any) -> None:

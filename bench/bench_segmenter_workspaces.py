@@ -10,7 +10,10 @@ figure), once spread over the workspaces, each of which has its 5 campaigns (the
 ones, waits changed so they are the workspace's own) in the feed. A worker process drains
 each; events/s from its counter, RSS after the drain, and the time from the worker's start
 to ready (it reads the feed first). The order of the two alternates between runs. Also
-the time a ConfigFollower with the registry subscribed takes to read the feed, in this process.
+the time a ConfigFollower with the registry subscribed takes to read the feed, in this process,
+and the per-event work paired: a real ProfileProcessor over dict tables (no Kafka, no faust)
+for each setup, taking turns on chunks of the same events, so the machine's load (shared by
+several sessions) hits both alike; the median of the per-chunk ratios.
 """
 
 from __future__ import annotations
@@ -29,16 +32,21 @@ from pathlib import Path
 import httpx
 import msgspec
 from bench_segmenter import BOOTSTRAP, MADE, Worker, fresh_topics, produce, shop_events
+from bench_segmenter_rules import nothing
 
+from retarget.common.clock import SystemClock
 from retarget.common.kafka import delete_topics_with_prefixes
 from retarget.common.schemas import TrackedEvent, decoder, encode
 from retarget.common.topics import visitor_key
 from retarget.config.defaults import bundled_campaigns
 from retarget.config.follower import ConfigFollower
 from retarget.config.records import config_topic
+from retarget.config.state import ConfigState
 from retarget.config.testing import publish_changes
 from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.campaigns import read_campaign_files
+from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.testing import campaign_record
 
@@ -94,6 +102,44 @@ async def drain(folder: Path, records: list[tuple[bytes, bytes]], changes: list)
         return {"events_per_s": rate, "rss_mib": worker.rss_mib(), "ready_s": ready_s}
     finally:
         worker.stop()
+
+
+async def per_event_paired(
+    records: list[tuple[bytes, bytes]], workspaces: list[str], changes: list, chunks: int = 12
+) -> dict[str, float]:
+    many_records = spread(records, workspaces)
+    single = _processor(CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR)))
+    registry = CampaignRegistry(read_campaign_files(DEFAULT_CAMPAIGNS_DIR))
+    state = ConfigState(["campaign"])  # what the worker's follower holds besides the registry
+    for change in changes:
+        if state.apply(change):
+            registry.on_change(change)
+    many = _processor(registry)
+    size = len(records) // chunks
+    ratios, rates = [], []
+    for i in range(chunks):
+        part = slice(i * size, (i + 1) * size)
+        pair = [(single, records[part]), (many, many_records[part])]
+        took = {}
+        for processor, chunk in pair if i % 2 == 0 else pair[::-1]:
+            started = time.perf_counter()
+            for key, value in chunk:
+                await processor.on_event(key, value)
+            took[id(processor)] = time.perf_counter() - started
+        ratios.append(took[id(single)] / took[id(many)])  # > 1: many is faster
+        rates.append(size / took[id(single)])
+    return {"ratio": statistics.median(ratios), "single_per_s": statistics.median(rates)}
+
+
+def _processor(registry: CampaignRegistry) -> ProfileProcessor:
+    return ProfileProcessor(
+        profiles={},
+        due={},
+        send=nothing,
+        campaigns=registry.campaigns_for,
+        clock=SystemClock(),
+        schedule=DueSchedule(),
+    )
 
 
 async def read_feed(changes: list) -> dict[str, float]:
@@ -162,6 +208,12 @@ async def main() -> None:
                 )
         if args.runs:
             summarise(single, many, args.runs, args.workspaces)
+        p = await per_event_paired(shop_events(args.events), workspaces, changes)
+        print(
+            f"per-event work, paired over the same events: {args.workspaces} workspaces run at "
+            f"{p['ratio']:.1%} of one workspace's rate ({p['single_per_s']:,.0f} events/s, one core, no Kafka)",
+            flush=True,
+        )
         r = await read_feed(changes)
         print(
             f"feed of {len(changes):,} campaign records: read and applied in {r['read_s']:.2f} s "

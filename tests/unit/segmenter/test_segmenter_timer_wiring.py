@@ -41,6 +41,8 @@ def wired(**app_state: Any) -> tuple[Any, Any, FakeLoop, dict[str, Any]]:
         **app_state,
     )
     entries = {b"ws:a": DUE}
+    ready = asyncio.Event()
+    ready.set()
     due = SimpleNamespace(
         on_recover=lambda fn: hooks.setdefault("recovered", fn),
         items=lambda: list(entries.items()),
@@ -53,6 +55,8 @@ def wired(**app_state: Any) -> tuple[Any, Any, FakeLoop, dict[str, Any]]:
         partition_of=lambda key: 0,
         settings=SimpleNamespace(timer_interval_s=0.1, batch_size=100),
         modes=SimpleNamespace(attempted=True),
+        config_ready=ready,
+        campaigns=SimpleNamespace(changed_since_sweep=set()),
         lock=asyncio.Lock(),
         clock=SimpleNamespace(timestamp=lambda: 2e9),  # long after DUE
     )
@@ -130,3 +134,41 @@ async def test_nothing_fires_past_what_the_events_loop_has_read() -> None:
     loop.read_until = float("inf")
     await hooks["find_due"]()
     assert loop.fired != []
+
+
+async def test_nothing_fires_before_the_campaigns_were_read_from_the_change_feed():
+    w, _, loop, hooks = wired()
+    w.config_ready.clear()
+    await hooks["find_due"]()
+    assert loop.fired == []
+    w.config_ready.set()
+    await hooks["find_due"]()
+    assert loop.fired == [b"ws:a"]
+
+
+LATER = b"2036-03-01T10:00:00+00:00"  # not due yet at the fake clock (2e9: 2033)
+
+
+async def test_a_campaign_change_re_checks_at_once_the_waiting_profiles_of_its_workspace_only():
+    w, entries, loop, hooks = wired()
+    entries.clear()
+    entries.update({b"ws:a": LATER, b"ws:b": LATER, b"other:a": LATER})
+    await hooks["find_due"]()
+    assert loop.fired == []  # nothing due by the index
+    w.campaigns.changed_since_sweep.add("ws")  # a wait of workspace ws got shorter
+    await hooks["find_due"]()
+    assert sorted(loop.fired) == [b"ws:a", b"ws:b"]
+    assert w.campaigns.changed_since_sweep == set()  # swept once
+    loop.fired.clear()
+    await hooks["find_due"]()
+    assert loop.fired == []
+
+
+async def test_a_sweep_re_checks_a_batch_s_worth_per_timer_pass():
+    w, entries, loop, hooks = wired()
+    entries.clear()
+    entries.update({f"ws:{i}".encode(): LATER for i in range(250)})
+    w.campaigns.changed_since_sweep.add("ws")
+    for passes in (1, 2, 3):
+        await hooks["find_due"]()
+        assert len(loop.fired) == min(250, 100 * passes)  # batch_size 100: the others wait their turn

@@ -11,7 +11,7 @@ import mode.loop
 from retarget.common.kafka import ensure_topics
 from retarget.common.logging import JsonFormatter, configure_logging
 from retarget.common.topics import Topics
-from retarget.segmenter.app import campaigns_from, create_app, internal_topics
+from retarget.segmenter.app import create_app, internal_topics, registry_from
 from retarget.segmenter.campaigns import CampaignError
 from retarget.segmenter.settings import SegmenterSettings
 
@@ -22,7 +22,7 @@ def main() -> None:
     settings = SegmenterSettings()
     configure_logging("segmenter", settings.log_level)
     try:
-        campaigns = campaigns_from(settings)
+        campaigns = registry_from(settings)
     except CampaignError as exc:
         print(f"segmenter: a campaign file is invalid, not starting: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

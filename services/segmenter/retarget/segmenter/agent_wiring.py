@@ -93,6 +93,7 @@ def wire_agent(w: Worker, send: Send | None) -> Agent:
     @w.app.agent(w.app.topic(w.profile_events_name, w.privacy_name))
     async def segmenter(stream: Any) -> None:
         settings = w.settings
+        await w.config_ready.wait()  # every workspace's campaigns first (wiring.wire_config_feed)
         await batch_agent.consume(
             stream, agent.batch, agent.handle, agent.scans_tables,
             size=settings.batch_size, within=settings.batch_within_s, lock=w.lock,

@@ -33,17 +33,24 @@ from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.segmenter import faust_internals, metrics
 from retarget.segmenter.agent_wiring import wire_agent
-from retarget.segmenter.campaigns import CampaignSet, load_campaigns
+from retarget.segmenter.campaign_registry import CampaignRegistry
+from retarget.segmenter.campaigns import CampaignSet, load_campaigns, read_campaign_files, with_waits
 from retarget.segmenter.loop_wiring import LoopSlot, wire_events_loop
 from retarget.segmenter.ops import add_ops_pages, table_size
 from retarget.segmenter.processor import Send
 from retarget.segmenter.profiles_api import add_profile_pages
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.timer import wire_timer
-from retarget.segmenter.wiring import Worker, new_faust_app, profile_events_topic_name
+from retarget.segmenter.wiring import (
+    Worker,
+    campaign_follower,
+    new_faust_app,
+    profile_events_topic_name,
+    wire_config_feed,
+)
 from retarget.segmenter.workspace_modes import ConsentModes, PgConsentModes
 
-__all__ = ["campaigns_from", "create_app", "internal_topics", "profile_events_topic_name"]
+__all__ = ["campaigns_from", "create_app", "internal_topics", "profile_events_topic_name", "registry_from"]
 
 
 def internal_topics(prefix: str) -> list[str]:
@@ -52,21 +59,35 @@ def internal_topics(prefix: str) -> list[str]:
 
 
 def campaigns_from(settings: SegmenterSettings) -> CampaignSet:
+    """The bundled campaigns every workspace inherits, waits scaled and overridden."""
+    return load_campaigns(settings.campaigns_dir, wait_scale=settings.wait_scale, waits=_waits(settings))
+
+
+def registry_from(settings: SegmenterSettings) -> CampaignRegistry:
+    """The bundled campaigns, ready for the workspaces' own (CampaignError if a file is wrong)."""
+    files = read_campaign_files(settings.campaigns_dir)
+    with_waits(files, wait_scale=settings.wait_scale, waits=_waits(settings))  # names every override
+    return CampaignRegistry(files, wait_scale=settings.wait_scale, waits=_waits(settings))
+
+
+def _waits(settings: SegmenterSettings) -> dict[str, str | float]:
     waits: dict[str, str | float] = dict(settings.campaign_waits)
     if settings.cart_wait_s is not None:
         waits.setdefault("abandoned_cart", settings.cart_wait_s)
-    return load_campaigns(settings.campaigns_dir, wait_scale=settings.wait_scale, waits=waits)
+    return waits
 
 
 def create_app(
     settings: SegmenterSettings,
     *,
-    campaigns: CampaignSet | None = None,
+    campaigns: CampaignRegistry | None = None,
     clock: Clock | None = None,
     send: Send | None = None,
     consent_modes: ConsentModes | None = None,
+    follower: Any | None = None,
 ) -> faust.App:
-    """The worker's app; `send` replaces producing to Kafka in agent tests (no events loop)."""
+    """The worker's app; `send` replaces producing to Kafka in agent tests (no events loop, no
+    change feed). `follower`: the change feed's reader (default: a ConfigFollower of campaigns)."""
     modes = consent_modes or ConsentModes(
         PgConsentModes(settings.database_url, timeout_s=settings.consent_db_timeout_s)
     )
@@ -74,15 +95,16 @@ def create_app(
         settings,
         new_faust_app(settings),
         clock or SystemClock(),
-        campaigns if campaigns is not None else campaigns_from(settings),
+        campaigns if campaigns is not None else registry_from(settings),
         modes,
     )
+    wire_config_feed(w, None if send is not None else follower or campaign_follower(settings))
     agent = wire_agent(w, send)
     slot = wire_events_loop(w, enabled=send is None)
     wire_timer(w, agent, slot)
     add_consent_refresh(w)
     add_gauges(w, slot)
-    add_ops_pages(w.app)
+    add_ops_pages(w.app, config_ready=w.config_ready.is_set)
     add_profile_pages(w.app, profiles=w.profiles, local_items=w.profiles.items)
     w.app.conf.retarget_campaigns = w.campaigns  # for introspection in tests
     w.app.conf.retarget_processor = agent.processor

@@ -78,9 +78,11 @@ class CampaignSet:
     by_name: Mapping[str, Campaign]
     by_entry: Mapping[str, tuple[Campaign, ...]]
     by_exit: Mapping[str, tuple[Campaign, ...]]
+    # names a workspace deleted or disabled -> the reason its pending waits are cancelled with
+    removed: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, campaigns: Iterable[Campaign]) -> CampaignSet:
+    def of(cls, campaigns: Iterable[Campaign], *, removed: Mapping[str, str] | None = None) -> CampaignSet:
         items = tuple(campaigns)
         by_entry: dict[str, list[Campaign]] = {}
         by_exit: dict[str, list[Campaign]] = {}
@@ -94,6 +96,7 @@ class CampaignSet:
             by_name={c.name: c for c in items},
             by_entry={k: tuple(v) for k, v in by_entry.items()},
             by_exit={k: tuple(v) for k, v in by_exit.items()},
+            removed=dict(removed or {}),
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -110,27 +113,33 @@ def load_campaign_file(path: Path) -> Campaign:
     try:
         spec = CampaignFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise CampaignError(f"{path}: field {where}: {first['msg']}{more}") from exc
+        raise CampaignError(f"{path}: {invalid_field(exc)}") from exc
     if spec.name != path.stem:
         raise CampaignError(f"{path}: field name: {spec.name!r} must match the file name {path.stem!r}")
     return Campaign.from_file(spec)
+
+
+def invalid_field(exc: ValidationError) -> str:
+    """'field entry.count.within: <why>': the first error, and how many more."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(file)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field {where}: {first['msg']}{more}"
 
 
 def load_campaigns(
     folder: Path, *, wait_scale: float = 1.0, waits: Mapping[str, str | float] | None = None
 ) -> CampaignSet:
     """Every enabled *.yaml in `folder`, with the waits scaled and overridden."""
+    return with_waits(read_campaign_files(folder), wait_scale=wait_scale, waits=waits or {})
+
+
+def read_campaign_files(folder: Path) -> list[Campaign]:
+    """Every enabled *.yaml in `folder`, as written (waits not scaled)."""
     if not folder.is_dir():
         raise CampaignError(f"{folder}: campaigns folder not found; set RETARGET_CAMPAIGNS_DIR")
-    campaigns: list[Campaign] = []
-    for path in sorted(folder.glob("*.yaml")):
-        campaign = load_campaign_file(path)
-        if campaign.enabled:
-            campaigns.append(campaign)
-    return with_waits(campaigns, wait_scale=wait_scale, waits=waits or {})
+    campaigns = (load_campaign_file(path) for path in sorted(folder.glob("*.yaml")))
+    return [c for c in campaigns if c.enabled]
 
 
 def with_waits(

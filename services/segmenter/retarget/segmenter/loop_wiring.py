@@ -26,6 +26,7 @@ def wire_events_loop(w: Worker, *, enabled: bool) -> LoopSlot:
     slot = LoopSlot()
 
     async def run_events_loop() -> None:
+        await w.config_ready.wait()  # every workspace's campaigns first (wiring.wire_config_feed)
         tables = [PartitionTable(w.profiles), PartitionTable(w.due)]
         positions = PartitionTable(w.positions)
         outputs = BatchOutputs(w.produce)

@@ -3,7 +3,7 @@ one partition's items for an erasure scan (both reach into faust's store: faust_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from retarget.segmenter import faust_internals
 
 
-def add_ops_pages(app: faust.App) -> None:
+def add_ops_pages(app: faust.App, *, config_ready: Callable[[], bool] = lambda: True) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
@@ -25,6 +25,8 @@ def add_ops_pages(app: faust.App) -> None:
             problems["kafka"] = "rebalancing"
         if app.in_recovery:
             problems["tables"] = "recovering from changelog"
+        if not config_ready():
+            problems["config"] = "reading the change feed"
         assigned = len(app.assignor.assigned_actives()) if not problems else 0
         body = {"ready": not problems, "problems": problems, "assigned_topic_partitions": assigned}
         return web.json(body, status=503 if problems else 200)

@@ -28,13 +28,17 @@ from retarget.segmenter.attribution import Conversion, Windows, attributed_event
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
+from retarget.segmenter.live_changes import follow_current_versions
 from retarget.segmenter.merging import merge_into
 from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 from retarget.segmenter.tables import Send, Table
 
-__all__ = ["Poison", "ProfileProcessor", "Send", "Table", "due_epoch"]
+__all__ = ["CampaignsOf", "Poison", "ProfileProcessor", "Send", "Table", "due_epoch"]
+
+#: a workspace's current campaigns (campaign_registry.CampaignRegistry; one CampaignSet for all in tests)
+CampaignsOf = Callable[[str], CampaignSet]
 
 log = logging.getLogger(__name__)
 _event_decoder = decoder(TrackedEvent)
@@ -70,7 +74,7 @@ class ProfileProcessor:
         profiles: Table,
         due: Table,
         send: Send,
-        campaigns: CampaignSet,
+        campaigns: CampaignSet | CampaignsOf,
         clock: Clock,
         schedule: DueSchedule,
         scan: erasure.Scan = lambda _: (),
@@ -82,12 +86,22 @@ class ProfileProcessor:
         counts: metrics.BatchCounts | None = None,
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
-        self.campaigns, self.clock, self.schedule = campaigns, clock, schedule
+        self.campaigns = campaigns
+        self.clock, self.schedule = clock, schedule
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
         self.consent_modes, self.windows = consent_modes, windows or Windows()
         # counted once the batch is recorded (metrics.BatchCounts)
         self.counts = counts or metrics.BatchCounts(immediate=True)
         self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
+
+    @property
+    def campaigns(self) -> CampaignsOf:
+        return self.campaigns_of
+
+    @campaigns.setter
+    def campaigns(self, campaigns: CampaignSet | CampaignsOf) -> None:
+        """One set for every workspace (tests), or each workspace's own (CampaignRegistry)."""
+        self.campaigns_of = _same_for_all(campaigns) if isinstance(campaigns, CampaignSet) else campaigns
 
     # -- records --------------------------------------------------------------------------
 
@@ -163,7 +177,9 @@ class ProfileProcessor:
             self._store_due(key, None)
             return
         now = self.clock.now()
-        result = fire_due(profile, self.campaigns, now, self.consent_modes(profile.workspace_id), until=until)
+        campaigns = self.campaigns_of(profile.workspace_id)
+        self._count(follow_current_versions(profile, campaigns) or [])
+        result = fire_due(profile, campaigns, now, self.consent_modes(profile.workspace_id), until=until)
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)
@@ -182,10 +198,17 @@ class ProfileProcessor:
         if is_duplicate(profile, event.message_id):
             self.counts.inc(labelled(metrics.EVENTS, "duplicate"))
             return
+        campaigns = self.campaigns_of(event.workspace_id)
+        # the waits as the campaigns' current versions say (edited live), before any decision
+        followed = follow_current_versions(profile, campaigns) if profile.pending else None
+        if followed is not None:
+            self._count(followed)
         cutoff = due_before_event(profile, event, self.clock.now)
-        fired = cutoff is not None and await self._fire_due_before(key, profile, cutoff)
+        fired = cutoff is not None and await self._fire_due_before(key, profile, cutoff, campaigns)
+        # a re-timed or cancelled wait is a change to record, whatever the event does
+        fired = fired or followed is not None
         try:
-            applied = apply_event(profile, event, self.campaigns, self.windows)
+            applied = apply_event(profile, event, campaigns, self.windows)
         except UnusableEvent as exc:
             self.counts.inc(labelled(metrics.EVENTS, "unusable"))
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
@@ -195,7 +218,7 @@ class ProfileProcessor:
         if here is None:
             self.counts.inc(metrics.PROFILES_CREATED)
         for conversion in applied.conversions:
-            await self._record_conversion(key, profile, conversion)
+            await self._record_conversion(key, profile, conversion, campaigns)
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
@@ -204,13 +227,15 @@ class ProfileProcessor:
         self._count(applied.outcomes)
         self.counts.inc(labelled(metrics.EVENTS, "applied"))
 
-    async def _fire_due_before(self, key: bytes, profile: Profile, cutoff: datetime) -> bool:
+    async def _fire_due_before(
+        self, key: bytes, profile: Profile, cutoff: datetime, campaigns: CampaignSet
+    ) -> bool:
         """Waits due by an event's own time (`cutoff`, firing.due_before_event) fire before the
         event changes the profile, as the timer would have fired them. Sent as on_tick sends
         them: acknowledged before the table write that records them."""
         now = self.clock.now()
         mode = self.consent_modes(profile.workspace_id)
-        result = fire_due(profile, self.campaigns, now, mode, until=cutoff)
+        result = fire_due(profile, campaigns, now, mode, until=cutoff)
         for trigger in result.triggers:
             await self.send("triggers", key, encode(trigger), True)
             metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
@@ -221,11 +246,13 @@ class ProfileProcessor:
         self._count(result.outcomes, profile.workspace_id)
         return True
 
-    async def _record_conversion(self, key: bytes, profile: Profile, conversion: Conversion) -> None:
+    async def _record_conversion(
+        self, key: bytes, profile: Profile, conversion: Conversion, campaigns: CampaignSet
+    ) -> None:
         """On record (acknowledged) before the profile write that marks the order counted."""
         event = attributed_event(profile, conversion, self.clock.now())
         await self.send("events", key, encode(event), True)
-        campaign = campaign_label(conversion.campaign, self.campaigns.by_name)
+        campaign = campaign_label(conversion.campaign, campaigns.by_name)
         self.counts.inc(labelled(metrics.CONVERSIONS, profile.workspace_id, campaign))
         self.counts.inc(
             labelled(metrics.REVENUE, profile.workspace_id, campaign, conversion.currency), conversion.revenue
@@ -248,8 +275,9 @@ class ProfileProcessor:
 
     async def _merge_in(self, key: bytes, here: Profile | None, record: ProfileMerged) -> None:
         target = here or _new_profile(key, record.profile.workspace_id)
-        outcomes = merge_into(target, record.profile, self.campaigns, window=self.dedupe_window)
-        self._count(outcomes)
+        campaigns = self.campaigns_of(record.profile.workspace_id)
+        outcomes = merge_into(target, record.profile, campaigns, window=self.dedupe_window)
+        self._count(outcomes + (follow_current_versions(target, campaigns) or []))
         self._store(key, target, checked=True)
 
     async def _follow(self, here: Profile, record: Forwarded | ProfileMerged, workspace_id: str) -> None:
@@ -296,6 +324,10 @@ class ProfileProcessor:
             assert when is not None
             self.due[key] = wanted
             self.schedule.push(key, when.timestamp(), wanted)
+
+
+def _same_for_all(campaigns: CampaignSet) -> CampaignsOf:
+    return lambda _workspace_id: campaigns
 
 
 def due_epoch(value: bytes) -> float:

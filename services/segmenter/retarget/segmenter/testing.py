@@ -8,16 +8,18 @@ plays the wall-clock timer against the same schedule the faust app uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import count
 from typing import Any
 
 from retarget.common.schemas import ErasureRequested, TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.testing import FakeClock
 from retarget.common.topics import visitor_key
 from retarget.common.workspaces import ConsentMode
+from retarget.config.records import ConfigChange, Kind
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
-from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 
@@ -31,7 +33,7 @@ class FakeTable(dict[bytes, bytes]):
 
 @dataclass
 class Harness:
-    campaigns: CampaignSet
+    campaigns: CampaignSet | CampaignsOf  # one set for every workspace, or a CampaignRegistry
     clock: FakeClock = field(default_factory=FakeClock)
     dedupe_window: int = 64
     profiles: FakeTable = field(default_factory=FakeTable)
@@ -162,3 +164,18 @@ def rocksdb_tables(datadir: str, *names: str, partitions: int = 4) -> list[Any]:
         app.Table(name, default=None, partitions=partitions, key_type=bytes, value_type=bytes)
         for name in names
     ]
+
+
+_versions = count(1)
+_CHANGED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def campaign_record(
+    workspace_id: str, name: str, body: dict[str, Any], *, kind: Kind = "campaign"
+) -> ConfigChange:
+    """A workspace's campaign as the API would publish it: a newer version each call."""
+    return ConfigChange(workspace_id, kind, name, next(_versions), False, body, "test", _CHANGED_AT)
+
+
+def deleted_record(workspace_id: str, name: str) -> ConfigChange:
+    return ConfigChange(workspace_id, "campaign", name, next(_versions), True, None, "test", _CHANGED_AT)

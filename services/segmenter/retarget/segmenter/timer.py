@@ -11,6 +11,7 @@ from typing import Any
 from retarget.segmenter import batch_agent, metrics
 from retarget.segmenter.agent_wiring import Agent
 from retarget.segmenter.batching import SendsUnacknowledged
+from retarget.segmenter.live_changes import recheck_now
 from retarget.segmenter.loop_wiring import LoopSlot
 from retarget.segmenter.processor import due_epoch
 from retarget.segmenter.recording import PartitionTable
@@ -46,7 +47,8 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
     @app.timer(interval=w.settings.timer_interval_s)
     async def find_due() -> None:
         # nothing fires before the workspaces' consent modes were loaded (or found unreachable)
-        if not w.modes.attempted:
+        # and their campaigns read from the change feed
+        if not w.modes.attempted or not w.config_ready.is_set():
             return
         # under the lock no batch is half-written: the tables are the whole truth
         async with w.lock:
@@ -62,6 +64,8 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
             if schedule.dirty or schedule.needs_compaction():
                 schedule.rebuild(w.due.items(), due_epoch)
                 log.info("due schedule rebuilt", extra={"entries": len(schedule)})
+            if w.campaigns.changed_since_sweep:
+                sweep_due(w)
             # a batch's worth at a time: the other batches get their turns in between
             now = w.clock.timestamp()
             # behind a backlog, nothing fires past what was read: an order received before the
@@ -72,3 +76,11 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
                 # a worker told to stop finishes this batch first; one that can't be recorded exits
                 await batch_agent.record_or_die(fire(keys, until))
         metrics.DUE_SCHEDULED.set(len(schedule))
+
+
+def sweep_due(w: Worker) -> None:
+    """A workspace's wait got shorter or a campaign went away: re-check now every profile of it
+    waiting on this worker (live_changes.py). One pass over the owned `due` entries, then a
+    batch's worth of re-checks per timer pass, recorded like any batch of due triggers."""
+    count = recheck_now(w.schedule, w.due.items(), w.campaigns.changed_since_sweep, w.clock.timestamp())
+    log.info("waits re-checked after a campaign change", extra={"profiles": count})

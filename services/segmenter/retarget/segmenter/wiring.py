@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,11 @@ from retarget.common.kafka import make_producer
 from retarget.common.metrics import labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.topics import Topics
+from retarget.config.applied import report_applied
+from retarget.config.follower import ConfigFollower
+from retarget.config.records import config_topic
 from retarget.segmenter import metrics
-from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_record, encode_dead_letter
 from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
@@ -86,9 +90,11 @@ class Worker:
     settings: SegmenterSettings
     app: faust.App
     clock: Clock
-    campaigns: CampaignSet
+    campaigns: CampaignRegistry
     modes: ConsentModes
     schedule: DueSchedule = field(default_factory=DueSchedule)
+    # set once the change feed was read to its end (wire_config_feed): nothing is consumed before
+    config_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # the agent's, the loop's and the timer's batches take turns: each sees the tables as the
     # previous one left them
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -132,7 +138,7 @@ class Worker:
             profiles=profiles,
             due=due,
             send=sends,
-            campaigns=self.campaigns,
+            campaigns=self.campaigns.campaigns_for,  # each workspace's, one dict lookup
             clock=self.clock,
             schedule=self.schedule,
             scan=lambda partition: partition_items(self.profiles, partition, settings.topic_partitions),
@@ -160,3 +166,36 @@ class Worker:
         cut_key = key[:MAX_DEAD_LETTER_KEY] if key else key
         await sends("dead_letter", cut_key, encode_dead_letter(letter), False)
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})
+
+
+def campaign_follower(settings: SegmenterSettings) -> ConfigFollower:
+    """The change feed's reader for this worker: campaign records only."""
+    return ConfigFollower(settings.kafka_bootstrap, config_topic(settings.topic_prefix), kinds=["campaign"])
+
+
+def instance_name(settings: SegmenterSettings) -> str:
+    """This worker in config_applied: its static membership id, else host and web port."""
+    return settings.group_instance_id or f"{socket.gethostname()}:{settings.web_port}"
+
+
+def wire_config_feed(w: Worker, follower: Any | None) -> None:
+    """Campaign records from the change feed (retarget.config.ConfigFollower): read to the end
+    before the events loop, the agent and the timer start; followed live after; stopped on
+    shutdown. No follower (agent tests): the bundled campaigns only, ready at once."""
+    if follower is None:
+        w.config_ready.set()
+        return
+    follower.subscribe(w.campaigns.on_change)
+
+    @w.app.task
+    async def follow_config_feed() -> None:
+        await follower.start()
+        w.campaigns.sweeping = True  # from here on a change re-checks the waits it affects
+        w.config_ready.set()
+        log.info("campaign records read", extra={"workspaces": len(w.campaigns)})
+        # how far this worker applied the feed, for the API's "is my change live" (runs until stopped)
+        await report_applied(w.settings.database_url, "segmenter", instance_name(w.settings), follower)
+
+    @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
+    async def _stop_following(sender: Any, *args: Any, **kwargs: Any) -> None:
+        await follower.stop()

@@ -1,0 +1,59 @@
+"""A profile's waits under the campaigns' current versions (campaigns change live: the feed).
+
+A pending wait keeps its entry time; its due time is always entry + the campaign's current
+wait. So a shorter wait fires at entry + the new wait (at once when that is past) and a longer
+one later; a campaign the workspace deleted or disabled cancels its waits, counted with the
+reason — and they stay cancelled when it comes back. Exits, entries and conditions need
+nothing here: they are read from the current version whenever an event arrives or a wait
+fires. Pure; the processor calls it before every decision about a profile (an event, a
+re-check by the timer, a merge), one pass over the profile's few pending waits.
+
+The due index (`due` table and the timer's heap) only learns a changed due time when the
+profile is next handled: for a longer wait that is the old due time (a re-check that fires
+nothing and stores the later time); a shorter wait or a removed campaign is re-checked at
+once by the timer's sweep of that workspace (`recheck_now`, timer.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.state import Profile
+
+
+def follow_current_versions(profile: Profile, campaigns: CampaignSet) -> list[Outcome] | None:
+    """Re-time the profile's waits to the current waits and cancel those of removed campaigns.
+    None when nothing changed (the profile needs no write); else the cancellations."""
+    changed = False
+    outcomes: list[Outcome] = []
+    for name, pending in list(profile.pending.items()):
+        campaign = campaigns.by_name.get(name)
+        if campaign is None:
+            del profile.pending[name]
+            outcomes.append(Outcome("cancelled", name, campaigns.removed.get(name, "campaign removed")))
+            changed = True
+            continue
+        due_at = pending.entry_at + campaign.wait
+        if due_at != pending.due_at:
+            pending.due_at = due_at
+            changed = True
+    return outcomes if changed else None
+
+
+def recheck_now(
+    schedule: DueSchedule, due: Iterable[tuple[bytes, bytes]], workspaces: set[str], now: float
+) -> int:
+    """Make every `due` entry of these workspaces due `now` (and forget the workspaces): the
+    timer then re-checks those profiles a batch at a time. The entries keep their table value,
+    so one the profile's next write replaced is dropped as stale (schedule.py)."""
+    prefixes = tuple(f"{workspace}:".encode() for workspace in workspaces)
+    workspaces.clear()
+    count = 0
+    for key, value in due:
+        if key.startswith(prefixes):
+            schedule.push(key, now, value)
+            count += 1
+    return count

@@ -15,8 +15,11 @@ from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
+from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
 from retarget.sender.batch_admission import BatchAdmission
+from retarget.sender.config_feed import ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
+from retarget.sender.dkim_feed import DkimSigner, FeedKeys
 from retarget.sender.dkim_keys import DkimKeys
 from retarget.sender.handler import STAGE_NAME, OutboundHandler
 from retarget.sender.metrics import SHUTDOWN_CANCELLED, SMTP_POOL_SIZE
@@ -46,12 +49,18 @@ class Sender:
     stage: Stage
     retry_loop: RetryLoop
     handler: OutboundHandler
+    config: ConfigFeed | None = None
+    seal_key: bytes | None = None
+    seal_problem: str = ""
 
     async def start(self) -> None:
         if self.settings.create_topics:
             topics = [self.topics.outbound, self.topics.deliveries, self.topics.dead_letter]
             await ensure_topics(self.settings, topics)
         await self.store.start()
+        if self.config is not None:  # keys and policies as of the feed's end before the first message
+            await self.config.start()
+            warn_if_keys_stay_sealed(self.config, self.seal_key, self.seal_problem)
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -91,9 +100,13 @@ class Sender:
             await asyncio.wait_for(self.producer.partitions_for(self.topics.deliveries), 5)
         except Exception as exc:
             problems["kafka"] = f"{type(exc).__name__}: {exc}"
+        if self.config is not None and not self.config.ready:
+            problems["config"] = "the configuration feed is not read to its end yet"
         return problems
 
     async def close(self) -> None:
+        if self.config is not None:
+            await self.config.stop()
         await self.consumer.stop()
         await self.producer.stop()
         await self.transport.close()
@@ -111,6 +124,8 @@ def bootstrap(
     clock: Clock | None = None,
     policies: PolicySource | None = None,
     signer: Signer | None = None,
+    config: ConfigFeed | None = None,
+    seal: SealSettings | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -137,10 +152,12 @@ def bootstrap(
         max_attempts=settings.retry_max_attempts,
     )
     SMTP_POOL_SIZE.set(settings.smtp_connections)
+    seal_key, seal_problem = _seal_key(seal or SealSettings())
     if signer is None:
         keys = DkimKeys(settings.dkim_keys_dir, rescan_s=settings.dkim_rescan_s)
         keys.scan()
-        signer = keys
+        feed_keys = FeedKeys(config, seal_key) if config is not None else None
+        signer = DkimSigner(keys, feed_keys, clock.now)
     deliverer = Deliverer(store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections)
     if policies is None:
         defaults = PolicyDefaults(
@@ -151,6 +168,8 @@ def bootstrap(
             raise ValueError("bootstrap needs `policies` when the store is not the PostgreSQL one")
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
+    if config is not None:
+        config.subscribe(policy_invalidator(policy_cache))
     limiter = RateLimiter(
         domain_default=parse_rate(settings.rate_domain),
         domain_overrides=parse_domain_rates(settings.rate_domains),
@@ -187,4 +206,25 @@ def bootstrap(
         batch=settings.retry_batch,
         claim_lease_s=settings.claim_lease_s,
     )
-    return Sender(settings, topics, store, transport, consumer, producer, stage, retry_loop, handler)
+    return Sender(
+        settings,
+        topics,
+        store,
+        transport,
+        consumer,
+        producer,
+        stage,
+        retry_loop,
+        handler,
+        config,
+        seal_key,
+        seal_problem,
+    )
+
+
+def _seal_key(seal: SealSettings) -> tuple[bytes | None, str]:
+    """The key that opens DKIM keys from the feed; without it, such workspaces are deferred (README)."""
+    try:
+        return load_seal_key(seal), ""
+    except SealKeyMissing as exc:
+        return None, str(exc)

@@ -17,6 +17,7 @@ from aiokafka.codec import has_lz4
 from aiokafka.errors import TopicAlreadyExistsError
 
 from retarget.common.settings import CommonSettings
+from retarget.common.topics import topic_layout
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,9 @@ async def ensure_topics(
         new = [
             NewTopic(
                 t,
-                partitions or settings.topic_partitions,
+                topic_layout(t).partitions or partitions or settings.topic_partitions,
                 settings.topic_replication,
-                topic_configs=topic_configs,
+                topic_configs={**topic_configs, **topic_layout(t).configs},
             )
             for t in missing
         ]

@@ -7,7 +7,8 @@ domain's rate limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,31 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.prefix}.dead-letter.v1"
 
+    @property
+    def config(self) -> str:
+        """The change feed of workspace configuration (retarget.config, docs/management.md)."""
+        return f"{self.prefix}.config.v1"
+
     def all(self) -> list[str]:
         """Topics this system creates itself (the segmenter's internal ones are faust's)."""
-        return [self.events, self.triggers, self.outbound, self.deliveries, self.dead_letter]
+        return [self.events, self.triggers, self.outbound, self.deliveries, self.dead_letter, self.config]
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    partitions: int | None = None  # None: whatever the creator asks (RETARGET_TOPIC_PARTITIONS)
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+def topic_layout(topic: str) -> TopicLayout:
+    """A topic's shape where what it is fixes it, whatever the creator asks.
+
+    The config feed is compacted (the newest record per object stays forever) and has one
+    partition, so a reader sees every change in the order PostgreSQL's versions were published.
+    """
+    if topic.endswith(".config.v1"):
+        return TopicLayout(partitions=1, configs={"cleanup.policy": "compact"})
+    return TopicLayout()
 
 
 def visitor_key(workspace_id: str, user_id: str | None, anonymous_id: str | None) -> bytes:

@@ -15,9 +15,10 @@ from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
+from retarget.config.follower import ConfigFollower
 from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
 from retarget.sender.batch_admission import BatchAdmission
-from retarget.sender.config_feed import ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
+from retarget.sender.config_feed import FEED_KINDS, ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
 from retarget.sender.dkim_feed import DkimSigner, FeedKeys
 from retarget.sender.dkim_keys import DkimKeys
@@ -49,18 +50,22 @@ class Sender:
     stage: Stage
     retry_loop: RetryLoop
     handler: OutboundHandler
-    config: ConfigFeed | None = None
+    config: ConfigFeed
     seal_key: bytes | None = None
     seal_problem: str = ""
 
     async def start(self) -> None:
         if self.settings.create_topics:
-            topics = [self.topics.outbound, self.topics.deliveries, self.topics.dead_letter]
+            topics = [
+                self.topics.outbound,
+                self.topics.deliveries,
+                self.topics.dead_letter,
+                self.topics.config,
+            ]
             await ensure_topics(self.settings, topics)
         await self.store.start()
-        if self.config is not None:  # keys and policies as of the feed's end before the first message
-            await self.config.start()
-            warn_if_keys_stay_sealed(self.config, self.seal_key, self.seal_problem)
+        await self.config.start()  # keys and policies as of the feed's end before the first message
+        warn_if_keys_stay_sealed(self.config, self.seal_key, self.seal_problem)
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -100,13 +105,12 @@ class Sender:
             await asyncio.wait_for(self.producer.partitions_for(self.topics.deliveries), 5)
         except Exception as exc:
             problems["kafka"] = f"{type(exc).__name__}: {exc}"
-        if self.config is not None and not self.config.ready:
+        if not self.config.ready:
             problems["config"] = "the configuration feed is not read to its end yet"
         return problems
 
     async def close(self) -> None:
-        if self.config is not None:
-            await self.config.stop()
+        await self.config.stop()
         await self.consumer.stop()
         await self.producer.stop()
         await self.transport.close()
@@ -152,12 +156,12 @@ def bootstrap(
         max_attempts=settings.retry_max_attempts,
     )
     SMTP_POOL_SIZE.set(settings.smtp_connections)
+    config = config or ConfigFollower(settings.kafka_bootstrap, topics.config, kinds=FEED_KINDS)
     seal_key, seal_problem = _seal_key(seal or SealSettings())
     if signer is None:
         keys = DkimKeys(settings.dkim_keys_dir, rescan_s=settings.dkim_rescan_s)
         keys.scan()
-        feed_keys = FeedKeys(config, seal_key) if config is not None else None
-        signer = DkimSigner(keys, feed_keys, clock.now)
+        signer = DkimSigner(keys, FeedKeys(config, seal_key), clock.now)
     deliverer = Deliverer(store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections)
     if policies is None:
         defaults = PolicyDefaults(
@@ -168,8 +172,7 @@ def bootstrap(
             raise ValueError("bootstrap needs `policies` when the store is not the PostgreSQL one")
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
-    if config is not None:
-        config.subscribe(policy_invalidator(policy_cache))
+    config.subscribe(policy_invalidator(policy_cache))
     limiter = RateLimiter(
         domain_default=parse_rate(settings.rate_domain),
         domain_overrides=parse_domain_rates(settings.rate_domains),

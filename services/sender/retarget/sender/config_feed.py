@@ -9,35 +9,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-from retarget.sender.dkim_feed import ConfigRecord
+from retarget.config.records import ConfigChange, Kind
 from retarget.sender.policies import PolicyCache
 
 log = logging.getLogger(__name__)
 
-FEED_KINDS = ("dkim", "policy", "identity")
-
-
-class ConfigChangeLike(ConfigRecord, Protocol):
-    @property
-    def kind(self) -> str: ...
+FEED_KINDS: tuple[Kind, ...] = ("dkim", "policy", "identity")
 
 
 class ConfigFeed(Protocol):
+    """retarget.config.follower.ConfigFollower, or its fake (retarget.config.testing)."""
+
     ready: bool
     applied_offset: int
 
-    def subscribe(self, callback: Callable[[Any], None]) -> None: ...
+    def subscribe(self, callback: Callable[[ConfigChange], None]) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    def of_workspace(self, workspace_id: str, kind: Any) -> Collection[Any]: ...
-    def of_kind(self, kind: Any) -> Collection[Any]: ...
+    def of_workspace(self, workspace_id: str, kind: Kind) -> list[ConfigChange]: ...
+    def of_kind(self, kind: Kind) -> list[ConfigChange]: ...
 
 
-def policy_invalidator(cache: PolicyCache) -> Callable[[ConfigChangeLike], None]:
-    def on_change(change: ConfigChangeLike) -> None:
+def policy_invalidator(cache: PolicyCache) -> Callable[[ConfigChange], None]:
+    def on_change(change: ConfigChange) -> None:
         if change.kind in ("policy", "identity"):
             cache.drop(change.workspace_id)
 

@@ -16,14 +16,15 @@ never sent unsigned:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from retarget.config.dkim import sealing_context, signs_at
+from retarget.config.records import ConfigChange, Kind
 from retarget.config.seal import SealBroken, unseal
 from retarget.sender.dkim_keys import DkimKeys, MissingKey, from_domain
 from retarget.sender.dkim_sign import SigningKey, sign_message, split_message
@@ -31,23 +32,10 @@ from retarget.sender.dkim_sign import SigningKey, sign_message, split_message
 log = logging.getLogger(__name__)
 
 
-class ConfigRecord(Protocol):
-    """What this module reads of a retarget.config.records.ConfigChange."""
-
-    @property
-    def workspace_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def deleted(self) -> bool: ...
-    @property
-    def body(self) -> dict[str, Any] | None: ...
-
-
 class ConfigRecords(Protocol):
-    def of_workspace(self, workspace_id: str, kind: Any) -> Collection[ConfigRecord]: ...
+    """The follower (retarget.config.follower.ConfigFollower, or its fake in unit tests)."""
+
+    def of_workspace(self, workspace_id: str, kind: Kind) -> list[ConfigChange]: ...
 
 
 class FeedKeys:
@@ -77,7 +65,7 @@ class FeedKeys:
             )
         return [self._open(r) for r in sorted(matching, key=lambda r: r.name)]
 
-    def _open(self, record: ConfigRecord) -> SigningKey:
+    def _open(self, record: ConfigChange) -> SigningKey:
         cache_key = (record.workspace_id, record.name, record.version)
         key = self._opened.get(cache_key)
         if key is not None:

@@ -1,0 +1,181 @@
+"""DKIM keys from the configuration feed, on the real stack: Kafka (the feed and the outbound
+topic), PostgreSQL (the send log) and the stack's SMTP capture (what was really sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import dkim
+import pytest
+from pydantic import SecretStr
+
+from retarget.common.schemas import DeliveryRecorded
+from retarget.config.dkim import dns_record, new_key_body
+from retarget.config.records import ConfigChange
+from retarget.config.seal import SealSettings, new_seal_key
+from retarget.config.testing import publish_changes
+from retarget.sender.bootstrap import Sender, bootstrap
+from retarget.sender.settings import SenderSettings
+from retarget.sender.testing import dns_answers
+
+from .conftest import outbound_message, produce
+
+pytestmark = pytest.mark.integration
+
+SEAL_TEXT = new_seal_key()
+SEAL = base64.b64decode(SEAL_TEXT)
+DOMAIN = "shop.example"  # the From domain of conftest.outbound_message
+
+
+@pytest.fixture
+async def start(sender_settings: SenderSettings, stack: dict[str, str]) -> AsyncIterator[Callable[..., Any]]:
+    """Starts a sender on the stack's SMTP capture, with or without the seal key; stops it afterwards."""
+    running: list[tuple[Sender, asyncio.Event, asyncio.Task[None]]] = []
+
+    async def _start(seal: str | None = SEAL_TEXT) -> Sender:
+        settings = SenderSettings.model_validate(
+            {**sender_settings.model_dump(), "smtp_url": stack["RETARGET_SMTP_URL"]}
+        )
+        sealing = SealSettings(config_seal_key_file=None, config_seal_key=SecretStr(seal) if seal else None)
+        sender = bootstrap(settings, seal=sealing)
+        await sender.start()
+        stop = asyncio.Event()
+        running.append((sender, stop, asyncio.create_task(sender.run(stop))))
+        return sender
+
+    yield _start
+    for sender, stop, task in running:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await sender.close()
+
+
+def key_change(workspace_id: str, selector: str, body: dict[str, Any], version: int) -> ConfigChange:
+    return ConfigChange(workspace_id, "dkim", selector, version, False, body, "test", datetime.now(UTC))
+
+
+async def publish(sender: Sender, settings: SenderSettings, *changes: ConfigChange) -> None:
+    """Publish feed records and wait (by deadline) until the running sender has applied them."""
+    await publish_changes(settings.kafka_bootstrap, sender.topics.config, changes)
+
+    def applied(change: ConfigChange) -> bool:
+        seen = sender.config.current(change.workspace_id, "dkim", change.name)
+        return seen is not None and seen.version >= change.version
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while not all(map(applied, changes)):
+        assert asyncio.get_running_loop().time() < deadline, "the sender never applied the feed records"
+        await asyncio.sleep(0.1)
+
+
+async def send_and_capture(
+    sender: Sender, settings: SenderSettings, reader: Any, capture_dir: Path, workspace_id: str
+) -> tuple[DeliveryRecorded, bytes | None]:
+    """One message through the running sender: its outcome, and the bytes the SMTP capture got."""
+    message = outbound_message(workspace_id)
+    await produce(settings, message)
+
+    def decided(_: list[bytes]) -> bool:
+        return any(d.message_id == message.message_id for d in reader.deliveries())
+
+    await reader.until(decided, 60)
+    [outcome] = [d for d in reader.deliveries() if d.message_id == message.message_id][:1]
+    if outcome.outcome != "sent":
+        return outcome, None
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        for path in capture_dir.glob("*.eml"):
+            raw = path.read_bytes()
+            if f"<{message.message_id}@".encode() in raw:
+                return outcome, raw
+        assert asyncio.get_running_loop().time() < deadline, "sent, but not in the SMTP capture"
+        await asyncio.sleep(0.2)
+
+
+def signing_selectors(raw: bytes, *bodies: tuple[str, dict[str, Any]]) -> list[str]:
+    """The selectors of the message's DKIM signatures, each verified by dkimpy first."""
+    lookup = dns_answers([dns_record(s, b["domain"], b["algorithm"], b["public_key"]) for s, b in bodies])
+    signatures = email.message_from_bytes(raw).get_all("DKIM-Signature") or []
+    for index in range(len(signatures)):
+        assert dkim.DKIM(raw).verify(idx=index, dnsfunc=lookup), f"signature {index} does not verify"
+    return sorted(re.search(r"\bs=([^;\s]+)", re.sub(r"\s+", "", s)).group(1) for s in signatures)  # type: ignore[union-attr]
+
+
+def selector() -> str:
+    return f"s{uuid.uuid4().hex[:8]}"
+
+
+async def test_a_key_on_the_feed_signs_the_next_message_without_a_restart(
+    start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
+) -> None:
+    sender = await start()
+    reader = await read_topic(sender.topics.deliveries)
+    before, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert before.outcome == "sent" and raw is not None and b"DKIM-Signature" not in raw
+    s1 = selector()
+    body = new_key_body(workspace_id, s1, DOMAIN, "ed25519", SEAL)
+    await publish(sender, sender_settings, key_change(workspace_id, s1, body, 1))
+    after, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert after.outcome == "sent" and raw is not None
+    assert signing_selectors(raw, (s1, body)) == [s1]
+    assert f"d={DOMAIN};".encode() in raw
+
+
+async def test_during_a_rotation_both_selectors_sign_and_after_retire_at_only_the_new_one(
+    start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
+) -> None:
+    sender = await start()
+    reader = await read_topic(sender.topics.deliveries)
+    old, new = selector(), selector()
+    old_body = new_key_body(workspace_id, old, DOMAIN, "rsa", SEAL)
+    new_body = new_key_body(workspace_id, new, DOMAIN, "ed25519", SEAL)
+    retiring = {
+        **old_body,
+        "state": "retiring",
+        "retire_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+    }
+    await publish(
+        sender,
+        sender_settings,
+        key_change(workspace_id, old, old_body, 1),
+        key_change(workspace_id, new, new_body, 2),
+        key_change(workspace_id, old, retiring, 3),
+    )
+    _, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert raw is not None and signing_selectors(raw, (old, old_body), (new, new_body)) == sorted([old, new])
+    # its retire_at passed: the same key, retire_at in the past (a clock would otherwise have to wait 7 days)
+    retired = {**retiring, "retire_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}
+    await publish(sender, sender_settings, key_change(workspace_id, old, retired, 4))
+    _, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert raw is not None and signing_selectors(raw, (new, new_body)) == [new]
+
+
+async def test_a_sealed_key_is_useless_without_the_seal_key_and_the_mail_waits_unsent(
+    start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
+) -> None:
+    sender = await start(seal=None)
+    reader = await read_topic(sender.topics.deliveries)
+    s1 = selector()
+    body = new_key_body(workspace_id, s1, DOMAIN, "ed25519", SEAL)
+    assert "PRIVATE KEY" not in str(body)  # what the feed (and the store) hold is ciphertext only
+    await publish(sender, sender_settings, key_change(workspace_id, s1, body, 1))
+    outcome, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert (outcome.outcome, outcome.reason, raw) == ("deferred", "dkim_key_missing", None)
+    other = outbound_message(f"{workspace_id}-nokeys")  # a workspace without keys is not held up
+    await produce(sender_settings, other)
+    await reader.until(lambda _: any(d.message_id == other.message_id for d in reader.deliveries()), 60)
+    assert [d.outcome for d in reader.deliveries() if d.message_id == other.message_id] == ["sent"]
+    conn = await asyncpg.connect(sender_settings.database_url)
+    try:
+        await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", other.workspace_id)
+    finally:
+        await conn.close()

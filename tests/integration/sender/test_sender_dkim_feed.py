@@ -92,13 +92,19 @@ async def send_and_capture(
     if outcome.outcome != "sent":
         return outcome, None
     deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        for path in capture_dir.glob("*.eml"):
-            raw = path.read_bytes()
-            if f"<{message.message_id}@".encode() in raw:
-                return outcome, raw
+    while (raw := await asyncio.to_thread(captured, capture_dir, f"<{message.message_id}@")) is None:
         assert asyncio.get_running_loop().time() < deadline, "sent, but not in the SMTP capture"
         await asyncio.sleep(0.2)
+    return outcome, raw
+
+
+def captured(capture_dir: Path, marker: str) -> bytes | None:
+    """The bytes of the captured message containing `marker`, if it is there yet."""
+    for path in capture_dir.glob("*.eml"):
+        raw = path.read_bytes()
+        if marker.encode() in raw:
+            return raw
+    return None
 
 
 def signing_selectors(raw: bytes, *bodies: tuple[str, dict[str, Any]]) -> list[str]:

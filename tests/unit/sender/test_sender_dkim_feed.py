@@ -84,6 +84,11 @@ def test_a_deleted_key_no_longer_signs(ed, rsa) -> None:
     assert selectors_verified(feed.sign(RAW, (), "ws1"), ("new-ed", ed)) == ["new-ed"]
 
 
+def test_a_workspace_whose_keys_were_all_deleted_is_sent_unsigned_again(ed) -> None:
+    """Deleting every key is how a workspace stops signing (say, its relay signs now)."""
+    assert signer(dkim_change("ws1", "new-ed", 9, None, deleted=True)).sign(RAW, (), "ws1") == RAW
+
+
 def test_without_the_seal_key_the_message_is_not_signed_and_the_error_says_what_to_set(ed) -> None:
     with pytest.raises(MissingKey, match="RETARGET_CONFIG_SEAL_KEY_FILE"):
         signer(dkim_change("ws1", "new-ed", 5, ed), seal=None).sign(RAW, (), "ws1")

@@ -9,6 +9,7 @@ import email
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from retarget.common.schemas import DeliveryRecorded
+from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.config.dkim import dns_record, new_key_body
 from retarget.config.records import ConfigChange
 from retarget.config.seal import SealSettings, new_seal_key
@@ -41,9 +43,9 @@ async def start(sender_settings: SenderSettings, stack: dict[str, str]) -> Async
     """Starts a sender on the stack's SMTP capture, with or without the seal key; stops it afterwards."""
     running: list[tuple[Sender, asyncio.Event, asyncio.Task[None]]] = []
 
-    async def _start(seal: str | None = SEAL_TEXT) -> Sender:
+    async def _start(seal: str | None = SEAL_TEXT, **changes: Any) -> Sender:
         settings = SenderSettings.model_validate(
-            {**sender_settings.model_dump(), "smtp_url": stack["RETARGET_SMTP_URL"]}
+            {**sender_settings.model_dump(), "smtp_url": stack["RETARGET_SMTP_URL"], **changes}
         )
         sealing = SealSettings(config_seal_key_file=None, config_seal_key=SecretStr(seal) if seal else None)
         sender = bootstrap(settings, seal=sealing)
@@ -68,7 +70,7 @@ async def publish(sender: Sender, settings: SenderSettings, *changes: ConfigChan
     await publish_changes(settings.kafka_bootstrap, sender.topics.config, changes)
 
     def applied(change: ConfigChange) -> bool:
-        seen = sender.config.current(change.workspace_id, "dkim", change.name)
+        seen = sender.config.current(change.workspace_id, change.kind, change.name)
         return seen is not None and seen.version >= change.version
 
     deadline = asyncio.get_running_loop().time() + 60
@@ -185,3 +187,28 @@ async def test_a_sealed_key_is_useless_without_the_seal_key_and_the_mail_waits_u
         await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", other.workspace_id)
     finally:
         await conn.close()
+
+
+async def test_a_policy_record_on_the_feed_applies_to_the_next_message_despite_the_cache(
+    start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
+) -> None:
+    conn = await asyncpg.connect(sender_settings.database_url)
+    try:
+        store = WorkspaceStore(conn)
+        shop = Workspace(workspace_id, "Shop", "Shop", "shop@shop.example", "1 Main St")
+        await store.upsert(shop)
+        sender = await start(policy_cache_s=3600)  # the TTL alone would keep the old policy for an hour
+        reader = await read_topic(sender.topics.deliveries)
+        before, _ = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+        assert before.outcome == "sent"  # opt_out: consent unknown is enough
+        await store.upsert(
+            replace(shop, consent_mode="opt_in")
+        )  # what the config service writes, then publishes
+    finally:
+        await conn.close()
+    policy = ConfigChange(
+        workspace_id, "policy", "", 1, False, {"consent_mode": "opt_in"}, "test", datetime.now(UTC)
+    )
+    await publish(sender, sender_settings, policy)
+    after, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert (after.outcome, after.reason, raw) == ("suppressed", "no_consent", None)

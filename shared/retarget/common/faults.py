@@ -42,6 +42,8 @@ CRASH_POINTS: dict[str, str] = {
     "sender.after_smtp_250": "the relay accepted the message, the send log doesn't know yet",
     "sender.after_outcome": "the send log has the outcome, the delivery record not published",
     "sender.retry_after_claim": "a retry due: claimed again, nothing delivered",
+    # configuration writers (retarget.config.service: the management API and the CLI)
+    "config.after_commit": "a config version is committed, not yet published to the change feed",
 }
 
 

@@ -7,10 +7,11 @@ Tests call the same function and pass fakes for the side effects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from retarget.common.clock import Clock, SystemClock
@@ -25,6 +26,7 @@ from retarget.common.privacy_requests import (
     on_pool_connection,
 )
 from retarget.common.topics import Topics
+from retarget.config.relay import run_relay
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
@@ -58,13 +60,22 @@ class IngestServices:
     keys: CachedKeyResolver  # write keys, for the /v1 event routes (through intake)
     privacy: PrivacyRequests
     secret_keys: SecretKeyAuthorizer  # the privacy endpoints: secret keys with scopes, never write keys
+    # publishes config versions committed but not published (retarget.config.relay); real adapters only
+    run_config_relay: bool = False
+    _config_relay: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def open(self) -> None:
         if self.settings.link_secret is None:
             log.warning("RETARGET_LINK_SECRET is not set: tracking links (/t/*) answer 404")
         await self.publisher.start()
+        if self.run_config_relay:
+            self._config_relay = asyncio.create_task(run_relay(self.settings), name="config-relay")
 
     async def close(self) -> None:
+        if self._config_relay is not None:
+            self._config_relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._config_relay
         try:
             await self.publisher.close()  # flushes what is buffered first
         finally:
@@ -93,6 +104,7 @@ def bootstrap(
     settings = settings or IngestSettings()
     topics = Topics(settings.topic_prefix)
     privacy_topic_name = privacy_topic(settings.topic_prefix)
+    real_publisher = publisher is None
     publisher = publisher or KafkaEventPublisher(settings, [topics.events, privacy_topic_name])
     pool = LazyPool(settings)  # connects on first use
     key_lookup = key_lookup or PgWriteKeyLookup(pool)
@@ -149,6 +161,8 @@ def bootstrap(
         publish=lambda records: publisher.publish(privacy_topic_name, records),
         clock=clock,
     )
-    return IngestServices(
+    services = IngestServices(
         settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy, secret_keys
     )
+    services.run_config_relay = real_publisher  # with fakes (unit tests) nothing reaches a real server
+    return services

@@ -1,113 +1,33 @@
-"""The campaign file format: what a YAML file may say, validated field by field.
+"""The campaign file format now lives in retarget.config.campaign_schema (a campaign is also
+workspace configuration, validated by the management API and the CLI); re-exported here so
+the segmenter's imports keep working."""
 
-pydantic does the validation so an error names the field (`entry.count.within`) and the
-reason; campaigns.py turns a valid file into the runtime `Campaign`. The reference with
-examples is services/segmenter/README.md.
-"""
+from retarget.config.campaign_schema import (
+    FILTER_OPERATORS,
+    CampaignFile,
+    Conditions,
+    Count,
+    Duration,
+    Entry,
+    EventMatch,
+    PropertyTest,
+    Scalar,
+    Snapshot,
+    Where,
+    parse_duration,
+)
 
-from __future__ import annotations
-
-import re
-from datetime import timedelta
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'30m', '4h', '7d', '1.5s' or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 30m, 4h, 7d, 2w")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Scalar = str | int | float | bool
-
-FILTER_OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PropertyTest(_Strict):
-    """One test of one property; a bare scalar in the file means `eq`."""
-
-    eq: Scalar | None = None
-    ne: Scalar | None = None
-    in_: list[Scalar] | None = Field(None, alias="in")
-    not_in: list[Scalar] | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    exists: bool | None = None
-
-
-def _as_test(value: Any) -> Any:
-    return value if isinstance(value, dict | PropertyTest) else {"eq": value}
-
-
-Where = dict[str, Annotated[PropertyTest, BeforeValidator(_as_test)]]
-
-
-class EventMatch(_Strict):
-    event: str = Field(min_length=1)
-    where: Where = {}
-
-
-class Count(_Strict):
-    """Window aggregate: enter only when the entry event happened `at_least` times `within`."""
-
-    at_least: int = Field(ge=1)
-    within: Duration
-    same: str | None = None  # count per value of this property (e.g. product_id)
-
-
-class Entry(EventMatch):
-    count: Count | None = None
-
-
-class Conditions(_Strict):
-    """Re-checked when the wait is over, because the visitor may have changed since entry."""
-
-    has_email: bool = True
-    consent: Literal["opt_in", "not_denied", "ignore"] = "not_denied"
-    cart_not_empty: bool = False
-    cart_value_at_least: float | None = None
-
-
-Snapshot = Literal["cart", "viewed_products", "trial", "order"]
-
-
-class CampaignFile(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    template: str | None = None
-    description: str = ""
-    enabled: bool = True
-    entry: Entry
-    wait: Duration
-    restart_wait_on_entry: bool = True
-    exit: list[EventMatch] = []
-    conditions: Conditions = Conditions()
-    cooldown: Duration = timedelta(0)
-    snapshot: list[Snapshot] = []
-    incentive: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    emit_on_due: str | None = None  # records this event on the profile when the wait is over
-
-    @field_validator("exit")
-    @classmethod
-    def _exit_differs_from_entry(cls, value: list[EventMatch], info: Any) -> list[EventMatch]:
-        entry = info.data.get("entry")
-        if entry is not None and any(e.event == entry.event and not e.where for e in value):
-            raise ValueError(f"{entry.event!r} is both the entry and an unconditional exit")
-        return value
+__all__ = [
+    "FILTER_OPERATORS",
+    "CampaignFile",
+    "Conditions",
+    "Count",
+    "Duration",
+    "Entry",
+    "EventMatch",
+    "PropertyTest",
+    "Scalar",
+    "Snapshot",
+    "Where",
+    "parse_duration",
+]

@@ -1,0 +1,123 @@
+"""The bodies of the kinds a workspace writes besides campaigns (campaign_schema.py):
+template, identity and policy. pydantic names the field of any error.
+
+The checks are the ones the services depend on: an identity's addresses go into headers
+(the composer's own address rule), its postal address is the law's (CAN-SPAM), its timezone
+places the quiet hours; a policy's values are what the sender's tables can hold.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from retarget.common.link_domains import normalise_domain
+from retarget.composer.addresses import parse_address
+from retarget.config.campaign_schema import Duration
+
+MAX_SUBJECT = 1_000
+MAX_PART = 200_000  # characters of one template part (html or text)
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemplateBody(_Strict):
+    subject: str = Field(min_length=1, max_length=MAX_SUBJECT)
+    html: str | None = Field(None, max_length=MAX_PART)
+    text: str | None = Field(None, max_length=MAX_PART)
+
+    @model_validator(mode="after")
+    def _has_a_body(self) -> TemplateBody:
+        if not self.html and not self.text:
+            raise ValueError("html or text is required")
+        return self
+
+
+def _address(value: str) -> str:
+    parse_address(value)  # BadAddress (a ValueError) says what is wrong
+    return value.strip()
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known IANA timezone such as Europe/Paris") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError(f"{value!r} is not a time HH:MM such as 21:00")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
+Domain = Annotated[str, AfterValidator(normalise_domain)]
+
+
+class IdentityBody(_Strict):
+    from_name: Annotated[str, AfterValidator(_not_blank)] = Field(max_length=200)
+    from_email: Address
+    reply_to: Address | None = None
+    postal_address: Annotated[str, AfterValidator(_not_blank)] = Field(max_length=500)  # CAN-SPAM
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    link_domains: list[Domain] | None = None  # None: the domain of from_email
+
+
+class QuietHours(_Strict):
+    start: Annotated[str, AfterValidator(_hhmm)]
+    end: Annotated[str, AfterValidator(_hhmm)]
+
+    def times(self) -> tuple[time, time]:
+        return time.fromisoformat(self.start), time.fromisoformat(self.end)
+
+
+class Rate(_Strict):
+    per_s: float = Field(ge=0)  # 0: no workspace limit
+    burst: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _limited_needs_a_burst(self) -> Rate:
+        if self.per_s > 0 and self.burst < 1:
+            raise ValueError("a limited rate needs a burst of at least 1")
+        return self
+
+
+class Cap(_Strict):
+    campaign: str = Field("*", min_length=1)  # "*": every campaign of the recipient
+    max_messages: int = Field(gt=0)
+    window: Duration
+
+    @model_validator(mode="after")
+    def _window_is_positive(self) -> Cap:
+        if self.window < timedelta(seconds=1):
+            raise ValueError("window must be at least 1s")
+        return self
+
+
+class PolicyBody(_Strict):
+    consent_mode: Literal["opt_in", "opt_out"] = "opt_out"
+    quiet_hours: QuietHours | None = None
+    rate: Rate | None = None
+    caps: list[Cap] = []
+
+    @model_validator(mode="after")
+    def _one_cap_per_campaign_and_window(self) -> PolicyBody:
+        seen = [(c.campaign, c.window) for c in self.caps]
+        if len(seen) != len(set(seen)):
+            raise ValueError("caps: two caps with the same campaign and window")
+        return self

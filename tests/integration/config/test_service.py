@@ -1,0 +1,239 @@
+"""ConfigService on the real PostgreSQL and Kafka: versions, history, validation before any
+write, the legacy tables, the relay after a crash, and concurrent writers of one object."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from retarget.common.write_keys import UnknownWorkspace
+from retarget.config.relay import relay_once
+from retarget.config.service import ConfigNotFound, ConfigService
+from retarget.config.validation import ConfigInvalid
+
+pytestmark = pytest.mark.integration
+
+WELCOME = {"subject": "Hello {{ first_name }}", "html": "<p>Hi</p>", "text": None}
+
+
+async def test_versions_increase_and_history_keeps_old_bodies(
+    service: ConfigService, workspace: str, read_feed: Callable[[], Any], pool: asyncpg.Pool
+):
+    first = await service.apply(workspace, "template", "welcome", WELCOME, author="test")
+    second = await service.apply(
+        workspace, "template", "welcome", WELCOME | {"subject": "Again"}, author="t2"
+    )
+
+    assert second.version > first.version > 0
+    history = await service.history(workspace, "template", "welcome")
+    assert [(c.version, c.body["subject"] if c.body else None) for c in history] == [
+        (second.version, "Again"),
+        (first.version, "Hello {{ first_name }}"),
+    ]
+    assert await service.current(workspace, "template") == [second]
+    feed = await read_feed()
+    assert [change.version for _, change in feed] == [first.version, second.version]
+    offsets = await pool.fetch(
+        "SELECT feed_offset FROM config_versions WHERE workspace_id = $1 AND published_at IS NOT NULL"
+        " ORDER BY version",
+        workspace,
+    )
+    assert [r["feed_offset"] for r in offsets] == [offset for offset, _ in feed]
+
+
+async def test_an_invalid_body_stores_nothing_and_names_the_field(
+    service: ConfigService, workspace: str, read_feed: Callable[[], Any], pool: asyncpg.Pool
+):
+    bad = {"name": "abandoned_cart", "entry": {"event": "Product Added"}, "wait": "soon"}
+    with pytest.raises(ConfigInvalid, match="campaign abandoned_cart: field wait: 'soon' is not a duration"):
+        await service.apply(workspace, "campaign", "abandoned_cart", bad, author="test")
+    with pytest.raises(ConfigInvalid, match=r"template welcome: .*html or text is required"):
+        await service.apply(workspace, "template", "welcome", {"subject": "Hi"}, author="test")
+
+    assert await pool.fetchval("SELECT count(*) FROM config_versions WHERE workspace_id = $1", workspace) == 0
+    assert await read_feed() == []
+
+
+async def test_a_workspace_that_does_not_exist_gets_nothing(service: ConfigService, workspace_id: str):
+    with pytest.raises(UnknownWorkspace):
+        await service.apply(workspace_id, "template", "welcome", WELCOME, author="test")
+
+
+async def test_dry_run_validates_and_stores_nothing(
+    service: ConfigService, workspace: str, pool: asyncpg.Pool
+):
+    checked = await service.apply(workspace, "template", "welcome", WELCOME, author="t", dry_run=True)
+    assert checked.version == 0 and checked.body == WELCOME
+    assert await pool.fetchval("SELECT count(*) FROM config_versions WHERE workspace_id = $1", workspace) == 0
+
+
+async def test_identity_and_policy_are_written_to_the_tables_the_services_read(
+    service: ConfigService, workspace: str, pool: asyncpg.Pool
+):
+    identity = {
+        "from_name": "Acme",
+        "from_email": "news@acme.example",
+        "postal_address": "2 Road, Town",
+        "timezone": "Europe/Paris",
+        "link_domains": ["Acme.Example"],
+    }
+    await service.apply(workspace, "identity", "", identity, author="test")
+    policy = {
+        "consent_mode": "opt_in",
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+        "rate": {"per_s": 5, "burst": 10},
+        "caps": [{"campaign": "*", "max_messages": 3, "window": "7d"}],
+    }
+    await service.apply(workspace, "policy", "", policy, author="test")
+
+    row = await pool.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace)
+    assert (row["from_email"], row["timezone"], row["link_domains"], row["consent_mode"]) == (
+        "news@acme.example",
+        "Europe/Paris",
+        ["acme.example"],
+        "opt_in",
+    )
+    sending = await pool.fetchrow("SELECT * FROM sending_policies WHERE workspace_id = $1", workspace)
+    assert (
+        str(sending["quiet_start"]),
+        str(sending["quiet_end"]),
+        sending["rate_per_s"],
+        sending["rate_burst"],
+    ) == ("21:00:00", "08:00:00", 5.0, 10)
+    caps = await pool.fetch(
+        "SELECT campaign, max_messages, window_s FROM frequency_caps WHERE workspace_id = $1", workspace
+    )
+    assert [tuple(r) for r in caps] == [("*", 3, 7 * 86400)]
+
+    await service.delete(workspace, "policy", "", author="test")  # back to the sender's defaults
+    assert await pool.fetchval("SELECT consent_mode FROM workspaces WHERE id = $1", workspace) == "opt_out"
+    assert (
+        await pool.fetchval("SELECT count(*) FROM sending_policies WHERE workspace_id = $1", workspace) == 0
+    )
+    assert await pool.fetchval("SELECT count(*) FROM frequency_caps WHERE workspace_id = $1", workspace) == 0
+    with pytest.raises(ConfigInvalid, match="identity"):
+        await service.delete(workspace, "identity", "", author="test")
+
+
+async def test_deleting_hides_a_bundled_default_and_unknown_objects_are_not_found(
+    service: ConfigService, workspace: str
+):
+    marker = await service.delete(workspace, "campaign", "abandoned_cart", author="test")
+    assert marker.deleted and marker.body is None
+    assert await service.delete(workspace, "campaign", "abandoned_cart", author="test") == marker
+    with pytest.raises(ConfigNotFound):
+        await service.delete(workspace, "template", "never_written", author="test")
+
+
+CRASHING_WRITER = """
+import asyncio, sys
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from retarget.config.service import ConfigService
+
+async def main(dsn, bootstrap, topic, workspace):
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    body = {"subject": "Hi", "html": "<p>crash</p>"}
+    await ConfigService(pool, producer, topic).apply(workspace, "template", "welcome", body, author="crash")
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_crash_between_commit_and_publish_is_healed_by_the_relay(
+    stack: dict[str, str],
+    service: ConfigService,
+    config_feed: str,
+    workspace: str,
+    read_feed: Callable[[], Any],
+    pool: asyncpg.Pool,
+):
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CRASHING_WRITER,
+        stack["RETARGET_DATABASE_URL"],
+        stack["RETARGET_KAFKA_BOOTSTRAP"],
+        config_feed,
+        workspace,
+        env=os.environ | {"RETARGET_CRASH_AT": "config.after_commit"},
+    )
+    assert await asyncio.wait_for(writer.wait(), 120) == -9  # SIGKILLed at the crash point
+    [stored] = await service.history(workspace, "template", "welcome")
+    assert (
+        await pool.fetchval("SELECT published_at FROM config_versions WHERE version = $1", stored.version)
+        is None
+    )
+    assert await read_feed() == []
+
+    assert await relay_once(service, pool, workspace_id=workspace) == 1
+    assert [change for _, change in await read_feed()] == [stored]
+    assert await relay_once(service, pool, workspace_id=workspace) == 0  # published: never again
+    assert not await service.publish_newest(workspace, "template", "welcome")  # a relay racing a writer
+    assert len(await read_feed()) == 1
+
+
+class GatedProducer:
+    """The real producer, whose first send waits until the test opens the gate."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> Any:
+        if not self.gate.is_set():
+            self.waiting.set()
+            await self.gate.wait()
+        return await self._producer.send_and_wait(topic, value, key=key)
+
+
+async def test_two_concurrent_writers_of_one_object_leave_the_newest_last_on_the_feed(
+    service: ConfigService,
+    producer: AIOKafkaProducer,
+    pool: asyncpg.Pool,
+    config_feed: str,
+    workspace: str,
+    read_feed: Callable[[], Any],
+):
+    gated = GatedProducer(producer)
+    slow = ConfigService(pool, gated, config_feed)  # type: ignore[arg-type]
+    first = asyncio.create_task(slow.apply(workspace, "template", "welcome", WELCOME, author="slow"))
+    await asyncio.wait_for(gated.waiting.wait(), 60)  # committed, its publish held
+    second = asyncio.create_task(
+        service.apply(workspace, "template", "welcome", WELCOME | {"subject": "Later"}, author="fast")
+    )
+    await _until_done_or_waiting_for_a_lock(second, pool, workspace)
+    gated.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 60)
+
+    newest = (await service.history(workspace, "template", "welcome"))[0]
+    feed = [change for _, change in await read_feed()]
+    assert feed[-1] == newest and newest.version == second.result().version
+
+
+async def _until_done_or_waiting_for_a_lock(
+    task: asyncio.Task[Any], pool: asyncpg.Pool, workspace: str
+) -> None:
+    """The second writer either finished (nothing made it wait) or waits on an advisory lock."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not task.done():
+        waiting = await pool.fetchval(
+            """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)""",
+            f"config:{workspace}/template/welcome",
+        )
+        if waiting:
+            return
+        assert loop.time() < deadline, "the second writer neither finished nor waited"
+        await asyncio.sleep(0.05)

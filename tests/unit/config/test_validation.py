@@ -1,0 +1,131 @@
+"""validate(): a normalised body, or ConfigInvalid naming the kind, the object, the field
+and the reason. One test per rule, so deleting a rule fails its test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from retarget.config.defaults import bundled_campaigns, bundled_templates
+from retarget.config.validation import ConfigInvalid, validate
+
+IDENTITY = {"from_name": "Acme", "from_email": "news@acme.example", "postal_address": "2 Road, Town"}
+CART = bundled_campaigns()["abandoned_cart"]
+
+
+def invalid(kind: str, name: str, body: Any, reason: str) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        validate(kind, name, body)  # type: ignore[arg-type]
+    assert reason in str(caught.value), str(caught.value)
+
+
+def test_every_bundled_default_is_valid():
+    for name, body in bundled_campaigns().items():
+        assert validate("campaign", name, body) == body
+    for name, body in bundled_templates().items():
+        assert validate("template", name, body) == body
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (CART | {"wait": "soon"}, "campaign abandoned_cart: field wait: 'soon' is not a duration"),
+        (
+            CART | {"name": "other"},
+            "campaign abandoned_cart: field name: 'other' must be the campaign's name",
+        ),
+        (CART | {"surprise": 1}, "field surprise"),
+        ({k: v for k, v in CART.items() if k != "entry"}, "field entry"),
+    ],
+)
+def test_campaigns_use_the_campaign_file_schema(body: dict[str, Any], reason: str):
+    invalid("campaign", "abandoned_cart", body, reason)
+
+
+def test_names_and_bodies_have_a_shape():
+    invalid("campaign", "Abandoned-Cart", CART, "field name")
+    invalid("identity", "main", IDENTITY, "its name is empty")
+    invalid("dkim", "bad selector", {}, "field name")
+    invalid("template", "welcome", ["not", "an", "object"], "must be an object")
+    invalid("template", "welcome", {"subject": "Hi", "html": "x", "when": {1, 2}}, "not plain JSON")
+    invalid("sandwich", "x", {}, "unknown kind")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"html": "<p>x</p>"}, "template welcome: field subject: Field required"),
+        ({"subject": "", "html": "<p>x</p>"}, "field subject"),
+        ({"subject": "Hi"}, "html or text is required"),
+        ({"subject": "Hi", "html": "x" * 200_001}, "field html"),
+        ({"subject": "Hi", "text": "line\n{{ name }"}, "field text: line 2: unexpected '}'"),
+        ({"subject": "{% if %}", "html": "x"}, "field subject: line 1"),
+    ],
+)
+def test_templates_need_a_subject_a_body_and_valid_jinja(body: dict[str, Any], reason: str):
+    invalid("template", "welcome", body, reason)
+
+
+def test_a_template_with_only_text_is_valid():
+    assert validate("template", "welcome", {"subject": "Hi", "text": "Hello"}) == {
+        "subject": "Hi",
+        "html": None,
+        "text": "Hello",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"from_email": "news@"}, "identity: field from_email: not a valid email address"),
+        ({"reply_to": "a b@acme.example"}, "field reply_to"),
+        ({"postal_address": "   "}, "field postal_address: must not be blank"),
+        ({"timezone": "Mars/Olympus"}, "field timezone: 'Mars/Olympus' is not a known IANA timezone"),
+        ({"link_domains": ["not a domain"]}, "field link_domains.0"),
+        ({"from_name": ""}, "field from_name"),
+    ],
+)
+def test_identity_rules(change: dict[str, Any], reason: str):
+    invalid("identity", "", IDENTITY | change, reason)
+
+
+def test_an_identity_is_normalised():
+    body = validate("identity", "", IDENTITY | {"link_domains": ["Acme.Example"], "timezone": "Europe/Paris"})
+    assert body["link_domains"] == ["acme.example"] and body["reply_to"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"consent_mode": "maybe"}, "policy: field consent_mode"),
+        (
+            {"quiet_hours": {"start": "9pm", "end": "08:00"}},
+            "field quiet_hours.start: '9pm' is not a time HH:MM",
+        ),
+        ({"quiet_hours": {"start": "21:00", "end": "24:00"}}, "field quiet_hours.end"),
+        ({"rate": {"per_s": -1, "burst": 1}}, "field rate.per_s"),
+        ({"rate": {"per_s": 5, "burst": 0}}, "a limited rate needs a burst of at least 1"),
+        ({"caps": [{"max_messages": 0, "window": "1d"}]}, "field caps.0.max_messages"),
+        ({"caps": [{"max_messages": 1, "window": "0s"}]}, "window must be at least 1s"),
+        (
+            {"caps": [{"max_messages": 1, "window": "1d"}, {"max_messages": 2, "window": "24h"}]},
+            "two caps with the same campaign and window",
+        ),
+    ],
+)
+def test_policy_rules(body: dict[str, Any], reason: str):
+    invalid("policy", "", body, reason)
+
+
+def test_a_policy_keeps_its_windows_as_written():
+    body = {
+        "consent_mode": "opt_in",
+        "rate": {"per_s": 0, "burst": 0},
+        "caps": [{"max_messages": 3, "window": "7d"}],
+    }
+    assert validate("policy", "", body) == body
+
+
+def test_dkim_waits_for_its_registered_validator():
+    invalid("dkim", "s2026", {"algorithm": "ed25519"}, "does not accept dkim changes yet")

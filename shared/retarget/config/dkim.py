@@ -44,7 +44,7 @@ _TXT_CHUNK = 255  # one character-string of a TXT record (RFC 1035 3.3.14)
 
 
 class DkimInvalid(ValueError):
-    """A dkim body that is not usable; the message names the selector and the field."""
+    """A dkim body that is not usable; the message names the field."""
 
 
 def sealing_context(workspace_id: str, selector: str) -> str:
@@ -130,8 +130,8 @@ def signs_at(body: Mapping[str, Any], now: datetime) -> bool:
 def validate_dkim(name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """The normalised body; DkimInvalid naming the field. The sealed key can't be checked without the seal key."""
 
-    def bad(field: str, why: str) -> DkimInvalid:
-        return DkimInvalid(f"dkim {name}: field {field}: {why}")
+    def bad(field: str, why: str) -> DkimInvalid:  # retarget.config.validation puts "dkim <name>: " first
+        return DkimInvalid(f"field {field}: {why}")
 
     if not _SELECTOR.match(name):
         raise bad("name", "a selector is one DNS label: lower-case letters, digits and '-', at most 63")

@@ -84,5 +84,15 @@ async def generate_keys(
     )
 
 
+async def signing_domain(config: ConfigWriter, workspace_id: str, table_from_email: str | None) -> str | None:
+    """The domain of the workspace's From address (d= must align with it for DMARC): its
+    `identity` in the config store, else the workspaces table's from_email; None when neither."""
+    identities: Sequence[DkimChange] = await config.current(workspace_id, "identity")
+    from_email = (
+        next((c.body or {} for c in identities if not c.deleted), {}).get("from_email") or table_from_email
+    )
+    return from_email.rpartition("@")[2].lower() or None if from_email else None
+
+
 async def list_keys(config: ConfigWriter, workspace_id: str) -> list[PublishedKey]:
     return [PublishedKey.of(s, b) for s, b in sorted((await workspace_keys(config, workspace_id)).items())]

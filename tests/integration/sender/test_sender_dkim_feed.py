@@ -65,9 +65,9 @@ def key_change(workspace_id: str, selector: str, body: dict[str, Any], version: 
     return ConfigChange(workspace_id, "dkim", selector, version, False, body, "test", datetime.now(UTC))
 
 
-async def publish(sender: Sender, settings: SenderSettings, *changes: ConfigChange) -> None:
-    """Publish feed records and wait (by deadline) until the running sender has applied them."""
-    await publish_changes(settings.kafka_bootstrap, sender.topics.config, changes)
+async def publish(sender: Sender, settings: SenderSettings, *changes: ConfigChange) -> list[int]:
+    """Publish feed records and wait (by deadline) until the running sender has applied them; their offsets."""
+    offsets = await publish_changes(settings.kafka_bootstrap, sender.topics.config, changes)
 
     def applied(change: ConfigChange) -> bool:
         seen = sender.config.current(change.workspace_id, change.kind, change.name)
@@ -77,6 +77,7 @@ async def publish(sender: Sender, settings: SenderSettings, *changes: ConfigChan
     while not all(map(applied, changes)):
         assert asyncio.get_running_loop().time() < deadline, "the sender never applied the feed records"
         await asyncio.sleep(0.1)
+    return offsets
 
 
 async def send_and_capture(
@@ -125,17 +126,35 @@ def selector() -> str:
 async def test_a_key_on_the_feed_signs_the_next_message_without_a_restart(
     start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
 ) -> None:
-    sender = await start()
+    instance = f"test-{workspace_id}"
+    sender = await start(sender_instance_id=instance)
     reader = await read_topic(sender.topics.deliveries)
     before, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
     assert before.outcome == "sent" and raw is not None and b"DKIM-Signature" not in raw
     s1 = selector()
     body = new_key_body(workspace_id, s1, DOMAIN, "ed25519", SEAL)
-    await publish(sender, sender_settings, key_change(workspace_id, s1, body, 1))
+    [offset] = await publish(sender, sender_settings, key_change(workspace_id, s1, body, 1))
     after, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
     assert after.outcome == "sent" and raw is not None
     assert signing_selectors(raw, (s1, body)) == [s1]
     assert f"d={DOMAIN};".encode() in raw
+    await reported_applied(sender_settings, instance, offset)
+
+
+async def reported_applied(settings: SenderSettings, instance: str, offset: int) -> None:
+    """The sender reports in config_applied (every few seconds) that it applied the feed up to `offset`."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        query = "SELECT feed_offset FROM config_applied WHERE service = 'sender' AND instance = $1"
+        while (reported := await conn.fetchval(query, instance)) is None or reported < offset:
+            assert asyncio.get_running_loop().time() < deadline, (
+                "the sender never reported the offset it applied"
+            )
+            await asyncio.sleep(0.5)
+        await conn.execute("DELETE FROM config_applied WHERE instance = $1", instance)
+    finally:
+        await conn.close()
 
 
 async def test_during_a_rotation_both_selectors_sign_and_after_retire_at_only_the_new_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from retarget.config.seal import (
     seal,
     unseal,
 )
+from retarget.config.validation import ConfigInvalid, validate
 
 KEY = base64.b64decode(new_seal_key())
 NOW = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
@@ -97,8 +99,10 @@ def test_generated_bodies_validate_and_the_domain_is_lower_case(ed_body: dict, r
     ],
 )
 def test_invalid_bodies_name_the_field(ed_body: dict, name: str, change: dict, field: str) -> None:
-    with pytest.raises(DkimInvalid, match=f"^dkim {name}: field {field}: "):
+    with pytest.raises(DkimInvalid, match=f"^field {field}: "):
         validate_dkim(name, {**ed_body, **change})
+    with pytest.raises(ConfigInvalid, match=f"^dkim {re.escape(name)}: field {field}: "):
+        validate("dkim", name, {**ed_body, **change})  # registered with core's validation
 
 
 def test_a_small_rsa_key_is_refused(rsa_body: dict) -> None:

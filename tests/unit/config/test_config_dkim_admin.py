@@ -97,3 +97,14 @@ async def test_a_selector_is_never_reused() -> None:
     with pytest.raises(ValueError, match="dkim s1: field name: selector already used"):
         await generate(config, NOW, algorithms=("rsa",), selector="s1")
     assert len(config.applied) == 1
+
+
+async def test_the_signing_domain_is_the_identitys_from_domain_else_the_tables() -> None:
+    from retarget.config.dkim_admin import signing_domain
+
+    config = MemoryConfig()
+    assert await signing_domain(config, "ws1", None) is None
+    assert await signing_domain(config, "ws1", "news@Shop.Example") == "shop.example"
+    identity = Change("ws1", "identity", "", 9, False, {"from_email": "hello@brand.example"})
+    config.applied.append(identity)
+    assert await signing_domain(config, "ws1", "news@shop.example") == "brand.example"

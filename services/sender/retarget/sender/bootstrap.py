@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -15,6 +17,7 @@ from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
+from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
 from retarget.sender.batch_admission import BatchAdmission
@@ -53,6 +56,7 @@ class Sender:
     config: ConfigFeed
     seal_key: bytes | None = None
     seal_problem: str = ""
+    reporting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.create_topics:
@@ -66,6 +70,10 @@ class Sender:
         await self.store.start()
         await self.config.start()  # keys and policies as of the feed's end before the first message
         warn_if_keys_stay_sealed(self.config, self.seal_key, self.seal_problem)
+        instance = self.settings.sender_instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.reporting = asyncio.create_task(
+            report_applied(self.settings.database_url, "sender", instance, self.config), name="config-applied"
+        )
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -110,6 +118,9 @@ class Sender:
         return problems
 
     async def close(self) -> None:
+        if self.reporting is not None:
+            self.reporting.cancel()
+            await asyncio.gather(self.reporting, return_exceptions=True)
         await self.config.stop()
         await self.consumer.stop()
         await self.producer.stop()

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "retarget.cli.workspaces",  # tenants
     "retarget.cli.write_keys",  # ingest write keys (public: events only)
     "retarget.cli.secret_keys",  # secret server keys with scopes (privacy, admin)
+    "retarget.cli.dkim",  # DKIM keys: generate (rotate), list
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.funnel",  # the per-campaign funnel

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SEALED_PREFIX = "aesgcm1:"  # the format's version: another scheme can come beside it
@@ -43,6 +43,11 @@ class SealSettings(BaseSettings):
     config_seal_key: SecretStr | None = Field(
         None, description="The same key given directly (base64); the file wins when both are set."
     )
+
+    @field_validator("config_seal_key_file", "config_seal_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def new_seal_key() -> str:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -231,3 +235,78 @@ async def test_a_policy_record_on_the_feed_applies_to_the_next_message_despite_t
     await publish(sender, sender_settings, policy)
     after, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
     assert (after.outcome, after.reason, raw) == ("suppressed", "no_consent", None)
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retarget.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_keys_generated_by_the_cli_sign_the_next_message_and_are_stored_sealed(
+    start: Any,
+    sender_settings: SenderSettings,
+    workspace_id: str,
+    read_topic: Any,
+    capture_dir: Path,
+    tmp_path: Path,
+) -> None:
+    conn = await asyncpg.connect(sender_settings.database_url)
+    try:
+        await WorkspaceStore(conn).upsert(
+            Workspace(workspace_id, "Shop", "Shop", "shop@shop.example", "1 Main St")
+        )
+        sender = await start()
+        reader = await read_topic(sender.topics.deliveries)
+        seal_file = tmp_path / "seal"
+        seal_file.write_text(SEAL_TEXT)
+        env = {
+            **os.environ,
+            "RETARGET_TOPIC_PREFIX": sender_settings.topic_prefix,
+            "RETARGET_KAFKA_BOOTSTRAP": sender_settings.kafka_bootstrap,
+            "RETARGET_DATABASE_URL": sender_settings.database_url,
+            "RETARGET_CONFIG_SEAL_KEY_FILE": str(seal_file),
+        }
+        done = await asyncio.to_thread(cli, env, "dkim", "generate", "--workspace", workspace_id)
+        assert done.returncode == 0, done.stderr
+        records = done.stdout.splitlines()
+        assert [r.split("._domainkey.")[1].split(" TXT ")[0] for r in records] == [DOMAIN, DOMAIN]
+        selectors = sorted(r.split("._domainkey.")[0] for r in records)
+        assert [s.rsplit("-", 1)[1] for s in selectors] == ["ed", "rsa"]
+        await wait_applied(sender, workspace_id, selectors)
+        _, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+        assert raw is not None
+        lookup = dns_answers(records)  # exactly what the CLI told the operator to publish
+        assert all(dkim.DKIM(raw).verify(idx=i, dnsfunc=lookup) for i in range(2))
+        assert sorted(re.findall(rb";\s+s=([^;]+);", raw)) == [s.encode() for s in selectors]
+        stored = await conn.fetch(
+            "SELECT body::text AS body FROM config_versions WHERE workspace_id = $1", workspace_id
+        )
+        assert len(stored) == 2 and all(
+            "aesgcm1:" in r["body"] and "PRIVATE KEY" not in r["body"] for r in stored
+        )
+        listed = await asyncio.to_thread(cli, env, "dkim", "list", "--workspace", workspace_id, "--json")
+        assert listed.returncode == 0 and "aesgcm1" not in listed.stdout and "PRIVATE" not in listed.stdout
+        assert sorted(json.loads(line)["selector"] for line in listed.stdout.splitlines()) == selectors
+    finally:
+        await conn.execute("DELETE FROM config_versions WHERE workspace_id = $1", workspace_id)
+        await conn.close()
+
+
+async def wait_applied(sender: Sender, workspace_id: str, selectors: list[str]) -> None:
+    deadline = asyncio.get_running_loop().time() + 60
+    while any(sender.config.current(workspace_id, "dkim", s) is None for s in selectors):
+        assert asyncio.get_running_loop().time() < deadline, "the sender never applied the generated keys"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_cli_without_the_seal_key_says_what_to_set_and_stores_nothing(
+    sender_settings: SenderSettings, workspace_id: str
+) -> None:
+    env = {**os.environ, "RETARGET_CONFIG_SEAL_KEY_FILE": "", "RETARGET_CONFIG_SEAL_KEY": ""}
+    done = await asyncio.to_thread(cli, env, "dkim", "generate", "--workspace", workspace_id)
+    assert done.returncode == 2 and "RETARGET_CONFIG_SEAL_KEY_FILE" in done.stderr and done.stdout == ""

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from retarget.common.settings import CommonSettings  # light: --help stays instant
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     dkim = sub.add_parser("dkim", help="a workspace's DKIM keys: generate (rotate) and list")
@@ -39,18 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @asynccontextmanager
-async def config_service() -> AsyncIterator[tuple[Any, Any] | None]:
-    """(ConfigService, its asyncpg pool) on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP;
-    None after saying why not."""
+async def config_service(settings: CommonSettings | None = None) -> AsyncIterator[tuple[Any, Any] | None]:
+    """(ConfigService, its asyncpg pool) on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP
+    (or `settings`); None after saying why not."""
     import asyncpg
     from aiokafka.errors import KafkaError
 
     from retarget.common.kafka import ensure_topics, make_producer
-    from retarget.common.settings import CommonSettings
     from retarget.common.topics import Topics
     from retarget.config.service import ConfigService
 
-    settings = CommonSettings()
+    settings = settings or CommonSettings()
     topic = Topics(settings.topic_prefix).config
     try:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, timeout=10)

@@ -83,7 +83,7 @@ def _preview(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     eml, html = args.out / f"{args.campaign}.eml", args.out / f"{args.campaign}.html"
     eml.write_bytes(composed.outbound.raw.encode("ascii"))
-    html.write_text(composed.rendered.html, encoding="utf-8")
+    html.write_text(composed.rendered.html or "", encoding="utf-8")  # "": a text-only template
     print(f"Subject: {composed.rendered.subject}")
     print(f"wrote {eml} and {html}\n")
     print(composed.rendered.text)

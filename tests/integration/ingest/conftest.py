@@ -21,6 +21,7 @@ import uvicorn
 from retarget.common.identity import email_digest
 from retarget.common.kafka import make_consumer
 from retarget.common.schemas import TrackedEvent
+from retarget.common.secret_keys import SecretKeyStore
 from retarget.common.topics import Topics
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore
@@ -152,3 +153,17 @@ async def suppression_of(workspace_id: str, address: str) -> asyncpg.Record | No
         )
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def secret_key(stack: dict[str, str]) -> Callable[..., Awaitable[str]]:
+    """secret_key(workspace_id, *scopes): a new secret key in the real database."""
+
+    async def create(workspace_id: str, *scopes: str) -> str:
+        conn = await asyncpg.connect(IngestSettings().database_url)
+        try:
+            return await SecretKeyStore(conn).create(workspace_id, list(scopes), label="test")
+        finally:
+            await conn.close()
+
+    return create

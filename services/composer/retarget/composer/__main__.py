@@ -24,6 +24,8 @@ async def serve(stop: asyncio.Event) -> None:
 
     async def ready() -> dict[str, str]:
         problems = {}
+        if not service.follower.ready:
+            problems["config"] = "the config feed is not read yet"
         if not service.consumer.assignment():
             problems["kafka"] = "no partitions assigned yet"
         try:

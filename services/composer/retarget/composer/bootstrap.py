@@ -20,6 +20,11 @@ from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
 from retarget.composer.settings import ComposerSettings
 from retarget.composer.workspaces import CachedWorkspaces
+from retarget.config.follower import ConfigFollower
+from retarget.config.records import Kind
+
+# templates are rendered from the feed; identity and policy changes drop the workspace cache
+FOLLOWED_KINDS: tuple[Kind, ...] = ("template", "identity", "policy")
 
 
 @dataclass
@@ -29,20 +34,26 @@ class ComposerService:
     pool: asyncpg.Pool
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
+    follower: ConfigFollower
 
     async def start(self) -> None:
+        await self.follower.start()  # every workspace's templates known before the first trigger
         await self.producer.start()
         await self.consumer.start()
 
     async def close(self) -> None:
         await self.consumer.stop()  # leaves the group, so a peer takes the partitions at once
         await self.producer.stop()  # flushes anything still buffered
+        await self.follower.stop()
         await self.pool.close()
 
 
-def make_composer(settings: ComposerSettings, clock: Clock | None = None) -> Composer:
+def make_composer(
+    settings: ComposerSettings, clock: Clock | None = None, follower: ConfigFollower | None = None
+) -> Composer:
+    folder = Path(settings.templates_dir) if settings.templates_dir else None
     return Composer(
-        CampaignTemplates.from_folder(Path(settings.templates_dir) if settings.templates_dir else None),
+        CampaignTemplates.from_folder(folder, follower, cache_size=settings.template_cache_size),
         clock or SystemClock(),
         link_secret=settings.link_secret.get_secret_value().encode(),
         public_url=settings.public_url,
@@ -53,12 +64,11 @@ def make_composer(settings: ComposerSettings, clock: Clock | None = None) -> Com
 async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -> ComposerService:
     topics = Topics(settings.topic_prefix)
     pool = await create_pool(settings)
-    handler = TriggerHandler(
-        make_composer(settings, clock),
-        CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s),
-        topics,
-    )
+    follower = ConfigFollower(settings.kafka_bootstrap, topics.config, kinds=FOLLOWED_KINDS)
+    workspaces = CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s)
+    follower.subscribe(workspaces.on_config_change)
+    handler = TriggerHandler(make_composer(settings, clock, follower), workspaces, topics)
     consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
     producer = make_producer(settings)
     stage = Stage("composer", consumer, producer, handler.handle, dead_letter_topic=topics.dead_letter)
-    return ComposerService(stage, handler, pool, consumer, producer)
+    return ComposerService(stage, handler, pool, consumer, producer, follower)

@@ -1,7 +1,8 @@
 """From a trigger and its workspace to a complete outbound message. Pure: no I/O.
 
 Steps: check the recipient's address → sign the message's links → build the template
-context → render subject, HTML and text → rewrite every link to a tracked one → derive the
+context → render subject, HTML and text (the workspace's own templates, or the bundled
+ones) → rewrite every link to a tracked one → derive the
 text from the HTML when the campaign has no text template → write the RFC 5322 message.
 
 Whatever makes a trigger impossible to compose raises ComposeFailed with a reason label
@@ -95,15 +96,19 @@ class Composer:
         page_links = {"unsubscribe": unsubscribe, "open_pixel": links.open_pixel(), "shop": site_url}
         try:
             context = build_context(trigger, sender, page_links, self.coupon(trigger), site_url)
-            rendered = self.templates.render(trigger.template, context)
+            rendered = self.templates.render(trigger.template, context, sender.id)
         except BadTriggerData as exc:
             raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc
         except TemplateFailed as exc:
             label = "missing_variable" if exc.missing_variable else "template"
             label = "template_limit" if exc.over_limit else label
             raise ComposeFailed(label, f"template error: {exc}") from exc
-        html = links.rewrite_html(rendered.html)
-        text = links.rewrite_text(rendered.text) if rendered.text is not None else html_to_text(html)
+        html = links.rewrite_html(rendered.html) if rendered.html is not None else None
+        if rendered.text is not None:
+            text = links.rewrite_text(rendered.text)
+        else:
+            assert html is not None  # render.py refuses a template with neither
+            text = html_to_text(html)
         envelope = Envelope(
             from_email=sender.from_email,
             from_name=sender.from_name,

@@ -4,8 +4,10 @@ Templates are written by workspace staff and fed with data that visitors sent, s
 environment assumes neither is friendly:
 - ImmutableSandboxedEnvironment: no attribute starting with "_", no Python internals
   (`__class__`, `__globals__`, `mro`), no mutating methods, str.format sandboxed;
-- the only loader is the templates folder (Jinja refuses ".." in names), and the context
-  holds plain data, so a template can read neither other files nor environment variables;
+- the only loader is template_source.WorkspaceLoader: a workspace's own templates, the
+  bundled folder's (file names checked against one pattern, no paths) and nothing of another
+  workspace — join_path keeps every include in the including template's workspace; the
+  context holds plain data, so a template can read neither files nor environment variables;
 - nothing can take the process's memory or CPU: every operation that can build something
   bigger than its inputs (`*`, `**`, `+`, `~`, `%`, str.format, join, replace, indent,
   wordwrap, center, batch, `range`, `lipsum`, ...) is checked before it runs, every printed
@@ -35,6 +37,7 @@ from jinja2.visitor import NodeTransformer
 from retarget.composer import limits
 from retarget.composer.formatting import long_date, money, parse_instant
 from retarget.composer.limits import MAX_EXPONENT, TemplateLimit
+from retarget.composer.template_source import TemplateRecords, WorkspaceLoader
 
 BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
 _REFUSED_STR_METHODS = frozenset({"expandtabs", "translate", "maketrans"})  # amplifiers no email needs
@@ -79,6 +82,11 @@ class _CountLoopsAndConcats(NodeTransformer):
 class CampaignEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     template_class = BoundedTemplate
+
+    def join_path(self, template: str, parent: str) -> str:
+        if isinstance(self.loader, WorkspaceLoader):  # no include ever leaves its workspace
+            return self.loader.join_path(template, parent)
+        return template
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -180,7 +188,10 @@ _FILTER_CHECKS: dict[str, Callable[..., Any]] = {
     "indent": _prepare_indent,
     "wordwrap": lambda value, *args, **kwargs: limits.check_wordwrap(str(value), *args, **kwargs),
 }
-_SIZING_ENV = jinja2.Environment()  # make_attrgetter only needs an environment's getitem
+_SIZING_ENV = jinja2.Environment()
+# Jinja's own cache holds what templates pull in while rendering (the layouts, a workspace's
+# includes); a campaign's own parts are cached by render.CampaignTemplates
+_INCLUDES_CACHED = 2_000  # make_attrgetter only needs an environment's getitem
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -217,14 +228,17 @@ def _date_filter(context: jinja2.runtime.Context, value: Any) -> str:
     return long_date(instant.date(), context.get("locale")) if instant else ""
 
 
-def make_environment(templates_dir: Path | None = None) -> CampaignEnvironment:
+def make_environment(
+    templates_dir: Path | None = None, records: TemplateRecords | None = None
+) -> CampaignEnvironment:
     env = CampaignEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir or BUNDLED_TEMPLATES)),
+        loader=WorkspaceLoader(templates_dir or BUNDLED_TEMPLATES, records),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,  # templates ship with the service; a changed template means a restart
+        auto_reload=False,  # a new version of a workspace's template has a new name (template_source)
+        cache_size=_INCLUDES_CACHED,
         finalize=_finalize,
     )
     env.filters["money"] = _money_filter

@@ -68,7 +68,8 @@ def _part(subtype: str, body: str) -> str:
     )
 
 
-def build_message(subject: str, text: str, html: str, envelope: Envelope) -> str:
+def build_message(subject: str, text: str, html: str | None, envelope: Envelope) -> str:
+    """multipart/alternative (text, then HTML); a template without HTML gives text/plain alone."""
     # "=_" never occurs in quoted-printable output, so the boundary can't collide with a body
     boundary = "=_rt_" + hashlib.sha256(envelope.message_id.encode()).hexdigest()[:24]
     headers = [
@@ -87,8 +88,10 @@ def build_message(subject: str, text: str, html: str, envelope: Envelope) -> str
         f"List-Unsubscribe: <{clean(envelope.unsubscribe_url)}>,\r\n <{clean(envelope.unsubscribe_mailto)}>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         f"Feedback-ID: {clean(envelope.feedback_id)}",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
     ]
+    if html is None:
+        return "\r\n".join(headers) + "\r\n" + _part("plain", text)
+    headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     return (
         "\r\n".join(headers)
         + "\r\n\r\n"

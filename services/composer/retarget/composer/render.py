@@ -1,18 +1,21 @@
-"""Rendering one campaign's templates: subject, HTML body, and the text body when written.
+"""Rendering one campaign's templates: subject, HTML body and text body.
 
-A campaign `NAME` is three files in the templates folder: `NAME.subject.txt`, `NAME.html`
-(usually `{% extends "base.html" %}`) and, optionally, `NAME.txt` (usually extending
-`base.txt`); without it the text body is derived from the HTML (see html_text).
+A campaign `NAME` is three files: `NAME.subject.txt`, `NAME.html` (usually `{% extends
+"base.html" %}`) and `NAME.txt` (usually extending `base.txt`); HTML or text may be missing,
+not both. Without a text template the text body is derived from the HTML (see html_text).
+The files come from the workspace's own `template` record when it has one, else the bundled
+folder (template_source.py); each render uses the version current at that moment, so a fix
+reaches the triggers still in flight.
 
 Every failure inside a template — a syntax error, a missing variable, a filter given the
 wrong type, a sandbox violation, a render limit (limits.py) — is a TemplateFailed naming the
-file and line, because it
-is the template's (or the trigger data's) fault and retrying can't fix it.
+file and line, because it is the template's (or the trigger data's) fault and retrying
+can't fix it.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +24,29 @@ import jinja2
 
 from retarget.composer.environment import CampaignEnvironment, make_environment
 from retarget.composer.limits import TemplateLimit, render_budget
+from retarget.composer.template_source import TEMPLATE_NAME, TemplateRecords, WorkspaceLoader, namespaced
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# 1,000 workspaces with 5 templates each fit twice (a new version takes a slot until the old
+# one is evicted); least recently used go first
+CAMPAIGNS_CACHED = 10_000
 
 
 class TemplateFailed(ValueError):
     """A template is missing, broken or needs a variable the trigger doesn't carry."""
 
     def __init__(
-        self, message: str, *, location: str, missing_variable: bool = False, over_limit: bool = False
+        self,
+        message: str,
+        *,
+        location: str,
+        part: str = "",
+        missing_variable: bool = False,
+        over_limit: bool = False,
     ) -> None:
         super().__init__(f"{location}: {message}")
+        self.detail = message
         self.location = location
+        self.part = part  # the campaign's file being loaded or rendered
         self.missing_variable = missing_variable
         self.over_limit = over_limit  # a render limit (limits.py): too big or too much work
 
@@ -40,75 +54,96 @@ class TemplateFailed(ValueError):
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
-    html: str
+    html: str | None  # None: the template is text only
     text: str | None  # None: the campaign has no text template; derive it from the HTML
 
 
 @dataclass(frozen=True)
 class _Campaign:
     subject: jinja2.Template
-    html: jinja2.Template
+    html: jinja2.Template | None
     text: jinja2.Template | None
 
 
 class CampaignTemplates:
-    """Loads each campaign's templates once (the service restarts to pick up changes)."""
+    """Compiles each (workspace, template, version) once, keeping the most recently used."""
 
-    def __init__(self, env: CampaignEnvironment | None = None) -> None:
+    def __init__(self, env: CampaignEnvironment | None = None, *, cache_size: int = CAMPAIGNS_CACHED) -> None:
         self.env = env or make_environment()
-        self._loaded: dict[str, _Campaign] = {}
+        assert isinstance(self.env.loader, WorkspaceLoader)
+        self.loader = self.env.loader
+        self._campaign = functools.lru_cache(maxsize=cache_size)(self._load)
 
     @classmethod
-    def from_folder(cls, folder: Path | None) -> CampaignTemplates:
-        return cls(make_environment(folder))
+    def from_folder(
+        cls,
+        folder: Path | None,
+        records: TemplateRecords | None = None,
+        *,
+        cache_size: int = CAMPAIGNS_CACHED,
+    ) -> CampaignTemplates:
+        return cls(make_environment(folder, records), cache_size=cache_size)
 
-    def render(self, name: str, context: dict[str, Any]) -> RenderedEmail:
-        campaign = self._campaign(name)
+    def cache_info(self) -> functools._CacheInfo:
+        return self._campaign.cache_info()
+
+    def render(self, name: str, context: dict[str, Any], workspace_id: str = "") -> RenderedEmail:
+        """Render template `name` as `workspace_id` sees it now ("" : the bundled one)."""
+        if not TEMPLATE_NAME.match(name):
+            raise TemplateFailed(f"{name!r} is not a template name", location=name)
+        campaign = self._campaign(workspace_id, name, self.loader.version(workspace_id, name))
         part = f"{name}.subject.txt"
         try:
             with render_budget():  # one budget for the message's three parts
                 subject = campaign.subject.render(context)
                 part = f"{name}.html"
-                html = campaign.html.render(context)
+                html = campaign.html.render(context) if campaign.html else None
                 part = f"{name}.txt"
                 text = campaign.text.render(context) if campaign.text else None
         except Exception as exc:  # any error raised by template code is the template's
             raise _failure(exc, part) from exc
         return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text)
 
-    def _campaign(self, name: str) -> _Campaign:
-        loaded = self._loaded.get(name)
-        if loaded is None:
-            loaded = self._loaded[name] = self._load(name)
-        return loaded
+    def _load(self, workspace_id: str, name: str, version: int | None) -> _Campaign:
+        if version is None:
+            raise TemplateFailed(
+                f"template {name} is deleted in workspace {workspace_id} (which hides the bundled one)",
+                location=name,
+            )
+        subject = self._compile(workspace_id, version, f"{name}.subject.txt", optional=False)
+        html = self._compile(workspace_id, version, f"{name}.html", optional=True)
+        text = self._compile(workspace_id, version, f"{name}.txt", optional=True)
+        if subject is None or (html is None and text is None):
+            raise TemplateFailed(f"template {name} has neither {name}.html nor {name}.txt", location=name)
+        return _Campaign(subject, html, text)
 
-    def _load(self, name: str) -> _Campaign:
-        if not _NAME.match(name):
-            raise TemplateFailed(f"{name!r} is not a template name", location=name)
-        part = f"{name}.html"
+    def _compile(
+        self, workspace_id: str, version: int, part: str, *, optional: bool
+    ) -> jinja2.Template | None:
+        """Compiled straight from the loader: Jinja's own cache is left to the layouts and
+        includes, and this class's cache holds the campaign."""
         try:
-            subject = self.env.get_template(part := f"{name}.subject.txt")
-            html = self.env.get_template(part := f"{name}.html")
-            try:
-                text: jinja2.Template | None = self.env.get_template(part := f"{name}.txt")
-            except jinja2.TemplateNotFound as exc:
-                if exc.name != part:  # the text template exists but includes a missing one
-                    raise
-                text = None
+            return self.loader.load(
+                self.env, namespaced(workspace_id, version, part), self.env.make_globals(None)
+            )
         except jinja2.TemplateNotFound as exc:
-            raise TemplateFailed(f"template {exc.name} not found", location=part) from exc
+            if optional and exc.name == part:  # missing itself, not something it includes
+                return None
+            raise TemplateFailed(f"template {exc.name} not found", location=part, part=part) from exc
         except jinja2.TemplateError as exc:
             raise _failure(exc, part) from exc
-        return _Campaign(subject, html, text)
 
 
 def _failure(exc: Exception, part: str) -> TemplateFailed:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, jinja2.TemplateNotFound):  # an include: its own message is just the name
+        message = f"template {exc.name} not found"
     if not isinstance(exc, jinja2.TemplateError):
         message = f"{type(exc).__name__}: {message}"
     return TemplateFailed(
         message,
         location=_location(exc, part),
+        part=part,
         missing_variable=isinstance(exc, jinja2.UndefinedError),
         over_limit=isinstance(exc, TemplateLimit),
     )

@@ -17,6 +17,16 @@ class ComposerSettings(CommonSettings):
         60, ge=30, description="How long links work (CAN-SPAM: opt-out works >= 30 days)."
     )
     templates_dir: str | None = Field(
-        None, description="Folder of campaign templates; the bundled ones if unset."
+        None,
+        description="Folder of the bundled campaign templates (a workspace's own come from the config feed); the shipped ones if unset.",
     )
-    workspace_cache_s: float = Field(30.0, ge=0, description="How long workspace settings are cached.")
+    workspace_cache_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long workspace settings are cached (an identity change on the feed drops them at once).",
+    )
+    template_cache_size: int = Field(
+        10_000,
+        ge=1,
+        description="Compiled templates kept, per (workspace, template, version); least recently used go.",
+    )

@@ -32,6 +32,8 @@ from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
 from retarget.ingest.keystore import PgSecretKeyLookup, PgWriteKeyLookup
 from retarget.ingest.link_domains import CachedLinkDomains, LinkDomains, PgLinkDomains
+from retarget.ingest.management.context import Management
+from retarget.ingest.management.wiring import management as real_management
 from retarget.ingest.pool import LazyPool
 from retarget.ingest.publisher import EventPublisher, KafkaEventPublisher
 from retarget.ingest.ratelimit import RateLimiter
@@ -60,6 +62,7 @@ class IngestServices:
     keys: CachedKeyResolver  # write keys, for the /v1 event routes (through intake)
     privacy: PrivacyRequests
     secret_keys: SecretKeyAuthorizer  # the privacy endpoints: secret keys with scopes, never write keys
+    management: Management  # the /v1/workspaces/{id}/… routes (admin secret keys)
     # publishes config versions committed but not published (retarget.config.relay); real adapters only
     run_config_relay: bool = False
     _config_relay: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -79,6 +82,7 @@ class IngestServices:
         try:
             await self.publisher.close()  # flushes what is buffered first
         finally:
+            await self.management.close()
             await self.key_lookup.close()
             await self.pool.close()
 
@@ -98,6 +102,7 @@ def bootstrap(
     link_domains: LinkDomains | None = None,
     person_records: PersonRecords | None = None,
     profile_finder: ProfileFinder | None = None,
+    management: Management | None = None,
     clock: Clock | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> IngestServices:
@@ -154,15 +159,17 @@ def bootstrap(
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,
     )
+    profile_finder = profile_finder or SegmenterProfiles(PrivacySettings())
     privacy = PrivacyRequests(
         records=person_records
         or PgPersonRecords(lambda what, step: pool.run(what, lambda p: on_pool_connection(p, step))),
-        profiles=profile_finder or SegmenterProfiles(PrivacySettings()),
+        profiles=profile_finder,
         publish=lambda records: publisher.publish(privacy_topic_name, records),
         clock=clock,
     )
+    management = management or real_management(settings, pool, profile_finder)
     services = IngestServices(
-        settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy, secret_keys
+        settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy, secret_keys, management
     )
     services.run_config_relay = real_publisher  # with fakes (unit tests) nothing reaches a real server
     return services

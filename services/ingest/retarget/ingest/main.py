@@ -21,6 +21,7 @@ from retarget.ingest.api.ports import PortSplit
 from retarget.ingest.api.request_metrics import RequestMetrics
 from retarget.ingest.api.routes import links, ops, privacy, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
+from retarget.ingest.management.routes import routers as management_routers
 from retarget.ingest.settings import IngestSettings
 
 
@@ -43,6 +44,8 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app.router.routes.extend(tracking.routes)  # plain Starlette routes: see tracking.py
     app.include_router(links.router)
     app.include_router(privacy.router)
+    for router in management_routers:
+        app.include_router(router)
     app.include_router(ops.router)
     describe_tracking_api(app)
     install_error_handlers(app)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from retarget.common.secret_keys import SecretKeyGrant
 from retarget.common.write_keys import hash_key
+from retarget.config.records import ConfigChange, Kind
 from retarget.ingest.errors import Unavailable
 
 
@@ -109,3 +112,56 @@ class FakeLinkDomains:
         if self.down:
             raise Unavailable("cannot look up the workspace's link domains now", retry_after_s=2)
         return self.domains.get(workspace_id)
+
+
+@dataclass
+class FakeConfigStore:
+    """ConfigService in memory: every version kept, versions from one counter. `validate`
+    (kind, name, body) -> normalised body or ConfigInvalid; `down` answers like an
+    unreachable PostgreSQL."""
+
+    validate: Callable[[Kind, str, Mapping[str, Any]], dict[str, Any]] = lambda kind, name, body: dict(body)
+    versions: list[ConfigChange] = field(default_factory=list)
+    down: bool = False
+
+    async def apply(
+        self,
+        workspace_id: str,
+        kind: Kind,
+        name: str,
+        body: dict[str, Any],
+        *,
+        author: str,
+        dry_run: bool = False,
+    ) -> ConfigChange:
+        self._check_up()
+        change = self._new(workspace_id, kind, name, self.validate(kind, name, body), author)
+        if not dry_run:
+            self.versions.append(change)
+        return change
+
+    async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange:
+        self._check_up()
+        change = self._new(workspace_id, kind, name, None, author)
+        self.versions.append(change)
+        return change
+
+    async def current(self, workspace_id: str, kind: Kind | None = None) -> list[ConfigChange]:
+        self._check_up()
+        newest: dict[tuple[str, str], ConfigChange] = {}
+        for c in self.versions:
+            if c.workspace_id == workspace_id and kind in (None, c.kind):
+                newest[(c.kind, c.name)] = c
+        return list(newest.values())
+
+    async def history(self, workspace_id: str, kind: Kind, name: str) -> list[ConfigChange]:
+        self._check_up()
+        return [c for c in self.versions if (c.workspace_id, c.kind, c.name) == (workspace_id, kind, name)]
+
+    def _new(self, ws: str, kind: Kind, name: str, body: dict[str, Any] | None, author: str) -> ConfigChange:
+        version = len(self.versions) + 1
+        return ConfigChange(ws, kind, name, version, body is None, body, author, datetime.now(UTC))
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise Unavailable("cannot read the configuration now; retry", retry_after_s=2)

@@ -1,0 +1,7 @@
+"""The management API's routers, in the order main.create_app includes them."""
+
+from __future__ import annotations
+
+from retarget.ingest.management import campaigns, live, policy, suppressions, templates
+
+routers = [campaigns.router, templates.router, policy.router, suppressions.router, live.router]

@@ -157,3 +157,16 @@ async def test_a_policy_or_identity_record_drops_the_workspace_from_the_policy_c
     assert (policies["ws1"].consent_mode, policies["ws2"].consent_mode) == ("opt_in", "opt_out")
     feed.apply(ConfigChange("ws2", "identity", "", 3, False, {"timezone": "UTC"}, "t", NOW))
     assert (await cache.get_many(["ws2"]))["ws2"].consent_mode == "opt_in"
+
+
+def test_a_sender_without_the_seal_key_names_the_waiting_workspaces_at_start(ed, caplog) -> None:
+    from retarget.sender.config_feed import warn_if_keys_stay_sealed
+
+    feed = feed_of(dkim_change("ws1", "new-ed", 5, ed), dkim_change("ws2", "gone", 6, None, deleted=True))
+    with caplog.at_level("ERROR"):
+        warn_if_keys_stay_sealed(feed, SEAL, "")
+        assert caplog.records == []  # it has the key: nothing to say
+        warn_if_keys_stay_sealed(feed, None, "no configuration seal key: set RETARGET_CONFIG_SEAL_KEY_FILE")
+    [record] = caplog.records
+    assert record.workspaces == ["ws1"] and "RETARGET_CONFIG_SEAL_KEY_FILE" in record.problem  # type: ignore[attr-defined]
+    assert "aesgcm1" not in caplog.text and "PRIVATE" not in caplog.text

@@ -10,6 +10,7 @@ from typing import Any
 import dkim
 import pytest
 
+from retarget.common.topics import Topics
 from retarget.config.dkim import dns_record, new_key_body
 from retarget.config.records import ConfigChange
 from retarget.config.seal import new_seal_key
@@ -170,3 +171,31 @@ def test_a_sender_without_the_seal_key_names_the_waiting_workspaces_at_start(ed,
     [record] = caplog.records
     assert record.workspaces == ["ws1"] and "RETARGET_CONFIG_SEAL_KEY_FILE" in record.problem  # type: ignore[attr-defined]
     assert "aesgcm1" not in caplog.text and "PRIVATE" not in caplog.text
+
+
+async def test_the_sender_is_not_ready_until_the_config_feed_is_read() -> None:
+    from types import SimpleNamespace
+
+    from retarget.sender.bootstrap import Sender
+    from retarget.sender.testing import FakeMailTransport, InMemoryDeliveryStore
+
+    class Producer:
+        async def partitions_for(self, topic: str) -> set[int]:
+            return {0}
+
+    feed = FakeConfigFollower()
+    sender = Sender(
+        SimpleNamespace(),
+        Topics("t"),
+        InMemoryDeliveryStore(),
+        FakeMailTransport(),  # type: ignore[arg-type]
+        None,
+        Producer(),
+        None,
+        None,
+        None,
+        feed,  # type: ignore[arg-type]
+    )
+    assert "config" in await sender.ready()
+    await feed.start()
+    assert await sender.ready() == {}

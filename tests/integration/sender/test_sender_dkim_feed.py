@@ -310,3 +310,16 @@ async def test_the_cli_without_the_seal_key_says_what_to_set_and_stores_nothing(
     env = {**os.environ, "RETARGET_CONFIG_SEAL_KEY_FILE": "", "RETARGET_CONFIG_SEAL_KEY": ""}
     done = await asyncio.to_thread(cli, env, "dkim", "generate", "--workspace", workspace_id)
     assert done.returncode == 2 and "RETARGET_CONFIG_SEAL_KEY_FILE" in done.stderr and done.stdout == ""
+
+
+async def test_keys_published_before_the_sender_starts_sign_its_first_message(
+    start: Any, sender_settings: SenderSettings, workspace_id: str, read_topic: Any, capture_dir: Path
+) -> None:
+    s1 = selector()
+    body = new_key_body(workspace_id, s1, DOMAIN, "rsa", SEAL)
+    topic = f"{sender_settings.topic_prefix}.config.v1"
+    await publish_changes(sender_settings.kafka_bootstrap, topic, [key_change(workspace_id, s1, body, 1)])
+    sender = await start()  # reads the feed to its end before it consumes the first message
+    reader = await read_topic(sender.topics.deliveries)
+    first, raw = await send_and_capture(sender, sender_settings, reader, capture_dir, workspace_id)
+    assert first.outcome == "sent" and raw is not None and signing_selectors(raw, (s1, body)) == [s1]

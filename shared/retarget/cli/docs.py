@@ -23,6 +23,7 @@ SETTINGS_CLASSES = [
     ("composer", "retarget.composer.settings:ComposerSettings"),
     ("sender", "retarget.sender.settings:SenderSettings"),
     ("privacy requests (ingest, CLI)", "retarget.common.privacy_requests:PrivacySettings"),
+    ("DKIM keys as configuration (ingest, sender, CLI)", "retarget.config.dkim_settings:DkimSettings"),
 ]
 METRIC_MODULES = [
     ("Every pipeline stage (composer, sender)", "retarget.common.metrics"),

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "retarget.cli.secret_keys",  # secret server keys with scopes (privacy, admin)
     "retarget.cli.campaigns",  # a workspace's campaigns (configuration as data, issue #14)
     "retarget.cli.templates",  # a workspace's email templates
+    "retarget.cli.dkim",  # DKIM keys: generate (rotate), list
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.funnel",  # the per-campaign funnel

@@ -16,6 +16,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from retarget.config.campaign_schema import CampaignFile
+from retarget.config.dkim import validate_dkim
 from retarget.config.records import KINDS, SINGLETON_KINDS, Kind
 from retarget.config.schemas import IdentityBody, PolicyBody, TemplateBody
 
@@ -144,3 +145,4 @@ register("campaign", _campaign)
 register("template", _template)
 register("identity", _model(IdentityBody))
 register("policy", _policy)
+register("dkim", validate_dkim)  # owned by retarget.config.dkim (keys sealed, DNS-ready)

@@ -20,11 +20,14 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from retarget.common.settings import CommonSettings
+from retarget.config.dkim import PublishedKey
+from retarget.demo.dkim import ensure_dkim_keys
 from retarget.demo.engage import engage, read_mailbox
 from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
-from retarget.devstack.env import database_url
+from retarget.devstack.env import database_url, kafka_bootstrap
 from retarget.devstack.paths import devstack_dir
 from retarget.devstack.services import stop_service
 
@@ -62,6 +65,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     console.print("==> demo workspace, its write key (public) and a secret key (scope privacy)")
     creds = await ensure_demo_workspace(database_url())
+    console.print(
+        "==> its DKIM keys (Ed25519 + RSA; made once, sealed in the config store, signing every email)"
+    )
+    stack = CommonSettings(kafka_bootstrap=kafka_bootstrap(), database_url=database_url())
+    dkim_keys = await ensure_dkim_keys(creds.workspace_id, stack)
     env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
     console.print("==> starting the four services and the unsubscribe mailbox (logs in .devstack/logs/)")
     await asyncio.to_thread(start_all, env)
@@ -96,6 +104,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     # purchases after clicks fire post_purchase (a 5 s wait) and are attributed; then a scrape
     await asyncio.sleep(WAIT_S + 6)
     _show_funnel()
+    _show_dkim(dkim_keys)
     _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
     return 0 if mails else 1
 
@@ -144,6 +153,17 @@ def _show_funnel() -> None:
         return
     rows = {k: v for k, v in funnel(samples).items() if k[0] == "demo"}
     print_table(rows, source)
+
+
+def _show_dkim(keys: list[PublishedKey]) -> None:
+    if not keys:
+        console.print("[yellow]  the demo's emails are not DKIM-signed (no keys could be made)[/]")
+        return
+    selectors = ", ".join(k.selector for k in keys)
+    console.print(f"  DKIM: every email is signed twice (d={keys[0].domain}; selectors {selectors}).")
+    console.print("  A real domain would publish these DNS records (`retarget dkim list --workspace demo`):")
+    for key in keys:
+        console.print(f"    {key.dns}", soft_wrap=True, highlight=False)
 
 
 def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, started: float) -> None:

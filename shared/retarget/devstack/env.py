@@ -12,6 +12,7 @@ import os
 from urllib.parse import urlsplit
 
 from retarget.devstack.paths import HOST, KAFKA_PORT, POSTGRES_PORT, SMTP_PORT, kafka_node_ports
+from retarget.devstack.seal_key import SEAL_KEY_ENV, seal_key_file
 
 KAFKA_ENV = "RETARGET_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "RETARGET_DATABASE_URL"
@@ -70,7 +71,8 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def stack_env() -> dict[str, str]:
-    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack;
+    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack, and its
+    configuration seal key file (RETARGET_CONFIG_SEAL_KEY_FILE);
     on a local cluster (`up --brokers 3`) also the topics' replication (3) and min.insync (2),
     unless the environment already says otherwise.
 
@@ -78,6 +80,7 @@ def stack_env() -> dict[str, str]:
         subprocess.Popen(argv, env={**os.environ, **stack_env()})
     """
     env = {KAFKA_ENV: kafka_bootstrap(), DATABASE_ENV: database_url(), SMTP_ENV: smtp_url()}
+    env[SEAL_KEY_ENV] = os.environ.get(SEAL_KEY_ENV) or str(seal_key_file())  # seals DKIM keys in config
     if not override(KAFKA_ENV) and local_brokers() > 1:
         from retarget.devstack.kafka_config import replication_of
 

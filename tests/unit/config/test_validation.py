@@ -132,5 +132,5 @@ def test_a_policy_keeps_its_windows_as_written():
     assert validate("policy", "", body) == body
 
 
-def test_dkim_waits_for_its_registered_validator():
-    invalid("dkim", "s2026", {"algorithm": "ed25519"}, "does not accept dkim changes yet")
+def test_dkim_uses_its_registered_validator():
+    invalid("dkim", "s2026", {"algorithm": "ed25519"}, "field domain")  # retarget.config.dkim.validate_dkim

@@ -181,13 +181,13 @@ async def test_a_missing_dkim_key_defers_instead_of_sending_unsigned() -> None:
 
 async def test_every_outcome_goes_through_the_signer() -> None:
     class Marking:
-        def sign(self, raw: bytes, selectors: tuple[str, ...]) -> bytes:
-            return b"X-Signed: " + ",".join(selectors).encode() + b"\r\n" + raw
+        def sign(self, raw: bytes, selectors: tuple[str, ...], workspace_id: str) -> bytes:
+            return b"X-Signed: " + ",".join((workspace_id, *selectors)).encode() + b"\r\n" + raw
 
     parts = fake_sender(sending=SendingPolicy("*", dkim_selectors=("a", "b")), signer=Marking())
     await parts.handler([record_of(outbound())])
     [envelope] = parts.transport.delivered
-    assert isinstance(envelope, Envelope) and envelope.raw.startswith(b"X-Signed: a,b\r\n")
+    assert isinstance(envelope, Envelope) and envelope.raw.startswith(b"X-Signed: ws1,a,b\r\n")
 
 
 async def test_a_campaign_only_unsubscribe_stops_that_campaign_and_no_other(parts: SenderParts) -> None:

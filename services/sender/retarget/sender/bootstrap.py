@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -15,8 +17,13 @@ from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
+from retarget.config.applied import report_applied
+from retarget.config.follower import ConfigFollower
+from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
 from retarget.sender.batch_admission import BatchAdmission
+from retarget.sender.config_feed import FEED_KINDS, ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
+from retarget.sender.dkim_feed import DkimSigner, FeedKeys
 from retarget.sender.dkim_keys import DkimKeys
 from retarget.sender.handler import STAGE_NAME, OutboundHandler
 from retarget.sender.metrics import SHUTDOWN_CANCELLED, SMTP_POOL_SIZE
@@ -46,12 +53,27 @@ class Sender:
     stage: Stage
     retry_loop: RetryLoop
     handler: OutboundHandler
+    config: ConfigFeed
+    seal_key: bytes | None = None
+    seal_problem: str = ""
+    reporting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.create_topics:
-            topics = [self.topics.outbound, self.topics.deliveries, self.topics.dead_letter]
+            topics = [
+                self.topics.outbound,
+                self.topics.deliveries,
+                self.topics.dead_letter,
+                self.topics.config,
+            ]
             await ensure_topics(self.settings, topics)
         await self.store.start()
+        await self.config.start()  # keys and policies as of the feed's end before the first message
+        warn_if_keys_stay_sealed(self.config, self.seal_key, self.seal_problem)
+        instance = self.settings.sender_instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.reporting = asyncio.create_task(
+            report_applied(self.settings.database_url, "sender", instance, self.config), name="config-applied"
+        )
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -91,9 +113,15 @@ class Sender:
             await asyncio.wait_for(self.producer.partitions_for(self.topics.deliveries), 5)
         except Exception as exc:
             problems["kafka"] = f"{type(exc).__name__}: {exc}"
+        if not self.config.ready:
+            problems["config"] = "the configuration feed is not read to its end yet"
         return problems
 
     async def close(self) -> None:
+        if self.reporting is not None:
+            self.reporting.cancel()
+            await asyncio.gather(self.reporting, return_exceptions=True)
+        await self.config.stop()
         await self.consumer.stop()
         await self.producer.stop()
         await self.transport.close()
@@ -111,6 +139,8 @@ def bootstrap(
     clock: Clock | None = None,
     policies: PolicySource | None = None,
     signer: Signer | None = None,
+    config: ConfigFeed | None = None,
+    seal: SealSettings | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -137,10 +167,12 @@ def bootstrap(
         max_attempts=settings.retry_max_attempts,
     )
     SMTP_POOL_SIZE.set(settings.smtp_connections)
+    config = config or ConfigFollower(settings.kafka_bootstrap, topics.config, kinds=FEED_KINDS)
+    seal_key, seal_problem = _seal_key(seal or SealSettings())
     if signer is None:
         keys = DkimKeys(settings.dkim_keys_dir, rescan_s=settings.dkim_rescan_s)
         keys.scan()
-        signer = keys
+        signer = DkimSigner(keys, FeedKeys(config, seal_key), clock.now)
     deliverer = Deliverer(store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections)
     if policies is None:
         defaults = PolicyDefaults(
@@ -151,6 +183,7 @@ def bootstrap(
             raise ValueError("bootstrap needs `policies` when the store is not the PostgreSQL one")
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
+    config.subscribe(policy_invalidator(policy_cache))
     limiter = RateLimiter(
         domain_default=parse_rate(settings.rate_domain),
         domain_overrides=parse_domain_rates(settings.rate_domains),
@@ -187,4 +220,25 @@ def bootstrap(
         batch=settings.retry_batch,
         claim_lease_s=settings.claim_lease_s,
     )
-    return Sender(settings, topics, store, transport, consumer, producer, stage, retry_loop, handler)
+    return Sender(
+        settings,
+        topics,
+        store,
+        transport,
+        consumer,
+        producer,
+        stage,
+        retry_loop,
+        handler,
+        config,
+        seal_key,
+        seal_problem,
+    )
+
+
+def _seal_key(seal: SealSettings) -> tuple[bytes | None, str]:
+    """The key that opens DKIM keys from the feed; without it, such workspaces are deferred (README)."""
+    try:
+        return load_seal_key(seal), ""
+    except SealKeyMissing as exc:
+        return None, str(exc)

@@ -26,13 +26,13 @@ from retarget.sender.transport import Envelope, MailTransport, SmtpReply
 
 
 class Signer(Protocol):
-    def sign(self, raw: bytes, selectors: tuple[str, ...]) -> bytes:
-        """`raw` with its DKIM signatures; MissingKey when a selector has no key."""
+    def sign(self, raw: bytes, selectors: tuple[str, ...], workspace_id: str) -> bytes:
+        """`raw` with its DKIM signatures (the workspace's keys); MissingKey when a key is missing."""
         ...
 
 
 class Unsigned:
-    def sign(self, raw: bytes, selectors: tuple[str, ...]) -> bytes:
+    def sign(self, raw: bytes, selectors: tuple[str, ...], workspace_id: str) -> bytes:
         return raw
 
 
@@ -91,7 +91,7 @@ class Deliverer:
         dkim_selectors: tuple[str, ...] = (),
     ) -> DeliveryRecorded:
         try:
-            raw = self.signer.sign(message.raw.encode("utf-8"), dkim_selectors)
+            raw = self.signer.sign(message.raw.encode("utf-8"), dkim_selectors, message.workspace_id)
         except MissingKey as exc:
             # A configuration gap an operator can close: defer (retried with backoff), don't send unsigned.
             reply, verdict = SmtpReply(None, str(exc), "connect"), Verdict("deferred", DKIM_KEY_MISSING)

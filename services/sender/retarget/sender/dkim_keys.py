@@ -85,8 +85,12 @@ class DkimKeys:
             raise MissingKey(f"no DKIM key for {domain} selector(s) {', '.join(missing)}")
         return [self._keys[w] for w in wanted]
 
-    def sign(self, raw: bytes, selectors: tuple[str, ...], *, now: float | None = None) -> bytes:
-        """`raw` signed with the workspace's selectors for its From domain (unchanged when none)."""
+    def sign(
+        self, raw: bytes, selectors: tuple[str, ...], workspace_id: str = "", *, now: float | None = None
+    ) -> bytes:
+        """`raw` signed with the workspace's selectors for its From domain (unchanged when none).
+
+        The folder's keys belong to domains, not workspaces: `workspace_id` is not needed here."""
         if not selectors:
             return raw
         parsed = split_message(raw)

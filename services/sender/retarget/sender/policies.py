@@ -2,8 +2,9 @@
 
 One query loads every workspace of a batch that is not cached: its timezone and DKIM
 selectors (workspaces), quiet hours and rate (sending_policies) and caps (frequency_caps).
-Anything a workspace does not set takes the sender's defaults. A change is picked up within
-RETARGET_POLICY_CACHE_S.
+Anything a workspace does not set takes the sender's defaults. A change is picked up at once when
+its `policy` or `identity` record arrives on the configuration feed (`drop`), and within
+RETARGET_POLICY_CACHE_S otherwise (the fallback, e.g. a table edited by hand).
 """
 
 from __future__ import annotations
@@ -105,3 +106,7 @@ class PolicyCache:
             for ws, policy in (await self.source.load(stale)).items():
                 self._cached[ws] = (now, policy)
         return {ws: self._cached[ws][1] for ws in wanted}
+
+    def drop(self, workspace_id: str) -> None:
+        """Forget a workspace's policy: its next message loads it again (it changed)."""
+        self._cached.pop(workspace_id, None)

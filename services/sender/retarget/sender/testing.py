@@ -7,8 +7,9 @@ They follow the same contracts as smtp_pool.SmtpPool and pg_store.PostgresDelive
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -286,3 +287,18 @@ def fake_sender(
     handler = OutboundHandler(store, deliverer, topics, clock, admission, limiter)
     retry = RetryLoop(store, deliverer, publisher, topics, clock, cache, limiter, claim_lease_s=claim_lease_s)
     return SenderParts(store, transport, clock, publisher, topics, handler, retry, policies, limiter)
+
+
+def dns_answers(records: list[str]) -> Callable[..., bytes | None]:
+    """A DNS lookup for dkimpy (`dnsfunc`) answering from zone-style TXT records such as
+    `sel._domainkey.shop.example TXT "v=DKIM1; …" "…"` (several strings are joined, as resolvers do)."""
+    answers = {}
+    for record in records:
+        name, _, rest = record.partition(" TXT ")
+        answers[name.strip().lower().rstrip(".")] = "".join(re.findall(r'"([^"]*)"', rest)).encode()
+
+    def lookup(name: bytes | str, timeout: float = 5, **_: object) -> bytes | None:
+        key = (name.decode() if isinstance(name, bytes) else name).lower().rstrip(".")
+        return answers.get(key)
+
+    return lookup

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from retarget.ingest.management import campaigns, live, policy, suppressions, templates
+from retarget.ingest.management import campaigns, dkim, live, policy, suppressions, templates
 
-routers = [campaigns.router, templates.router, policy.router, suppressions.router, live.router]
+routers = [campaigns.router, templates.router, policy.router, suppressions.router, live.router, dkim.router]

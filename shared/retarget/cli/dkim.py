@@ -1,0 +1,169 @@
+"""`retarget dkim generate|list`: a workspace's DKIM keys, kept as configuration (kind `dkim`).
+
+`generate` makes new keys (Ed25519 and RSA-2048 by default), stores them sealed through the
+ConfigService (PostgreSQL version + change feed: the sender signs with them from the next
+message on) and prints the DNS TXT records to publish, one a line on stdout (explanations go
+to stderr, so `retarget dkim generate … > records.txt` keeps only the records). A workspace
+that had keys gets them marked retiring: both sign until retire_at, then only the new ones.
+The private keys are never printed. Needs the configuration seal key
+(RETARGET_CONFIG_SEAL_KEY_FILE; the local stack names its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from retarget.common.settings import CommonSettings  # light: --help stays instant
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dkim = sub.add_parser("dkim", help="a workspace's DKIM keys: generate (rotate) and list")
+    dkim_sub = dkim.add_subparsers(dest="dkim_command", required=True)
+
+    generate = dkim_sub.add_parser(
+        "generate", help="new keys (rotates existing ones); prints the DNS records"
+    )
+    generate.add_argument("--workspace", required=True, help="workspace id")
+    generate.add_argument("--algorithm", choices=["ed25519", "rsa", "both"], default="both")
+    generate.add_argument("--selector", default=None, help="default: dated, e.g. rt20261129150000-ed")
+    generate.add_argument("--domain", default=None, help="signing domain; default: the From address's domain")
+    generate.set_defaults(func=_generate)
+
+    listing = dkim_sub.add_parser("list", help="the workspace's selectors, their state and DNS records")
+    listing.add_argument("--workspace", required=True, help="workspace id")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=_list)
+
+
+@asynccontextmanager
+async def config_service(settings: CommonSettings | None = None) -> AsyncIterator[tuple[Any, Any] | None]:
+    """(ConfigService, its asyncpg pool) on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP
+    (or `settings`); None after saying why not."""
+    import asyncpg
+    from aiokafka.errors import KafkaError
+
+    from retarget.common.kafka import ensure_topics, make_producer
+    from retarget.common.topics import Topics
+    from retarget.config.service import ConfigService
+
+    settings = settings or CommonSettings()
+    topic = Topics(settings.topic_prefix).config
+    try:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        print(
+            f"cannot reach PostgreSQL at RETARGET_DATABASE_URL ({exc}): `retarget devstack up`",
+            file=sys.stderr,
+        )
+        yield None
+        return
+    producer = make_producer(settings)
+    try:
+        await ensure_topics(settings, [topic])
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        await pool.close()
+        print(
+            f"cannot reach Kafka at RETARGET_KAFKA_BOOTSTRAP ({exc!r}): `retarget devstack up`",
+            file=sys.stderr,
+        )
+        yield None
+        return
+    try:
+        yield ConfigService(pool, producer, topic), pool
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def _generate(args: argparse.Namespace) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+    from retarget.common.workspaces import WorkspaceStore
+    from retarget.common.write_keys import UnknownWorkspace
+    from retarget.config.dkim_admin import generate_keys, signing_domain
+    from retarget.config.dkim_settings import DkimSettings
+    from retarget.config.seal import SealKeyMissing, load_seal_key
+
+    settings = DkimSettings()
+    try:
+        seal_key = load_seal_key(settings)
+    except SealKeyMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    algorithms = ["ed25519", "rsa"] if args.algorithm == "both" else [args.algorithm]
+    async with config_service() as opened:
+        if opened is None:
+            return 2
+        service, pool = opened
+        workspace = await WorkspaceStore(pool).get(args.workspace)  # its From address, before any identity
+        if workspace is None:
+            print(
+                f"no workspace {args.workspace!r}: create it first with `retarget workspace create`",
+                file=sys.stderr,
+            )
+            return 1
+        domain = args.domain or await signing_domain(service, args.workspace, workspace.from_email)
+        if not domain:
+            print("error: the workspace has no From address to sign for; give --domain", file=sys.stderr)
+            return 1
+        try:
+            generated = await generate_keys(
+                service,
+                args.workspace,
+                domain=domain.lower(),
+                algorithms=algorithms,  # type: ignore[arg-type]
+                seal_key=seal_key,
+                grace=settings.rotation_grace,
+                now=datetime.now(UTC),
+                author=f"cli:{getpass.getuser()}",
+                selector=args.selector,
+            )
+        except UnknownWorkspace:
+            print(f"no workspace {args.workspace!r}", file=sys.stderr)
+            return 1
+        except ValueError as exc:  # ConfigInvalid or a selector already used: names the field
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(
+        f"publish these DNS TXT records for {domain} (the sender signs with them from now on):",
+        file=sys.stderr,
+    )
+    for key in generated.new:
+        print(key.dns)
+    for key in generated.retiring:
+        print(
+            f"selector {key.selector} retires at {key.retire_at}: it signs too until then; "
+            "remove its DNS record after that",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from retarget.config.dkim_admin import list_keys
+
+    async with config_service() as opened:
+        if opened is None:
+            return 2
+        keys = await list_keys(opened[0], args.workspace)
+    for key in keys:
+        if args.json:
+            print(json.dumps(asdict(key)))
+        else:
+            until = f" until {key.retire_at}" if key.retire_at else ""
+            print(f"{key.selector}\t{key.algorithm}\t{key.domain}\t{key.state}{until}\n  {key.dns}")
+    if not keys:
+        print(
+            f"workspace {args.workspace} has no DKIM keys: `retarget dkim generate --workspace {args.workspace}`",
+            file=sys.stderr,
+        )
+    return 0

@@ -27,7 +27,7 @@ from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_BYTES
 from retarget.segmenter.events_loop import EventsLoop, LoopParts
 from retarget.segmenter.metrics import BatchCounts
-from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.processor import MAX_KEY_BYTES, ProfileProcessor
 from retarget.segmenter.recording import PartitionTable, Recorder, position_key
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
@@ -453,6 +453,15 @@ async def test_a_record_on_its_keys_own_partition_is_handled_here(tmp_path):
     anon = key.decode().partition(":")[2]
     await rig.poll(identify(T0, mid="m1", anonymous_id=anon, email="ann@example.com"), key=key)
     assert rig.profiles.get_in(2, key) is not None
+    assert [topic for topic, *_ in rig.producer.sent if topic == "events"] == []
+
+
+async def test_a_record_without_a_usable_key_is_dead_lettered_not_rerouted(tmp_path):
+    rig = await make_rig(tmp_path)
+    rig.loop.parts.partition_of = lambda k: 5  # any key would belong elsewhere
+    event = identify(T0, mid="m1", email="ann@example.com")
+    await rig.poll_keyed([(None, event), (b"ws:" + b"x" * MAX_KEY_BYTES, event)])  # type: ignore[list-item]
+    assert [letter.offset for letter in dead_letters(rig)] == [40, 41]
     assert [topic for topic, *_ in rig.producer.sent if topic == "events"] == []
 
 

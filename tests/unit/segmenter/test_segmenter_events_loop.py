@@ -599,3 +599,55 @@ async def test_a_local_store_failure_is_raised_never_dead_lettered(error: BaseEx
     with pytest.raises(type(error)):  # the worker exits; its restart repeats the batch
         await dead_letter_on_failure(failing(), to_dead_letters, "t.events")
     assert letters == []  # dead-lettered, the event would be lost with its position moved past
+
+
+def rocksdb_lock_error(path: Path) -> Exception:
+    """What rocksdict raises when a partition database is opened while a handle still holds it
+    (faust pops a revoked partition's database without closing it): a bare Exception."""
+    held = rocksdict.Rdict(str(path))
+    try:
+        rocksdict.Rdict(str(path))
+    except Exception as exc:
+        return exc
+    finally:
+        held.close()
+    raise AssertionError("the second open succeeded")
+
+
+async def test_rocksdbs_own_errors_are_raised_never_dead_lettered_and_other_bugs_are(tmp_path):
+    from retarget.segmenter.dead_letters import dead_letter_on_failure
+
+    lock_error = rocksdb_lock_error(tmp_path / "db")
+    assert type(lock_error) is Exception and "IO error" in str(lock_error)
+    letters: list[str] = []
+
+    async def fail_with(error: BaseException) -> None:
+        raise error
+
+    async def to_dead_letters(reason: str) -> None:
+        letters.append(reason)
+
+    for error in (lock_error, Exception("Corruption: block checksum mismatch")):
+        with pytest.raises(Exception, match=r"IO error|Corruption"):
+            await dead_letter_on_failure(fail_with(error), to_dead_letters, "t.events")
+    assert letters == []
+    await dead_letter_on_failure(
+        fail_with(Exception("a bug the record set off")), to_dead_letters, "t.events"
+    )
+    assert len(letters) == 1  # anything else is still the record's: dead-lettered, the partition moves on
+
+
+async def test_a_store_that_cannot_be_opened_mid_batch_moves_no_position_past_the_event(
+    tmp_path, monkeypatch
+):
+    rig = await make_rig(tmp_path)
+    await rig.poll(identify(T0, mid="m1", email="ann@example.com"))
+    lock_error = rocksdb_lock_error(tmp_path / "held")
+
+    def locked(partition: int) -> Any:
+        raise lock_error
+
+    monkeypatch.setattr(rig.profiles, "_db", locked)
+    with pytest.raises(Exception, match="IO error"):  # the worker exits (record_or_die); its restart replays
+        await rig.poll(cart(), first_offset=41)
+    assert rig.positions.get_in(2, position_key(2)) == b"41" and dead_letters(rig) == []

@@ -514,7 +514,7 @@ async def test_a_resumed_partition_starts_again_at_its_recorded_position(tmp_pat
 
 async def test_pause_waits_for_the_batch_in_hand():
     lock = asyncio.Lock()
-    loop = SimpleNamespace(parts=SimpleNamespace(lock=lock), paused=False)
+    loop = SimpleNamespace(parts=SimpleNamespace(lock=lock), paused=False, pauses=0)
     async with lock:
         pausing = asyncio.ensure_future(EventsLoop.pause(loop))  # type: ignore[arg-type]
         await asyncio.sleep(0.01)
@@ -651,3 +651,20 @@ async def test_a_store_that_cannot_be_opened_mid_batch_moves_no_position_past_th
     with pytest.raises(Exception, match="IO error"):  # the worker exits (record_or_die); its restart replays
         await rig.poll(cart(), first_offset=41)
     assert rig.positions.get_in(2, position_key(2)) == b"41" and dead_letters(rig) == []
+
+
+async def test_a_pause_while_partitions_are_being_assigned_is_not_undone(tmp_path):
+    rig = await make_rig(tmp_path)
+    await rig.loop.pause()  # faust moves partitions
+    consumer = rig.loop.consumer
+    looked_up = consumer.position
+
+    async def position_while_faust_rebalances_again(tp: TopicPartition) -> int:
+        await rig.loop.pause()  # the next rebalance began while the loop awaited the broker
+        return await looked_up(tp)
+
+    consumer.position = position_while_faust_rebalances_again  # type: ignore[method-assign]
+    assert not await rig.loop._follow_assignment()
+    assert rig.loop.paused  # still paused: the next turn seeks again to the recovered positions
+    consumer.position = looked_up  # type: ignore[method-assign]
+    assert await rig.loop._follow_assignment() and not rig.loop.paused

@@ -91,6 +91,7 @@ class EventsLoop:
         self.assigned: frozenset[int] = frozenset()
         self.read_mark = ReadWatermark()  # the timer fires nothing beyond what was read
         self.paused = True  # until faust has assigned and recovered partitions
+        self.pauses = 0  # how often faust paused the loop (an assignment read across one is stale)
         self.stopping = False
 
     # -- ownership ------------------------------------------------------------------------
@@ -112,6 +113,7 @@ class EventsLoop:
         """Faust is taking partitions away: finish the batch in hand (it is recorded), then wait."""
         async with self.parts.lock:
             self.paused = True
+            self.pauses += 1
 
     async def stop(self) -> None:
         """The worker is stopping: finish the batch in hand, then read nothing more."""
@@ -124,11 +126,16 @@ class EventsLoop:
             self.paused = True
             return False
         if wanted != self.assigned or self.paused:
+            pauses = self.pauses
             partitions = [TopicPartition(self.events_topic, p) for p in sorted(wanted)]
             self.consumer.assign(partitions)
             for tp in partitions:
                 await self._seek_to_start(tp)
             self.read_mark.assigned({tp.partition: await self._position(tp) for tp in partitions})
+            if self.pauses != pauses:
+                # faust moved partitions while this awaited: the positions read may predate the
+                # recovery; unpaused now, the loop would read on from them (assigned again instead)
+                return False
             self.assigned, self.paused = wanted, False
             log.info("events partitions assigned", extra={"partitions": sorted(wanted)})
         return True

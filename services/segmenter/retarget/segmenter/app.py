@@ -38,6 +38,7 @@ from retarget.segmenter.loop_wiring import LoopSlot, wire_events_loop
 from retarget.segmenter.ops import add_ops_pages, table_size
 from retarget.segmenter.processor import Send
 from retarget.segmenter.profiles_api import add_profile_pages
+from retarget.segmenter.restore import restore_partitions
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.timer import wire_timer
 from retarget.segmenter.wiring import Worker, new_faust_app, profile_events_topic_name
@@ -77,6 +78,8 @@ def create_app(
         campaigns if campaigns is not None else campaigns_from(settings),
         modes,
     )
+    if settings.store.startswith("rocksdb"):  # a full restore in batches, not record by record
+        add_batched_restore(w)
     agent = wire_agent(w, send)
     slot = wire_events_loop(w, enabled=send is None)
     wire_timer(w, agent, slot)
@@ -88,6 +91,15 @@ def create_app(
     w.app.conf.retarget_processor = agent.processor
     w.app.conf.retarget_consent_modes = modes
     return w.app
+
+
+def add_batched_restore(w: Worker) -> None:
+    budget_s = 0.5 * w.app.conf.broker_request_timeout  # faust gives up on the step after all of it
+
+    async def restore(tables: dict[Any, Any], offsets: Any, highwaters: dict[Any, int]) -> None:
+        await restore_partitions(w.settings, tables, offsets, highwaters, budget_s)
+
+    faust_internals.before_recovery_reads(w.app, restore)
 
 
 def add_consent_refresh(w: Worker) -> None:

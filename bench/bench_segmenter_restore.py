@@ -2,7 +2,10 @@
 tables' changelogs, beside the ceiling measured in the same run on the same topics — a bare
 aiokafka consumer reading every changelog record.
 
-    .venv/bin/python bench/bench_segmenter_restore.py [--profiles 1000000] [--runs 3]
+    .venv/bin/python bench/bench_segmenter_restore.py [--profiles 1000000] [--runs 3] [--cprofile FILE]
+
+`--cprofile FILE`: the restoring worker's event loop under cProfile (written when it stops;
+`FILE.runN` per run), with the functions the restore spends its time in printed after each run.
 
 Needs the local stack (`retarget devstack up`). Each run uses fresh topics and a fresh data
 dir, and the worker runs as a separate process (`python -m retarget.segmenter`).
@@ -170,7 +173,18 @@ async def time_to_ready(worker: Worker, timeout_s: float = 3600) -> tuple[float,
     raise RuntimeError(f"the worker was not ready after {timeout_s}s")
 
 
-async def one_run(folder: Path, profiles: int) -> dict[str, float]:
+def print_profile(path: str) -> None:
+    """Where the restoring worker's time went: faust's recovery path, by cumulative time."""
+    import pstats
+
+    stats = pstats.Stats(path)
+    stats.sort_stats("cumulative").print_stats(
+        r"_drain_messages|wait_first|conductor.py.*on_message|create_event|_slurp_changelogs|need_recovery"
+        r"|tasks.py.*wait_for|apply_changelog_batch|Rdict' objects"
+    )
+
+
+async def one_run(folder: Path, profiles: int, cprofile: str | None = None) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     await fresh_topics(prefix)
     built = time.perf_counter()
@@ -179,13 +193,15 @@ async def one_run(folder: Path, profiles: int) -> dict[str, float]:
     bare = await ceiling(prefix, records)
     # the production session timeout, not bench_segmenter's 6 s: recovery starves the event
     # loop on a busy machine, and a missed heartbeat restarts the recovery after a rebalance
-    worker = Worker(folder / "restore", prefix, RETARGET_SESSION_TIMEOUT_S="10")
+    worker = Worker(folder / "restore", prefix, cprofile=cprofile, RETARGET_SESSION_TIMEOUT_S="10")
     try:
         start_to_ready, recovery = await time_to_ready(worker)
         print(f"recovered {records:,} records in {recovery or float('nan'):.1f} s", flush=True)
         restored = await asyncio.to_thread(sampled_profiles_found, worker, profiles)
     finally:
         worker.stop()
+    if cprofile:
+        print_profile(cprofile)
     empty_start_to_ready = await empty_worker_ready(folder / "empty")
     return {
         "records": records,
@@ -214,12 +230,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cprofile", help="profile the restoring worker into this file (.runN appended)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-segmenter-restore-"))
     try:
         results = []
         for i in range(args.runs):
-            r = await one_run(root / f"run{i}", args.profiles)
+            profile_to = f"{args.cprofile}.run{i + 1}" if args.cprofile else None
+            r = await one_run(root / f"run{i}", args.profiles, profile_to)
             results.append(r)
             rate = r["records"] / r["recovery_s"]
             print(

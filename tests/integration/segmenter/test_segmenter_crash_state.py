@@ -6,7 +6,12 @@ check takes ~30 s instead of the long waits of test_segmenter_crash_points.py.
 
 A loss seen there once (two visitors in events partition 0 without their identify, or their
 identify and first cart add, the recorded position past those events) was not reproduced;
-RETARGET_CRASH_STATE_ROUNDS=N repeats the test N times, each on fresh topics and state.
+RETARGET_CRASH_STATE_ROUNDS=N repeats the test N times, each on fresh topics and state. The
+ways found for it, each now raised instead of dead-lettered (the worker exits, its restart
+replays from the recorded position): a closed database or a disk error, and RocksDB's own
+errors, which rocksdict raises as a bare Exception ("IO error: lock hold by current process"
+when a partition database faust has not released is opened again); the final check that
+nothing was dead-lettered catches either.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ instead of corrupting a table or a recovery in production."""
 from __future__ import annotations
 
 import inspect
+from collections import Counter
+from typing import Any
 
 import faust
 from faust.streams import current_event
@@ -69,3 +71,30 @@ async def test_the_read_offsets_are_where_faust_keeps_them(monkeypatch):
     # faust's own code sets the read offset (setting it here would pass even if faust moved it)
     await consumer.seek(tp, 9)
     assert faust_internals.read_offset(consumer, tp) == 9
+
+
+async def test_the_restore_runs_where_fausts_recovery_reads_its_start_offsets(tmp_path):
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    recovery = table.app.tables.recovery
+    params = list(inspect.signature(recovery._build_offsets).parameters)
+    assert params == ["consumer", "tps", "destination", "title"]
+    tp = TP(table.changelog_topic_name, 1)
+    recovery.tp_to_table[tp] = table
+    recovery.active_highwaters[tp] = 9
+    seen: list[tuple[dict, int | None, dict]] = []
+
+    async def restore(tables: dict, offsets: Any, highwaters: dict) -> None:
+        seen.append((dict(tables), offsets[tp], highwaters))
+        offsets[tp] = 9  # restored up to the highwater
+
+    faust_internals.before_recovery_reads(table.app, restore)
+
+    class Consumer:  # faust's consumer, as _build_offsets uses it
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return {t: 0 for t in tps}
+
+    offsets = Counter({tp: 3})  # what the store held
+    await recovery._build_offsets(Consumer(), {tp}, offsets, "active")
+    assert seen == [({tp: table}, 3, {tp: 9})] and offsets[tp] == 9  # faust starts after the restore
+    await recovery._build_offsets(Consumer(), {tp}, Counter({tp: 3}), "standby")
+    assert len(seen) == 1  # standbys are faust's own

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
+from retarget.common.schemas import TrackedEvent
 from retarget.common.testing import FakeClock
 from retarget.segmenter.attribution import UNKNOWN_CAMPAIGN, Windows
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
@@ -57,6 +58,14 @@ def order(at: datetime, mid: str, order_id: str = "o-1", ws: str = "ws", **props
     return track("Order Completed", at, mid=mid, workspace_id=ws, order_id=order_id, **props)
 
 
+async def happens(h: Harness, event: TrackedEvent) -> None:
+    """The event handled when it happens: the clock moved to its time first (an event stamped
+    more than a day after its receipt is dead-lettered, as ingest refuses it)."""
+    if event.timestamp > h.clock.now():
+        h.clock.advance(seconds=(event.timestamp - h.clock.now()).total_seconds())
+    await h.send(event)
+
+
 def counted(metric: str, ws: str, campaign: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(metric, {"workspace": ws, "campaign": campaign, **labels})
     return value or 0.0
@@ -65,8 +74,8 @@ def counted(metric: str, ws: str, campaign: str, **labels: str) -> float:
 async def test_a_purchase_just_inside_the_window_after_a_click_is_attributed_with_its_revenue(
     h: Harness, workspace_id: str
 ):
-    await h.send(clicked(T0, "c1", ws=workspace_id))
-    await h.send(order(T0 + FIVE_DAYS, "buy", ws=workspace_id))  # exactly 5 days: still inside
+    await happens(h, clicked(T0, "c1", ws=workspace_id))
+    await happens(h, order(T0 + FIVE_DAYS, "buy", ws=workspace_id))  # exactly 5 days: still inside
 
     assert counted("retarget_segmenter_conversions_total", workspace_id, "abandoned_cart") == 1
     revenue = counted("retarget_segmenter_revenue_total", workspace_id, "abandoned_cart", currency="EUR")
@@ -82,8 +91,8 @@ async def test_a_purchase_just_inside_the_window_after_a_click_is_attributed_wit
 
 
 async def test_a_purchase_just_outside_the_window_is_not_attributed(h: Harness, workspace_id: str):
-    await h.send(opened(T0, "o1", ws=workspace_id))
-    await h.send(order(T0 + FIVE_DAYS + timedelta(seconds=1), "buy", ws=workspace_id))
+    await happens(h, opened(T0, "o1", ws=workspace_id))
+    await happens(h, order(T0 + FIVE_DAYS + timedelta(seconds=1), "buy", ws=workspace_id))
     assert counted("retarget_segmenter_conversions_total", workspace_id, "abandoned_cart") == 0
     assert h.published == []
 
@@ -123,18 +132,21 @@ async def test_a_purchase_counts_once_even_when_sent_again_with_a_new_message_id
 
 
 async def test_the_last_touch_wins(h: Harness, workspace_id: str):
-    await h.send(clicked(T0, "c1", campaign="abandoned_cart", ws=workspace_id))
-    await h.send(opened(T0 + timedelta(days=1), "o2", campaign="browse_abandonment", ws=workspace_id))
-    await h.send(
+    await happens(h, clicked(T0, "c1", campaign="abandoned_cart", ws=workspace_id))
+    await happens(h, opened(T0 + timedelta(days=1), "o2", campaign="browse_abandonment", ws=workspace_id))
+    await happens(
+        h,
         opened(
             T0 + timedelta(days=1, hours=1),
             "o3",
             campaign="post_purchase",
             ws=workspace_id,
             machine_open=True,
-        )
+        ),
     )
-    await h.send(order(T0 + timedelta(days=2), "buy", ws=workspace_id, currency=None, revenue=None, total=99))
+    await happens(
+        h, order(T0 + timedelta(days=2), "buy", ws=workspace_id, currency=None, revenue=None, total=99)
+    )
 
     assert counted("retarget_segmenter_conversions_total", workspace_id, "browse_abandonment") == 1
     assert counted("retarget_segmenter_conversions_total", workspace_id, "abandoned_cart") == 0
@@ -150,11 +162,11 @@ async def test_the_windows_are_configurable_per_touch_kind(workspace_id: str):
         CAMPAIGNS, clock=FakeClock(T0), windows=Windows(open=timedelta(days=1), click=timedelta(days=7))
     )
     emailed(h, workspace_id)
-    await h.send(opened(T0, "o1", campaign="post_purchase", ws=workspace_id))
-    await h.send(order(T0 + timedelta(days=2), "buy", ws=workspace_id))  # the open's 1 day is over
+    await happens(h, opened(T0, "o1", campaign="post_purchase", ws=workspace_id))
+    await happens(h, order(T0 + timedelta(days=2), "buy", ws=workspace_id))  # the open's 1 day is over
     assert counted("retarget_segmenter_conversions_total", workspace_id, "post_purchase") == 0
-    await h.send(clicked(T0, "c1", ws=workspace_id))
-    await h.send(order(T0 + timedelta(days=6), "buy-2", order_id="o-2", ws=workspace_id))
+    await happens(h, clicked(T0, "c1", ws=workspace_id))
+    await happens(h, order(T0 + timedelta(days=6), "buy-2", order_id="o-2", ws=workspace_id))
     assert counted("retarget_segmenter_conversions_total", workspace_id, "abandoned_cart") == 1
 
     settings = SegmenterSettings(attribution_open_window="36h", attribution_click_window="3d")

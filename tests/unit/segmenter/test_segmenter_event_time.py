@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from retarget.common.identity import trigger_id
+from retarget.common.schemas import encode
 from retarget.common.testing import FakeClock
 from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.firing import due_before_event, fire_due
+from retarget.segmenter.processor import Poison
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR
 from retarget.segmenter.state import Pending, Profile
 from retarget.segmenter.testing import Harness, identify, track
@@ -135,3 +137,37 @@ async def test_an_event_that_changes_nothing_else_still_records_the_fired_wait(h
     await h.send(track("Page Scrolled", DUE + MS, mid="m-scroll"))
     assert [t.trigger_id for t in h.triggers] == [CART_TRIGGER]
     assert await h.run_timer() == []
+
+
+# -- an event's time is bounded by its receipt, as ingest bounds it --------------------------
+
+
+async def test_an_order_stamped_a_day_after_its_receipt_is_still_decided_by(h: Harness):
+    await h.send(order(T0 + timedelta(days=1)))  # ingest's bound: a day after receipt, the edge counts
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and "abandoned_cart" not in profile.pending
+
+
+async def test_an_order_stamped_past_a_day_after_its_receipt_is_refused_before_it_changes_anything(
+    h: Harness,
+):
+    with pytest.raises(Poison, match="after the event was received"):
+        await h.send(order(T0 + timedelta(days=1) + MS))
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and "abandoned_cart" in profile.pending  # the cart stands
+
+
+async def test_a_received_at_claimed_in_the_future_does_not_stretch_the_bound(h: Harness):
+    forged = order(T0 + timedelta(days=300))  # produced to Kafka directly: receivedAt claimed as well
+    assert forged.received_at == forged.timestamp
+    with pytest.raises(Poison, match="after the event was received"):
+        await h.send(forged)
+
+
+async def test_an_event_time_without_a_time_zone_is_refused(h: Harness):
+    raw = encode(order(T0)).replace(
+        b'"timestamp":"2026-03-01T10:00:00Z"', b'"timestamp":"2026-03-01T10:00:00"'
+    )
+    assert b'"2026-03-01T10:00:00"' in raw
+    with pytest.raises(Poison, match="time zone"):
+        await h.processor.on_event(b"ws:anon-1", raw)

@@ -39,6 +39,7 @@ from retarget.segmenter.loop_wiring import LoopSlot, wire_events_loop
 from retarget.segmenter.ops import add_ops_pages, table_size
 from retarget.segmenter.processor import Send
 from retarget.segmenter.profiles_api import add_profile_pages
+from retarget.segmenter.restore import restore_partitions
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.timer import wire_timer
 from retarget.segmenter.wiring import (
@@ -99,6 +100,8 @@ def create_app(
         modes,
     )
     wire_config_feed(w, None if send is not None else follower or campaign_follower(settings))
+    if settings.store.startswith("rocksdb"):  # a full restore in batches, not record by record
+        add_batched_restore(w)
     agent = wire_agent(w, send)
     slot = wire_events_loop(w, enabled=send is None)
     wire_timer(w, agent, slot)
@@ -110,6 +113,15 @@ def create_app(
     w.app.conf.retarget_processor = agent.processor
     w.app.conf.retarget_consent_modes = modes
     return w.app
+
+
+def add_batched_restore(w: Worker) -> None:
+    budget_s = 0.5 * w.app.conf.broker_request_timeout  # faust gives up on the step after all of it
+
+    async def restore(tables: dict[Any, Any], offsets: Any, highwaters: dict[Any, int]) -> None:
+        await restore_partitions(w.settings, tables, offsets, highwaters, budget_s)
+
+    faust_internals.before_recovery_reads(w.app, restore)
 
 
 def add_consent_refresh(w: Worker) -> None:

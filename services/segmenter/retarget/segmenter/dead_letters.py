@@ -25,6 +25,26 @@ MAX_DEAD_LETTER_KEY = 1000  # of a dead letter cut to fit, the most of its key i
 #: moving a partition), the disk. Dead-lettered, the record would be lost while its position
 #: moves past it; raised, the worker exits and the restart repeats the batch from its position.
 LOCAL_STORE_ERRORS: tuple[type[BaseException], ...] = (rocksdict.DbClosedError, OSError)
+#: how RocksDB's own status messages begin (its Status::ToString) where they concern the store
+#: or the disk: rocksdict raises them as a bare `Exception` — a partition database faust has
+#: not released yet ("IO error: lock hold by current process"), a full disk, corruption
+ROCKSDB_STATUS_PREFIXES = (
+    "IO error",
+    "Corruption",
+    "Resource busy",
+    "Operation timed out",
+    "Operation aborted",
+    "Operation failed. Try again",
+    "Shutdown in progress",
+    "Result incomplete",
+)
+
+
+def is_local_store_error(exc: BaseException) -> bool:
+    """The worker's own store failed, not the record (see LOCAL_STORE_ERRORS)."""
+    if isinstance(exc, LOCAL_STORE_ERRORS):
+        return True
+    return type(exc) is Exception and str(exc).startswith(ROCKSDB_STATUS_PREFIXES)
 
 
 async def dead_letter_on_failure(
@@ -44,6 +64,8 @@ async def dead_letter_on_failure(
     except (KafkaError, asyncio.CancelledError, *LOCAL_STORE_ERRORS):
         raise
     except Exception as exc:
+        if is_local_store_error(exc):
+            raise
         log.exception("a record failed; dead-lettered", extra={"topic": topic})
         await dead_letter(f"unexpected error: {exc!r}")
 

@@ -43,7 +43,7 @@ from retarget.common.metrics import labelled
 from retarget.segmenter import metrics
 from retarget.segmenter.batch_agent import record_or_die
 from retarget.segmenter.dead_letters import dead_letter_on_failure
-from retarget.segmenter.processor import ProfileProcessor
+from retarget.segmenter.processor import MAX_KEY_BYTES, ProfileProcessor
 from retarget.segmenter.recording import PartitionTable, Recorder, decode_position, position_key
 from retarget.segmenter.watermark import ReadWatermark
 
@@ -60,6 +60,7 @@ class LoopParts:
     positions: PartitionTable
     lock: asyncio.Lock
     dead_letter: Callable[[str, int, int, bytes | None, bytes | None, str], Awaitable[None]]
+    partition_of: Callable[[bytes], int]  # the events partition a key lives in (the producers' partitioner)
 
 
 class EventsLoop:
@@ -90,6 +91,7 @@ class EventsLoop:
         self.assigned: frozenset[int] = frozenset()
         self.read_mark = ReadWatermark()  # the timer fires nothing beyond what was read
         self.paused = True  # until faust has assigned and recovered partitions
+        self.pauses = 0  # how often faust paused the loop (an assignment read across one is stale)
         self.stopping = False
 
     # -- ownership ------------------------------------------------------------------------
@@ -111,6 +113,7 @@ class EventsLoop:
         """Faust is taking partitions away: finish the batch in hand (it is recorded), then wait."""
         async with self.parts.lock:
             self.paused = True
+            self.pauses += 1
 
     async def stop(self) -> None:
         """The worker is stopping: finish the batch in hand, then read nothing more."""
@@ -123,11 +126,16 @@ class EventsLoop:
             self.paused = True
             return False
         if wanted != self.assigned or self.paused:
+            pauses = self.pauses
             partitions = [TopicPartition(self.events_topic, p) for p in sorted(wanted)]
             self.consumer.assign(partitions)
             for tp in partitions:
                 await self._seek_to_start(tp)
             self.read_mark.assigned({tp.partition: await self._position(tp) for tp in partitions})
+            if self.pauses != pauses:
+                # faust moved partitions while this awaited: the positions read may predate the
+                # recovery; unpaused now, the loop would read on from them (assigned again instead)
+                return False
             self.assigned, self.paused = wanted, False
             log.info("events partitions assigned", extra={"partitions": sorted(wanted)})
         return True
@@ -216,15 +224,38 @@ class EventsLoop:
                         tp.topic, tp.partition, record.offset, record.key, record.value, reason
                     )
 
-                await dead_letter_on_failure(
-                    processor.on_event(record.key, record.value), to_dead_letters, tp.topic
+                right = self._partition_of(record.key)
+                work = (
+                    processor.on_event(record.key, record.value)
+                    if right in (None, tp.partition)
+                    else self._reroute(tp, record, right)
                 )
+                await dead_letter_on_failure(work, to_dead_letters, tp.topic)
                 labelled(metrics.PROCESSING, "event").observe(time.perf_counter() - started)
         positions = {tp.partition: records[-1].offset + 1 for tp, records in polled.items() if records}
         await self.parts.recorder.record(positions)
         for tp, records in polled.items():
             if records:
                 self.read_mark.handled(tp.partition, records[-1].offset + 1, records[-1].timestamp)
+
+    def _partition_of(self, key: bytes | None) -> int | None:
+        """Where the key lives; None for a key the rules refuse anyway (dead-lettered here)."""
+        if not key or len(key) > MAX_KEY_BYTES:
+            return None
+        return self.parts.partition_of(key)
+
+    async def _reroute(self, tp: TopicPartition, record: Any, right: int) -> None:
+        """A record on a partition its key does not hash to (produced with another partitioner,
+        or an explicit partition) goes, as it is, to the key's own partition: handled here, it
+        would start a second profile in this partition's store, where neither the timer nor the
+        key's owner looks. Acknowledged before the position moves past it, like every send of
+        the batch; its owner handles it as any event (a replay's copy is a duplicate there)."""
+        await self.parts.recorder.outputs("events", record.key, record.value, True, right)
+        self.parts.recorder.counts.inc(labelled(metrics.EVENTS, "rerouted"))
+        log.warning(
+            "an event on a partition its key does not hash to; re-routed",
+            extra={"partition": tp.partition, "offset": record.offset, "to_partition": right},
+        )
 
     def _enter_partition(self, partition: int) -> None:
         for _, table in self.parts.recorder.tables:

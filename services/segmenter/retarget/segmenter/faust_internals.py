@@ -10,7 +10,7 @@ instead of silently corrupting a table or a recovery.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faust.streams import _current_event
@@ -56,3 +56,23 @@ def read_offset(consumer: Any, tp: Any) -> int | None:
     """The last offset faust's consumer handed to a stream (faust keeps no public position)."""
     offset: int | None = consumer._read_offset.get(tp)
     return offset
+
+
+#: (changelog partition -> table, its last offsets stored (updated), the highwaters to reach)
+BeforeRecovery = Callable[[dict[Any, Any], Any, dict[Any, int]], Awaitable[None]]
+
+
+def before_recovery_reads(app: Any, restore: BeforeRecovery) -> None:
+    """Run `restore` once faust's recovery measured its active changelog partitions' highwaters
+    and before it reads where each starts (`Recovery._build_offsets`, called with the active
+    partitions and the `active_offsets` it took from the stores' persisted offsets)."""
+    recovery = app.tables.recovery
+    build_offsets = recovery._build_offsets
+
+    async def restore_then_build_offsets(consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        if title == "active" and tps:
+            tables = {tp: recovery.tp_to_table[tp] for tp in tps}
+            await restore(tables, destination, dict(recovery.active_highwaters))
+        await build_offsets(consumer, tps, destination, title)
+
+    recovery._build_offsets = restore_then_build_offsets

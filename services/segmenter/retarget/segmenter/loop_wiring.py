@@ -47,6 +47,7 @@ def wire_events_loop(w: Worker, *, enabled: bool) -> LoopSlot:
             positions=positions,
             lock=w.lock,
             dead_letter=dead_letter,
+            partition_of=w.partition_of,
         )
         slot.loop = EventsLoop(
             parts,

@@ -9,7 +9,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter(
     "retarget_segmenter_events_total",
     "Events consumed, by outcome: applied, forwarded (to the known profile), duplicate, "
-    "unusable (skipped), invalid and poison (dead-lettered).",
+    "unusable (skipped), invalid and poison (dead-lettered), rerouted (to the partition its key "
+    "hashes to).",
     ["outcome"],
 )
 PROFILES_CREATED = Counter("retarget_segmenter_profiles_created_total", "Profiles created.")

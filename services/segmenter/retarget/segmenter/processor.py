@@ -30,7 +30,14 @@ from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.live_changes import follow_current_versions
 from retarget.segmenter.merging import merge_into
-from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
+from retarget.segmenter.rules import (
+    Outcome,
+    UnusableEvent,
+    apply_event,
+    event_time_problem,
+    is_duplicate,
+    remember,
+)
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 from retarget.segmenter.tables import Send, Table
@@ -113,6 +120,10 @@ class ProfileProcessor:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.counts.inc(labelled(metrics.EVENTS, "invalid"))
             raise Poison(f"not a TrackedEvent: {exc}") from exc
+        time_problem = event_time_problem(event, self.clock.now())
+        if time_problem is not None:  # before anything changes: the event is dead-lettered
+            self.counts.inc(labelled(metrics.EVENTS, "invalid"))
+            raise Poison(time_problem)
         metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
         visitor = identity.visitor_of(key, event.workspace_id)
         here = self._load(key)

@@ -10,6 +10,7 @@ the caller fires the waits due by the event's timestamp before applying it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from retarget.common.schemas import CartLine, TrackedEvent
@@ -36,6 +37,10 @@ __all__ = [
     "consent_from_traits",
 ]
 
+#: how far after its receipt an event's own time may be: ingest's bound at the door
+#: (`check_corrected_time`, one day), enforced again here for records that reached the events
+#: topic without passing ingest
+MAX_EVENT_AHEAD = timedelta(days=1)
 MAX_CART_LINES = 100
 MAX_VIEWED = 20
 MAX_OCCURRENCES = 200
@@ -47,6 +52,27 @@ class Applied:
     changed: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
+
+
+def event_time_problem(event: TrackedEvent, now: datetime) -> str | None:
+    """Why the event's own time can't be decided by, or None.
+
+    Decisions go by event time, so one far-future time would rule a profile for as long: an
+    order stamped next year makes every cart add before then "a late add" (the carts voided).
+    Ingest refuses such an event with a 400; a record produced to the topic directly is held
+    to the same bound here. Its receipt is `received_at`, never later than the worker's clock
+    (such a record may claim any `received_at`); for an event that came through ingest that is
+    `received_at` itself, so a replay decides the same.
+    """
+    at, received = event.timestamp, event.received_at
+    if at.tzinfo is None or received.tzinfo is None:
+        return "timestamp and receivedAt must carry a time zone"
+    if at > min(received, now) + MAX_EVENT_AHEAD:
+        return (
+            f"timestamp {at.isoformat()} is more than {MAX_EVENT_AHEAD.total_seconds() / 3600:g} h after the event was received "
+            f"({min(received, now).isoformat()}); ingest refuses such events"
+        )
+    return None
 
 
 def is_duplicate(profile: Profile, message_id: str) -> bool:

@@ -33,9 +33,9 @@ def fail(message: str) -> None:
 
 
 @asynccontextmanager
-async def config_service() -> AsyncIterator[Any]:
-    """Yields a ConfigService on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP, or None
-    after printing why one of them can't be reached."""
+async def config_service(settings: Any = None) -> AsyncIterator[Any]:
+    """Yields a ConfigService on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP (or
+    `settings`, a CommonSettings), or None after printing why one of them can't be reached."""
     import asyncpg
 
     from retarget.common.kafka import ensure_topics, make_producer
@@ -43,7 +43,7 @@ async def config_service() -> AsyncIterator[Any]:
     from retarget.config.records import config_topic
     from retarget.config.service import ConfigService
 
-    settings = CommonSettings()
+    settings = settings or CommonSettings()
     topic = config_topic(settings.topic_prefix)
     try:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, timeout=10)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-from retarget.common.settings import CommonSettings  # light: --help stays instant
+from retarget.cli._config import config_service
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,47 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--workspace", required=True, help="workspace id")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=_list)
-
-
-@asynccontextmanager
-async def config_service(settings: CommonSettings | None = None) -> AsyncIterator[tuple[Any, Any] | None]:
-    """(ConfigService, its asyncpg pool) on RETARGET_DATABASE_URL and RETARGET_KAFKA_BOOTSTRAP
-    (or `settings`); None after saying why not."""
-    import asyncpg
-    from aiokafka.errors import KafkaError
-
-    from retarget.common.kafka import ensure_topics, make_producer
-    from retarget.common.topics import Topics
-    from retarget.config.service import ConfigService
-
-    settings = settings or CommonSettings()
-    topic = Topics(settings.topic_prefix).config
-    try:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        print(
-            f"cannot reach PostgreSQL at RETARGET_DATABASE_URL ({exc}): `retarget devstack up`",
-            file=sys.stderr,
-        )
-        yield None
-        return
-    producer = make_producer(settings)
-    try:
-        await ensure_topics(settings, [topic])
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        await pool.close()
-        print(
-            f"cannot reach Kafka at RETARGET_KAFKA_BOOTSTRAP ({exc!r}): `retarget devstack up`",
-            file=sys.stderr,
-        )
-        yield None
-        return
-    try:
-        yield ConfigService(pool, producer, topic), pool
-    finally:
-        await producer.stop()
-        await pool.close()
 
 
 async def _generate(args: argparse.Namespace) -> int:
@@ -101,8 +57,10 @@ async def _generate(args: argparse.Namespace) -> int:
     async with config_service() as opened:
         if opened is None:
             return 2
-        service, pool = opened
-        workspace = await WorkspaceStore(pool).get(args.workspace)  # its From address, before any identity
+        service = opened
+        workspace = await WorkspaceStore(service.pool).get(
+            args.workspace
+        )  # its From address, before any identity
         if workspace is None:
             print(
                 f"no workspace {args.workspace!r}: create it first with `retarget workspace create`",
@@ -154,7 +112,7 @@ async def _list(args: argparse.Namespace) -> int:
     async with config_service() as opened:
         if opened is None:
             return 2
-        keys = await list_keys(opened[0], args.workspace)
+        keys = await list_keys(opened, args.workspace)
     for key in keys:
         if args.json:
             print(json.dumps(asdict(key)))

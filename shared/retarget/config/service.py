@@ -44,6 +44,11 @@ class ConfigService:
         self._topic = topic
         self._publish_timeout_s = publish_timeout_s
 
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool it writes through (callers read the legacy tables with it)."""
+        return self._pool
+
     async def apply(
         self,
         workspace_id: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retarget.cli.dkim import config_service
+from retarget.cli._config import config_service
 from retarget.common.settings import CommonSettings
 from retarget.common.workspaces import WorkspaceStore
 from retarget.config.dkim import PublishedKey
@@ -28,11 +28,11 @@ async def ensure_dkim_keys(workspace_id: str, settings: CommonSettings | None = 
     async with config_service(settings) as opened:
         if opened is None:
             return []
-        service, pool = opened
+        service = opened
         active = [k for k in await list_keys(service, workspace_id) if k.state == "active"]
         if active:
             return active
-        workspace = await WorkspaceStore(pool).get(workspace_id)
+        workspace = await WorkspaceStore(service.pool).get(workspace_id)
         domain = await signing_domain(service, workspace_id, workspace.from_email if workspace else None)
         if domain is None:
             raise LookupError(f"workspace {workspace_id} has no From address to sign for")

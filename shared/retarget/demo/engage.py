@@ -42,6 +42,7 @@ class Received:
     clicks: list[str]
     unsubscribe: str | None
     unsubscribe_mailto: str | None = None
+    subject: str = ""
 
 
 def mailto_message(mailto: str, sender: str) -> EmailMessage:
@@ -78,6 +79,7 @@ def read_mailbox(folder: Path, recipients: set[str]) -> list[Received]:
                 clicks=[u for u in links if "/t/c/" in u],
                 unsubscribe=https,
                 unsubscribe_mailto=mailto,
+                subject=str(msg.get("Subject", "")),
             )
         )
     return found

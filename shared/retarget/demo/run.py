@@ -22,8 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from retarget.common.settings import CommonSettings
 from retarget.config.dkim import PublishedKey
+from retarget.demo.campaigns import OwnCampaign, ensure_demo_campaign
 from retarget.demo.dkim import ensure_dkim_keys
-from retarget.demo.engage import engage, read_mailbox
+from retarget.demo.engage import Received, engage, read_mailbox
 from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
@@ -70,6 +71,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     )
     stack = CommonSettings(kafka_bootstrap=kafka_bootstrap(), database_url=database_url())
     dkim_keys = await ensure_dkim_keys(creds.workspace_id, stack)
+    console.print(
+        "==> its own abandoned-cart campaign and subject (configuration as data, like "
+        "`retarget campaigns apply`); the other campaigns are the bundled defaults"
+    )
+    own = await ensure_demo_campaign(creds.workspace_id, stack)
     env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
     console.print("==> starting the four services and the unsubscribe mailbox (logs in .devstack/logs/)")
     await asyncio.to_thread(start_all, env)
@@ -105,6 +111,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     await asyncio.sleep(WAIT_S + 6)
     _show_funnel()
     _show_dkim(dkim_keys)
+    _show_own_campaign(own, mails)
     _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
     return 0 if mails else 1
 
@@ -164,6 +171,20 @@ def _show_dkim(keys: list[PublishedKey]) -> None:
     console.print("  A real domain would publish these DNS records (`retarget dkim list --workspace demo`):")
     for key in keys:
         console.print(f"    {key.dns}", soft_wrap=True, highlight=False)
+
+
+def _show_own_campaign(own: OwnCampaign | None, mails: list[Received]) -> None:
+    if own is None:
+        console.print("[yellow]  the demo workspace's own campaign could not be applied (stack away)[/]")
+        return
+    reminders = [m for m in mails if m.subject.endswith(own.subject.rpartition("}}")[2])]
+    console.print(
+        f"  Workspace campaign: {own.name} v{own.campaign_version} ({own.percent_off}% off) with its own "
+        f"template v{own.template_version}; {len(reminders)} reminders sent with it. "
+        "See `retarget campaigns list --workspace demo`."
+    )
+    if reminders:
+        console.print(f"    e.g. subject: {reminders[0].subject}", highlight=False)
 
 
 def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, started: float) -> None:

@@ -1,0 +1,46 @@
+"""The demo workspace's own configuration: its abandoned-cart campaign with 15% off instead of the
+bundled 10%, and that campaign's subject line of its own — applied through the same
+ConfigService as `retarget campaigns apply` / `retarget templates apply` (a version in
+PostgreSQL, a record on the change feed), while the other four campaigns stay the bundled
+defaults every workspace inherits.
+
+Applying the same bodies again stores nothing new, so every demo run after the first reuses
+version it made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retarget.cli._config import config_service
+from retarget.common.settings import CommonSettings
+from retarget.config.defaults import bundled_campaigns, bundled_templates
+
+CAMPAIGN = "abandoned_cart"
+PERCENT_OFF = 15
+SUBJECT = '{{ recipient.first_name or "Hi" }}, your cart is waiting, with 15% off'
+
+
+@dataclass(frozen=True)
+class OwnCampaign:
+    name: str
+    campaign_version: int
+    template_version: int
+    percent_off: int
+    subject: str
+
+
+async def ensure_demo_campaign(workspace_id: str, settings: CommonSettings) -> OwnCampaign | None:
+    """The demo workspace's own abandoned_cart (campaign and template); None when the stack is away."""
+    campaign = {
+        **bundled_campaigns()[CAMPAIGN],
+        "incentive": {"kind": "percent_off", "value": PERCENT_OFF},
+        "description": f"The demo shop's own cart reminder: {PERCENT_OFF}% off (the bundled one gives 10%).",
+    }
+    template = {**bundled_templates()[CAMPAIGN], "subject": SUBJECT}
+    async with config_service(settings) as service:
+        if service is None:
+            return None
+        applied = await service.apply(workspace_id, "campaign", CAMPAIGN, campaign, author="demo")
+        styled = await service.apply(workspace_id, "template", CAMPAIGN, template, author="demo")
+    return OwnCampaign(CAMPAIGN, applied.version, styled.version, PERCENT_OFF, SUBJECT)

@@ -507,9 +507,18 @@ async def test_a_record_on_a_partition_its_key_does_not_hash_to_is_dead_lettered
 # -- guards each mutation test showed no test relied on ------------------------------------
 
 
+class TallyCounter:
+    """A counter as BatchCounts uses one (a prometheus child: hashable, `inc`)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def inc(self, amount: float) -> None:
+        self.total += amount
+
+
 def test_counts_applied_twice_count_once():
-    counts, counter = BatchCounts(), SimpleNamespace(total=0.0)
-    counter.inc = lambda amount: setattr(counter, "total", counter.total + amount)
+    counts, counter = BatchCounts(), TallyCounter()
     counts.inc(counter, 2.0)
     counts.apply()
     counts.apply()  # a later batch's apply must not count this one again

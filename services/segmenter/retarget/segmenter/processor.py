@@ -99,7 +99,9 @@ class ProfileProcessor:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.counts.inc(labelled(metrics.EVENTS, "invalid"))
             raise Poison(f"not a TrackedEvent: {exc}") from exc
-        metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
+        self.counts.observe(
+            metrics.EVENT_AGE, max(0.0, self.clock.timestamp() - event.received_at.timestamp())
+        )
         visitor = identity.visitor_of(key, event.workspace_id)
         here = self._load(key)
         redirect = here.merged_into if here is not None else None

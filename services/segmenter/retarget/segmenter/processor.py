@@ -31,7 +31,7 @@ from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.merging import merge_into
 from retarget.segmenter.rules import Outcome, UnusableEvent, apply_event, is_duplicate, remember
 from retarget.segmenter.schedule import DueSchedule
-from retarget.segmenter.state import Profile, profile_decoder
+from retarget.segmenter.state import Profile, encode_due, profile_decoder
 from retarget.segmenter.tables import Send, Table
 
 __all__ = ["Poison", "ProfileProcessor", "Send", "Table", "due_epoch"]
@@ -289,7 +289,7 @@ class ProfileProcessor:
         self._store_due(key, next_due(profile))
 
     def _store_due(self, key: bytes, when: datetime | None) -> None:
-        wanted = when.isoformat().encode() if when else None
+        wanted = encode_due(when) if when else None
         if self.due.get(key) == wanted:
             return
         if wanted is None:

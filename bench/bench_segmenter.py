@@ -254,15 +254,19 @@ class Worker:
         raise RuntimeError("worker did not start")
 
     async def drain(self, n: int, timeout_s: float = 900) -> float:
-        """events/s from the first processed event to the n-th."""
-        first_at, first_count = None, 0.0
+        """events/s from the first processed event to the n-th; also sets `cpu_us_per_event`, the
+        worker's CPU time (all its threads) per event over the same span: unlike events/s it
+        hardly depends on how much of a core the machine's other load leaves the worker."""
+        first_at, first_count, first_cpu = None, 0.0, 0.0
+        process = psutil.Process(self.process.pid)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             count = await asyncio.to_thread(self.metric, "retarget_segmenter_events_total")
             if first_at is None and count > 0:
-                first_at, first_count = time.perf_counter(), count
+                first_at, first_count, first_cpu = time.perf_counter(), count, _cpu_s(process)
             if count >= n:
                 assert first_at is not None
+                self.cpu_us_per_event = (_cpu_s(process) - first_cpu) / max(1.0, count - first_count) * 1e6
                 return (count - first_count) / (time.perf_counter() - first_at)
             await asyncio.sleep(0.25)
         raise RuntimeError(f"worker processed fewer than {n} events in {timeout_s}s")
@@ -291,6 +295,11 @@ class Worker:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _free_port() -> int:
@@ -326,6 +335,7 @@ async def one_run(
     try:
         await shipped.wait_up()
         rate = await shipped.drain(n)
+        cpu_us = shipped.cpu_us_per_event
     finally:
         shipped.stop()
     # then the same records again with 2 s waits, so every cart fires within the drain, and the
@@ -348,6 +358,7 @@ async def one_run(
         burst = await burst_lag(topics, n)
         return {
             "events_per_s": rate,
+            "cpu_us_per_event": cpu_us,
             "firing_events_per_s": firing_rate,
             "ceiling_per_s": bare,
             "faust_ceiling_per_s": bare_faust,
@@ -487,7 +498,8 @@ async def main() -> None:
             r = await one_run(root / f"run{i}", args.events, args.cprofile if i == 0 else None, args.lag_load)
             results.append(r)
             print(
-                f"run {i + 1}: {r['events_per_s']:,.0f} events/s ({r['firing_events_per_s']:,.0f}/s with every "
+                f"run {i + 1}: {r['events_per_s']:,.0f} events/s, worker CPU {r['cpu_us_per_event']:.1f} µs an event "
+                f"({r['firing_events_per_s']:,.0f}/s with every "
                 f"cart firing within the drain) (ceilings: aiokafka {r['ceiling_per_s']:,.0f}/s, "
                 f"{r['events_per_s'] / r['ceiling_per_s']:.1%}; a bare faust agent "
                 f"{r['faust_ceiling_per_s']:,.0f}/s, {r['events_per_s'] / r['faust_ceiling_per_s']:.0%}); "
@@ -499,7 +511,8 @@ async def main() -> None:
             )
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
-            f"median of {args.runs}: {med['events_per_s']:,.0f} events/s ({med['firing_events_per_s']:,.0f}/s with "
+            f"median of {args.runs}: {med['events_per_s']:,.0f} events/s, {med['cpu_us_per_event']:.1f} µs CPU an "
+            f"event ({med['firing_events_per_s']:,.0f}/s with "
             f"every cart firing) vs ceilings: aiokafka "
             f"{med['ceiling_per_s']:,.0f}/s, a bare faust agent {med['faust_ceiling_per_s']:,.0f}/s; "
             f"timer lag p99 {med['lag_p99_s']:.2f} s at {med['load_per_s']:,.0f} events/s, "

@@ -47,6 +47,7 @@ class FakeProducer:
 
     def __init__(self, journal: list[str]) -> None:
         self.journal, self.sent, self.pending = journal, [], []
+        self.batches: list[tuple[str, int]] = []  # (topic, records) of each batch sent
         self.fail_topic: str | None = None
 
     max_request_size = 1_048_576  # aiokafka's default: a larger record is refused at send
@@ -70,8 +71,51 @@ class FakeProducer:
         self.pending.append(done)
         return done
 
+    async def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> Any:
+        """A closed batch as one acknowledgement (the offset of its first record), as aiokafka's."""
+        assert batch.closed, "an open batch would linger"
+        first = len(self.sent)
+        self.sent += [(topic, key, value, partition) for key, value in batch.records]
+        self.batches.append((topic, len(batch.records)))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def answer() -> None:
+            if topic == self.fail_topic:
+                done.set_exception(RuntimeError(f"{topic} refused"))
+                return
+            self.journal.append(f"acked {topic}")
+            done.set_result(SimpleNamespace(offset=first))
+
+        loop.call_soon(answer)
+        self.pending.append(done)
+        return done
+
     def changelog(self, table: str) -> list[tuple[bytes, bytes | None, int | None]]:
         return [(k, v, p) for topic, k, v, p in self.sent if topic == f"t-{table}-changelog"]
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder as the recorder uses it: full after `capacity` records."""
+
+    capacity = 3  # small, so a batch of the tests' size is split
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+        self.closed = False
+
+    def append(self, *, key: bytes, value: bytes | None, timestamp: float | None) -> object | None:
+        if self.closed or len(self.records) == self.capacity:
+            self.closed = True
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeConsumer:
@@ -216,6 +260,22 @@ async def test_a_poll_is_recorded_sends_then_changelog_then_one_state_write_per_
             i for i, (topic, *_rest) in enumerate(rig.producer.sent) if topic == f"t-{name}-changelog"
         )
         assert rig.changelog_offset(table) == newest
+
+
+async def test_a_partitions_changelog_leaves_as_closed_batches_split_where_full(tmp_path):
+    rig = await make_rig(tmp_path)
+    keys = [b"ws:anon-%d" % i for i in range(7)]
+    await rig.poll_keyed([
+        (key, identify(T0, mid=f"m{i}", anonymous_id=f"anon-{i}", email=f"v{i}@example.com"))
+        for i, key in enumerate(keys)
+    ])  # fmt: skip
+    # 7 records into batches of 3 (FakeBatch.capacity): every record once, in order, none lost
+    assert [n for topic, n in rig.producer.batches if topic == "t-profiles-changelog"] == [3, 3, 1]
+    assert [key for key, _, _ in rig.producer.changelog("profiles")] == keys
+    assert all(rig.profiles.get_in(2, key) is not None for key in keys)
+    # faust's recovery starts after the last record of the last batch, not after its first
+    newest = max(i for i, (topic, *_rest) in enumerate(rig.producer.sent) if topic == "t-profiles-changelog")
+    assert rig.changelog_offset(rig.profiles) == newest
 
 
 async def test_an_order_in_a_later_batch_cancels_the_reminder_in_rocksdb(tmp_path):
@@ -468,9 +528,18 @@ async def test_a_record_without_a_usable_key_is_dead_lettered_not_rerouted(tmp_p
 # -- guards each mutation test showed no test relied on ------------------------------------
 
 
+class TallyCounter:
+    """A counter as BatchCounts uses one (a prometheus child: hashable, `inc`)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def inc(self, amount: float) -> None:
+        self.total += amount
+
+
 def test_counts_applied_twice_count_once():
-    counts, counter = BatchCounts(), SimpleNamespace(total=0.0)
-    counter.inc = lambda amount: setattr(counter, "total", counter.total + amount)
+    counts, counter = BatchCounts(), TallyCounter()
     counts.inc(counter, 2.0)
     counts.apply()
     counts.apply()  # a later batch's apply must not count this one again

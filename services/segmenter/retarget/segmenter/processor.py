@@ -39,7 +39,7 @@ from retarget.segmenter.rules import (
     remember,
 )
 from retarget.segmenter.schedule import DueSchedule
-from retarget.segmenter.state import Profile, profile_decoder
+from retarget.segmenter.state import Profile, encode_due, profile_decoder
 from retarget.segmenter.tables import Send, Table
 
 __all__ = ["CampaignsOf", "Poison", "ProfileProcessor", "Send", "Table", "due_epoch"]
@@ -124,7 +124,9 @@ class ProfileProcessor:
         if time_problem is not None:  # before anything changes: the event is dead-lettered
             self.counts.inc(labelled(metrics.EVENTS, "invalid"))
             raise Poison(time_problem)
-        metrics.EVENT_AGE.observe(max(0.0, self.clock.timestamp() - event.received_at.timestamp()))
+        self.counts.observe(
+            metrics.EVENT_AGE, max(0.0, self.clock.timestamp() - event.received_at.timestamp())
+        )
         visitor = identity.visitor_of(key, event.workspace_id)
         here = self._load(key)
         redirect = here.merged_into if here is not None else None
@@ -326,7 +328,7 @@ class ProfileProcessor:
         self._store_due(key, next_due(profile))
 
     def _store_due(self, key: bytes, when: datetime | None) -> None:
-        wanted = when.isoformat().encode() if when else None
+        wanted = encode_due(when) if when else None
         if self.due.get(key) == wanted:
             return
         if wanted is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rocksdict
@@ -34,6 +34,7 @@ import rocksdict
 from retarget.common.faults import crash_point
 from retarget.segmenter import faust_internals
 from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, WriteBehind
+from retarget.segmenter.changelog_batches import SentBatch, newest_offset, send_in_batches
 from retarget.segmenter.metrics import BatchCounts
 
 Writes = list[tuple[bytes, bytes | None]]  # (key, value or None for a deletion)
@@ -110,6 +111,12 @@ class LazyProducer:
     async def send(self, topic: str, value: bytes | None, key: bytes, partition: int | None = None) -> Any:
         return await (await self._started()).send(topic, value, key=key, partition=partition)
 
+    async def create_batch(self) -> Any:
+        return (await self._started()).create_batch()
+
+    async def send_batch(self, batch: Any, topic: str, partition: int) -> Any:
+        return await (await self._started()).send_batch(batch, topic, partition=partition)
+
 
 def position_key(partition: int) -> bytes:
     return b"events:%d" % partition
@@ -165,18 +172,18 @@ class Recorder:
     async def _send_changelog(
         self, table: PartitionTable, writes: dict[int, Writes]
     ) -> list[tuple[PartitionTable, int, Writes, int]]:
-        """Each write's changelog record, all acknowledged; the newest offset per partition."""
-        acks: list[tuple[int, Awaitable[Any]]] = []
+        """Each write's changelog record, as closed batches per partition (changelog_batches.py),
+        all acknowledged; the newest offset per partition."""
+        sent: list[tuple[int, SentBatch]] = []
         for partition, partition_writes in writes.items():
-            for key, value in partition_writes:
-                ack = await self.producer.send(table.changelog, value, key=key, partition=partition)
-                acks.append((partition, ack))
-        if not acks:
+            for batch in await send_in_batches(self.producer, table.changelog, partition, partition_writes):
+                sent.append((partition, batch))
+        if not sent:
             return []
-        done = await asyncio.gather(*(ack for _, ack in acks))
+        done = await asyncio.gather(*(ack for _, (ack, _) in sent))
         newest: dict[int, int] = {}
-        for (partition, _), meta in zip(acks, done, strict=True):
-            newest[partition] = max(newest.get(partition, -1), meta.offset)
+        for (partition, (_, count)), meta in zip(sent, done, strict=True):
+            newest[partition] = max(newest.get(partition, -1), newest_offset(meta, count))
         return [(table, partition, writes[partition], newest[partition]) for partition in writes]
 
 

@@ -7,7 +7,7 @@ bounded, so a profile stays small however busy the visitor is.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -88,3 +88,21 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 profile_decoder = msgspec.json.Decoder(Profile)
 pending_decoder = msgspec.json.Decoder(Pending)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_due(when: datetime) -> bytes:
+    """A `due` table value: `when.isoformat()` as bytes, the format the table has always held
+    (read back with datetime.fromisoformat, compared byte for byte to skip unchanged writes).
+
+    On every profile write, and isoformat with a time zone is slow (~10x msgspec's datetime
+    encoding; ~4% of the worker's CPU). msgspec writes the same RFC 3339 text but for a UTC
+    time's `Z`, where isoformat writes `+00:00`; event times are nearly all UTC (msgspec
+    decodes `Z` and `+00:00` to `UTC`). Other offsets keep isoformat: msgspec drops an
+    offset's seconds.
+    """
+    if when.tzinfo is UTC:
+        return _encoder.encode(when)[1:-2] + b"+00:00"  # '"…Z"' -> '…+00:00'
+    return when.isoformat().encode()

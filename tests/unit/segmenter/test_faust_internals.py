@@ -69,3 +69,30 @@ async def test_the_read_offsets_are_where_faust_keeps_them(monkeypatch):
     # faust's own code sets the read offset (setting it here would pass even if faust moved it)
     await consumer.seek(tp, 9)
     assert faust_internals.read_offset(consumer, tp) == 9
+
+
+async def test_recovery_reads_committed_records_and_steps_over_transaction_markers():
+    from faust.tables import recovery as faust_recovery
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    app = faust.App("t", broker="kafka://127.0.0.1:1", autodiscover=False)
+    thread = app.consumer._thread
+    assert isinstance(thread, AIOKafkaConsumerThread)
+    faust_internals.recover_read_committed(app)
+    # the worker consumer faust builds is read_committed (aiokafka hands this to its fetcher)
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._isolation_level == "read_committed"
+    assert "isolation_level=self._isolation_level" in inspect.getsource(type(consumer).start)
+    await consumer.stop()
+    # faust's recovery steps over a trailing transaction marker only when it sees in_transaction
+    recovery = app.tables.recovery
+    source = inspect.getsource(faust_recovery)
+    assert "if timeout and self.app.in_transaction and timeout_count > 1:" in source
+    assert "await detect_aborted_tx()" in source
+    assert recovery.app.in_transaction is True
+    assert app.in_transaction is False  # the rest of faust runs without its own transactions
+    # every other attribute is the app's, written through too (recovery sets app.in_recovery)
+    assert recovery.app.conf is app.conf
+    recovery.app.in_recovery = True
+    assert app.in_recovery is True
+    app.in_recovery = False

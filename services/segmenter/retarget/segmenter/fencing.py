@@ -79,17 +79,18 @@ class FencedChangelog:
                     for key, value in table_writes
                 ]
                 sent.append((producer, table, partition, table_writes, acks))
+        # every record on the broker, none visible to a read_committed reader yet
+        offsets = [await asyncio.gather(*acks) for *_, acks in sent]
         crash_point("segmenter.in_changelog_transaction")
         producers = {id(producer): producer for producer, *_ in sent}
         # a fenced producer raises here: the batch is not recorded and the worker exits
         await asyncio.gather(*(producer.commit_transaction() for producer in producers.values()))
         staged: Staged = []
-        for _, table, partition, table_writes, acks in sent:
-            if acks:
-                newest = max(meta.offset for meta in await asyncio.gather(*acks))
+        for (_, table, partition, table_writes, _), metas in zip(sent, offsets, strict=True):
+            if metas:
                 # the commit marker follows the transaction's last record in each partition (one
                 # writer per partition: the fence): stored, a restart finds its store caught up
-                staged.append((table, partition, table_writes, newest + 1))
+                staged.append((table, partition, table_writes, max(meta.offset for meta in metas) + 1))
         return staged
 
     async def stop(self) -> None:

@@ -92,8 +92,3 @@ class FencedChangelog:
                 # writer per partition: the fence): stored, a restart finds its store caught up
                 staged.append((table, partition, table_writes, max(meta.offset for meta in metas) + 1))
         return staged
-
-    async def stop(self) -> None:
-        async with self._lock:
-            producers, self._producers = list(self._producers.values()), {}
-        await asyncio.gather(*(producer.stop() for producer in producers), return_exceptions=True)

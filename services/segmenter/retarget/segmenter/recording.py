@@ -133,12 +133,8 @@ class Recorder:
         positions: PartitionTable | None = None,
         counts: BatchCounts | None = None,
     ) -> None:
-        self.tables, self.outputs, self.changelog, self.positions = (
-            list(tables),
-            outputs,
-            changelog,
-            positions,
-        )
+        self.tables, self.outputs, self.positions = list(tables), outputs, positions
+        self.changelog = changelog  # the transactions that record a batch (fencing.py)
         self.counts = counts or BatchCounts()  # the processor's: applied once the batch is recorded
 
     def discard(self) -> None:

@@ -1,7 +1,10 @@
 """The crash hook: unarmed it does nothing, armed it SIGKILLs at the named step's nth hit."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,3 +43,23 @@ def test_armed_process_dies_at_the_nth_hit_as_kill_9_does() -> None:
     )
     assert run.returncode == -9
     assert run.stdout.split() == ["0", "1", "2"]
+
+
+def test_a_process_told_to_freeze_stops_once_at_the_nth_hit_and_goes_on_when_continued() -> None:
+    code = (
+        "from retarget.common.faults import crash_point\n"
+        "for i in range(5):\n"
+        "    print(i, flush=True)\n"
+        "    crash_point('stage.after_produce')\n"
+    )
+    env = {"RETARGET_CRASH_AT": "stage.after_produce@2", "RETARGET_CRASH_SIGNAL": "SIGSTOP", "PATH": ""}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert [child.stdout.readline().strip() for _ in range(2)] == ["0", "1"]
+    # frozen at the 2nd hit (state T), not dead; a SIGCONT lets it finish, never freezing again
+    while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+        time.sleep(0.05)
+    assert child.poll() is None
+    os.kill(child.pid, signal.SIGCONT)
+    rest, _ = child.communicate(timeout=60)
+    assert child.returncode == 0 and rest.split() == ["2", "3", "4"]

@@ -5,6 +5,8 @@ where a crash matters with `crash_point("service.step")`; a test starts the serv
 
     RETARGET_CRASH_AT=sender.after_smtp_250           # die the first time the step is reached
     RETARGET_CRASH_AT=sender.after_smtp_250@3         # die the third time
+    RETARGET_CRASH_SIGNAL=SIGSTOP                     # freeze there instead (a zombie-to-be:
+                                                      # the test sends SIGCONT when it wants)
 
 and the process SIGKILLs itself there: no finally blocks, no flush, no graceful stop, exactly
 what an OOM kill or a lost machine does. Without the variable a crash point is one attribute
@@ -31,7 +33,8 @@ CRASH_POINTS: dict[str, str] = {
     "ingest.mailbox.after_report_write": "a report's suppression is committed, the reporting server has no 250",
     # segmenter (events loop / timer)
     "segmenter.after_sends": "triggers and forwards acknowledged, tables not written",
-    "segmenter.after_changelog": "changelog records acknowledged, local state not written",
+    "segmenter.in_changelog_transaction": "changelog records sent in open transactions, none committed",
+    "segmenter.after_changelog": "changelog records committed, local state not written",
     "segmenter.after_state_write": "local state, its changelog offsets and input position written",
     "segmenter.after_commit": "the batch fully recorded, its counters applied",
     # composer / sender (shared Stage)
@@ -65,6 +68,7 @@ def _parse(spec: str) -> tuple[str, int] | None:
 
 
 _target = _parse(os.environ.get(CRASH_ENV, ""))
+_signal = getattr(signal, os.environ.get("RETARGET_CRASH_SIGNAL", "SIGKILL"))
 _hits = 0
 
 
@@ -78,9 +82,9 @@ def crash_point(name: str) -> None:
     if name != _target[0]:
         return
     _hits += 1
-    if _hits >= _target[1]:
-        print(f"crash point {name} reached ({_hits}): SIGKILL", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits == _target[1]:  # once: a process frozen there (SIGSTOP) and resumed goes on
+        print(f"crash point {name} reached ({_hits}): {_signal.name}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), _signal)
 
 
 def arm(spec: str | None) -> None:

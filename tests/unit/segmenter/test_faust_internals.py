@@ -98,3 +98,30 @@ async def test_the_restore_runs_where_fausts_recovery_reads_its_start_offsets(tm
     assert seen == [({tp: table}, 3, {tp: 9})] and offsets[tp] == 9  # faust starts after the restore
     await recovery._build_offsets(Consumer(), {tp}, Counter({tp: 3}), "standby")
     assert len(seen) == 1  # standbys are faust's own
+
+
+async def test_recovery_reads_committed_records_and_steps_over_transaction_markers():
+    from faust.tables import recovery as faust_recovery
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    app = faust.App("t", broker="kafka://127.0.0.1:1", autodiscover=False)
+    thread = app.consumer._thread
+    assert isinstance(thread, AIOKafkaConsumerThread)
+    faust_internals.recover_read_committed(app)
+    # the worker consumer faust builds is read_committed (aiokafka hands this to its fetcher)
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._isolation_level == "read_committed"
+    assert "isolation_level=self._isolation_level" in inspect.getsource(type(consumer).start)
+    await consumer.stop()
+    # faust's recovery steps over a trailing transaction marker only when it sees in_transaction
+    recovery = app.tables.recovery
+    source = inspect.getsource(faust_recovery)
+    assert "if timeout and self.app.in_transaction and timeout_count > 1:" in source
+    assert "await detect_aborted_tx()" in source
+    assert recovery.app.in_transaction is True
+    assert app.in_transaction is False  # the rest of faust runs without its own transactions
+    # every other attribute is the app's, written through too (recovery sets app.in_recovery)
+    assert recovery.app.conf is app.conf
+    recovery.app.in_recovery = True
+    assert app.in_recovery is True
+    app.in_recovery = False

@@ -1,7 +1,8 @@
 """The events loop and the timer's ticks record a batch in order — sends acknowledged, then the
-changelog (due, then profiles, then the input position) acknowledged, then one RocksDB write
-per table partition with its changelog offset — on faust's real RocksDB store, with the real
-rules; only Kafka is a fake (a journal of sends and acknowledgements)."""
+changelog (due, then profiles, then the input position) committed in a transaction per
+partition, then one RocksDB write per table partition with its changelog offset — on faust's
+real RocksDB store, with the real rules; only Kafka is a fake (a journal of sends,
+acknowledgements and commits)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import rocksdict
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from faust.types import TP
@@ -26,6 +27,7 @@ from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, Write
 from retarget.segmenter.campaigns import load_campaigns
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_BYTES
 from retarget.segmenter.events_loop import EventsLoop, LoopParts
+from retarget.segmenter.fencing import FencedChangelog
 from retarget.segmenter.metrics import BatchCounts
 from retarget.segmenter.processor import MAX_KEY_BYTES, ProfileProcessor
 from retarget.segmenter.recording import PartitionTable, Recorder, position_key
@@ -43,12 +45,29 @@ ANN = b"ws:anon-1"
 
 
 class FakeProducer:
-    """Sends acknowledged a loop turn later, each one journaled; `fail_topic`: refused there."""
+    """Sends acknowledged a loop turn later, each one journaled; `fail_topic`: refused there.
+    Transactions are journaled too; `fenced`: a later owner started this transactional id."""
 
     def __init__(self, journal: list[str]) -> None:
         self.journal, self.sent, self.pending = journal, [], []
         self.batches: list[tuple[str, int]] = []  # (topic, records) of each batch sent
         self.fail_topic: str | None = None
+        self.fenced = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def begin_transaction(self) -> None:
+        self.journal.append("begin")
+
+    async def commit_transaction(self) -> None:
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        if self.fenced:
+            raise ProducerFenced()
+        self.journal.append("commit")
 
     max_request_size = 1_048_576  # aiokafka's default: a larger record is refused at send
 
@@ -71,10 +90,10 @@ class FakeProducer:
         self.pending.append(done)
         return done
 
-    async def create_batch(self) -> FakeBatch:
+    def create_batch(self) -> FakeBatch:
         return FakeBatch()
 
-    async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> Any:
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         """A closed batch as one acknowledgement (the offset of its first record), as aiokafka's."""
         assert batch.closed, "an open batch would linger"
         first = len(self.sent)
@@ -197,7 +216,8 @@ async def make_rig(datadir: Path, journal: list[str] | None = None) -> Rig:
         profiles=profiles_view, due=due_view, send=outputs, campaigns=CAMPAIGNS, clock=clock,
         schedule=DueSchedule(), counts=counts,
     )  # fmt: skip
-    recorder = Recorder([(due_view, due), (profiles_view, profiles)], outputs, producer, positions, counts)
+    changelog = FencedChangelog("t", lambda transactional_id: producer)
+    recorder = Recorder([(due_view, due), (profiles_view, profiles)], outputs, changelog, positions, counts)
     owned = {2}
     app = SimpleNamespace(
         rebalancing=False,
@@ -241,25 +261,31 @@ async def test_a_poll_is_recorded_sends_then_changelog_then_one_state_write_per_
     # the merge (an acknowledged send) and the other sends before any changelog record
     first_changelog = j.index("acked t-due-changelog")
     assert [e for e in j[:first_changelog] if e.startswith("acked")] == ["acked profile_events"] * 2
-    # due's changelog acknowledged before profiles' is sent; the position after both; state last
-    last = {
-        name: max(i for i, e in enumerate(j) if e == f"acked t-{name}-changelog")
-        for name in ("due", "profiles")
-    }
-    assert last["due"] < j.index("acked t-profiles-changelog")
-    assert last["profiles"] < j.index("acked t-positions-changelog") < first_write
+    # one transaction for the partition: due's, profiles' and the position's records (sent in
+    # that order: the position after the data it covers), committed before any state is written
+    assert j.count("begin") == 1 and j.count("commit") == 1
+    assert first_changelog > j.index("begin")
+    changelog_order = [t for t, *_ in rig.producer.sent if t.endswith("-changelog")]
+    assert changelog_order == sorted(
+        changelog_order, key=["t-due-changelog", "t-profiles-changelog", "t-positions-changelog"].index
+    )
+    assert changelog_order[-1] == "t-positions-changelog"
+    last_acked = max(i for i, e in enumerate(j) if e.endswith("-changelog"))
+    assert last_acked < j.index("commit") < first_write
     # the state itself, in RocksDB
     profile = profile_decoder.decode(rig.profiles.get_in(2, ANN))  # type: ignore[arg-type]
     assert profile.email == "ann@example.com" and profile.cart
     assert rig.due.get_in(2, ANN) is not None
     assert rig.positions.get_in(2, position_key(2)) == b"44"  # the next offset to read
     assert rig.producer.changelog("profiles").count((ANN, rig.profiles.get_in(2, ANN), 2)) == 1
-    # with the changelog offset faust's recovery starts after, in the same write
+    # with the changelog offset faust's recovery starts after, in the same write: the commit
+    # marker's, right after the transaction's last record (else a restart would wait for a
+    # record after the marker that never comes)
     for table, name in ((rig.profiles, "profiles"), (rig.due, "due"), (rig.positions, "positions")):
         newest = max(
             i for i, (topic, *_rest) in enumerate(rig.producer.sent) if topic == f"t-{name}-changelog"
         )
-        assert rig.changelog_offset(table) == newest
+        assert rig.changelog_offset(table) == newest + 1
 
 
 async def test_a_partitions_changelog_leaves_as_closed_batches_split_where_full(tmp_path):
@@ -273,9 +299,10 @@ async def test_a_partitions_changelog_leaves_as_closed_batches_split_where_full(
     assert [n for topic, n in rig.producer.batches if topic == "t-profiles-changelog"] == [3, 3, 1]
     assert [key for key, _, _ in rig.producer.changelog("profiles")] == keys
     assert all(rig.profiles.get_in(2, key) is not None for key in keys)
-    # faust's recovery starts after the last record of the last batch, not after its first
+    # the offset stored is the commit marker's, after the last record of the last batch (not
+    # after the batch's first record)
     newest = max(i for i, (topic, *_rest) in enumerate(rig.producer.sent) if topic == "t-profiles-changelog")
-    assert rig.changelog_offset(rig.profiles) == newest
+    assert rig.changelog_offset(rig.profiles) == newest + 1
 
 
 async def test_an_order_in_a_later_batch_cancels_the_reminder_in_rocksdb(tmp_path):
@@ -358,6 +385,18 @@ async def test_a_changelog_failure_writes_no_local_state_and_is_not_retryable(tm
     with pytest.raises(RuntimeError) as failed:
         await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
     assert not isinstance(failed.value, SendsUnacknowledged)  # the caller must exit: recovery reconciles
+    assert rig.profiles.get_in(2, ANN) is None and rig.due.get_in(2, ANN) is None
+    assert rig.positions.get_in(2, position_key(2)) is None
+
+
+async def test_a_fenced_worker_writes_no_local_state_and_must_exit(tmp_path):
+    """A later owner of the partition started its transactional id: the commit is refused."""
+    rig = await make_rig(tmp_path)
+    rig.producer.fenced = True
+    with pytest.raises(ProducerFenced) as failed:
+        await rig.poll(identify(T0, mid="m1", email="ann@example.com"), cart())
+    assert not isinstance(failed.value, SendsUnacknowledged)  # not retried: record_or_die exits
+    assert "commit" not in rig.journal
     assert rig.profiles.get_in(2, ANN) is None and rig.due.get_in(2, ANN) is None
     assert rig.positions.get_in(2, position_key(2)) is None
 

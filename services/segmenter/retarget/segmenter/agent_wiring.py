@@ -75,7 +75,7 @@ def wire_agent(w: Worker, send: Send | None) -> Agent:
         profiles = WriteBehind(tables[0], current=tables[0].current_partition)
         due = WriteBehind(tables[1], current=tables[1].current_partition)
         # due before profiles: recording.py says why
-        recorder = Recorder([(due, tables[1]), (profiles, tables[0])], outputs, w.producer, counts=counts)
+        recorder = Recorder([(due, tables[1]), (profiles, tables[0])], outputs, w.changelog, counts=counts)
         batch = Batch([profiles, due], outputs, batch_agent.enter_event, recorder.record)
     else:
         counts = metrics.BatchCounts(immediate=True)

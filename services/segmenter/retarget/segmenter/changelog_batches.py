@@ -1,4 +1,4 @@
-"""A table partition's changelog records sent as closed producer batches (recording.py).
+"""A table partition's changelog records sent as closed producer batches (fencing.py).
 
 Why not `producer.send` per record: each call costs a future, a partitioner pass and an
 accumulator append in Python, and its batch stays open for `linger_ms` before it leaves.
@@ -24,15 +24,14 @@ SentBatch = tuple[Awaitable[Any], int]
 async def send_in_batches(
     producer: Any, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
 ) -> list[SentBatch]:
-    """`records` (key, value or None for a tombstone) in order, as closed batches; `producer`
-    has aiokafka's `create_batch` (awaitable here: the worker starts its producer lazily) and
-    `send_batch`."""
+    """`records` (key, value or None for a tombstone) in order, as closed batches, on a started
+    aiokafka producer (fencing.py's transactional ones: a batch joins the open transaction)."""
     sent: list[SentBatch] = []
-    batch, count = await producer.create_batch(), 0
+    batch, count = producer.create_batch(), 0
     for key, value in records:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full: it closed itself
             sent.append((await producer.send_batch(batch, topic, partition=partition), count))
-            batch, count = await producer.create_batch(), 0
+            batch, count = producer.create_batch(), 0
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise RuntimeError("an empty producer batch refused a record")  # aiokafka never does
         count += 1

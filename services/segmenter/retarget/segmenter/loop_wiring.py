@@ -42,7 +42,7 @@ def wire_events_loop(w: Worker, *, enabled: bool) -> LoopSlot:
             processor=w.make_processor(profiles, due, outputs, counts),
             # due before profiles: recording.py says why
             recorder=Recorder(
-                [(due, tables[1]), (profiles, tables[0])], outputs, w.producer, positions, counts
+                [(due, tables[1]), (profiles, tables[0])], outputs, w.changelog, positions, counts
             ),
             positions=positions,
             lock=w.lock,
@@ -69,6 +69,16 @@ def wire_events_loop(w: Worker, *, enabled: bool) -> LoopSlot:
     async def _finish_before_partitions_move(sender: Any, *args: Any, **kwargs: Any) -> None:
         if slot.loop is not None:
             await slot.loop.pause()
+
+    if enabled:
+
+        @w.app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types handlers as sync
+        async def _fence_former_owners(sender: Any, *args: Any, **kwargs: Any) -> None:
+            """As soon as faust says a partition is ours, before we record anything there
+            (fencing.py); under the lock: no batch of the old assignment is half-recorded."""
+            actives = w.app.assignor.assigned_actives()
+            async with w.lock:
+                await w.changelog.own(tp.partition for tp in actives if tp.topic == w.profile_events_name)
 
     @w.app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types handlers as sync
     async def _finish_before_stopping(sender: Any, *args: Any, **kwargs: Any) -> None:

@@ -3,23 +3,26 @@
 Kafka Streams' checkpoint idea, on faust's tables:
 
 1. the batch's sends acknowledged (triggers, merges, forwards, dead letters);
-2. its changelog records acknowledged — the `due` table's first, then `profiles`' (a profile
-   holds the message ids that make a replayed event a duplicate: it is recorded after the
-   due entries those events produced), then the input position (`positions` table: events
-   partition -> next offset to read), after the data it covers;
+2. its changelog records committed: per events partition, one Kafka transaction holding the
+   `due` table's records, then `profiles`', then the input position (`positions` table: events
+   partition -> next offset to read), after the data it covers (fencing.py: the transaction
+   is what fences a stalled former owner of the partition);
 3. then, per table partition, ONE RocksDB write batch holding the data and the changelog
    offset faust's recovery starts after (the positions table last).
 
 A crash before 3 leaves the local store behind the changelog, never ahead: faust's recovery
-reads the changelog from the stored offset and catches it up. A crash before the position's
-record was acknowledged replays the batch from the previous position: the sends repeat with
-the same ids (deduplicated downstream) and each event is a duplicate for a profile whose
-record made it, new for one whose record did not.
+reads the changelog (read_committed) from the stored offset and catches it up. A crash before
+a partition's transaction committed replays that partition's part of the batch from the
+previous position: the sends repeat with the same ids (deduplicated downstream); the
+partition's data and position records were aborted together. Partitions whose transactions
+committed are recorded (a profile holds the message ids that make a replayed event a
+duplicate).
 
 A failure while the sends settle leaves nothing recorded (`SendsUnacknowledged`: the caller
-may retry). A failure once changelog records were sent leaves the changelog partly ahead of
-the local store: nothing but a restart (faust's recovery) puts them back in step, so it is
-raised as is and the caller must exit (batch_agent.record_or_die).
+may retry). A failure once changelog records were sent (a broker error, or this worker was
+fenced: another owns the partition now) may leave the changelog partly ahead of the local
+store: nothing but a restart (faust's recovery) puts them back in step, so it is raised as
+is and the caller must exit (batch_agent.record_or_die).
 """
 
 from __future__ import annotations
@@ -34,10 +37,8 @@ import rocksdict
 from retarget.common.faults import crash_point
 from retarget.segmenter import faust_internals
 from retarget.segmenter.batching import BatchOutputs, SendsUnacknowledged, WriteBehind
-from retarget.segmenter.changelog_batches import SentBatch, newest_offset, send_in_batches
+from retarget.segmenter.fencing import FencedChangelog, PartitionWrites, Writes
 from retarget.segmenter.metrics import BatchCounts
-
-Writes = list[tuple[bytes, bytes | None]]  # (key, value or None for a deletion)
 
 
 class PartitionTable:
@@ -92,8 +93,8 @@ class PartitionTable:
 
 
 class LazyProducer:
-    """The worker's one producer for its records and its tables' changelogs, started on first use
-    (aiokafka wants the running loop). One producer: a merge record and the event forwarded
+    """The worker's one producer for its records (the changelogs: fencing.py), started on first
+    use (aiokafka wants the running loop). One producer: a merge record and the event forwarded
     after it, or two batches' records of one key, reach a partition in the order sent."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
@@ -110,12 +111,6 @@ class LazyProducer:
 
     async def send(self, topic: str, value: bytes | None, key: bytes, partition: int | None = None) -> Any:
         return await (await self._started()).send(topic, value, key=key, partition=partition)
-
-    async def create_batch(self) -> Any:
-        return (await self._started()).create_batch()
-
-    async def send_batch(self, batch: Any, topic: str, partition: int) -> Any:
-        return await (await self._started()).send_batch(batch, topic, partition=partition)
 
 
 def position_key(partition: int) -> bytes:
@@ -134,11 +129,12 @@ class Recorder:
         self,
         tables: Sequence[tuple[WriteBehind, PartitionTable]],
         outputs: BatchOutputs,
-        producer: Any,
+        changelog: FencedChangelog,
         positions: PartitionTable | None = None,
         counts: BatchCounts | None = None,
     ) -> None:
-        self.tables, self.outputs, self.producer, self.positions = list(tables), outputs, producer, positions
+        self.tables, self.outputs, self.positions = list(tables), outputs, positions
+        self.changelog = changelog  # the transactions that record a batch (fencing.py)
         self.counts = counts or BatchCounts()  # the processor's: applied once the batch is recorded
 
     def discard(self) -> None:
@@ -156,35 +152,20 @@ class Recorder:
             self.discard()
             raise SendsUnacknowledged(str(exc)) from exc
         crash_point("segmenter.after_sends")
-        staged: list[tuple[PartitionTable, int, Writes, int]] = []
+        writes: PartitionWrites = defaultdict(list)
         for overlay, table in self.tables:
-            staged += await self._send_changelog(table, by_partition(overlay))
+            for partition, partition_writes in by_partition(overlay).items():
+                writes[partition].append((table, partition_writes))
         if positions and self.positions is not None:
-            moved: dict[int, Writes] = {p: [(position_key(p), b"%d" % at)] for p, at in positions.items()}
-            staged += await self._send_changelog(self.positions, moved)
+            for partition, at in positions.items():  # after the data it covers
+                writes[partition].append((self.positions, [(position_key(partition), b"%d" % at)]))
+        staged = await self.changelog.write(writes) if writes else []
         crash_point("segmenter.after_changelog")
-        for table, partition, writes, offset in staged:
-            table.write_batch(partition, writes, offset)
+        for table, partition, table_writes, offset in staged:
+            table.write_batch(partition, table_writes, offset)
         crash_point("segmenter.after_state_write")
         self.counts.apply()
         crash_point("segmenter.after_commit")
-
-    async def _send_changelog(
-        self, table: PartitionTable, writes: dict[int, Writes]
-    ) -> list[tuple[PartitionTable, int, Writes, int]]:
-        """Each write's changelog record, as closed batches per partition (changelog_batches.py),
-        all acknowledged; the newest offset per partition."""
-        sent: list[tuple[int, SentBatch]] = []
-        for partition, partition_writes in writes.items():
-            for batch in await send_in_batches(self.producer, table.changelog, partition, partition_writes):
-                sent.append((partition, batch))
-        if not sent:
-            return []
-        done = await asyncio.gather(*(ack for _, (ack, _) in sent))
-        newest: dict[int, int] = {}
-        for (partition, (_, count)), meta in zip(sent, done, strict=True):
-            newest[partition] = max(newest.get(partition, -1), newest_offset(meta, count))
-        return [(table, partition, writes[partition], newest[partition]) for partition in writes]
 
 
 def by_partition(overlay: WriteBehind) -> dict[int, Writes]:

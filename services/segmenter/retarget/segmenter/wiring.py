@@ -22,9 +22,10 @@ from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.records import config_topic
-from retarget.segmenter import metrics
+from retarget.segmenter import faust_internals, metrics
 from retarget.segmenter.campaign_registry import CampaignRegistry
 from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_record, encode_dead_letter
+from retarget.segmenter.fencing import FencedChangelog
 from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
 from retarget.segmenter.recording import LazyProducer
@@ -41,7 +42,7 @@ def profile_events_topic_name(prefix: str) -> str:
 
 
 def new_faust_app(settings: SegmenterSettings) -> faust.App:
-    return faust.App(
+    app = faust.App(
         f"{settings.topic_prefix}-segmenter",
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=settings.store,
@@ -66,6 +67,9 @@ def new_faust_app(settings: SegmenterSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # the changelogs are written in transactions (fencing.py): restore only committed records
+    faust_internals.recover_read_committed(app)
+    return app
 
 
 def declare_table(app: faust.App, name: str, settings: SegmenterSettings) -> Any:
@@ -108,11 +112,17 @@ class Worker:
         self.due = declare_table(self.app, "due", settings)
         # events partition -> the next offset the events loop reads (events_loop.py, recording.py)
         self.positions = declare_table(self.app, "positions", settings)
-        # every record and changelog record of ours goes out through one producer (recording.py)
+        linger_ms = int(settings.producer_linger_s * 1000)
+        # every record of ours goes out through one producer (recording.py) ...
         self.producer = LazyProducer(
-            lambda: make_producer(
-                settings, linger_ms=int(settings.producer_linger_s * 1000), max_batch_size=256 * 1024
-            )
+            lambda: make_producer(settings, linger_ms=linger_ms, max_batch_size=256 * 1024)
+        )
+        # ... the changelog records through a transactional one per events partition (fencing.py)
+        self.changelog = FencedChangelog(
+            self.app.conf.id,
+            lambda tid: make_producer(
+                settings, transactional_id=tid, linger_ms=linger_ms, max_batch_size=256 * 1024
+            ),
         )
         self._names = {
             "events": self.topics.events,

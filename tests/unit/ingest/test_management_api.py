@@ -207,6 +207,8 @@ async def test_names_outside_the_alphabet_are_refused_naming_the_field(api, name
         (b"a: &x [1]\nb: *x\n", "application/yaml", 400),  # aliases: the "billion laughs" expansion
         (b"a: [unclosed", "application/yaml", 400),
         (b"\xff\xfe", "application/yaml", 400),
+        (b"[" * 1500 + b"]" * 1500, "application/yaml", 400),  # nesting past Python's recursion limit
+        (b"a: " + b"{b: " * 700 + b"1" + b"}" * 700, "application/yaml", 400),
         (b'{"wait": "' + b"x" * 5000 + b'"}', "application/json", 413),
     ],
 )

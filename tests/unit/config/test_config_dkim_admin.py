@@ -108,3 +108,13 @@ async def test_the_signing_domain_is_the_identitys_from_domain_else_the_tables()
     identity = Change("ws1", "identity", "", 9, False, {"from_email": "hello@brand.example"})
     config.applied.append(identity)
     assert await signing_domain(config, "ws1", "news@shop.example") == "brand.example"
+
+
+async def test_a_refused_selector_stores_no_key_of_the_batch() -> None:
+    """?selector=<60 chars>&algorithm=both: '<60>-ed' is a DNS label, '<60>-rsa' is one character
+    too long. Before the fix the Ed25519 key was stored (active, signing) and the answer was a
+    422 saying nothing was stored."""
+    config = MemoryConfig()
+    with pytest.raises(ValueError, match="field name"):
+        await generate(config, NOW, selector="s" * 60)
+    assert config.applied == []

@@ -312,3 +312,21 @@ async def test_a_relay_of_another_topic_prefix_does_not_take_this_feeds_unpublis
 
     await relay_once(service, pool, workspace_id=workspace)
     assert [change for _, change in await read_feed()] == [stored]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"rate": {"per_s": 1, "burst": 2**31}},  # rate_burst integer
+        {
+            "caps": [{"max_messages": 1, "window": "1s"}, {"max_messages": 2, "window": "1.5s"}]
+        },  # window_s key
+    ],
+)
+async def test_a_policy_the_sender_tables_cant_hold_is_refused_not_a_database_error(
+    service: ConfigService, workspace: str, policy: dict[str, Any]
+):
+    """Before: asyncpg's DataError / UniqueViolationError, which ingest answers as a 503 "retry"."""
+    with pytest.raises(ConfigInvalid, match="policy: "):
+        await service.apply(workspace, "policy", "", policy, author="test")
+    assert await service.history(workspace, "policy", "") == []

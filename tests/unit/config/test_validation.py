@@ -123,6 +123,17 @@ def test_an_identity_is_normalised():
         ({"quiet_hours": {"start": "21:00", "end": "24:00"}}, "field quiet_hours.end"),
         ({"rate": {"per_s": -1, "burst": 1}}, "field rate.per_s"),
         ({"rate": {"per_s": float("inf"), "burst": 1}}, "not a finite number"),
+        # what the sender's tables (integer, real) can't hold was a PostgreSQL error, i.e. a 503
+        # "retry" that never succeeds (and a dry run that said valid)
+        ({"rate": {"per_s": 1, "burst": 2**31}}, "field rate.burst"),
+        ({"rate": {"per_s": 1e300, "burst": 1}}, "field rate.per_s"),
+        ({"caps": [{"max_messages": 2**31, "window": "1d"}]}, "field caps.0.max_messages"),
+        ({"caps": [{"max_messages": 1, "window": "25000d"}]}, "field caps.0.window"),
+        # frequency_caps holds whole seconds (primary key campaign, window_s): 1s and 1.5s collide
+        (
+            {"caps": [{"max_messages": 1, "window": "1s"}, {"max_messages": 2, "window": "1.5s"}]},
+            "two caps with the same campaign and window",
+        ),
         ({"caps": [{"max_messages": 1, "window": "1000000000000d"}]}, "field caps.0.window"),
         ({"rate": {"per_s": 5, "burst": 0}}, "a limited rate needs a burst of at least 1"),
         ({"caps": [{"max_messages": 0, "window": "1d"}]}, "field caps.0.max_messages"),

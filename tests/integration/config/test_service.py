@@ -330,3 +330,84 @@ async def test_a_policy_the_sender_tables_cant_hold_is_refused_not_a_database_er
     with pytest.raises(ConfigInvalid, match="policy: "):
         await service.apply(workspace, "policy", "", policy, author="test")
     assert await service.history(workspace, "policy", "") == []
+
+
+async def _until_waiting_for_the_lock_of(task: asyncio.Task[Any], pool: asyncpg.Pool, key: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not task.done():
+        waiting = await pool.fetchval(
+            """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)""",
+            key,
+        )
+        if waiting:
+            return
+        assert loop.time() < deadline, "the second writer neither finished nor waited"
+        await asyncio.sleep(0.05)
+
+
+async def test_concurrent_identity_writers_leave_the_newest_version_in_the_workspaces_table(
+    service: ConfigService, workspace: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+):
+    """The object's lock covers the version insert and the legacy-table write: without it a
+    first writer slowed after its insert lets a second insert a newer version and write the
+    table, and the first then overwrites the table with the older identity."""
+    import retarget.config.service as service_module
+
+    real = service_module.write_legacy_tables
+    gate, waiting, calls = asyncio.Event(), asyncio.Event(), []
+
+    async def slowed_first(conn: Any, change: Any) -> None:
+        calls.append(change.version)
+        if len(calls) == 1:
+            waiting.set()
+            await gate.wait()
+        await real(conn, change)
+
+    monkeypatch.setattr(service_module, "write_legacy_tables", slowed_first)
+    identity = {"from_email": "news@acme.example", "postal_address": "2 Road, Town"}
+    first = asyncio.create_task(
+        service.apply(workspace, "identity", "", identity | {"from_name": "First"}, author="a")
+    )
+    await asyncio.wait_for(waiting.wait(), 60)
+    second = asyncio.create_task(
+        service.apply(workspace, "identity", "", identity | {"from_name": "Second"}, author="b")
+    )
+    await _until_waiting_for_the_lock_of(second, pool, f"config:{workspace}/identity/")
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 60)
+
+    newest = (await service.history(workspace, "identity", ""))[0]
+    table = await pool.fetchval("SELECT from_name FROM workspaces WHERE id = $1", workspace)
+    assert newest.body is not None and table == newest.body["from_name"] == "Second"
+
+
+class KafkaAway:
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> Any:
+        from aiokafka.errors import KafkaConnectionError
+
+        raise KafkaConnectionError("no broker")
+
+
+async def test_kafka_away_after_the_commit_keeps_the_version_for_the_relay(
+    service: ConfigService, workspace: str, pool: asyncpg.Pool, config_feed: str
+):
+    """The write succeeds (stored, not yet published); the relay publishes it later."""
+    writer = ConfigService(pool, KafkaAway(), config_feed)  # type: ignore[arg-type]
+    change = await writer.apply(workspace, "template", "welcome", WELCOME, author="test")
+    assert [c.version for c in await service.history(workspace, "template", "welcome")] == [change.version]
+
+
+async def test_an_older_unpublished_version_is_not_relayed_once_a_newer_one_is_on_the_feed(
+    pool: asyncpg.Pool, workspace: str
+):
+    """Only the newest version of an object is ever published: older unpublished versions stay
+    unpublished forever and must not fill the relay's page (LIMIT) ahead of real work."""
+    async with pool.acquire() as conn, conn.transaction():
+        await store.insert_version(conn, workspace, "template", "welcome", WELCOME, author="crash")
+        newer = await store.insert_version(
+            conn, workspace, "template", "welcome", WELCOME | {"text": "hi"}, author="test"
+        )
+        await store.mark_published(conn, newer.version, 0)
+    assert await store.unpublished_objects(pool, workspace_id=workspace) == []

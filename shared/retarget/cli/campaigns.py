@@ -44,10 +44,18 @@ def _read(path: Path) -> tuple[str, Any]:
     """(the campaign's name, the file's mapping); ValueError saying what is wrong with the file."""
     import yaml
 
+    class NoAliasLoader(yaml.SafeLoader):  # as the API (ingest's bodies.py): no "billion laughs"
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("anchors and aliases (*name) are not accepted")
+            return super().compose_node(parent, index)
+
     try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+        body = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: not readable YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not readable YAML: nested too deeply") from None
     if not isinstance(body, dict):
         raise ValueError(f"{path}: the file must hold one mapping (name, entry, wait, ...)")
     name = body.get("name")

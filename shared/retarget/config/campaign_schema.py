@@ -18,15 +18,25 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+# A wait or a window is added to event times (a datetime, at most year 9999) and multiplied
+# by the segmenter's wait scale: a hundred years is more than any campaign needs and stays far
+# from timedelta's and datetime's ranges (past them Python raises OverflowError, not ValueError).
+MAX_DURATION = timedelta(days=36_500)
+
+
 def parse_duration(value: Any) -> timedelta:
-    """'30m', '4h', '7d', '1.5s' or a number of seconds."""
+    """'30m', '4h', '7d', '1.5s' or a number of seconds; at most MAX_DURATION."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 30m, 4h, 7d, 2w")
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 30m, 4h, 7d, 2w")
+    if not 0 <= seconds <= MAX_DURATION.total_seconds():  # also NaN and infinity
+        raise ValueError(f"{value!r} is not a duration from 0 to {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

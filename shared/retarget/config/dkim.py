@@ -133,13 +133,13 @@ def validate_dkim(name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     def bad(field: str, why: str) -> DkimInvalid:  # retarget.config.validation puts "dkim <name>: " first
         return DkimInvalid(f"field {field}: {why}")
 
-    if not _SELECTOR.match(name):
+    if not _SELECTOR.fullmatch(name):  # match's `$` allows a final newline
         raise bad("name", "a selector is one DNS label: lower-case letters, digits and '-', at most 63")
     algorithm = body.get("algorithm")
     if algorithm not in ALGORITHMS:
         raise bad("algorithm", f"must be one of {', '.join(ALGORITHMS)}")
     domain = str(body.get("domain") or "").lower()
-    if not _DOMAIN.match(domain):
+    if not _DOMAIN.fullmatch(domain):
         raise bad("domain", "must be a domain name such as shop.example")
     _check_public_key(algorithm, body.get("public_key"), bad)
     sealed = body.get("private_key_sealed")

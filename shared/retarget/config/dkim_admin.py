@@ -20,6 +20,7 @@ from retarget.config.dkim import (
     new_key_body,
     retiring_bodies,
 )
+from retarget.config.validation import validate
 
 
 class DkimChange(Protocol):
@@ -74,6 +75,8 @@ async def generate_keys(
             f"dkim {taken[0]}: field name: selector already used in this workspace; choose another"
         )
     new = {s: new_key_body(workspace_id, s, domain, a, seal_key) for s, a in wanted.items()}
+    for name, body in new.items():  # every key valid before any is stored (a 422 stores nothing)
+        validate("dkim", name, body)  # ConfigInvalid("dkim <selector>: field name: …")
     for name, body in new.items():
         await config.apply(workspace_id, "dkim", name, body, author=author)
     retiring = retiring_bodies(existing, keep=new, now=now, grace=grace)

@@ -21,6 +21,8 @@ from retarget.config.campaign_schema import Duration
 
 MAX_SUBJECT = 1_000
 MAX_PART = 200_000  # characters of one template part (html or text)
+INT32_MAX = 2**31 - 1  # sending_policies.rate_burst, frequency_caps.max_messages and window_s
+MAX_RATE = 1e6  # messages per second; sending_policies.rate_per_s is a real (float4)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -94,8 +96,8 @@ class QuietHours(_Strict):
 
 
 class Rate(_Strict):
-    per_s: float = Field(ge=0)  # 0: no workspace limit
-    burst: int = Field(ge=0)
+    per_s: float = Field(ge=0, le=MAX_RATE)  # 0: no workspace limit
+    burst: int = Field(ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _limited_needs_a_burst(self) -> Rate:
@@ -106,8 +108,15 @@ class Rate(_Strict):
 
 class Cap(_Strict):
     campaign: str = Field("*", min_length=1)  # "*": every campaign of the recipient
-    max_messages: int = Field(gt=0)
+    max_messages: int = Field(gt=0, le=INT32_MAX)
     window: Duration
+
+    @field_validator("window")
+    @classmethod
+    def _window_fits(cls, value: timedelta) -> timedelta:
+        if value > timedelta(seconds=INT32_MAX):
+            raise ValueError(f"at most {INT32_MAX}s (frequency_caps.window_s is an integer)")
+        return value
 
     @model_validator(mode="after")
     def _window_is_positive(self) -> Cap:
@@ -124,7 +133,7 @@ class PolicyBody(_Strict):
 
     @model_validator(mode="after")
     def _one_cap_per_campaign_and_window(self) -> PolicyBody:
-        seen = [(c.campaign, c.window) for c in self.caps]
+        seen = [(c.campaign, int(c.window.total_seconds())) for c in self.caps]  # whole seconds stored
         if len(seen) != len(set(seen)):
             raise ValueError("caps: two caps with the same campaign and window")
         return self

@@ -8,6 +8,7 @@ can't apply. Kinds owned elsewhere (dkim) register their validator with `registe
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,6 +53,8 @@ def validate(kind: Kind, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigInvalid(f"{label}: the body is not plain JSON ({exc})") from None
     if len(encoded) > MAX_BODY_BYTES:  # a feed record must fit Kafka's 1 MB message limit
         raise ConfigInvalid(f"{label}: the body is {len(encoded)} bytes as JSON; at most {MAX_BODY_BYTES}")
+    if (where := _non_finite(body)) is not None:  # orjson writes NaN and infinity as null
+        raise ConfigInvalid(f"{label}: field {where}: not a finite number (NaN or infinity)")
     if b"\\u0000" in encoded:  # PostgreSQL's jsonb can't hold a NUL character
         raise ConfigInvalid(f"{label}: the body contains a NUL character (\\u0000)")
     validator = _validators.get(kind)
@@ -67,14 +70,31 @@ def validate(kind: Kind, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigInvalid(f"{label}: {exc}") from None
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinity in a JSON-encodable value (at most orjson's depth)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(body)"
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def _check_name(kind: str, name: str, label: str) -> None:
     if kind in SINGLETON_KINDS:
         if name:
             raise ConfigInvalid(f"{label}: a workspace has one {kind}; its name is empty")
     elif kind == "dkim":
-        if not _SELECTOR.match(name):
+        if not _SELECTOR.fullmatch(name):  # match's `$` allows a final newline
             raise ConfigInvalid(f"{label}: field name: a DKIM selector is one DNS label")
-    elif not _NAME.match(name):
+    elif not _NAME.fullmatch(name):
         raise ConfigInvalid(f"{label}: field name: lower-case letters, digits and _, starting with a letter")
 
 

@@ -82,6 +82,9 @@ async def test_generate_rotate_and_list_never_showing_a_private_key(
         ({"selector": "Not A Label!"}, 422, "name"),
         ({"domain": "not a domain"}, 422, "domain"),
         ({"selector": "x" * 300, "algorithm": "ed25519"}, 422, "name"),
+        ({"selector": "x" * 60}, 422, "name"),  # x…x-ed fits a DNS label, x…x-rsa does not: neither stored
+        ({"selector": "s1\n", "algorithm": "ed25519"}, 422, "name"),  # into DKIM-Signature's s= and DNS
+        ({"domain": "shop.example\n"}, 422, "domain"),
     ],
 )
 async def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(

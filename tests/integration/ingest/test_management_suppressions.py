@@ -92,3 +92,44 @@ async def test_pages_follow_each_other_without_gaps(ingest_url, tenant, secret_k
             if after is None:
                 break
     assert sorted(seen) == sorted(email_digest(a).hex() for a in addresses)
+
+
+@pytest.mark.parametrize("earlier", ["manual", "unsubscribed", "hard_bounce"])
+async def test_a_complaint_about_an_address_already_suppressed_is_never_removed(
+    ingest_url, tenant, secret_key, earlier
+) -> None:
+    """A complaint that arrives while the address is suppressed for another reason (an admin's
+    manual add, an unsubscribe) used to leave that reason (ON CONFLICT DO NOTHING): the admin's
+    DELETE then removed the suppression and the complainant was mailed again."""
+    from retarget.ingest.pool import LazyPool
+    from retarget.ingest.reports import PgReports
+
+    address = f"complains-{secrets.token_hex(4)}@example.com"
+    message_id = f"m-{secrets.token_hex(8)}"
+    await _suppress(tenant.workspace_id, address, earlier)
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state, "
+            "sent_at) VALUES ($1, $2, 'winback', 'p1', $3, 'sent', now())",
+            message_id,
+            tenant.workspace_id,
+            email_digest(address),
+        )
+    finally:
+        await conn.close()
+    pool = LazyPool(IngestSettings())
+    try:
+        recorded = await PgReports(pool).record(message_id, "complaint", "arf", "5.7.1")
+    finally:
+        await pool.close()
+    assert recorded is not None and not recorded.new  # it was suppressed already
+
+    headers = bearer(await secret_key(tenant.workspace_id, "admin"))
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=30, headers=headers) as client:
+        response = await client.delete(
+            f"/v1/workspaces/{tenant.workspace_id}/suppressions", params={"email": address}
+        )
+    assert response.status_code == 409, response.text
+    row = await suppression_of(tenant.workspace_id, address)
+    assert row is not None and row["reason"] == "complaint"

@@ -87,6 +87,8 @@ def test_generated_bodies_validate_and_the_domain_is_lower_case(ed_body: dict, r
     ("name", "change", "field"),
     [
         ("S 1", {}, "name"),
+        ("s1\n", {}, "name"),  # `$` matches before a final newline: it would go into headers and DNS
+        ("s1", {"domain": "shop.example\n"}, "domain"),
         ("s1", {"algorithm": "dsa"}, "algorithm"),
         ("s1", {"domain": "not a domain"}, "domain"),
         ("s1", {"public_key": "!!"}, "public_key"),

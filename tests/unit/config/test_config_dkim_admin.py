@@ -108,3 +108,43 @@ async def test_the_signing_domain_is_the_identitys_from_domain_else_the_tables()
     identity = Change("ws1", "identity", "", 9, False, {"from_email": "hello@brand.example"})
     config.applied.append(identity)
     assert await signing_domain(config, "ws1", "news@shop.example") == "brand.example"
+
+
+async def test_a_refused_selector_stores_no_key_of_the_batch() -> None:
+    """?selector=<60 chars>&algorithm=both: '<60>-ed' is a DNS label, '<60>-rsa' is one character
+    too long. Before the fix the Ed25519 key was stored (active, signing) and the answer was a
+    422 saying nothing was stored."""
+    config = MemoryConfig()
+    with pytest.raises(ValueError, match="field name"):
+        await generate(config, NOW, selector="s" * 60)
+    assert config.applied == []
+
+
+class InterleavingConfig(MemoryConfig):
+    """The real store awaits PostgreSQL: a concurrent request runs between read and write."""
+
+    async def current(self, workspace_id: str, kind: Any = None) -> list[Change]:
+        import asyncio
+
+        found = await super().current(workspace_id, kind)
+        await asyncio.sleep(0)
+        return found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: generate_keys checks 'selector never reused' before writing, outside any lock; "
+    "two POST /dkim of one workspace in the same second both pass and the second overwrites the "
+    "first's keys, so the DNS records answered to the first caller match no stored key. Fix: an "
+    "insert-only apply (fail when the object exists) under the object's lock in ConfigService",
+)
+async def test_two_concurrent_generations_in_one_second_never_overwrite_a_key() -> None:
+    import asyncio
+
+    config = InterleavingConfig()
+    results = await asyncio.gather(generate(config, NOW), generate(config, NOW), return_exceptions=True)
+    stored_per_selector: dict[str, int] = {}
+    for change in config.applied:
+        if change.body and change.body["state"] == "active":
+            stored_per_selector[change.name] = stored_per_selector.get(change.name, 0) + 1
+    assert all(count == 1 for count in stored_per_selector.values()), (stored_per_selector, results)

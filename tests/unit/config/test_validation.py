@@ -36,6 +36,16 @@ def test_every_bundled_default_is_valid():
             "campaign abandoned_cart: field name: 'other' must be the campaign's name",
         ),
         (CART | {"surprise": 1}, "field surprise"),
+        # past timedelta's range: an OverflowError (a 500), not a ValueError, before the fix
+        (CART | {"wait": "1000000000000d"}, "field wait"),
+        (CART | {"wait": 1e15}, "field wait"),
+        (CART | {"wait": float("inf")}, "field wait"),
+        (CART | {"cooldown": "99999999999w"}, "field cooldown"),
+        # in range for timedelta, but entry_at + wait overflows datetime in the segmenter
+        (CART | {"wait": "999999999d"}, "field wait"),
+        # YAML's .nan/.inf: orjson would store null, silently changing what the file says
+        (CART | {"conditions": {"cart_value_at_least": float("nan")}}, "not a finite number"),
+        (CART | {"conditions": {"cart_value_at_least": float("inf")}}, "not a finite number"),
         ({k: v for k, v in CART.items() if k != "entry"}, "field entry"),
     ],
 )
@@ -48,6 +58,8 @@ def test_names_and_bodies_have_a_shape():
     invalid("template", "../welcome", {"subject": "Hi", "text": "x"}, "template ../welcome: field name")
     invalid("identity", "main", IDENTITY, "its name is empty")
     invalid("dkim", "bad selector", {}, "field name")
+    invalid("template", "welcome\n", {"subject": "Hi", "text": "x"}, "template welcome\n: field name")
+    invalid("dkim", "s1\n", {}, "field name")
     invalid("template", "welcome", ["not", "an", "object"], "must be an object")
     invalid("template", "welcome", {"subject": "Hi", "html": "x", "when": {1, 2}}, "not plain JSON")
     invalid("sandwich", "x", {}, "unknown kind")
@@ -110,6 +122,19 @@ def test_an_identity_is_normalised():
         ),
         ({"quiet_hours": {"start": "21:00", "end": "24:00"}}, "field quiet_hours.end"),
         ({"rate": {"per_s": -1, "burst": 1}}, "field rate.per_s"),
+        ({"rate": {"per_s": float("inf"), "burst": 1}}, "not a finite number"),
+        # what the sender's tables (integer, real) can't hold was a PostgreSQL error, i.e. a 503
+        # "retry" that never succeeds (and a dry run that said valid)
+        ({"rate": {"per_s": 1, "burst": 2**31}}, "field rate.burst"),
+        ({"rate": {"per_s": 1e300, "burst": 1}}, "field rate.per_s"),
+        ({"caps": [{"max_messages": 2**31, "window": "1d"}]}, "field caps.0.max_messages"),
+        ({"caps": [{"max_messages": 1, "window": "25000d"}]}, "field caps.0.window"),
+        # frequency_caps holds whole seconds (primary key campaign, window_s): 1s and 1.5s collide
+        (
+            {"caps": [{"max_messages": 1, "window": "1s"}, {"max_messages": 2, "window": "1.5s"}]},
+            "two caps with the same campaign and window",
+        ),
+        ({"caps": [{"max_messages": 1, "window": "1000000000000d"}]}, "field caps.0.window"),
         ({"rate": {"per_s": 5, "burst": 0}}, "a limited rate needs a burst of at least 1"),
         ({"caps": [{"max_messages": 0, "window": "1d"}]}, "field caps.0.max_messages"),
         ({"caps": [{"max_messages": 1, "window": "0s"}]}, "window must be at least 1s"),

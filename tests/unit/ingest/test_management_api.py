@@ -207,6 +207,8 @@ async def test_names_outside_the_alphabet_are_refused_naming_the_field(api, name
         (b"a: &x [1]\nb: *x\n", "application/yaml", 400),  # aliases: the "billion laughs" expansion
         (b"a: [unclosed", "application/yaml", 400),
         (b"\xff\xfe", "application/yaml", 400),
+        (b"[" * 1500 + b"]" * 1500, "application/yaml", 400),  # nesting past Python's recursion limit
+        (b"a: " + b"{b: " * 700 + b"1" + b"}" * 700, "application/yaml", 400),
         (b'{"wait": "' + b"x" * 5000 + b'"}', "application/json", 413),
     ],
 )
@@ -295,3 +297,19 @@ async def test_each_admin_key_has_the_privacy_routes_rate_bucket(api):
     answers = [(await api.client.get("/v1/workspaces/ws1/policy")).status_code for _ in range(burst + 1)]
     assert answers[:burst] == [200] * burst
     assert answers[burst] == 429
+
+
+@pytest.mark.parametrize("profile_id", ["", "x" * 257, 12, ["u-1"]])
+async def test_a_preview_profile_id_outside_1_to_256_characters_is_a_400_before_any_lookup(api, profile_id):
+    response = await api.client.post(
+        "/v1/workspaces/ws1/templates/cart/preview", json={"profile_id": profile_id}
+    )
+    assert response.status_code == 400 and response.json()["field"] == "profile_id", response.text
+    assert api.rendered == []
+
+
+def test_a_version_not_yet_published_is_live_nowhere():
+    from retarget.ingest.management.live import is_live
+
+    assert not is_live(None, 0) and not is_live(None, 10**9)
+    assert is_live(5, 5) and not is_live(6, 5)

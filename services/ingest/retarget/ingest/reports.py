@@ -30,8 +30,14 @@ class Reports(Protocol):
 
 
 _ENTRY = "SELECT workspace_id, campaign, recipient_hash FROM send_log WHERE message_id = $1"
+# A complaint replaces a weaker reason (manual, unsubscribed, hard_bounce): the management API
+# refuses to remove a complaint, so it must not stay hidden behind a removable reason.
+# RETURNING: true when inserted, false when a reason was upgraded, no row when nothing changed.
 _SUPPRESS = """INSERT INTO suppressions (workspace_id, email_hash, reason, source)
-VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, email_hash) DO NOTHING"""
+VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, email_hash) DO UPDATE
+SET reason = EXCLUDED.reason, source = EXCLUDED.source
+WHERE EXCLUDED.reason = 'complaint' AND suppressions.reason NOT IN ('complaint', 'erased')
+RETURNING (xmax = 0) AS inserted"""
 _BOUNCED = """UPDATE send_log SET state = 'bounced', last_reason = $2, updated_at = now()
 WHERE message_id = $1 AND state = 'sent'"""
 
@@ -46,11 +52,11 @@ class PgReports:
                 entry = await conn.fetchrow(_ENTRY, message_id)
                 if entry is None:
                     return None
-                done = await conn.execute(
+                inserted = await conn.fetchval(
                     _SUPPRESS, entry["workspace_id"], entry["recipient_hash"], reason, source
                 )
                 if reason == "hard_bounce":
                     await conn.execute(_BOUNCED, message_id, f"bounced after delivery: {status}")
-                return Recorded(entry["workspace_id"], entry["campaign"], done == "INSERT 0 1")
+                return Recorded(entry["workspace_id"], entry["campaign"], inserted is True)
 
         return await self._pool.run(f"record a {reason}", write)

@@ -49,3 +49,5 @@ def _yaml(raw: bytes) -> Any:
         raise InvalidPayload("YAML body is not UTF-8") from None
     except yaml.YAMLError as exc:
         raise InvalidPayload(f"body is not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: a few KB of `[[[[…` go past the limit
+        raise InvalidPayload("YAML body is nested too deeply") from None

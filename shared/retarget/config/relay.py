@@ -24,7 +24,7 @@ async def relay_once(service: ConfigService, db: object, *, workspace_id: str | 
     """Publish every object whose newest version is unpublished (of one workspace: tests on a
     shared database); how many were sent."""
     sent = 0
-    for ws, kind, name in await store.unpublished_objects(db, workspace_id=workspace_id):
+    for ws, kind, name in await store.unpublished_objects(db, topic=service.topic, workspace_id=workspace_id):
         try:
             sent += await service.publish_newest(ws, kind, name)
         except Exception as exc:  # logged; the objects after this one still go

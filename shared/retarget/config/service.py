@@ -45,6 +45,11 @@ class ConfigService:
         self._publish_timeout_s = publish_timeout_s
 
     @property
+    def topic(self) -> str:
+        """The change feed it publishes to."""
+        return self._topic
+
+    @property
     def pool(self) -> Any:
         """The asyncpg pool it writes through (callers read the legacy tables with it)."""
         return self._pool
@@ -118,7 +123,9 @@ class ConfigService:
             if found is not None and not found[0].deleted and found[0].body == body:
                 change = found[0]  # unchanged: applying the same file twice makes no new version
             else:
-                change = await store.insert_version(conn, workspace_id, kind, name, body, author=author)
+                change = await store.insert_version(
+                    conn, workspace_id, kind, name, body, author=author, topic=self._topic
+                )
             await write_legacy_tables(conn, change)  # again when unchanged: heals an edit made beside
         crash_point("config.after_commit")
         try:

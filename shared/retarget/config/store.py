@@ -23,17 +23,26 @@ async def lock_object(conn: Any, workspace_id: str, kind: str, name: str) -> Non
 
 
 async def insert_version(
-    conn: Any, workspace_id: str, kind: Kind, name: str, body: dict[str, Any] | None, *, author: str
+    conn: Any,
+    workspace_id: str,
+    kind: Kind,
+    name: str,
+    body: dict[str, Any] | None,
+    *,
+    author: str,
+    topic: str | None = None,
 ) -> ConfigChange:
+    """`topic`: the change feed it is written for (only that feed's relay publishes it)."""
     row = await conn.fetchrow(
-        f"""INSERT INTO config_versions (workspace_id, kind, name, body, deleted, author)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING {_COLUMNS}""",
+        f"""INSERT INTO config_versions (workspace_id, kind, name, body, deleted, author, feed_topic)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING {_COLUMNS}""",
         workspace_id,
         kind,
         name,
         None if body is None else orjson.dumps(body).decode(),
         body is None,
         author,
+        topic,
     )
     return _change(row)
 
@@ -59,18 +68,21 @@ async def mark_published(conn: Any, version: int, feed_offset: int) -> None:
 
 
 async def unpublished_objects(
-    db: Any, *, workspace_id: str | None = None, limit: int = 1000
+    db: Any, *, topic: str | None = None, workspace_id: str | None = None, limit: int = 1000
 ) -> list[tuple[str, str, str]]:
-    """Objects whose newest version is committed but not on the feed (older ones never matter)."""
+    """Objects whose newest version is committed but not on the feed (older ones never matter);
+    with `topic`, only versions written for that feed (or before feeds were recorded)."""
     rows = await db.fetch(
         """SELECT v.workspace_id, v.kind, v.name FROM config_versions v
-           WHERE v.published_at IS NULL AND ($2::text IS NULL OR v.workspace_id = $2) AND NOT EXISTS (
+           WHERE v.published_at IS NULL AND ($2::text IS NULL OR v.workspace_id = $2)
+             AND ($3::text IS NULL OR v.feed_topic IS NULL OR v.feed_topic = $3) AND NOT EXISTS (
                SELECT 1 FROM config_versions n
                WHERE n.workspace_id = v.workspace_id AND n.kind = v.kind AND n.name = v.name
                  AND n.version > v.version)
            ORDER BY v.version LIMIT $1""",
         limit,
         workspace_id,
+        topic,
     )
     return [(r["workspace_id"], r["kind"], r["name"]) for r in rows]
 

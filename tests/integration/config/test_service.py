@@ -287,14 +287,6 @@ async def test_one_object_the_feed_refuses_does_not_hold_up_the_relay(
         await pool.execute("DELETE FROM config_versions WHERE workspace_id = $1 AND name = 'huge'", workspace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: published_at is one flag per version for the whole database, not per feed: "
-    "a relay of another deployment (another topic prefix on the same PostgreSQL, as every test "
-    "and e2e stack on the shared devstack) publishes a crashed writer's version to its own "
-    "topic and marks it published, so this deployment's relay never sends it (silent loss); "
-    "fixing needs the feed's topic stored with the version (a migration)",
-)
 async def test_a_relay_of_another_topic_prefix_does_not_take_this_feeds_unpublished_version(
     stack: dict[str, str],
     service: ConfigService,
@@ -305,7 +297,9 @@ async def test_a_relay_of_another_topic_prefix_does_not_take_this_feeds_unpublis
     read_feed: Callable[[], Any],
 ):
     async with pool.acquire() as conn:  # what a writer SIGKILLed at config.after_commit leaves
-        stored = await store.insert_version(conn, workspace, "template", "welcome", WELCOME, author="crash")
+        stored = await store.insert_version(
+            conn, workspace, "template", "welcome", WELCOME, author="crash", topic=service.topic
+        )
     other_topic = config_topic(f"{topic_prefix}other")  # another deployment sharing the database
     await ensure_topics(CommonSettings(kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"]), [other_topic])
     await relay_once(ConfigService(pool, producer, other_topic), pool, workspace_id=workspace)

@@ -1,5 +1,5 @@
 """A changelog partition's records as closed producer batches (changelog_batches.py), on the real
-broker through the worker's own producer: every record arrives once and in order, tombstones
+broker through a producer made as the worker makes them (fencing.py's are transactional): every record arrives once and in order, tombstones
 too, however many batches they fill, and the offset the recorder hands faust's recovery is the
 last record's."""
 
@@ -14,7 +14,6 @@ from aiokafka.structs import TopicPartition
 from retarget.common.kafka import ensure_topics, make_producer
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.changelog_batches import newest_offset, send_in_batches
-from retarget.segmenter.recording import LazyProducer
 
 
 async def _read(bootstrap: str, tp: TopicPartition, n: int) -> list[tuple[int, bytes, bytes | None]]:
@@ -40,8 +39,8 @@ async def test_records_over_several_full_batches_all_arrive_in_order_with_the_la
     settings = CommonSettings(kafka_bootstrap=bootstrap, topic_partitions=2)
     topic = f"{topic_prefix}.segmenter-profiles-changelog"
     await ensure_topics(settings, [topic])
-    made = make_producer(settings, max_batch_size=16 * 1024)  # the worker's producer, small batches
-    producer = LazyProducer(lambda: made)
+    producer = make_producer(settings, max_batch_size=16 * 1024)  # the worker's producer, small batches
+    await producer.start()
     # ~48 KiB of records (every tenth a tombstone): three batches or more
     records = [(b"k%03d" % i, (b"v%03d" % i) * 100 if i % 10 else None) for i in range(120)]
     try:
@@ -49,7 +48,7 @@ async def test_records_over_several_full_batches_all_arrive_in_order_with_the_la
         sent = await send_in_batches(producer, topic, 1, records)
         acknowledged = await asyncio.gather(*(ack for ack, _ in sent))
     finally:
-        await made.stop()
+        await producer.stop()
     assert len(sent) >= 3 and sum(count for _, count in sent) == len(records)
     got = await _read(bootstrap, TopicPartition(topic, 1), len(records) + 1)
     assert [(key, value) for _, key, value in got[1:]] == records

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 from faust.types import TP
 
+from retarget.common.faults import crash_point
 from retarget.common.kafka import make_consumer
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.recording import PartitionTable
@@ -71,6 +72,7 @@ async def restore_partitions(
                     PartitionTable(tables[tp]).write_batch(tp.partition, batch, reached)
                     offsets[tp] = reached
                     written += len(batch)
+                    crash_point("segmenter.restore.after_batch")
             for tp in list(todo):
                 if await consumer.position(TopicPartition(tp.topic, tp.partition)) > highwaters[tp]:
                     # read through the highwater: a tail with no record at it (a commit or abort

@@ -4,7 +4,9 @@ highwater), and a crash between write batches."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -155,3 +157,55 @@ async def test_a_restore_killed_between_write_batches_ends_as_a_clean_restore(st
         else:
             expected[key] = value
     assert visible(clean, 0) == expected
+
+
+async def test_a_budget_spent_mid_partition_reports_to_faust_exactly_what_the_store_holds(
+    stack, topic_prefix, tmp_path, monkeypatch
+):
+    from retarget.segmenter import restore
+
+    settings = CommonSettings(kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"], topic_partitions=4)
+    topic = f"{topic_prefix}-profiles-changelog"
+    await ensure_topics(settings, [topic])
+    records = [(b"k%d" % (i % 3), b"v%d" % i) for i in range(30)]
+    last = await produce(settings, topic, 0, *records)
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    tp = TP(topic, 0)
+    ticks = iter(range(1000))
+    # a second passes at each look at the clock (its own clock only: asyncio's is untouched)
+    monkeypatch.setattr(restore, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    monkeypatch.setattr(restore, "POLL_RECORDS", 4)
+    offsets: dict[TP, int | None] = {tp: None}
+
+    written = await restore.restore_partitions(settings, {tp: table}, offsets, {tp: last}, 3.5)
+
+    reached = offsets[tp]
+    assert written and reached is not None and reached < last  # the budget ran out part-way
+    assert table.data.persisted_offset(tp) == reached  # faust starts where the store is: none skipped
+    expected = {}
+    for key, value in records[: reached + 1]:
+        expected[key] = value
+    assert visible(table, 0) == expected
+
+
+async def test_a_kill_after_a_poll_that_read_past_the_highwater_never_stores_an_offset_past_it(
+    stack, topic_prefix, tmp_path
+):
+    """Records past faust's highwater (the partition's new writes) are in the same poll: the
+    offset written with the batch is the highwater's, or the next recovery skips them."""
+    import os
+    import subprocess
+    import sys
+
+    settings = CommonSettings(kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"], topic_partitions=4)
+    topic = f"{topic_prefix}-profiles-changelog"
+    await ensure_topics(settings, [topic])
+    highwater = await produce(settings, topic, 0, (b"a", b"1"), (b"b", b"1"))
+    await produce(settings, topic, 0, (b"c", b"later"), (b"d", b"later"))
+    child = _CHILD.replace("restore.POLL_RECORDS = 4", "restore.POLL_RECORDS = 100")
+    env = {**os.environ, "RETARGET_CRASH_AT": "segmenter.restore.after_batch@1"}
+    args = [sys.executable, "-c", child, settings.kafka_bootstrap, topic, str(tmp_path), str(highwater)]
+    assert (await asyncio.to_thread(subprocess.run, args, env=env, timeout=60)).returncode == -9
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    assert table.data.persisted_offset(TP(topic, 0)) == highwater
+    assert visible(table, 0) == {b"a": b"1", b"b": b"1"}

@@ -186,3 +186,15 @@ async def test_an_event_stamped_before_2000_is_refused_as_ingest_refuses_it(h: H
     assert profile is not None and list(profile.cart) == ["p1"]
     h.clock.advance(hours=5)
     assert [t.trigger_id for t in await h.run_timer()] == [CART_TRIGGER]  # the timer goes on
+
+
+async def test_an_event_keyed_to_another_workspace_changes_nothing_there(h: Harness):
+    """The key places the record (its partition, the profile read and written); the body names
+    its workspace. A record produced directly — or re-routed by its key — keyed `ws:anon-1` but
+    carrying another workspace's id wrote into ws's profile: a cart ws's visitor never filled,
+    and ws's abandoned-cart email to that visitor."""
+    foreign = msgspec.structs.replace(add(T0, "m-foreign", product="p9"), workspace_id="other")
+    with pytest.raises(Poison, match="workspace"):
+        await h.processor.on_event(b"ws:anon-1", encode(foreign))
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and list(profile.cart) == ["p1"]

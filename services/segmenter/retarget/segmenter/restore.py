@@ -56,8 +56,8 @@ async def restore_partitions(
         settings, group_id=no_group, max_poll_records=POLL_RECORDS, fetch_max_bytes=64 * 2**20
     )
     written, deadline = 0, time.monotonic() + budget_s
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a rebalance may cancel the step while it connects
         consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in todo])
         for tp, start in todo.items():
             consumer.seek(TopicPartition(tp.topic, tp.partition), start)  # compacted below it: earliest

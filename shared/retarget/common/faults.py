@@ -37,6 +37,7 @@ CRASH_POINTS: dict[str, str] = {
     "segmenter.after_changelog": "changelog records committed, local state not written",
     "segmenter.after_state_write": "local state, its changelog offsets and input position written",
     "segmenter.after_commit": "the batch fully recorded, its counters applied",
+    "segmenter.restore.after_batch": "a restore poll's write batch (data and offset reached) written, faust's recovery not resumed",
     # composer / sender (shared Stage)
     "stage.after_handle": "the batch was handled, nothing produced",
     "stage.after_produce": "the batch's outputs acknowledged, offsets not committed",

@@ -83,3 +83,33 @@ async def test_events_produced_to_a_partition_their_key_does_not_hash_to_reach_o
     assert [t.profile_id for t in kafka.triggers if t.trigger_id not in markers] == ["anon-wrong"]
     assert await asyncio.to_thread(worker.metric, 'retarget_segmenter_events_total{outcome="rerouted"}') == 2
     assert worker.stop() == 0
+
+
+async def test_a_worker_killed_after_re_routing_before_recording_replays_it_as_a_duplicate_only(
+    start_worker, kafka, workspace_id
+):
+    """kill -9 once the re-routed copies are acknowledged, before the batch's position is recorded:
+    the restart re-routes them again, and the owner takes the second copies as duplicates — one
+    profile, one reminder."""
+    worker = start_worker("segmenter", RETARGET_CRASH_AT="segmenter.after_sends@1")
+    await asyncio.to_thread(worker.wait_ready)
+    kafka.start_reading()
+    ws, every = workspace_id, [0, 1]
+    first, added = identify(ws, "anon-crash", "crash@example.com"), cart_add(ws, "anon-crash")
+    key = visitor_key(ws, None, "anon-crash")
+    wrong = 1 - DefaultPartitioner()(key, every, every)
+    for e in (first, added):
+        stamp = int(e.received_at.timestamp() * 1000)
+        await kafka.producer.send_and_wait(
+            kafka.topics.events, encode(e), key=key, partition=wrong, timestamp_ms=stamp
+        )
+    assert await asyncio.to_thread(worker.process.wait, 60) == -9, worker.tail()
+    worker = start_worker("segmenter", port=worker.port)
+    await asyncio.to_thread(worker.wait_ready)
+    triggers = await kafka.wait_for_triggers(1, timeout_s=90)
+    assert [t.profile_id for t in triggers] == ["anon-crash"], worker.tail()
+    markers = await kafka.after_markers(ws)
+    assert [t.profile_id for t in kafka.triggers if t.trigger_id not in markers] == ["anon-crash"]
+    # the restart replayed the batch the kill cut: both records re-routed again
+    assert await asyncio.to_thread(worker.metric, 'retarget_segmenter_events_total{outcome="rerouted"}') == 2
+    assert worker.stop() == 0

@@ -125,3 +125,38 @@ async def test_recovery_reads_committed_records_and_steps_over_transaction_marke
     recovery.app.in_recovery = True
     assert app.in_recovery is True
     app.in_recovery = False
+
+
+async def test_a_rocksdb_worker_restores_in_batches_within_half_of_fausts_wait(tmp_path, monkeypatch):
+    """app.py wires the batched restore for the RocksDB store, with a budget that leaves faust's
+    `_build_offsets` (bounded by broker_request_timeout) time to finish after it."""
+    from retarget.segmenter import app as app_module
+    from retarget.segmenter.settings import SegmenterSettings
+
+    budgets: list[float] = []
+
+    async def restore_partitions(
+        settings: Any, tables: Any, offsets: Any, highwaters: Any, budget_s: float
+    ) -> int:
+        budgets.append(budget_s)
+        return 0
+
+    async def send(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(app_module, "restore_partitions", restore_partitions)
+    settings = SegmenterSettings(
+        store="rocksdb://", data_dir=str(tmp_path), topic_prefix="trest", topic_partitions=2
+    )
+    app = app_module.create_app(settings, send=send)
+    recovery = app.tables.recovery
+    tp = TP(app.tables["profiles"].changelog_topic_name, 0)
+    recovery.tp_to_table[tp] = app.tables["profiles"]
+
+    class Consumer:
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return {t: 0 for t in tps}
+
+    await recovery._build_offsets(Consumer(), {tp}, Counter({tp: None}), "active")
+    timeout = app.conf.broker_request_timeout
+    assert budgets == [0.5 * timeout] and timeout > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from retarget.common.identity import trigger_id
@@ -171,3 +172,29 @@ async def test_an_event_time_without_a_time_zone_is_refused(h: Harness):
     assert b'"2026-03-01T10:00:00"' in raw
     with pytest.raises(Poison, match="time zone"):
         await h.processor.on_event(b"ws:anon-1", raw)
+
+
+async def test_an_event_stamped_before_2000_is_refused_as_ingest_refuses_it(h: Harness):
+    """Ingest's lower bound too (2000-01-01): a cart add stamped in year 1, produced directly,
+    was applied, and its wait's firing overflowed (`newest - within` before year 1) on every
+    timer pass — raised from the tick, the worker exited, and its restart fired it again."""
+    year_one = datetime(1, 1, 1, tzinfo=UTC)
+    stale = msgspec.structs.replace(add(year_one, "m-old", product="p2"), received_at=year_one)
+    with pytest.raises(Poison, match="2000-01-01"):
+        await h.send(stale)
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and list(profile.cart) == ["p1"]
+    h.clock.advance(hours=5)
+    assert [t.trigger_id for t in await h.run_timer()] == [CART_TRIGGER]  # the timer goes on
+
+
+async def test_an_event_keyed_to_another_workspace_changes_nothing_there(h: Harness):
+    """The key places the record (its partition, the profile read and written); the body names
+    its workspace. A record produced directly — or re-routed by its key — keyed `ws:anon-1` but
+    carrying another workspace's id wrote into ws's profile: a cart ws's visitor never filled,
+    and ws's abandoned-cart email to that visitor."""
+    foreign = msgspec.structs.replace(add(T0, "m-foreign", product="p9"), workspace_id="other")
+    with pytest.raises(Poison, match="workspace"):
+        await h.processor.on_event(b"ws:anon-1", encode(foreign))
+    profile = h.profile("ws", "anon-1")
+    assert profile is not None and list(profile.cart) == ["p1"]

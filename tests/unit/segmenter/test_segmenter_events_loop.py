@@ -776,3 +776,30 @@ async def test_a_pause_while_partitions_are_being_assigned_is_not_undone(tmp_pat
     assert rig.loop.paused  # still paused: the next turn seeks again to the recovered positions
     consumer.position = looked_up  # type: ignore[method-assign]
     assert await rig.loop._follow_assignment() and not rig.loop.paused
+
+
+def rerouted_total() -> float:
+    return REGISTRY.get_sample_value("retarget_segmenter_events_total", {"outcome": "rerouted"}) or 0.0
+
+
+async def test_a_rerouted_record_is_counted_as_rerouted_not_as_handled(tmp_path):
+    partitioner, every = DefaultPartitioner(), list(range(8))
+    key = next(k for k in (b"ws:anon-%d" % i for i in range(100)) if partitioner(k, every, every) != 2)
+    rig = await make_rig(tmp_path)
+    rig.loop.parts.partition_of = lambda k: int(partitioner(k, every, every))
+    anon = key.decode().partition(":")[2]
+    before, applied = rerouted_total(), applied_events()
+    await rig.poll(identify(T0, mid="m1", anonymous_id=anon, email="ann@example.com"), key=key)
+    assert rerouted_total() == before + 1 and applied_events() == applied  # its owner applies it
+
+
+async def test_only_rocksdbs_own_bare_exceptions_are_store_errors_not_a_bugs_message():
+    from retarget.segmenter.dead_letters import is_local_store_error
+
+    assert is_local_store_error(Exception("IO error: No space left on device"))
+    assert is_local_store_error(OSError("disk"))
+    # a bug's exception is the record's even when its message starts like RocksDB's (a record's
+    # own text in it): raised, it would stop the partition on every replay
+    assert not is_local_store_error(ValueError("IO error in a field the record carries"))
+    assert not is_local_store_error(KeyError("Corruption"))
+    assert not is_local_store_error(Exception("Invalid argument: a record's key"))

@@ -7,6 +7,7 @@ import sys
 
 import faust
 import mode.loop
+from aiokafka.admin import AIOKafkaAdminClient
 
 from retarget.common.kafka import ensure_topics
 from retarget.common.logging import JsonFormatter, configure_logging
@@ -35,6 +36,10 @@ def main() -> None:
     # here, compacted as faust would, and wait until the broker lists them
     changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
     asyncio.run(_ensure_all(settings, topics, changelogs))
+    problem = asyncio.run(events_partitions_problem(settings))
+    if problem is not None:
+        print(f"segmenter: {problem}, not starting", file=sys.stderr)
+        raise SystemExit(2)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
@@ -52,6 +57,30 @@ def main() -> None:
 async def _ensure_all(settings: SegmenterSettings, topics: list[str], changelogs: list[str]) -> None:
     await ensure_topics(settings, topics)
     await ensure_topics(settings, changelogs, configs={"cleanup.policy": "compact"})
+
+
+async def events_partitions_problem(settings: SegmenterSettings) -> str | None:
+    """Why the events topic's partitions don't match RETARGET_TOPIC_PARTITIONS, or None.
+
+    The worker owns the events partitions of that count and re-routes a record to the partition
+    its key hashes to over it (events_loop._reroute): an events topic with fewer partitions
+    would dead-letter every record hashing past them ("Unrecognized partition"), one with more
+    (partitions added) is partly never read and re-routed by a count its producers don't use.
+    """
+    topic = Topics(settings.topic_prefix).events
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    count = sum(len(d["partitions"]) for d in described if d["topic"] == topic)
+    if count != settings.topic_partitions:
+        return (
+            f"the events topic {topic} has {count} partitions, RETARGET_TOPIC_PARTITIONS is "
+            f"{settings.topic_partitions}: they must be the same"
+        )
+    return None
 
 
 def _logging_config(level: str) -> dict:

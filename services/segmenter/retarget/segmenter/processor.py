@@ -124,6 +124,9 @@ class ProfileProcessor:
         if time_problem is not None:  # before anything changes: the event is dead-lettered
             self.counts.inc(labelled(metrics.EVENTS, "invalid"))
             raise Poison(time_problem)
+        if not key.startswith(f"{event.workspace_id}:".encode()):  # the key places it: another's profile
+            self.counts.inc(labelled(metrics.EVENTS, "invalid"))
+            raise Poison(f"the key is not of the event's workspace ({event.workspace_id!r})")
         self.counts.observe(
             metrics.EVENT_AGE, max(0.0, self.clock.timestamp() - event.received_at.timestamp())
         )

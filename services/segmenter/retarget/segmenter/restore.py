@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 from faust.types import TP
 
+from retarget.common.faults import crash_point
 from retarget.common.kafka import make_consumer
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.recording import PartitionTable
@@ -55,8 +56,8 @@ async def restore_partitions(
         settings, group_id=no_group, max_poll_records=POLL_RECORDS, fetch_max_bytes=64 * 2**20
     )
     written, deadline = 0, time.monotonic() + budget_s
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a rebalance may cancel the step while it connects
         consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in todo])
         for tp, start in todo.items():
             consumer.seek(TopicPartition(tp.topic, tp.partition), start)  # compacted below it: earliest
@@ -71,9 +72,16 @@ async def restore_partitions(
                     PartitionTable(tables[tp]).write_batch(tp.partition, batch, reached)
                     offsets[tp] = reached
                     written += len(batch)
+                    crash_point("segmenter.restore.after_batch")
             for tp in list(todo):
                 if await consumer.position(TopicPartition(tp.topic, tp.partition)) > highwaters[tp]:
-                    del todo[tp]  # (a compacted or transactional tail has no record at the highwater)
+                    # read through the highwater: a tail with no record at it (a commit or abort
+                    # marker, aborted records) is reached too, with the offset written, or faust's
+                    # recovery waits for a record that never comes (5 s, then detect_aborted_tx)
+                    if offsets.get(tp) != highwaters[tp]:
+                        PartitionTable(tables[tp]).write_batch(tp.partition, [], highwaters[tp])
+                        offsets[tp] = highwaters[tp]
+                    del todo[tp]
     finally:
         await consumer.stop()
     if todo:

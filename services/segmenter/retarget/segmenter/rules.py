@@ -10,7 +10,7 @@ the caller fires the waits due by the event's timestamp before applying it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from retarget.common.schemas import CartLine, TrackedEvent
@@ -41,6 +41,9 @@ __all__ = [
 #: (`check_corrected_time`, one day), enforced again here for records that reached the events
 #: topic without passing ingest
 MAX_EVENT_AHEAD = timedelta(days=1)
+#: the earliest time an event may carry: ingest's lower bound at the door (limits.EARLIEST);
+#: before it, the rules' windows (`at - within`) reach past year 1 and overflow
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CART_LINES = 100
 MAX_VIEWED = 20
 MAX_OCCURRENCES = 200
@@ -67,6 +70,8 @@ def event_time_problem(event: TrackedEvent, now: datetime) -> str | None:
     at, received = event.timestamp, event.received_at
     if at.tzinfo is None or received.tzinfo is None:
         return "timestamp and receivedAt must carry a time zone"
+    if at < EARLIEST_EVENT:
+        return f"timestamp {at.isoformat()} is before {EARLIEST_EVENT.date().isoformat()}; ingest refuses such events"
     if at > min(received, now) + MAX_EVENT_AHEAD:
         return (
             f"timestamp {at.isoformat()} is more than {MAX_EVENT_AHEAD.total_seconds() / 3600:g} h after the event was received "

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,30 @@ def declare_table(app: faust.App, name: str, settings: SegmenterSettings) -> Any
     return app.Table(name, default=None, **options)
 
 
+#: the longest key whose partition is cached: ingest's keys are far shorter; a record produced
+#: directly may carry up to processor.MAX_KEY_BYTES (64 KiB), and every event's key is looked up
+MAX_CACHED_KEY = 512
+
+
+def key_partitioner(partitions: int) -> Callable[[bytes], int]:
+    """The events partition a key lives in, by the producers' (ingest's) partitioner. Cached: the
+    timer asks again for the keys it re-arms, the events loop for each event's key (re-routing);
+    a long key is hashed each time instead of kept, or 65,536 distinct 64 KiB keys would hold
+    4 GiB in the cache."""
+    every = list(range(partitions))
+    partitioner = DefaultPartitioner()
+
+    def partition(key: bytes) -> int:
+        return int(partitioner(key, every, every))
+
+    cached = functools.lru_cache(maxsize=65_536)(partition)
+
+    def partition_of(key: bytes) -> int:
+        return cached(key) if len(key) <= MAX_CACHED_KEY else partition(key)
+
+    return partition_of
+
+
 @dataclass
 class Worker:
     settings: SegmenterSettings
@@ -130,12 +155,7 @@ class Worker:
             "profile_events": self.profile_events_name,
             "dead_letter": self.topics.dead_letter,
         }
-        every = list(range(settings.topic_partitions))
-        partitioner = DefaultPartitioner()  # the producers' (ingest's): where a key lives
-        # cached: the timer asks again for the keys it re-arms
-        self.partition_of = functools.lru_cache(maxsize=65_536)(
-            lambda key: int(partitioner(key, every, every))
-        )
+        self.partition_of = key_partitioner(settings.topic_partitions)
 
     async def produce(self, output: str, key: bytes, value: bytes, wait: bool, partition: int | None) -> Any:
         return await self.producer.send(self._names[output], value, key=key, partition=partition)

@@ -199,3 +199,31 @@ async def test_the_sender_is_not_ready_until_the_config_feed_is_read() -> None:
     assert "config" in await sender.ready()
     await feed.start()
     assert await sender.ready() == {}
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"state": "retiring", "retire_at": "soon"},  # not ISO-8601: ValueError -> dead letter
+        {"state": "retiring", "retire_at": "2027-01-01T00:00:00"},  # no offset: TypeError -> stall
+        {"state": "retiring", "retire_at": 1_900_000_000},  # a number: TypeError -> stall
+        {"algorithm": None},  # KeyError/None after opening -> stall
+        {"algorithm": "rsa"},  # an Ed25519 key signing as a=rsa-sha256: a signature that never verifies
+        {"private_key_sealed": 5},  # AttributeError in unseal -> stall
+    ],
+    ids=[
+        "retire_at-not-iso",
+        "retire_at-naive",
+        "retire_at-number",
+        "algorithm-missing",
+        "algorithm-not-the-key's",
+        "sealed-not-a-string",
+    ],
+)
+def test_a_junk_record_straight_on_the_feed_defers_the_message_as_a_missing_key(ed, junk) -> None:
+    """The writers validate, but a record produced straight to the topic must not dead-letter
+    (ValueError) or stall the partition (TypeError, KeyError): the workspace has keys, so its
+    mail is deferred until the record is fixed, never sent unsigned."""
+    body = {k: v for k, v in {**ed, **junk}.items() if v is not None}
+    with pytest.raises(MissingKey, match="new-ed"):
+        signer(dkim_change("ws1", "new-ed", 5, body)).sign(RAW, (), "ws1")

@@ -16,17 +16,24 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# an event's time plus a wait (or a cooldown, or minus a count's window) must stay a date:
+# "999999999d" is a timedelta, but adding it to 2026 overflows in the middle of a batch
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'30m', '4h', '7d', '1.5s' or a number of seconds."""
+    """'30m', '4h', '7d', '1.5s' or a number of seconds; at most MAX_DURATION (ten years)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 30m, 4h, 7d, 2w")
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 30m, 4h, 7d, 2w")
+    if not seconds <= MAX_DURATION.total_seconds():  # NaN and inf too
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days} days")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -240,3 +240,22 @@ async def test_a_merged_profile_s_waits_follow_the_current_wait(live: tuple[Harn
     move_to(h, T0 + HOUR)
     (fired,) = await h.run_timer()
     assert (fired.profile_id, fired.due_at) == ("u-1", T0 + HOUR)
+
+
+@pytest.mark.parametrize("field", ["wait", "cooldown"])
+@pytest.mark.parametrize("huge", ["999999999d", "99999999999999w", 1e300])
+async def test_a_duration_too_long_for_a_date_is_refused_not_a_crash_loop(live, field, huge) -> None:
+    """'999999999d' is a valid timedelta and passed the writers' validation; entry + wait then
+    overflowed the date in the middle of a batch (OverflowError: the worker died on the same
+    event at every restart). Longer ones raised OverflowError from validation itself (not a
+    ValidationError: not logged and ignored, and a 5xx at the API). Both are refused now."""
+    from retarget.config.validation import ConfigInvalid, validate
+
+    h, registry = live
+    body = cart(**{field: huge})
+    with pytest.raises(ConfigInvalid, match=field):
+        validate("campaign", "abandoned_cart", {"name": "abandoned_cart", **body})
+    registry.on_change(campaign_record("ws", "abandoned_cart", body))  # straight on the feed
+    assert registry.campaigns_for("ws").by_name["abandoned_cart"].wait == 4 * HOUR  # kept
+    await h.send(add(T0 + HOUR, mid="m-add2"))  # the waiting visitor's next event
+    await h.send(track("Page Viewed", T0 + HOUR, mid="m-pv"))

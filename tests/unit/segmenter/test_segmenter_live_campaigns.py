@@ -259,3 +259,18 @@ async def test_a_duration_too_long_for_a_date_is_refused_not_a_crash_loop(live, 
     assert registry.campaigns_for("ws").by_name["abandoned_cart"].wait == 4 * HOUR  # kept
     await h.send(add(T0 + HOUR, mid="m-add2"))  # the waiting visitor's next event
     await h.send(track("Page Viewed", T0 + HOUR, mid="m-pv"))
+
+
+@pytest.mark.parametrize("emitted", ["Product Added", "Product Viewed"])
+async def test_emit_on_due_of_an_event_that_needs_properties_does_not_kill_the_worker(live, emitted) -> None:
+    """A workspace's campaign may name any event in emit_on_due; the synthetic event has no
+    properties, so 'Product Added' raised UnusableEvent out of the timer's batch (and out of
+    an event's batch when the wait was due before it): the worker died on it at every
+    restart. The synthetic event is skipped instead, the wait fires, the worker goes on."""
+    h, registry = live
+    registry.on_change(campaign_record("ws", "abandoned_cart", cart(emit_on_due=emitted)))
+    move_to(h, T0 + 5 * HOUR)
+    fired = await h.run_timer()
+    assert [t.campaign for t in fired] == ["abandoned_cart"]
+    await h.send(add(T0 + 6 * HOUR, mid="m-add2"))  # waits again
+    await h.send(track("Page Viewed", T0 + 11 * HOUR, mid="m-pv"))  # due before this event

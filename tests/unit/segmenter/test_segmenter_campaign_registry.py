@@ -3,6 +3,7 @@ the workspace's own feed records, with the deployment's wait scale and overrides
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -139,3 +140,12 @@ def test_needs_sweep_compares_each_campaign_s_wait():
     registry.on_change(campaign_record("ws", "abandoned_cart", cart_body(wait="5h")))
     assert not needs_sweep(defaults, registry.campaigns_for("ws"))
     assert needs_sweep(registry.campaigns_for("ws"), defaults)
+
+
+def test_a_deleted_record_of_another_kind_does_not_hide_the_campaign_of_its_name():
+    """A template (or any other kind) named like a campaign, deleted: not the campaign's
+    deletion (mutation check: the registry's kind guard survived every test)."""
+    registry = CampaignRegistry(FILES)
+    record = deleted_record("ws-1", "abandoned_cart")
+    registry.on_change(dataclasses.replace(record, kind="template"))
+    assert "abandoned_cart" in registry.campaigns_for("ws-1").by_name

@@ -227,3 +227,15 @@ def test_a_junk_record_straight_on_the_feed_defers_the_message_as_a_missing_key(
     body = {k: v for k, v in {**ed, **junk}.items() if v is not None}
     with pytest.raises(MissingKey, match="new-ed"):
         signer(dkim_change("ws1", "new-ed", 5, body)).sign(RAW, (), "ws1")
+
+
+def test_a_selector_in_the_folder_and_on_the_feed_signs_once(ed) -> None:
+    """A workspace's dkim_selector (the folder) naming a selector it also has on the feed: one
+    DKIM-Signature per selector, the folder's (mutation check: `keys += found` survived)."""
+    from types import SimpleNamespace
+
+    feed = FeedKeys(feed_of(dkim_change("ws1", "new-ed", 5, ed)), SEAL)
+    folder_key = feed.signing_keys("ws1", lambda: "shop.example", NOW)[0]
+    folder = SimpleNamespace(keys_for=lambda domain, selectors: [folder_key] if "new-ed" in selectors else [])
+    signed = DkimSigner(folder, feed, now=lambda: NOW).sign(RAW, ("new-ed",), "ws1")  # type: ignore[arg-type]
+    assert selectors_verified(signed, ("new-ed", ed)) == ["new-ed"]

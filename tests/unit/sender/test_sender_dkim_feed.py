@@ -239,3 +239,37 @@ def test_a_selector_in_the_folder_and_on_the_feed_signs_once(ed) -> None:
     folder = SimpleNamespace(keys_for=lambda domain, selectors: [folder_key] if "new-ed" in selectors else [])
     signed = DkimSigner(folder, feed, now=lambda: NOW).sign(RAW, ("new-ed",), "ws1")  # type: ignore[arg-type]
     assert selectors_verified(signed, ("new-ed", ed)) == ["new-ed"]
+
+
+async def test_a_policy_record_arriving_while_the_policy_loads_does_not_leave_the_old_one_cached() -> None:
+    """The load read PostgreSQL before the change committed; the record (published after the
+    commit) dropped nothing yet cached: the old answer must not then stay for the TTL — a
+    workspace switched to opt_in kept sending under opt_out for RETARGET_POLICY_CACHE_S.
+    (The composer's CachedWorkspaces guards the same race.)"""
+    import asyncio
+
+    from retarget.sender.config_feed import policy_invalidator
+    from retarget.sender.policies import PolicyCache, StaticPolicySource
+    from retarget.sender.policy import SendingPolicy
+
+    source = StaticPolicySource(SendingPolicy("*"))
+    loading, release = asyncio.Event(), asyncio.Event()
+    real_load = source.load
+
+    async def slow_load(workspace_ids: Any) -> Any:
+        answer = await real_load(workspace_ids)  # read before the change committed
+        loading.set()
+        await release.wait()
+        return answer
+
+    source.load = slow_load  # type: ignore[method-assign]
+    cache = PolicyCache(source, ttl_s=3600)
+    feed = FakeConfigFollower()
+    feed.subscribe(policy_invalidator(cache))
+    first = asyncio.create_task(cache.get_many(["ws1"]))
+    await loading.wait()
+    source.policy = SendingPolicy("*", consent_mode="opt_in")  # committed, then published:
+    feed.apply(ConfigChange("ws1", "policy", "", 1, False, {"consent_mode": "opt_in"}, "t", NOW))
+    release.set()
+    assert (await first)["ws1"].consent_mode == "opt_out"  # the answer of its time
+    assert (await cache.get_many(["ws1"]))["ws1"].consent_mode == "opt_in"

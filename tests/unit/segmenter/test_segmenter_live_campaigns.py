@@ -274,3 +274,21 @@ async def test_emit_on_due_of_an_event_that_needs_properties_does_not_kill_the_w
     assert [t.campaign for t in fired] == ["abandoned_cart"]
     await h.send(add(T0 + 6 * HOUR, mid="m-add2"))  # waits again
     await h.send(track("Page Viewed", T0 + 11 * HOUR, mid="m-pv"))  # due before this event
+
+
+def test_a_sweep_of_many_workspaces_is_one_pass_not_one_per_workspace() -> None:
+    """1,000 workspaces changed between two timer passes (a bulk edit): recheck_now ran
+    key.startswith(1,000 prefixes) per due entry, synchronously under the worker's lock:
+    ~1 s per 200,000 waiting profiles, the events loop and heartbeats stalled meanwhile."""
+    import time
+
+    from retarget.segmenter.schedule import DueSchedule
+
+    due = [(f"ws-{i % 5000}:v-{i}".encode(), b"2036-03-01T10:00:00+00:00") for i in range(100_000)]
+    due += [(b"ws:a:b:c", b"x"), (b"ws:a", b"x"), (b"ws-1:", b"x"), (b"ws-1x:a", b"x")]
+    changed = {f"ws-{j}" for j in range(0, 10_000, 10)} | {"ws:a"}  # 1,001; an id with ':' too
+    started = time.perf_counter()
+    count = recheck_now(DueSchedule(), due, changed, 0.0)
+    elapsed = time.perf_counter() - started
+    assert count == 500 * 20 + 1 and not changed  # ws-0, ws-10, ... ws-4990: 20 each; ws:a: once
+    assert elapsed < 0.25, f"{elapsed:.2f}s"

@@ -16,16 +16,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-# A wait or a window is added to event times (a datetime, at most year 9999) and multiplied
-# by the segmenter's wait scale: a hundred years is more than any campaign needs and stays far
-# from timedelta's and datetime's ranges (past them Python raises OverflowError, not ValueError).
-MAX_DURATION = timedelta(days=36_500)
+# an event's time plus a wait (or a cooldown, or minus a count's window) must stay a date:
+# "999999999d" is a timedelta, but adding it to 2026 overflows in the middle of a batch
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'30m', '4h', '7d', '1.5s' or a number of seconds; at most MAX_DURATION."""
+    """'30m', '4h', '7d', '1.5s' or a number of seconds; at most MAX_DURATION (ten years)."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):

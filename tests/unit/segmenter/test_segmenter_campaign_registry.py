@@ -3,6 +3,7 @@ the workspace's own feed records, with the deployment's wait scale and overrides
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -139,3 +140,33 @@ def test_needs_sweep_compares_each_campaign_s_wait():
     registry.on_change(campaign_record("ws", "abandoned_cart", cart_body(wait="5h")))
     assert not needs_sweep(defaults, registry.campaigns_for("ws"))
     assert needs_sweep(registry.campaigns_for("ws"), defaults)
+
+
+def test_a_deleted_record_of_another_kind_does_not_hide_the_campaign_of_its_name():
+    """A template (or any other kind) named like a campaign, deleted: not the campaign's
+    deletion (mutation check: the registry's kind guard survived every test)."""
+    registry = CampaignRegistry(FILES)
+    record = deleted_record("ws-1", "abandoned_cart")
+    registry.on_change(dataclasses.replace(record, kind="template"))
+    assert "abandoned_cart" in registry.campaigns_for("ws-1").by_name
+
+
+def test_a_workspace_with_hundreds_of_campaigns_is_read_in_linear_time_per_record():
+    """CampaignSet.of deduplicated exits with `c not in list` (deep dataclass equality with
+    every campaign of that exit event): each record's rebuild was quadratic, the feed read
+    cubic — 1,000 campaigns of one workspace sharing an exit took ~54 s of the worker's
+    start (event loop blocked), 5,000 longer than 5 minutes."""
+    import time
+
+    registry = CampaignRegistry(FILES)
+    started = time.perf_counter()
+    for i in range(500):
+        registry.on_change(campaign_record("ws-1", f"c{i}", cart_body(name=f"c{i}")))
+    assert time.perf_counter() - started < 2.0
+    twice = cart_body(
+        name="twice", exit=[{"event": "Order Completed"}, {"event": "Order Completed", "where": {"x": 1}}]
+    )
+    registry.on_change(campaign_record("ws-1", "twice", twice))
+    by_exit = registry.campaigns_for("ws-1").by_exit["Order Completed"]
+    names = [c.name for c in by_exit]
+    assert names.count("twice") == 1 and len(names) == len(set(names)) == 501 + 4  # + 4 defaults

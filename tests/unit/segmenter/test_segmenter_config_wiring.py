@@ -75,3 +75,25 @@ async def test_the_worker_is_not_ready_while_it_reads_the_change_feed():
     ready.set()
     body, status = await pages["/readyz"](web, None)
     assert status == 200 and body["assigned_topic_partitions"] == 1
+
+
+async def test_the_worker_is_not_ready_while_the_follower_is_still_reading():
+    """config_ready only after follower.start() returned (mutation check: setting it first
+    survived, the fake follower's start returning at once)."""
+    follower = FakeConfigFollower(kinds=["campaign"])
+    reading = asyncio.Event()
+    started = follower.start
+
+    async def slow_start() -> None:
+        await reading.wait()
+        await started()
+
+    follower.start = slow_start  # type: ignore[method-assign]
+    w, hooks = wired(follower)
+    following = asyncio.create_task(hooks["task"]())
+    await asyncio.sleep(0.05)
+    assert not w.config_ready.is_set() and not w.campaigns.sweeping
+    reading.set()
+    await asyncio.wait_for(w.config_ready.wait(), 10)
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)

@@ -172,3 +172,40 @@ async def test_a_sweep_re_checks_a_batch_s_worth_per_timer_pass():
     for passes in (1, 2, 3):
         await hooks["find_due"]()
         assert len(loop.fired) == min(250, 100 * passes)  # batch_size 100: the others wait their turn
+
+
+async def test_a_schedule_rebuilt_in_the_middle_of_a_sweep_still_re_checks_the_rest():
+    """The sweep's entries live in the heap only (the table keeps the old, later due times):
+    a rebuild between two passes (a new assignment, a recovery, a batch not recorded, a
+    compaction) must not put the profiles not yet re-checked back to their old due time."""
+    w, entries, loop, hooks = wired()
+    entries.clear()
+    entries.update({f"ws:{i}".encode(): LATER for i in range(250)})
+    w.campaigns.changed_since_sweep.add("ws")
+    await hooks["find_due"]()
+    assert len(loop.fired) == 100
+    w.schedule.dirty = True  # e.g. a batch of due triggers could not be recorded
+    for _ in range(3):
+        await hooks["find_due"]()
+    assert len(set(loop.fired)) == 250  # every waiting profile re-checked, not 100
+
+
+async def test_a_sweep_whose_last_batch_could_not_be_recorded_is_not_forgotten():
+    w, entries, loop, hooks = wired()
+    entries.clear()
+    entries.update({f"ws:{i}".encode(): LATER for i in range(50)})  # one batch: the sweep's last
+    refused = True
+
+    async def handle_ticks(keys: list[bytes], partition_of: Any, until: Any = None) -> None:
+        nonlocal refused
+        if refused:
+            refused = False
+            raise SendsUnacknowledged("the broker refused the triggers")
+        loop.fired += keys
+
+    loop.handle_ticks = handle_ticks  # type: ignore[method-assign]
+    w.campaigns.changed_since_sweep.add("ws")
+    await hooks["find_due"]()
+    assert loop.fired == []
+    await hooks["find_due"]()  # the rebuild brings back the old due times: swept again
+    assert len(set(loop.fired)) == 50

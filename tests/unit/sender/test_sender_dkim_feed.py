@@ -199,3 +199,77 @@ async def test_the_sender_is_not_ready_until_the_config_feed_is_read() -> None:
     assert "config" in await sender.ready()
     await feed.start()
     assert await sender.ready() == {}
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"state": "retiring", "retire_at": "soon"},  # not ISO-8601: ValueError -> dead letter
+        {"state": "retiring", "retire_at": "2027-01-01T00:00:00"},  # no offset: TypeError -> stall
+        {"state": "retiring", "retire_at": 1_900_000_000},  # a number: TypeError -> stall
+        {"algorithm": None},  # KeyError/None after opening -> stall
+        {"algorithm": "rsa"},  # an Ed25519 key signing as a=rsa-sha256: a signature that never verifies
+        {"private_key_sealed": 5},  # AttributeError in unseal -> stall
+    ],
+    ids=[
+        "retire_at-not-iso",
+        "retire_at-naive",
+        "retire_at-number",
+        "algorithm-missing",
+        "algorithm-not-the-key's",
+        "sealed-not-a-string",
+    ],
+)
+def test_a_junk_record_straight_on_the_feed_defers_the_message_as_a_missing_key(ed, junk) -> None:
+    """The writers validate, but a record produced straight to the topic must not dead-letter
+    (ValueError) or stall the partition (TypeError, KeyError): the workspace has keys, so its
+    mail is deferred until the record is fixed, never sent unsigned."""
+    body = {k: v for k, v in {**ed, **junk}.items() if v is not None}
+    with pytest.raises(MissingKey, match="new-ed"):
+        signer(dkim_change("ws1", "new-ed", 5, body)).sign(RAW, (), "ws1")
+
+
+def test_a_selector_in_the_folder_and_on_the_feed_signs_once(ed) -> None:
+    """A workspace's dkim_selector (the folder) naming a selector it also has on the feed: one
+    DKIM-Signature per selector, the folder's (mutation check: `keys += found` survived)."""
+    from types import SimpleNamespace
+
+    feed = FeedKeys(feed_of(dkim_change("ws1", "new-ed", 5, ed)), SEAL)
+    folder_key = feed.signing_keys("ws1", lambda: "shop.example", NOW)[0]
+    folder = SimpleNamespace(keys_for=lambda domain, selectors: [folder_key] if "new-ed" in selectors else [])
+    signed = DkimSigner(folder, feed, now=lambda: NOW).sign(RAW, ("new-ed",), "ws1")  # type: ignore[arg-type]
+    assert selectors_verified(signed, ("new-ed", ed)) == ["new-ed"]
+
+
+async def test_a_policy_record_arriving_while_the_policy_loads_does_not_leave_the_old_one_cached() -> None:
+    """The load read PostgreSQL before the change committed; the record (published after the
+    commit) dropped nothing yet cached: the old answer must not then stay for the TTL — a
+    workspace switched to opt_in kept sending under opt_out for RETARGET_POLICY_CACHE_S.
+    (The composer's CachedWorkspaces guards the same race.)"""
+    import asyncio
+
+    from retarget.sender.config_feed import policy_invalidator
+    from retarget.sender.policies import PolicyCache, StaticPolicySource
+    from retarget.sender.policy import SendingPolicy
+
+    source = StaticPolicySource(SendingPolicy("*"))
+    loading, release = asyncio.Event(), asyncio.Event()
+    real_load = source.load
+
+    async def slow_load(workspace_ids: Any) -> Any:
+        answer = await real_load(workspace_ids)  # read before the change committed
+        loading.set()
+        await release.wait()
+        return answer
+
+    source.load = slow_load  # type: ignore[method-assign]
+    cache = PolicyCache(source, ttl_s=3600)
+    feed = FakeConfigFollower()
+    feed.subscribe(policy_invalidator(cache))
+    first = asyncio.create_task(cache.get_many(["ws1"]))
+    await loading.wait()
+    source.policy = SendingPolicy("*", consent_mode="opt_in")  # committed, then published:
+    feed.apply(ConfigChange("ws1", "policy", "", 1, False, {"consent_mode": "opt_in"}, "t", NOW))
+    release.set()
+    assert (await first)["ws1"].consent_mode == "opt_out"  # the answer of its time
+    assert (await cache.get_many(["ws1"]))["ws1"].consent_mode == "opt_in"

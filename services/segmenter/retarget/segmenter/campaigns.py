@@ -88,9 +88,10 @@ class CampaignSet:
         by_exit: dict[str, list[Campaign]] = {}
         for c in items:
             by_entry.setdefault(c.entry.event, []).append(c)
-            for e in c.exits:
-                if c not in by_exit.get(e.event, []):
-                    by_exit.setdefault(e.event, []).append(c)
+            # once per exit event: a set of the events, not `c not in` a list (deep equality
+            # with every campaign of that event: cubic over a workspace's records at start)
+            for event in dict.fromkeys(e.event for e in c.exits):
+                by_exit.setdefault(event, []).append(c)
         return cls(
             campaigns=items,
             by_name={c.name: c for c in items},

@@ -13,6 +13,7 @@ behaviour qualified, even if we may not email them, so other campaigns can count
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,9 @@ from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
 from retarget.segmenter.rules import apply_event
 from retarget.segmenter.state import Pending, Profile
+from retarget.segmenter.traits import UnusableEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,7 +105,13 @@ def _fire_one(
             received_at=now,
             event=campaign.emit_on_due,
         )
-        result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
+        try:
+            result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
+        except UnusableEvent as exc:  # a workspace's emit_on_due naming an event that needs properties
+            log.warning(
+                "skipped an unusable emit_on_due event",
+                extra={"campaign": campaign.name, "event": campaign.emit_on_due, "reason": str(exc)},
+            )
     refusal = behaviour or recipient_refusal(profile, campaign, pending, consent_mode)
     if refusal is not None:
         result.outcomes.append(Outcome("cancelled", campaign.name, refusal))

@@ -24,6 +24,9 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
     app, schedule = w.app, w.schedule
     due_table = PartitionTable(w.due)
     seen_assignment: set[Any] = set()
+    # workspaces swept whose re-checks may still wait in the heap (the `due` table keeps their
+    # old due times): a rebuild forgets the heap's entries, so it sweeps them again
+    unfinished_sweeps: set[str] = set()
 
     def due_of(key: bytes) -> bytes | None:
         return due_table.get_in(w.partition_of(key), key)
@@ -64,7 +67,9 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
             if schedule.dirty or schedule.needs_compaction():
                 schedule.rebuild(w.due.items(), due_epoch)
                 log.info("due schedule rebuilt", extra={"entries": len(schedule)})
+                w.campaigns.changed_since_sweep.update(unfinished_sweeps)
             if w.campaigns.changed_since_sweep:
+                unfinished_sweeps.update(w.campaigns.changed_since_sweep)
                 sweep_due(w)
             # a batch's worth at a time: the other batches get their turns in between
             now = w.clock.timestamp()
@@ -72,9 +77,12 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
             # due time must cancel the wait first, as it would on an idle worker (watermark.py)
             until = slot.loop.watermark(now) if slot.loop is not None and slot.running else now
             keys = schedule.take_due(now, due_of, limit=w.settings.batch_size, until=until)
+            swept = len(keys) < w.settings.batch_size and until >= now  # every re-check made due is taken
             if keys:
                 # a worker told to stop finishes this batch first; one that can't be recorded exits
                 await batch_agent.record_or_die(fire(keys, until))
+            if swept and not schedule.dirty:  # ... and recorded
+                unfinished_sweeps.clear()
         metrics.DUE_SCHEDULED.set(len(schedule))
 
 

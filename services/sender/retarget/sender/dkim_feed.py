@@ -53,7 +53,7 @@ class FeedKeys:
         records = [r for r in self.records.of_workspace(workspace_id, "dkim") if not r.deleted and r.body]
         if not records:
             return []
-        signing = [r for r in records if signs_at(r.body or {}, now)]
+        signing = [r for r in records if _signs_at(r, now)]
         if not signing:
             raise MissingKey(f"workspace {workspace_id} has DKIM keys but none active: generate one")
         domain = domain_of()
@@ -81,14 +81,31 @@ class FeedKeys:
                 body["private_key_sealed"], self.seal_key, sealing_context(record.workspace_id, record.name)
             )
             private = load_pem_private_key(pem, password=None)
-        except (SealBroken, KeyError, ValueError) as exc:
+        except (SealBroken, KeyError, ValueError, TypeError, AttributeError) as exc:  # junk off the topic too
             raise MissingKey(f"DKIM key {record.workspace_id}/{record.name} does not open: {exc}") from None
         if not isinstance(private, (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)):
             raise MissingKey(f"DKIM key {record.workspace_id}/{record.name} is neither Ed25519 nor RSA")
+        expected = {"ed25519": ed25519.Ed25519PrivateKey, "rsa": rsa.RSAPrivateKey}.get(
+            str(body.get("algorithm"))
+        )
+        if expected is None or not isinstance(private, expected):  # a record past the writers' validation
+            raise MissingKey(f"DKIM key {record.workspace_id}/{record.name}: its algorithm is not its key's")
         key = SigningKey(body["domain"], record.name, body["algorithm"], private)
         self._opened = {k: v for k, v in self._opened.items() if k[:2] != cache_key[:2]}  # older versions
         self._opened[cache_key] = key
         return key
+
+
+def _signs_at(record: ConfigChange, now: datetime) -> bool:
+    """signs_at, for a record the writers did not validate (produced straight to the topic): a
+    junk retire_at is a key that can't be used (MissingKey: deferred), not a dead letter
+    (ValueError) nor a stalled partition (TypeError)."""
+    try:
+        return signs_at(record.body or {}, now)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MissingKey(
+            f"DKIM key {record.workspace_id}/{record.name} has an unreadable retire_at: {exc}"
+        ) from None
 
 
 class DkimSigner:

@@ -10,6 +10,7 @@ RETARGET_POLICY_CACHE_S otherwise (the fallback, e.g. a table edited by hand).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -97,16 +98,23 @@ class PolicyCache:
         self.ttl_s = ttl_s
         self.monotonic = monotonic
         self._cached: dict[str, tuple[float, SendingPolicy]] = {}
+        self._dropped: Counter[str] = Counter()  # drop() calls per workspace
 
     async def get_many(self, workspace_ids: Sequence[str]) -> dict[str, SendingPolicy]:
         now = self.monotonic()
         wanted = set(workspace_ids)
         stale = [ws for ws in wanted if ws not in self._cached or now - self._cached[ws][0] >= self.ttl_s]
         if stale:
-            for ws, policy in (await self.source.load(stale)).items():
-                self._cached[ws] = (now, policy)
+            dropped = {ws: self._dropped[ws] for ws in stale}
+            loaded = await self.source.load(stale)
+            for ws, policy in loaded.items():
+                # a change that arrived while the query ran may be newer than its answer: use it, don't keep it
+                if self._dropped[ws] == dropped.get(ws, self._dropped[ws]):
+                    self._cached[ws] = (now, policy)
+            return {ws: loaded[ws] if ws in loaded else self._cached[ws][1] for ws in wanted}
         return {ws: self._cached[ws][1] for ws in wanted}
 
     def drop(self, workspace_id: str) -> None:
         """Forget a workspace's policy: its next message loads it again (it changed)."""
         self._cached.pop(workspace_id, None)
+        self._dropped[workspace_id] += 1

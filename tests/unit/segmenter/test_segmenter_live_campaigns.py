@@ -294,19 +294,11 @@ def test_a_sweep_of_many_workspaces_is_one_pass_not_one_per_workspace() -> None:
     assert elapsed < 0.25, f"{elapsed:.2f}s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (atk_live): a wait shortened past its end is due retroactively at entry + the "
-    "new wait, so an order placed before the change but read after it (a backlog, a simultaneous "
-    "arrival) lets the wait fire first (due_before_event) instead of cancelling it: the buyer gets "
-    "the abandoned-cart email. Fix: a re-timed wait is due no earlier than the change's own time "
-    "(the record's changed_at), so an earlier order still exits it — a semantic change to "
-    "follow_current_versions left to the issue.",
-)
 async def test_an_order_placed_before_a_shortening_but_read_after_it_still_cancels(live) -> None:
     h, registry = live
     move_to(h, T0 + 2 * HOUR)
-    registry.on_change(campaign_record("ws", "abandoned_cart", cart("1h")))  # read first
+    # the change, written now, is read before an order placed 5 s earlier (a backlog)
+    registry.on_change(campaign_record("ws", "abandoned_cart", cart("1h"), changed_at=T0 + 2 * HOUR))
     ordered = T0 + 2 * HOUR - timedelta(seconds=5)  # the 4 h wait still ran then
     await h.send(track("Order Completed", ordered, mid="m-order", order_id="o1", revenue=80))
     await h.run_timer()

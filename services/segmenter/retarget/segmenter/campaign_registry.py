@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -37,6 +38,7 @@ class CampaignRecord(Protocol):
     version: int
     deleted: bool
     body: Mapping[str, Any] | None
+    changed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class CampaignRegistry:
             return None
         if not spec.enabled:
             return Hidden("campaign disabled")
-        return self._scaled(Campaign.from_file(spec))
+        return replace(self._scaled(Campaign.from_file(spec)), changed_at=record.changed_at)
 
     def _ignored(self, record: CampaignRecord, reason: str) -> None:
         log.error(

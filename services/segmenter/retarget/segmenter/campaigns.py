@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Campaign:
     emit_on_due: str | None = None
     description: str = ""
     enabled: bool = True
+    changed_at: datetime | None = None  # when the workspace's version was written (None: bundled)
 
     @classmethod
     def from_file(cls, spec: CampaignFile) -> Campaign:

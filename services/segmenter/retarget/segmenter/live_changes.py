@@ -1,8 +1,9 @@
 """A profile's waits under the campaigns' current versions (campaigns change live: the feed).
 
 A pending wait keeps its entry time; its due time is always entry + the campaign's current
-wait. So a shorter wait fires at entry + the new wait (at once when that is past) and a longer
-one later; a campaign the workspace deleted or disabled cancels its waits, counted with the
+wait, but a shortened wait is never due before the change was written. So a shorter wait fires
+at entry + the new wait (at the change when that is past: at once, unless an event stamped
+before the change — an order still in a backlog — exits it first) and a longer one later; a campaign the workspace deleted or disabled cancels its waits, counted with the
 reason — and they stay cancelled when it comes back. Exits, entries and conditions need
 nothing here: they are read from the current version whenever an event arrives or a wait
 fires. Pure; the processor calls it before every decision about a profile (an event, a
@@ -37,6 +38,11 @@ def follow_current_versions(profile: Profile, campaigns: CampaignSet) -> list[Ou
             changed = True
             continue
         due_at = pending.entry_at + campaign.wait
+        if due_at < pending.due_at and campaign.changed_at is not None:
+            # shortened by a change: due no earlier than the change itself, so an event stamped
+            # before it (an order read after it: a backlog) still decides first, as it would
+            # have under the wait it was placed under
+            due_at = max(due_at, campaign.changed_at)
         if due_at != pending.due_at:
             pending.due_at = due_at
             changed = True

@@ -171,10 +171,15 @@ _CHANGED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def campaign_record(
-    workspace_id: str, name: str, body: dict[str, Any], *, kind: Kind = "campaign"
+    workspace_id: str,
+    name: str,
+    body: dict[str, Any],
+    *,
+    kind: Kind = "campaign",
+    changed_at: datetime = _CHANGED_AT,
 ) -> ConfigChange:
     """A workspace's campaign as the API would publish it: a newer version each call."""
-    return ConfigChange(workspace_id, kind, name, next(_versions), False, body, "test", _CHANGED_AT)
+    return ConfigChange(workspace_id, kind, name, next(_versions), False, body, "test", changed_at)
 
 
 def deleted_record(workspace_id: str, name: str) -> ConfigChange:

@@ -38,7 +38,14 @@ class ConfigWriter(Protocol):
     """The parts of retarget.config.service.ConfigService used here."""
 
     async def apply(
-        self, workspace_id: str, kind: Any, name: str, body: dict[str, Any], *, author: str
+        self,
+        workspace_id: str,
+        kind: Any,
+        name: str,
+        body: dict[str, Any],
+        *,
+        author: str,
+        create_only: bool = False,
     ) -> Any: ...
     async def current(self, workspace_id: str, kind: Any = None) -> Sequence[Any]: ...
 
@@ -77,8 +84,8 @@ async def generate_keys(
     new = {s: new_key_body(workspace_id, s, domain, a, seal_key) for s, a in wanted.items()}
     for name, body in new.items():  # every key valid before any is stored (a 422 stores nothing)
         validate("dkim", name, body)  # ConfigInvalid("dkim <selector>: field name: …")
-    for name, body in new.items():
-        await config.apply(workspace_id, "dkim", name, body, author=author)
+    for name, body in new.items():  # under the selector's lock: a concurrent generation can't take it too
+        await config.apply(workspace_id, "dkim", name, body, author=author, create_only=True)
     retiring = retiring_bodies(existing, keep=new, now=now, grace=grace)
     for name, body in retiring.items():
         await config.apply(workspace_id, "dkim", name, body, author=author)

@@ -63,16 +63,19 @@ class ConfigService:
         *,
         author: str,
         dry_run: bool = False,
+        create_only: bool = False,
     ) -> ConfigChange:
         """Store `body` as the object's new version and publish it; ConfigInvalid (nothing
         stored) or UnknownWorkspace. A body equal to the newest version's returns that version
-        (nothing new stored). dry_run: only validate (version 0 is returned)."""
+        (nothing new stored). dry_run: only validate (version 0 is returned). create_only: the
+        object must never have existed (checked under its lock: a DKIM selector is never reused,
+        and two concurrent generations can't both take one)."""
         normal = validate(kind, name, body)
         if not await store.workspace_exists(self._pool, workspace_id):
             raise UnknownWorkspace(workspace_id)
         if dry_run:
             return ConfigChange(workspace_id, kind, name, 0, False, normal, author, datetime.now(UTC))
-        return await self._write(workspace_id, kind, name, normal, author=author)
+        return await self._write(workspace_id, kind, name, normal, author=author, create_only=create_only)
 
     async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange:
         """Store a deleted marker (it also hides a bundled default of that name). Deleting what
@@ -115,11 +118,22 @@ class ConfigService:
             return True
 
     async def _write(
-        self, workspace_id: str, kind: Kind, name: str, body: dict[str, Any] | None, *, author: str
+        self,
+        workspace_id: str,
+        kind: Kind,
+        name: str,
+        body: dict[str, Any] | None,
+        *,
+        author: str,
+        create_only: bool = False,
     ) -> ConfigChange:
         async with self._pool.acquire() as conn, conn.transaction():
             await store.lock_object(conn, workspace_id, kind, name)
             found = await store.newest(conn, workspace_id, kind, name)
+            if create_only and found is not None:
+                raise ConfigInvalid(
+                    f"{kind} {name}: field name: already used in this workspace; choose another"
+                )
             if found is not None and not found[0].deleted and found[0].body == body:
                 change = found[0]  # unchanged: applying the same file twice makes no new version
             else:

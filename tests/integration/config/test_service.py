@@ -18,7 +18,7 @@ from retarget.common.settings import CommonSettings
 from retarget.common.write_keys import UnknownWorkspace
 from retarget.config import store
 from retarget.config.follower import ConfigFollower
-from retarget.config.records import config_topic
+from retarget.config.records import ConfigChange, config_topic
 from retarget.config.relay import relay_once
 from retarget.config.service import ConfigNotFound, ConfigService
 from retarget.config.validation import ConfigInvalid
@@ -405,3 +405,29 @@ async def test_an_older_unpublished_version_is_not_relayed_once_a_newer_one_is_o
         )
         await store.mark_published(conn, newer.version, 0)
     assert await store.unpublished_objects(pool, workspace_id=workspace) == []
+
+
+async def test_create_only_lets_exactly_one_of_two_concurrent_writers_take_a_name(
+    service: ConfigService, workspace: str
+):
+    """What keeps two concurrent DKIM generations from overwriting one selector's key: the check
+    runs under the object's lock, so the second writer sees the first's version."""
+    results = await asyncio.gather(
+        *(
+            service.apply(
+                workspace,
+                "template",
+                "welcome",
+                {**WELCOME, "subject": f"take {n}"},
+                author="t",
+                create_only=True,
+            )
+            for n in range(2)
+        ),
+        return_exceptions=True,
+    )
+    taken = [r for r in results if isinstance(r, ConfigChange)]
+    refused = [r for r in results if isinstance(r, ConfigInvalid)]
+    assert (len(taken), len(refused)) == (1, 1), results
+    assert "already used" in str(refused[0])
+    assert [c.body for c in await service.history(workspace, "template", "welcome")] == [taken[0].body]

@@ -10,6 +10,7 @@ from typing import Any
 from retarget.common.secret_keys import SecretKeyGrant
 from retarget.common.write_keys import hash_key
 from retarget.config.records import ConfigChange, Kind
+from retarget.config.validation import ConfigInvalid
 from retarget.ingest.errors import Unavailable
 
 
@@ -133,8 +134,13 @@ class FakeConfigStore:
         *,
         author: str,
         dry_run: bool = False,
+        create_only: bool = False,
     ) -> ConfigChange:
         self._check_up()
+        if create_only and any(
+            (c.workspace_id, c.kind, c.name) == (workspace_id, kind, name) for c in self.versions
+        ):
+            raise ConfigInvalid(f"{kind} {name}: field name: already used in this workspace; choose another")
         change = self._new(workspace_id, kind, name, self.validate(kind, name, body), author)
         if not dry_run:
             self.versions.append(change)

@@ -36,6 +36,7 @@ class ConfigStore(Protocol):
         *,
         author: str,
         dry_run: bool = False,
+        create_only: bool = False,
     ) -> ConfigChange: ...
 
     async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange: ...
@@ -65,10 +66,13 @@ class LazyConfigService:
         *,
         author: str,
         dry_run: bool = False,
+        create_only: bool = False,
     ) -> ConfigChange:
         return await self._call(
             "store the change",
-            lambda s: s.apply(workspace_id, kind, name, body, author=author, dry_run=dry_run),
+            lambda s: s.apply(
+                workspace_id, kind, name, body, author=author, dry_run=dry_run, create_only=create_only
+            ),
         )
 
     async def delete(self, workspace_id: str, kind: Kind, name: str, *, author: str) -> ConfigChange:

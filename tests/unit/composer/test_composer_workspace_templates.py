@@ -182,22 +182,12 @@ def test_workspaces_that_keep_a_bundled_template_share_one_compiled_copy():
     assert (templates.cache_info().misses, templates.cache_info().currsize) == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (atk_live): the compiled-template caches are bounded by count, not size. "
-    "A stored template may hold 100,000 characters per part; one dense with expressions "
-    "('{{ 1 }}x' x 12,000, accepted by the write-time check) compiles to ~1.5 MB per part, so "
-    "CAMPAIGNS_CACHED=10,000 versions (one workspace re-saving a template while its triggers "
-    "flow is enough) can hold ~30 GB, and Jinja's include cache (2,000 entries) ~6 GB more: "
-    "the composer runs out of memory for every workspace. Fix: a budget in source characters.",
-)
 def test_the_compiled_templates_cache_is_bounded_by_size_not_only_by_count() -> None:
     follower = FakeConfigFollower(kinds=["template"])
     dense = "{{ recipient.first_name }}" + "{{ 1 }}x" * 1_200  # ~10,000 characters
-    # the missing bound: a budget in characters of template source (today: a TypeError)
     templates = CampaignTemplates.from_folder(
         None, follower, cache_size=CAMPAIGNS_CACHED, cache_chars=100_000
-    )  # type: ignore[call-arg]
+    )
     for version in range(1, 21):
         body = {"subject": "s", "html": None, "text": f"{version}{dense}"}
         follower.apply(

@@ -78,7 +78,12 @@ def make_composer(
 ) -> Composer:
     folder = Path(settings.templates_dir) if settings.templates_dir else None
     return Composer(
-        CampaignTemplates.from_folder(folder, follower, cache_size=settings.template_cache_size),
+        CampaignTemplates.from_folder(
+            folder,
+            follower,
+            cache_size=settings.template_cache_size,
+            cache_chars=settings.template_cache_chars,
+        ),
         clock or SystemClock(),
         link_secret=settings.link_secret.get_secret_value().encode(),
         public_url=settings.public_url,

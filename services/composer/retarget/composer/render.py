@@ -15,12 +15,12 @@ can't fix it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from cachetools import LRUCache
 
 from retarget.composer.environment import CampaignEnvironment, make_environment
 from retarget.composer.limits import TemplateLimit, render_budget
@@ -35,6 +35,10 @@ from retarget.composer.template_source import (
 # 1,000 workspaces with 5 templates of their own each fit twice (a new version takes a slot
 # until the old one is evicted; the bundled ones take one slot each); least recently used go
 CAMPAIGNS_CACHED = 10_000
+# ...and together at most this many characters of template source: a workspace may store
+# 100,000 characters a part, and one dense with expressions compiles to ~15 bytes a character,
+# so a count alone let one workspace re-saving such a template fill gigabytes (~300 MB here)
+CAMPAIGN_CHARS_CACHED = 20_000_000
 
 
 class TemplateFailed(ValueError):
@@ -69,16 +73,37 @@ class _Campaign:
     subject: jinja2.Template
     html: jinja2.Template | None
     text: jinja2.Template | None
+    chars: int  # of source, what it weighs in the cache
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    hits: int
+    misses: int  # compiled
+    currsize: int  # campaigns compiled and kept
+    chars: int  # their weight: characters of source, each at least its share of the count bound
 
 
 class CampaignTemplates:
-    """Compiles each (workspace, template, version) once, keeping the most recently used."""
+    """Compiles each (workspace, template, version) once, keeping the most recently used within
+    two bounds: `cache_size` campaigns and `cache_chars` characters of their source (each weighs
+    at least cache_chars / cache_size, which makes the count bound the same budget)."""
 
-    def __init__(self, env: CampaignEnvironment | None = None, *, cache_size: int = CAMPAIGNS_CACHED) -> None:
+    def __init__(
+        self,
+        env: CampaignEnvironment | None = None,
+        *,
+        cache_size: int = CAMPAIGNS_CACHED,
+        cache_chars: int = CAMPAIGN_CHARS_CACHED,
+    ) -> None:
         self.env = env or make_environment()
         assert isinstance(self.env.loader, WorkspaceLoader)
         self.loader = self.env.loader
-        self._campaign = functools.lru_cache(maxsize=cache_size)(self._load)
+        least = max(1, cache_chars // cache_size)
+        self._hits = self._misses = 0
+        self._cache: LRUCache[tuple[str, str, int | None], _Campaign] = LRUCache(
+            maxsize=max(cache_chars, least), getsizeof=lambda campaign: max(campaign.chars, least)
+        )
 
     @classmethod
     def from_folder(
@@ -87,11 +112,24 @@ class CampaignTemplates:
         records: TemplateRecords | None = None,
         *,
         cache_size: int = CAMPAIGNS_CACHED,
+        cache_chars: int = CAMPAIGN_CHARS_CACHED,
     ) -> CampaignTemplates:
-        return cls(make_environment(folder, records), cache_size=cache_size)
+        return cls(make_environment(folder, records), cache_size=cache_size, cache_chars=cache_chars)
 
-    def cache_info(self) -> functools._CacheInfo:
-        return self._campaign.cache_info()
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, currsize=len(self._cache), chars=int(self._cache.currsize))
+
+    def _campaign(self, workspace_id: str, name: str, version: int | None) -> _Campaign:
+        key = (workspace_id, name, version)
+        found = self._cache.get(key)
+        if found is not None:
+            self._hits += 1
+        else:
+            self._misses += 1
+            found = self._load(workspace_id, name, version)
+            if found.chars <= self._cache.maxsize:  # one bigger than the whole budget is not kept
+                self._cache[key] = found
+        return found
 
     def render(self, name: str, context: dict[str, Any], workspace_id: str = "") -> RenderedEmail:
         """Render template `name` as `workspace_id` sees it now ("" : the bundled one)."""
@@ -123,7 +161,18 @@ class CampaignTemplates:
         text = self._compile(workspace_id, version, f"{name}.txt", optional=True)
         if subject is None or (html is None and text is None):
             raise TemplateFailed(f"template {name} has neither {name}.html nor {name}.txt", location=name)
-        return _Campaign(subject, html, text)
+        chars = sum(
+            self._source_chars(workspace_id, version, f"{name}{end}")
+            for end in (".subject.txt", ".html", ".txt")
+        )
+        return _Campaign(subject, html, text, chars)
+
+    def _source_chars(self, workspace_id: str, version: int, part: str) -> int:
+        try:
+            source, _, _ = self.loader.get_source(self.env, namespaced(workspace_id, version, part))
+        except jinja2.TemplateNotFound:
+            return 0
+        return len(source)
 
     def _compile(
         self, workspace_id: str, version: int, part: str, *, optional: bool

@@ -30,3 +30,8 @@ class ComposerSettings(CommonSettings):
         ge=1,
         description="Compiled templates kept, per (workspace, template, version); least recently used go.",
     )
+    template_cache_chars: int = Field(
+        20_000_000,
+        ge=1,
+        description="...and their source, in characters, kept at most (a compiled template takes ~15 bytes a character).",
+    )

@@ -118,3 +118,18 @@ async def apply_all(service: Any, workspace_id: str, kind: Kind, objects: list[t
         change = await service.apply(workspace_id, kind, name, body, author=author())
         print(f"applied {kind} {name}: version {change.version}")
     return 0
+
+
+async def listed(workspace_id: str, kind: Kind) -> tuple[int, dict[str, Effective]]:
+    """What `list` shows: (0, the workspace's effective objects of `kind`), or the exit code after
+    saying why not (2: PostgreSQL away, 1: no such workspace)."""
+    from retarget.cli._db import connection
+    from retarget.config import store
+
+    async with connection() as conn:
+        if conn is None:
+            return 2, {}
+        if not await store.workspace_exists(conn, workspace_id):
+            fail(f"no workspace {workspace_id!r}: create it first with `retarget workspace create`")
+            return 1, {}
+        return 0, effective(await store.current(conn, workspace_id, kind), kind)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retarget.cli._config import apply_all, author, config_service, effective, fail
+from retarget.cli._config import apply_all, author, config_service, effective, fail, listed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,16 +78,9 @@ async def _apply(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    from retarget.cli._db import connection
-    from retarget.config import store
-
-    async with connection() as conn:
-        if conn is None:
-            return 2
-        if not await store.workspace_exists(conn, args.workspace):
-            fail(f"no workspace {args.workspace!r}: create it first with `retarget workspace create`")
-            return 1
-        campaigns = effective(await store.current(conn, args.workspace, "campaign"), "campaign")
+    code, campaigns = await listed(args.workspace, "campaign")
+    if code:
+        return code
     for c in campaigns.values():
         enabled = c.body.get("enabled", True) is not False
         if args.json:

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from retarget.cli._config import apply_all, config_service, effective, fail
+from retarget.cli._config import apply_all, config_service, fail, listed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,16 +49,9 @@ async def _apply(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    from retarget.cli._db import connection
-    from retarget.config import store
-
-    async with connection() as conn:
-        if conn is None:
-            return 2
-        if not await store.workspace_exists(conn, args.workspace):
-            fail(f"no workspace {args.workspace!r}: create it first with `retarget workspace create`")
-            return 1
-        templates = effective(await store.current(conn, args.workspace, "template"), "template")
+    code, templates = await listed(args.workspace, "template")
+    if code:
+        return code
     for t in templates.values():
         parts = [part for part in ("subject", "html", "text") if t.body.get(part)]
         if args.json:

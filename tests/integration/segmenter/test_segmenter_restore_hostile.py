@@ -12,24 +12,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from retarget.common.kafka import ensure_topics, make_producer
+from retarget.common.kafka import ensure_topics
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.recording import PartitionTable
 from retarget.segmenter.restore import restore_partitions
 from retarget.segmenter.testing import rocksdb_tables
 
+from .test_segmenter_restore import produce
+
 pytestmark = pytest.mark.integration
-
-
-async def produce(settings: CommonSettings, topic: str, partition: int, *records) -> int:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for key, value in records:
-            meta = await producer.send_and_wait(topic, value, key=key, partition=partition)
-        return int(meta.offset)
-    finally:
-        await producer.stop()
 
 
 async def in_transaction(

@@ -27,6 +27,30 @@ def test_unknown_step_is_refused_when_armed() -> None:
         faults.arm(None)
 
 
+@pytest.mark.parametrize("name", ["SIG_DFL", "SIGTERM", "NSIG", "SIGSTOPP", "9"])
+def test_a_crash_signal_that_is_no_crash_is_refused(name: str) -> None:
+    """RETARGET_CRASH_SIGNAL takes SIGKILL or SIGSTOP only: SIG_DFL (0) reached the crash point
+    and went on, SIGTERM stopped gracefully, NSIG raised at the crash point (a batch failing
+    like a fenced one: exit 70), a typo raised an AttributeError naming no variable."""
+    with pytest.raises(faults.UnknownCrashPoint, match="RETARGET_CRASH_SIGNAL"):
+        faults.arm("sender.after_claim", name)
+    faults.arm(None)
+    code = "from retarget.common import faults"
+    env = {**os.environ, "RETARGET_CRASH_SIGNAL": name}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "RETARGET_CRASH_SIGNAL" in done.stderr
+
+
+def test_the_crash_signals_are_kill_and_stop() -> None:
+    try:
+        faults.arm("sender.after_claim", "SIGSTOP")
+        assert faults._signal == signal.SIGSTOP
+        faults.arm("sender.after_claim", "")
+        assert faults._signal == signal.SIGKILL
+    finally:
+        faults.arm(None)
+
+
 def test_armed_process_dies_at_the_nth_hit_as_kill_9_does() -> None:
     code = (
         "from retarget.common.faults import crash_point\n"

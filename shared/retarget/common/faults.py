@@ -68,8 +68,22 @@ def _parse(spec: str) -> tuple[str, int] | None:
     return name, count
 
 
+SIGNAL_ENV = "RETARGET_CRASH_SIGNAL"
+#: what a crash point may do: die as kill -9 does, or freeze (a zombie-to-be). Any other
+#: signal would not be a crash: SIGTERM stops gracefully, SIG_DFL (0) does nothing at all,
+#: NSIG is no signal (the crash point would raise instead: a batch failing like a fenced one)
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
+
+
+def _parse_signal(name: str) -> signal.Signals:
+    name = name.strip() or "SIGKILL"
+    if name not in SIGNALS:
+        raise UnknownCrashPoint(f"{SIGNAL_ENV}={name!r}: not a crash; one of {sorted(SIGNALS)}")
+    return SIGNALS[name]
+
+
 _target = _parse(os.environ.get(CRASH_ENV, ""))
-_signal = getattr(signal, os.environ.get("RETARGET_CRASH_SIGNAL", "SIGKILL"))
+_signal = _parse_signal(os.environ.get(SIGNAL_ENV, ""))
 _hits = 0
 
 
@@ -88,8 +102,9 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), _signal)
 
 
-def arm(spec: str | None) -> None:
-    """Re-read the target (unit tests; a process normally reads the variable once)."""
-    global _target, _hits
+def arm(spec: str | None, signal_name: str | None = None) -> None:
+    """Re-read the target (unit tests; a process normally reads the variables once)."""
+    global _target, _hits, _signal
     _target = _parse(spec or "")
+    _signal = _parse_signal(signal_name or "")
     _hits = 0

@@ -95,17 +95,18 @@ async def wait_exited(worker: Worker, timeout_s: float = 120) -> int:
 
 STEPS = [
     "segmenter.after_sends",
+    "segmenter.in_changelog_transaction",  # records on the broker, transactions open (fencing.py)
     "segmenter.after_changelog",
     "segmenter.after_state_write",
     "segmenter.after_commit",
 ]
 
 
-@pytest.mark.timeout(600)  # four crashes and restarts, then the long waits run out
+@pytest.mark.timeout(780)  # five crashes and restarts, then the long waits run out
 async def test_a_crash_at_each_step_of_recording_a_batch_loses_nothing_and_fires_nothing_twice(
     start_worker, kafka: Kafka, workspace_id: str
 ):
-    """One worker's local state through four crashes, one at each step, then a clean run."""
+    """One worker's local state through five crashes, one at each step, then a clean run."""
     ws = workspace_id
     settings = CommonSettings(kafka_bootstrap=kafka.bootstrap, topic_partitions=PARTITIONS)
     await ensure_topics(settings, [kafka.topics.events, kafka.topics.triggers])

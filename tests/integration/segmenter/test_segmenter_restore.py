@@ -5,9 +5,10 @@ part of the changelog reads only the rest, and nothing past faust's highwater is
 from __future__ import annotations
 
 import pytest
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
-from retarget.common.kafka import ensure_topics, make_producer
+from retarget.common.kafka import ensure_topics, make_consumer, make_producer
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.recording import PartitionTable
 from retarget.segmenter.restore import restore_partitions
@@ -74,3 +75,46 @@ async def test_a_spent_budget_leaves_the_rest_to_faust(stack, topic_prefix, tmp_
     offsets: dict[TP, int | None] = {tp: None}
     assert await restore_partitions(settings, {tp: table}, offsets, {tp: last}, 0) == 0
     assert offsets == {tp: None} and table.data.persisted_offset(tp) is None
+
+
+async def test_a_transactional_changelog_is_restored_to_its_commit_marker_without_aborted_records(
+    stack, topic_prefix, tmp_path
+):
+    """The changelogs are written in transactions (fencing.py): a commit marker ends each one, and
+    a fenced owner's records are aborted. Restored, the store holds the committed records only,
+    and the offset stored with them is the marker's (faust's highwater, read_committed): before,
+    it was the last record's, so faust's recovery went on to wait out two quiet 5 s polls for the
+    marker, and every later restart did again (the store was current, its offset was not)."""
+    settings = CommonSettings(kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"], topic_partitions=4)
+    topic = f"{topic_prefix}-profiles-changelog"
+    await ensure_topics(settings, [topic])
+    (table,) = rocksdb_tables(str(tmp_path), "profiles")
+    store, tp = PartitionTable(table), TP(topic, 3)
+
+    async def transaction(tid: str, *records: tuple[bytes, bytes | None], commit: bool) -> None:
+        producer = make_producer(settings, transactional_id=tid)
+        await producer.start()
+        try:
+            await producer.begin_transaction()
+            for key, value in records:
+                await producer.send_and_wait(topic, value, key=key, partition=3)
+            await (producer.commit_transaction() if commit else producer.abort_transaction())
+        finally:
+            await producer.stop()
+
+    await transaction(f"{topic_prefix}-t", (b"a", b"1"), (b"b", b"1"), commit=True)
+    await transaction(f"{topic_prefix}-t", (b"a", b"zombie"), (b"c", b"zombie"), commit=False)
+    await transaction(f"{topic_prefix}-t", (b"b", b"2"), commit=True)
+    reader = make_consumer(settings, group_id=None)  # type: ignore[arg-type]
+    await reader.start()
+    try:
+        (end,) = (await reader.end_offsets([TopicPartition(topic, 3)])).values()  # read_committed
+    finally:
+        await reader.stop()
+    highwater = end - 1  # faust's: the last commit marker
+    offsets: dict[TP, int | None] = {tp: None}
+
+    assert await restore_partitions(settings, {tp: table}, offsets, {tp: highwater}, 60) == 3
+    assert (store.get_in(3, b"a"), store.get_in(3, b"b"), store.get_in(3, b"c")) == (b"1", b"2", None)
+    assert offsets == {tp: highwater}  # faust's recovery: nothing left, no marker to wait for
+    assert table.data.persisted_offset(tp) == highwater  # the next restart reads nothing either

@@ -9,7 +9,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from retarget.segmenter.fencing import FencedChangelog, transactional_id
+import pytest
+
+from retarget.segmenter.fencing import FencedChangelog, PartitionNotOwned, transactional_id
 
 
 class TxnProducer:
@@ -110,3 +112,21 @@ async def test_each_partition_is_one_transaction_and_the_offset_stored_is_its_co
         ("profiles-changelog", 1, 1),
     ]
     assert staged[2][2] == [(b"c", None)]
+
+
+async def test_a_batch_for_a_partition_given_away_is_refused_and_fences_nobody():
+    """A batch handled after faust moved its partition away (the agent's take buffer holds events
+    read before the rebalance; faust skips stale events only as it reads them) must not start a
+    producer for that partition: InitProducerId would fence the partition's new owner (it exits
+    70 at its next commit) and commit this worker's stale state after the owner's recovery.
+    Refused before anything is sent, like a fenced batch: record_or_die exits, nothing recorded."""
+    journal: list[str] = []
+    c = changelog(journal)
+    await c.own([0, 1])
+    await c.own([0])  # partition 1 moved to another worker
+    journal.clear()
+    with pytest.raises(PartitionNotOwned, match="partition 1"):
+        await c.write({0: [(table("due"), [(b"a", b"1")])], 1: [(table("due"), [(b"b", b"1")])]})
+    assert journal == []  # no producer started (no fence of the owner), no transaction begun
+    await c.own([0, 1])  # it came back: this worker's own again
+    assert await c.write({1: [(table("due"), [(b"b", b"1")])]})

@@ -35,6 +35,11 @@ PartitionWrites = dict[int, list[tuple[Any, Writes]]]
 Staged = list[tuple[Any, int, Writes, int]]
 
 
+class PartitionNotOwned(RuntimeError):
+    """A batch writes a partition faust moved to another worker: recorded, it would fence the
+    partition's new owner and land after its recovery (handled as a fenced batch: exit)."""
+
+
 def transactional_id(app_id: str, partition: int) -> str:
     return f"{app_id}-{partition}"
 
@@ -46,6 +51,7 @@ class FencedChangelog:
     def __init__(self, app_id: str, make: Callable[[str], Any]) -> None:
         self.app_id, self._make = app_id, make
         self._producers: dict[int, Any] = {}
+        self._released: set[int] = set()  # owned once, given away since (own)
         self._lock = asyncio.Lock()
 
     async def own(self, partitions: Iterable[int]) -> None:
@@ -54,6 +60,7 @@ class FencedChangelog:
         later owner is dead for good; if the partition comes back, a new one is made)."""
         wanted = set(partitions)
         async with self._lock:
+            self._released = (self._released | set(self._producers)) - wanted
             gone = [self._producers.pop(p) for p in list(self._producers) if p not in wanted]
         await asyncio.gather(*(producer.stop() for producer in gone), return_exceptions=True)
         await asyncio.gather(*(self._producer(p) for p in wanted))
@@ -70,6 +77,9 @@ class FencedChangelog:
     async def write(self, writes: PartitionWrites) -> Staged:
         """Every partition's records in a transaction of its own, all committed; per table and
         partition, the offset recovery must start after."""
+        moved = sorted(p for p in writes if p in self._released)
+        if moved:  # a stale batch: a producer started for it would fence the partition's owner
+            raise PartitionNotOwned(f"partition {', '.join(map(str, moved))} moved to another worker")
         sent: list[tuple[Any, Any, int, Writes, list[SentBatch]]] = []
         for partition, tables in writes.items():
             producer = await self._producer(partition)

@@ -75,10 +75,12 @@ async def restore_partitions(
                     crash_point("segmenter.restore.after_batch")
             for tp in list(todo):
                 if await consumer.position(TopicPartition(tp.topic, tp.partition)) > highwaters[tp]:
-                    # read through the highwater: a tail with no record at it (a commit or abort
-                    # marker, aborted records) is reached too, with the offset written, or faust's
-                    # recovery waits for a record that never comes (5 s, then detect_aborted_tx)
-                    if offsets.get(tp) != highwaters[tp]:
+                    # every committed record up to the highwater was handed over (read_committed)
+                    # and written above. A transactional changelog (fencing.py) ends in a commit
+                    # marker, no record: stored as the last record's, the offset left faust's
+                    # recovery waiting for one (two quiet 5 s polls), at every restart after too
+                    reached = offsets.get(tp)
+                    if reached is None or reached < highwaters[tp]:
                         PartitionTable(tables[tp]).write_batch(tp.partition, [], highwaters[tp])
                         offsets[tp] = highwaters[tp]
                     del todo[tp]

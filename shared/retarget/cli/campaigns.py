@@ -44,14 +44,10 @@ def _read(path: Path) -> tuple[str, Any]:
     """(the campaign's name, the file's mapping); ValueError saying what is wrong with the file."""
     import yaml
 
-    class NoAliasLoader(yaml.SafeLoader):  # as the API (ingest's bodies.py): no "billion laughs"
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                raise yaml.YAMLError("anchors and aliases (*name) are not accepted")
-            return super().compose_node(parent, index)
+    from retarget.config.yaml_text import load_yaml  # as the API reads bodies: no "billion laughs"
 
     try:
-        body = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader)
+        body = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: not readable YAML: {exc}") from None
     except RecursionError:

@@ -1,8 +1,7 @@
 """Request bodies of the management API: a JSON object, or YAML with Content-Type
 application/yaml (campaign files are YAML), read under ingest's batch size limit.
 
-YAML anchors and aliases are refused: a few hundred bytes of nested aliases expand to
-gigabytes once the document is validated or stored as JSON ("billion laughs").
+YAML anchors and aliases are refused (retarget.config.yaml_text, as the CLI reads files).
 """
 
 from __future__ import annotations
@@ -13,17 +12,11 @@ import orjson
 import yaml
 from fastapi import Request
 
+from retarget.config.yaml_text import load_yaml
 from retarget.ingest.body import read_body
 from retarget.ingest.errors import InvalidPayload
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("anchors and aliases (*name) are not accepted")
-        return super().compose_node(parent, index)
 
 
 async def read_object(request: Request, *, limit: int) -> dict[str, Any]:
@@ -44,7 +37,7 @@ async def read_object(request: Request, *, limit: int) -> dict[str, Any]:
 
 def _yaml(raw: bytes) -> Any:
     try:
-        return yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)
+        return load_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidPayload("YAML body is not UTF-8") from None
     except yaml.YAMLError as exc:

@@ -281,9 +281,17 @@ async def test_up_with_three_brokers_runs_a_replicated_cluster_that_status_lists
     layout = Layout.current()
     try:
         status = await devstack_stack.up(brokers=3)
+        # `up` returns once all three answer metadata; on a loaded machine a node's listener can
+        # still miss status()'s short probe for a moment, so give the probe a deadline.
+        deadline = time.monotonic() + 30
+        while not all(node["running"] for node in status["kafka"]["nodes"]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            status = devstack_stack.status()
         nodes = status["kafka"]["nodes"]
         assert status["kafka"]["brokers"] == 3 and status["kafka"]["running"]
-        assert [node["node_id"] for node in nodes] == [1, 2, 3] and all(node["running"] for node in nodes)
+        assert [node["node_id"] for node in nodes] == [1, 2, 3] and all(node["running"] for node in nodes), (
+            nodes
+        )
         assert len({node["address"] for node in nodes}) == 3
         out = io.StringIO()
         render(status, Console(file=out, width=100))

@@ -167,6 +167,7 @@ async def test_segment_settings_send_events_here_for_a_write_key(browser: Browse
     segment = response.json()["integrations"]["Segment.io"]
     assert (segment["apiKey"], segment["apiHost"], segment["protocol"]) == (KEY, "ingest/v1", "http")
     assert list(response.json()["integrations"]) == ["Segment.io"]
+    assert "Origin" in (await browser.client.get(f"/v1/projects/{KEY}/settings")).headers["vary"]
 
 
 async def test_rudderstack_source_config_by_query_or_basic_auth(browser: Browser) -> None:
@@ -199,4 +200,5 @@ async def test_the_key_s_rate_limit_applies_and_the_page_can_read_the_429(browse
     ]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert answers[-1].headers["access-control-allow-origin"] == SHOP and "retry-after" in answers[-1].headers
+    assert answers[-1].headers["access-control-expose-headers"] == "Retry-After"  # the SDK may read when
     assert len(browser.publisher.sent) == 5

@@ -228,6 +228,8 @@ def test_the_segmenter_is_a_statefulset_with_a_volume_per_worker(overlay: str):
     assert env["RETARGET_GROUP_INSTANCE_ID"] == "$(POD_NAME)"
     assert 0 <= int(env["RETARGET_STANDBY_REPLICAS"]) < segmenter["spec"]["replicas"]
     assert segmenter["spec"]["replicas"] <= int(config(docs)["RETARGET_TOPIC_PARTITIONS"])
+    # an operator's canary (kubectl patch …partition) must survive the next apply
+    assert "partition" not in segmenter["spec"]["updateStrategy"].get("rollingUpdate", {})
     runs = [w for w in of_kind(docs, "Deployment") if "retarget.segmenter" in container(w)["command"]]
     assert not runs, "the segmenter's state needs the StatefulSet's volumes"
 

@@ -411,6 +411,7 @@ def test_disruption_budgets_let_a_node_drain(overlay: str):
         spec = budget["spec"]
         [workload] = selected(docs, spec["selector"])
         assert ("minAvailable" in spec) != ("maxUnavailable" in spec), budget["metadata"]["name"]
+        assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow", "a dependency's outage would block drains"
         if "minAvailable" in spec:
             assert spec["minAvailable"] < least_replicas(docs, workload), (
                 f"{budget['metadata']['name']} blocks every eviction"

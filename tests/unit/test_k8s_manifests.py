@@ -56,7 +56,9 @@ def kustomize_command() -> list[str]:
             return ["kubectl", "kustomize"]
     for candidate in (shutil.which("kustomize"), ROOT / ".venv" / "bin" / "kustomize"):
         if candidate and Path(candidate).exists():
-            return [str(candidate), "build"]
+            version = subprocess.run([str(candidate), "version"], capture_output=True, text=True).stdout
+            if version.strip().lstrip("v").startswith("5"):
+                return [str(candidate), "build"]
     pytest.fail("no kustomize v5: run `make k8s-tools` (kubectl's kustomize, or kustomize from the Go proxy)")
 
 

@@ -139,10 +139,10 @@ wait_for "every service answering /readyz (healthy)" 300 all_healthy
 say "healthy: ${HEALTHCHECKED[*]}"
 
 say "workspace and write key through the cli service"
-"${COMPOSE[@]}" --profile tools run --rm --no-deps cli workspace create --id "$WORKSPACE" --name "Boot Shop" \
+"${COMPOSE[@]}" --profile tools run --rm --no-deps -T cli workspace create --id "$WORKSPACE" --name "Boot Shop" \
   --from-name "Boot Shop" --from-email news@boots.example --postal-address "1 Main St, Springfield" \
   >"$LOGS/cli.log" 2>&1 || { cat "$LOGS/cli.log"; die "workspace create failed"; }
-KEY=$("${COMPOSE[@]}" --profile tools run --rm --no-deps cli write-key create --workspace "$WORKSPACE" 2>>"$LOGS/cli.log" | tail -n 1 | tr -d '\r')
+KEY=$("${COMPOSE[@]}" --profile tools run --rm --no-deps -T cli write-key create --workspace "$WORKSPACE" 2>>"$LOGS/cli.log" | tail -n 1 | tr -d '\r')
 [ -n "$KEY" ] || { cat "$LOGS/cli.log"; die "write-key create printed no key"; }
 
 say "POST /v1/batch: a visitor identifies and adds a boot to the cart"

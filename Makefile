@@ -96,3 +96,17 @@ demo-stop: install  ## stop the demo's services (the stack keeps running; `make 
 
 clean: down  ## stop everything and delete the local stack's data
 	rm -rf .devstack
+
+# Containers: docker-compose.yml on podman, with every image built here (no registry is
+# reachable from the development machines). deploy/podman/, deploy/images/, tests/compose/.
+.PHONY: podman-setup images compose-smoke
+podman-setup images compose-smoke: export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+
+podman-setup: install  ## podman, its settings and the Debian base image (packages as root)
+	deploy/podman/setup.sh
+
+images: podman-setup kafka-jars  ## build every image deploy/Dockerfile and docker-compose.yml name
+	deploy/podman/build-images.sh
+
+compose-smoke: images  ## docker-compose.yml on podman: events in, an email out, then down
+	tests/compose/smoke.sh

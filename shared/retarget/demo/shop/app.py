@@ -42,7 +42,8 @@ def create_app(settings: ShopSettings) -> Starlette:
         return page("index", "rudderstack")
 
     async def tracking(request: Request) -> Response:
-        return page("tracking", "segment")  # no SDK runs there; the page only reads the config
+        sdk = _sdk_of(request)  # no SDK runs there, but its links keep the visitor's
+        return sdk if isinstance(sdk, Response) else page("tracking", sdk)
 
     async def preferences(request: Request) -> Response:
         sdk = _sdk_of(request)

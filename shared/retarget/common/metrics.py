@@ -10,6 +10,13 @@ from prometheus_client import Counter, Histogram
 STAGE_RECORDS = Counter(
     "retarget_stage_records_total", "Records a stage consumed, by outcome.", ["stage", "outcome"]
 )
+DEAD_LETTERS = Counter(
+    "retarget_dead_letters_total",
+    "Records sent to the dead-letter topic, by the stage that could not use them (segmenter, "
+    "composer, sender, sender-retry). Each stage creates its series at 0 on start, so the first "
+    "dead letter is an increase an alert sees.",
+    ["stage"],
+)
 STAGE_BATCH_SECONDS = Histogram(
     "retarget_stage_batch_seconds",
     "Time to process one consumed batch, produce its output and commit.",

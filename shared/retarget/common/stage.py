@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
 from retarget.common.faults import crash_point
-from retarget.common.metrics import STAGE_BATCH_SECONDS, STAGE_RECORDS
+from retarget.common.metrics import DEAD_LETTERS, STAGE_BATCH_SECONDS, STAGE_RECORDS
 from retarget.common.poison import describe, is_data_error, is_transient
 from retarget.common.schemas import DeadLettered, decoder, encode
 
@@ -118,6 +118,7 @@ class Stage:
         self.producer = producer
         self.handler = handler
         self.dead_letter_topic = dead_letter_topic
+        self.dead_letters = DEAD_LETTERS.labels(name)  # the series exists, at 0, from the start
         self.max_batch = max_batch
         self.retry_backoff_s = retry_backoff_s
         self.keepalive_s = keepalive_s  # how often the consumer is polled while a batch is handled
@@ -223,17 +224,22 @@ class Stage:
 
     async def _produce_all(self, outputs: list[Output]) -> None:
         futures = []
+        dead_letters = 0
         for o in outputs:
             try:
                 futures.append(await self.producer.send(o.topic, o.value, key=o.key))
+                dead_letters += o.topic == self.dead_letter_topic
             except MessageSizeTooLargeError:
                 # The same output is as large on every replay: retrying would halt the
                 # partition for ever. It is dead-lettered, cut to a size Kafka takes.
                 letter = self._too_large(o)
                 key = o.key[:_MAX_KEY] if o.key else o.key
                 futures.append(await self.producer.send(self.dead_letter_topic, letter, key=key))
+                dead_letters += 1
         if futures:
             await asyncio.gather(*futures)
+        # counted once Kafka has them (a replayed batch counts its dead letters again)
+        self.dead_letters.inc(dead_letters)
 
     def _too_large(self, output: Output) -> bytes:
         """A dead letter for an output over the producer's max request size, itself under it."""

@@ -1,5 +1,5 @@
-"""The funnel's range query, evaluated by Prometheus' own engine (a promtool unit test written
-on the fly): exact without a reset, through a reset, and counting a series born in the range."""
+"""The funnel's growth over a range: the one-query path evaluated by Prometheus' own engine (a
+promtool unit test written on the fly), and the sample-by-sample path for series that reset."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from retarget.cli.funnel import register
-from retarget.cli.funnel_prometheus import checked_range, range_query, seconds
+from retarget.cli.funnel_prometheus import checked_range, growth, no_reset_query, seconds
 
 # one sample a minute; `_x30` = no sample for the first 30 minutes
 SERIES = {
@@ -21,8 +21,6 @@ SERIES = {
     "restarted": "0+1x40 2 3" + " 4" * 40,  # 40 by 40m, a restart, then 4 more
     "hidden": "0+1x39 2 3" + " 4" * 40,  # 39 by 39m, a restart between 39m and 40m, then 4 more
     "idle": "7x80",
-    # born inside the range at 5, a restart at 36m (8, then 6 and 7): 5 + 3 + 7 = 15
-    "born_restarted": "_x30 5 6 7 8 6 7" + " 7" * 40,
 }
 
 
@@ -49,35 +47,32 @@ def _expect(tmp_path: Path, expr: str, at: str, expected: dict[str, float]) -> N
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_growth_over_the_range_is_exact_without_a_reset(tmp_path: Path) -> None:
-    # 175 now, 145 thirty minutes ago; the others have been flat since before 45m
-    expected = {"old": 30, "born": 0, "idle": 0, "restarted": 0, "hidden": 0, "born_restarted": 0}
-    _expect(tmp_path, range_query("c_total", "30m"), "75m", expected)
+def test_growth_of_series_without_a_reset_is_now_minus_then(tmp_path: Path) -> None:
+    # 175 now, 145 thirty minutes ago; born, idle and hidden flat since before 45m; restarted
+    # reset at 41m, within a lookback of the range: left to the sample-by-sample path
+    expected = {"old": 30, "born": 0, "idle": 0, "hidden": 0}
+    _expect(tmp_path, no_reset_query("c_total", "30m"), "75m", expected)
 
 
-def test_a_series_born_inside_the_range_counts_its_first_value(tmp_path: Path) -> None:
-    # born: 5 before its first scrape, then 3 (increase() alone says 3.x); restarted: 40 + 4
-    expected = {"old": 145, "born": 8, "idle": 7, "restarted": 44, "hidden": 43}
-    _expect(tmp_path, range_query('c_total{k!="born_restarted"}', "1h"), "45m", expected)
+def test_a_series_born_inside_the_range_counts_all_of_its_value(tmp_path: Path) -> None:
+    # born: 5 before its first scrape, then 3 (increase() would say 3.x); the restarted are left out
+    expected = {"old": 145, "born": 8, "idle": 7}
+    _expect(tmp_path, no_reset_query("c_total", "1h"), "45m", expected)
 
 
-def test_a_series_born_inside_the_range_and_restarted_counts_its_first_value_too(tmp_path: Path) -> None:
-    query = range_query("c_total", "1h")
-    within = f"(({query}) >= bool 14) * (({query}) <= bool 16)"  # 1 where the total is in [14, 16]
-    _expect(tmp_path, within, "45m", {k: float(k == "born_restarted") for k in SERIES})
+def test_a_restart_leaves_the_series_to_the_sample_by_sample_path(tmp_path: Path) -> None:
+    # restarted resets inside the range; hidden between its baseline sample (39m) and the range
+    # (from 39m30s): now minus then would be 4 - 39. old: 170 now, 139 at 39m, its baseline sample
+    _expect(tmp_path, no_reset_query("c_total", "30m30s"), "70m", {"old": 31, "born": 0, "idle": 0})
 
 
-def test_a_restart_inside_the_range_does_not_zero_the_total(tmp_path: Path) -> None:
-    # restarted: 40 at 40m (the range's first sample), a restart, 4 after it; hidden: 2 at 40m, then 4
-    expected = {"old": 30, "born": 0, "idle": 0, "restarted": 4, "hidden": 2, "born_restarted": 0}
-    _expect(tmp_path, range_query("c_total", "30m"), "70m", expected)
-
-
-def test_a_restart_between_the_range_and_the_sample_before_it_is_not_a_negative_total(tmp_path: Path) -> None:
-    # the range (39m30s, 70m] starts after the restart; `offset` still finds the 39 before it
-    query = range_query("c_total", "30m30s")
-    within = f"(({query}) >= bool 1) * (({query}) <= bool 5)"  # 1 where the total is in [1, 5]
-    _expect(tmp_path, within, "70m", {k: float(k in ("hidden", "restarted")) for k in SERIES})
+def test_growth_sample_by_sample_counts_across_restarts() -> None:
+    assert growth(100, [101, 105, 110]) == 10
+    assert growth(None, [5, 6, 8]) == 8  # born inside the range: from 0
+    assert growth(38, [40, 2, 3, 4]) == 6  # 2 before the restart, 4 after it
+    assert growth(39, [2, 3, 4]) == 4  # the restart between the baseline and the range
+    assert growth(None, [5, 7, 8, 6, 7]) == 15  # born, 8, restarted, 7 more
+    assert growth(3, [3, 3]) == 0
 
 
 def test_range_must_be_a_prometheus_duration() -> None:

@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def rounded(row: Row) -> Row:
-    """Whole counts and revenue in cents: a range's increase() is an estimate with decimals."""
+    """Whole counts and revenue in cents (sums of floats carry noise in the last digits)."""
     return {k: round(v, 2) if k.startswith("revenue") else float(round(v)) for k, v in row.items()}
 
 

@@ -1,20 +1,25 @@
-"""The funnel's counters over a time range, from Prometheus.
+"""The funnel's counters over a time range, from Prometheus, exactly (to the last scrape).
 
 A service's counters start again at 0 when it restarts, so their current values (what its
-/metrics says) are totals since that start. Per series, over the range:
+/metrics says) are totals since that start. What the funnel wants is how much each counter
+grew over the range, per series:
 
-* no reset in the range: the value now minus the value a range ago — exact; a series born
-  inside the range (a campaign's first trigger) counts all of its value;
-* a reset (the service restarted): Prometheus' increase(), which sees through it. increase()
-  never counts a series' first value, so for a series born inside the range its first value
-  (min_over_time(), or less when it reset) is added. increase() extrapolates to the range's
-  edges: such a total is an estimate to within a scrape interval's worth of traffic (counts
-  are rounded to whole numbers when printed).
+* most series did not reset in the range: the value now minus the value a range ago, in one
+  PromQL query (`no_reset_query`); a series born inside the range counts all of its value;
+* the others (a restart: a reset, or a series gone since) are read sample by sample and
+  added up by `growth`: a drop is a restart, after which the counter counted again from 0.
+
+Prometheus' increase() would do both at once, but it extrapolates to the range's edges and
+never counts a series' first sample, so a funnel of whole emails would show 8.6 where 8 were
+sent, or miss the campaign's first hour.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
+from typing import Any
 
 import httpx
 
@@ -39,29 +44,63 @@ def seconds(duration: str) -> float:
     return sum(int(n) * unit for n, unit in zip(found.groups(), _UNIT_S, strict=True) if n)
 
 
-def range_query(metric: str, window: str) -> str:
-    """PromQL for how much `metric` grew over the last `window`, per series (see module doc)."""
-    then = f"({metric} offset {window}) * 1"  # `* 1` drops the name, so `unless` matches on labels
-    # no reset in the window: exact, now minus then (all of it for a series born inside). `then`
-    # may be a sample from up to the lookback before the window: no reset since then either
-    since_then = f"{int(seconds(window) + LOOKBACK_S)}s"
-    exact = f"(({metric} - {then}) or {metric} * 1) and (resets({metric}[{since_then}]) == 0)"
-    # a reset (a restart): increase() sees through it, plus a born series' first value
-    grew = f"increase({metric}[{window}])"
-    across_resets = f"({grew} + (min_over_time({metric}[{window}]) unless {then})) or {grew}"
-    return f"{exact} or {across_resets}"
+def _since_baseline(window: str) -> str:
+    # `x offset window` may be a sample from up to the lookback before the window
+    return f"{int(seconds(window) + LOOKBACK_S)}s"
+
+
+def no_reset_query(metric: str, window: str) -> str:
+    """PromQL: per series of `metric` with no reset since a range ago, its growth over the range."""
+    then = f"({metric} offset {window}) * 1"  # `* 1` drops the name, so `or` matches on labels
+    return f"(({metric} - {then}) or {metric} * 1) and (resets({metric}[{_since_baseline(window)}]) == 0)"
+
+
+def growth(baseline: float | None, values: Iterable[float]) -> float:
+    """How much a counter grew from `baseline` (its value before the range; None: born inside
+    it, from 0) through `values`: a drop is a restart, after which it counted from 0 again."""
+    total, previous = 0.0, baseline or 0.0
+    for value in values:
+        total += value - previous if value >= previous else value
+        previous = value
+    return total
 
 
 def from_prometheus_range(base_url: str, window: str) -> list[Sample]:
     """Funnel samples: each counter's growth over the last `window` (not its value now)."""
+    api = _Api(base_url, at=time.time())  # every query at the same instant: one consistent read
     samples: list[Sample] = []
     for metric in METRIC_NAMES:
-        response = httpx.get(
-            f"{base_url.rstrip('/')}/api/v1/query",
-            params={"query": range_query(metric, checked_range(window))},
-            timeout=30,
-        )
-        response.raise_for_status()
-        for result in response.json()["data"]["result"]:
-            samples.append((metric, result["metric"], float(result["value"][1])))
+        exact = {_key(r["metric"]): float(r["value"][1]) for r in api.query(no_reset_query(metric, window))}
+        samples += [(metric, dict(key), value) for key, value in exact.items()]
+        for result in api.query(f"count_over_time({metric}[{window}])"):  # every series in the range
+            key = _key(result["metric"])
+            if key not in exact:  # it reset, or it is gone: sample by sample
+                samples.append((metric, dict(key), _series_growth(api, metric, key, window)))
     return samples
+
+
+def _series_growth(api: _Api, metric: str, key: frozenset[tuple[str, str]], window: str) -> float:
+    selector = metric + "{" + ", ".join(f'{name}="{_escaped(value)}"' for name, value in sorted(key)) + "}"
+    before = api.query(f"{selector} offset {window}")
+    [series] = api.query(f"{selector}[{window}]")
+    return growth(float(before[0]["value"][1]) if before else None, (float(v) for _, v in series["values"]))
+
+
+def _key(labels: dict[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in labels.items() if k != "__name__")
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class _Api:
+    def __init__(self, base_url: str, *, at: float) -> None:
+        self.url = f"{base_url.rstrip('/')}/api/v1/query"
+        self.at = at
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(self.url, params={"query": promql, "time": self.at}, timeout=30)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result

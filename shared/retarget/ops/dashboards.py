@@ -353,15 +353,15 @@ def pipeline_dashboard() -> dashboard.Dashboard:
         )
         .with_panel(
             graph(
-                "relay connection failures (TCP, TLS, AUTH) and refusals",
+                "relay connection failures (TLS, AUTH, connect) and deferrals",
                 "short",
                 query(
                     f'sum by (reason) (increase(retarget_sender_outcomes_total{{reason=~"connection_lost|sender_refused"}}{by_rate}))',
                     "{{reason}}",
                 ),
                 query(
-                    f'sum(increase(retarget_sender_smtp_seconds_count{{reply="dropped"}}{by_rate}))',
-                    "transactions dropped",
+                    f"sum by (kind) (increase(retarget_sender_relay_connect_failures_total{by_rate}))",
+                    "connect: {{kind}}",
                 ),
             )
         )

@@ -292,6 +292,14 @@ def pipeline_dashboard() -> dashboard.Dashboard:
         )
         .with_panel(
             graph(
+                "delivery attempts by recipient domain and outcome",
+                "ops",
+                query("domain_outcome:retarget_sender_domain_outcomes:rate5m", "{{domain}} {{outcome}}"),
+                width=24,
+            )
+        )
+        .with_panel(
+            graph(
                 "rate-limit wait by bucket (domain, workspace, global), p99",
                 "s",
                 query(

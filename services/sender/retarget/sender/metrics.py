@@ -23,6 +23,18 @@ SMTP_SECONDS = Histogram(
     ["reply"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+DOMAIN_OUTCOMES = Counter(
+    "retarget_sender_domain_outcomes_total",
+    "Outcomes of delivery attempts (sent, bounced, deferred, failed) by recipient domain: the "
+    "largest mailbox providers and the domains given their own rate (RETARGET_RATE_DOMAINS) by "
+    "name, every other domain as `other`, so the label stays a small set.",
+    ["domain", "outcome"],
+)
+# the mailbox providers most mail goes to, each judging a sender's reputation on its own
+MAILBOX_PROVIDERS = frozenset(
+    {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com"}
+    | {"yahoo.com", "aol.com", "icloud.com", "me.com", "gmx.de", "web.de", "orange.fr", "comcast.net"}
+)
 RELAY_CONNECT_FAILURES = Counter(
     "retarget_sender_relay_connect_failures_total",
     "Connections to the SMTP relay that failed before a transaction, by kind: tls (handshake, "
@@ -86,3 +98,9 @@ def connect_failure_kind(exc: BaseException) -> str:
     if isinstance(exc, aiosmtplib.SMTPException) and "TLS" in str(exc).upper():
         return "tls"
     return "connect"
+
+
+def domain_label(recipient: str, named: frozenset[str]) -> str:
+    """The recipient's domain when it is one of `named`, else `other` (a bounded label)."""
+    domain = recipient.rpartition("@")[2].lower()
+    return domain if domain in named else "other"

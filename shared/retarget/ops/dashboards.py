@@ -245,7 +245,7 @@ def pipeline_dashboard() -> dashboard.Dashboard:
             graph(
                 "consumer lag by group and topic",
                 "short",
-                query("job_topic:retarget_segmenter_consumer_lag:sum", "{{job}} {{topic}}"),
+                query("job_topic:retarget_consumer_lag:sum", "{{job}} {{topic}}"),
             )
         )
         .with_panel(

@@ -154,3 +154,31 @@ def test_without_prometheus_the_funnel_says_it_reads_totals_since_each_service_s
     source, samples = collect(args)
     assert "totals since each started, no Prometheus" in source
     assert funnel(samples)[(workspace, "abandoned_cart")]["opened"] == 3
+
+
+def test_the_local_stacks_prometheus_config_loads_every_rule_group(tmp_path: Path) -> None:
+    """The stack's own config (deploy/prometheus/prometheus.yml), on a port of its own: its
+    rule_files are found and every rule evaluates without an error."""
+    exe = prometheus.binary()
+    if exe is None:
+        pytest.fail(
+            "the prometheus binary is missing: install Debian's `prometheus` package (make system-deps)"
+        )
+    listen, log = f"127.0.0.1:{free_port()}", tmp_path / "prometheus.log"
+    argv = prometheus.command(exe, prometheus.CONFIG, tmp_path / "data", listen, retention="1h")
+    process = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://{listen}/api/v1/rules"
+
+    def evaluated() -> bool:  # every group ran at least once, and no rule failed
+        groups = httpx.get(url, timeout=5).json()["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        assert all(rule["health"] != "err" for rule in rules), [r for r in rules if r["health"] == "err"]
+        return len(groups) == 4 and all(rule["health"] == "ok" for rule in rules)
+
+    try:
+        _wait("the rules evaluated", evaluated, log.read_text)
+        groups = {g["name"] for g in httpx.get(url, timeout=5).json()["data"]["groups"]}
+        assert groups == {"retarget-funnel", "retarget-pipeline", "retarget-reputation", "retarget-alerts"}
+    finally:
+        process.terminate()
+        process.wait(30)

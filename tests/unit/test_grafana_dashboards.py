@@ -18,8 +18,9 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from retarget.ops.dashboards import DASHBOARDS, DATASOURCE, render
+from retarget.ops.dashboards import DASHBOARDS, render
 from retarget.ops.exported import SCRAPE_SERIES, exported_sample_names
+from retarget.ops.panels import DATASOURCE
 from retarget.ops.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -136,7 +136,9 @@ class Stage:
         try:
             await self._process(stop)
         finally:
-            lag.cancel()
+            lag.cancel()  # done before the caller stops the consumer it asks
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
 
     async def _report_lag(self, stop: asyncio.Event) -> None:
         """The group's lag (end minus committed offset) per assigned partition, apart from the

@@ -101,3 +101,25 @@ def test_range_is_more_than_nothing_and_no_longer_than_prometheus_can_hold() -> 
     register(parser.add_subparsers())
     with pytest.raises(SystemExit):
         parser.parse_args(["funnel", "--range", "0h"])
+
+
+def test_a_query_prometheus_refuses_is_reported_with_prometheus_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a long range over many series: Prometheus answers 422 with its reason, which the funnel
+    # hid behind "are the services running?"
+    import httpx
+
+    from retarget.cli import funnel_prometheus
+
+    def refused(url: str, **kwargs: object) -> httpx.Response:
+        body = {"status": "error", "errorType": "execution", "error": "query would load too many samples"}
+        return httpx.Response(422, json=body, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(funnel_prometheus.httpx, "get", refused)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["funnel", "--prometheus", "http://prometheus:9090", "--range", "1y"])
+    assert args.func(args) == 2
+    out = capsys.readouterr().out
+    assert "too many samples" in out and "services running" not in out

@@ -115,3 +115,17 @@ def test_metric_names_are_told_apart_from_functions_labels_and_keywords() -> Non
         " / on (workspace) group_left (campaign) up > bool 0.5 unless job:d:rate5m"
     )
     assert metric_names(expr) == {"a_total", "c_bucket", "up", "job:d:rate5m"}
+
+
+def test_service_down_watches_every_scraped_service() -> None:
+    # the job matcher is a list of names: a service missing from it (or a job renamed in a
+    # scrape config) would be down without an alert
+    [down] = [alert for alert in _alerts() if alert["alert"] == "RetargetServiceDown"]
+    found = re.search(r'job=~"([^"]+)"', down["expr"])
+    assert found, down["expr"]
+    watched = set(found.group(1).split("|"))
+    for name in ("prometheus.yml", "prometheus-compose.yml"):
+        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / name).read_text())
+        jobs = {job["job_name"] for job in config["scrape_configs"]} - {"prometheus"}
+        assert jobs <= watched, f"{name}: {sorted(jobs - watched)} scraped but not in RetargetServiceDown"
+        assert watched <= jobs, f"{name}: RetargetServiceDown watches {sorted(watched - jobs)}, not scraped"

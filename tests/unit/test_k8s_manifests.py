@@ -473,6 +473,10 @@ def test_disruption_budgets_let_a_node_drain(overlay: str):
             assert spec["minAvailable"] < least_replicas(docs, workload), (
                 f"{budget['metadata']['name']} blocks every eviction"
             )
+        if "maxUnavailable" in spec:
+            assert spec["maxUnavailable"] not in (0, "0%"), (
+                f"{budget['metadata']['name']} blocks every eviction"
+            )
         if overlay != "dev":
             assert "minAvailable" in spec, "production budgets say how many must stay up"
     covered = {
@@ -524,3 +528,38 @@ def test_scaled_objects_follow_the_consumer_groups():
         assert (
             spec["minReplicaCount"] <= spec["maxReplicaCount"] <= int(settings["RETARGET_TOPIC_PARTITIONS"])
         )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_what_the_comments_promise_holds(overlay: str):
+    # each of these changed alone left every other test green (mutation check of #16)
+    docs = render(overlay)
+    partitions = int(config(docs)["RETARGET_TOPIC_PARTITIONS"])
+    segmenter = named(docs, "StatefulSet", "segmenter")
+    assert segmenter["spec"]["replicas"] <= partitions, "a segmenter beyond the partitions gets none"
+    assert segmenter["spec"]["updateStrategy"]["type"] == "RollingUpdate", "an upgrade must roll the workers"
+    assert segmenter["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }, "the workers' RocksDB volumes outlive a scale-down or a delete"
+    for workload in of_kind(docs, *WORKLOAD_KINDS):
+        pod = workload["spec"]["template"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true", component(workload)
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, component(
+            workload
+        )
+    assert env_of(named(docs, "Deployment", "ingest"))["RETARGET_WORKERS"] == "1", "one process a pod"
+    sources = ingress_sources(docs)
+    for workload in of_kind(docs, *WORKLOAD_KINDS):
+        ops = int(env_of(workload)[OPS_PORT_VARIABLE[component(workload)]])
+        assert MONITORING in sources.get((component(workload), ops), []), (
+            f"{component(workload)}: not scraped"
+        )
+    egress_ports = {
+        (port.get("port"), port.get("protocol", "TCP"))
+        for policy in of_kind(docs, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        for port in rule.get("ports", [])
+    }
+    # default-deny blocks egress too: without these a pod can't resolve or reach Kafka/PostgreSQL
+    assert {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (5432, "TCP"), (25, "TCP")} <= egress_ports

@@ -563,3 +563,13 @@ def test_what_the_comments_promise_holds(overlay: str):
     }
     # default-deny blocks egress too: without these a pod can't resolve or reach Kafka/PostgreSQL
     assert {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (5432, "TCP"), (25, "TCP")} <= egress_ports
+    # ingest (privacy export) and the workers (a profile's owner) reach the segmenter's pages
+    web = int(env_of(segmenter)["RETARGET_WEB_PORT"])
+    talkers = {
+        component(workload)
+        for policy in of_kind(docs, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        if any(port.get("port") == web for port in rule.get("ports", []))
+        for workload in selected(docs, policy["spec"]["podSelector"])
+    }
+    assert {"ingest", "segmenter"} <= talkers, f"only {sorted(talkers)} may reach the segmenter's pages"

@@ -64,6 +64,7 @@ NULL_MX = "5.1.10 Recipient address has null MX"
         (554, YAHOO_POLICY, "done", "policy"),
         (554, YAHOO_NO_ACCOUNT, "done", "hard"),
         (554, SPAMHAUS_BARE, "rcpt", "policy"),
+        (550, SPAMHAUS_BARE, "rcpt", "policy"),  # the words, not the 550, decide
         (550, POSTFIX_UNKNOWN, "rcpt", "hard"),
         (556, NULL_MX, "rcpt", "hard"),
         (451, "4.7.1 Greylisted, try again later", "rcpt", "transient"),
@@ -74,7 +75,7 @@ NULL_MX = "5.1.10 Recipient address has null MX"
         (550, "no such user", "rcpt", "hard"),  # no enhanced code: by the basic code and phase
         (554, "Transaction failed", "done", "policy"),  # 554 at DATA, no mailbox words
         (554, "mailbox unavailable", "done", "hard"),
-        (550, "4.1.1 contradicts its basic code", "rcpt", "hard"),  # a lying enhanced code is ignored
+        (550, "4.7.1 contradicts its basic code", "rcpt", "hard"),  # a lying enhanced code is ignored
         (553, "sender refused", "mail", "message"),
         (None, "dropped", "data", "transient"),
         (250, "2.0.0 Ok", "done", "accepted"),

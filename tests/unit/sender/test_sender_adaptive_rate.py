@@ -116,6 +116,36 @@ async def test_the_limiter_spends_a_slowed_domain_at_its_slowed_rate_and_shows_i
     assert gauge("gmail.com") == 10  # recovered: 5 + 0.5 × 10
 
 
+async def test_a_cut_shrinks_the_tokens_in_hand_to_the_slowed_burst() -> None:
+    clock, stopped = Clock(), asyncio.Event()
+    stopped.set()  # a token that is not there yet raises Stopping instead of sleeping
+    limits = limiter(clock)
+    await limits.acquire("gmail.com", "ws", None, stopped)  # 9 of 10 left
+    limits.slow_down("gmail.com")  # 5/s, burst 5
+    immediate = 0
+    with pytest.raises(Stopping):
+        while True:
+            await limits.acquire("gmail.com", "ws", None, stopped)
+            immediate += 1
+    assert immediate == 5
+
+
+async def test_tokens_accrued_before_the_cut_accrued_at_the_old_rate() -> None:
+    clock, stopped = Clock(), asyncio.Event()
+    stopped.set()
+    limits = limiter(clock)
+    for _ in range(10):
+        await limits.acquire("gmail.com", "ws", None, stopped)  # the burst, spent
+    clock.now += 0.45  # 4.5 tokens at 10/s
+    limits.slow_down("gmail.com")
+    immediate = 0
+    with pytest.raises(Stopping):
+        while True:
+            await limits.acquire("gmail.com", "ws", None, stopped)
+            immediate += 1
+    assert immediate == 4
+
+
 def test_other_domains_show_the_slowest_of_them() -> None:
     clock = Clock()
     limits = limiter(clock)

@@ -49,9 +49,12 @@ class TokenBucket:
         return 0.0 if self.level >= 0 else -self.level / self.rate.per_s
 
     def retune(self, rate: Rate, now: float) -> None:
-        """Go on at `rate` from now, keeping what is owed (a fresh bucket would start full)."""
-        self.reserve(now)
-        self.level = min(float(rate.burst), self.level + 1)  # reserve() took a token: give it back
+        """Go on at `rate` from now, keeping what is owed (a fresh bucket would start full).
+
+        What accrued so far accrued at the old rate; the next reserve() caps it at the new burst.
+        """
+        self.level = min(float(self.rate.burst), self.level + (now - self.updated) * self.rate.per_s)
+        self.updated = now
         self.rate = rate
 
     def full(self, now: float) -> bool:

@@ -65,7 +65,7 @@ def test_a_permanent_failure_is_a_hard_bounce_naming_the_original():
             "smtp; 554 Service unavailable; Client host blocked using bl.spamcop.net",
             "policy_refusal",
         ),
-        ("5.0.0", "smtp; 552 Message size exceeds fixed maximum message size", "message_refused"),
+        ("5.0.0", "smtp; 554 Transaction failed", "policy_refusal"),
         ("5.0.0", 'X-Postfix; unknown user: "nobody"', "hard_bounce"),
     ],
 )

@@ -32,9 +32,10 @@ _POLICY_WORDS = re.compile(
     r"\bspam\b|policy|DMARC|\bSPF\b|DKIM|not authori[sz]ed|poor sender",
     re.IGNORECASE,
 )
-# "other or undefined" (RFC 3463): says nothing more than the basic code — Outlook answers a
+# "other or undefined" (RFC 3463): says nothing more than the basic code (smtp-sink's refusals
+# are 5.3.0) — Outlook answers a
 # mailbox that does not exist with "550 5.5.0 Requested action not taken: mailbox unavailable"
-_UNDEFINED = {(0, 0), (5, 0)}
+_UNDEFINED = {(0, 0), (3, 0), (5, 0)}
 _GREYLISTED = re.compile(r"grey ?list|gray ?list", re.IGNORECASE)
 _MAILBOX_WORDS = re.compile(
     r"mailbox|user unknown|no such user|unknown user|does not exist|recipient|have an? \S+ account", re.I
@@ -86,13 +87,11 @@ def _permanent_by_status(status: tuple[int, int, int]) -> ReplyClass:
 
 
 def _permanent_by_basic_code(code: int, text: str, phase: str) -> ReplyClass:
-    """A 5xx without an enhanced code: by the words, then by the code and the phase."""
+    """A 5xx without a telling enhanced code: by the words, then by the code and the phase."""
     if _POLICY_WORDS.search(text):
         return "policy"
-    if code in (550, 551, 553) and phase in ("rcpt", "data", "done", "dsn"):
-        return "hard"
-    if code == 554 and phase in ("data", "done"):
+    if phase in ("connect", "mail"):
+        return "message"  # our sender address or session is refused (rules: sender_refused)
+    if code == 554 and phase != "rcpt":  # "transaction failed" after the content: mostly a filter
         return "hard" if _MAILBOX_WORDS.search(text) else "policy"
-    if code == 554 and phase == "rcpt":
-        return "policy"  # "554 Relay access denied" and the like: a refusal of the session
-    return "message"  # at MAIL FROM: our sender address is refused (rules: sender_refused)
+    return "hard"  # 5xx to RCPT or DATA, as before the classes existed

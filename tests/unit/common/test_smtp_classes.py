@@ -76,6 +76,8 @@ NULL_MX = "5.1.10 Recipient address has null MX"
         (554, "Transaction failed", "done", "policy"),  # 554 at DATA, no mailbox words
         (554, "mailbox unavailable", "done", "hard"),
         (550, "4.7.1 contradicts its basic code", "rcpt", "hard"),  # a lying enhanced code is ignored
+        (500, "5.3.0 Error: command failed", "rcpt", "hard"),  # smtp-sink -f: undefined, by the phase
+        (554, "Relay access denied", "rcpt", "hard"),  # 554 at RCPT: as before the classes
         (553, "sender refused", "mail", "message"),
         (None, "dropped", "data", "transient"),
         (250, "2.0.0 Ok", "done", "accepted"),

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from retarget.sender.adaptive_rate import AdaptiveRates
-from retarget.sender.metrics import DOMAIN_RATE, MAILBOX_PROVIDERS, TOKEN_WAIT_SECONDS, domain_label
+from retarget.sender.metrics import DOMAIN_RATE, MAILBOX_PROVIDERS, TOKEN_WAIT_SECONDS
 from retarget.sender.policy import Rate
 
 # Per table (domains, workspaces). Past it the least recently used bucket is dropped, but
@@ -85,6 +85,7 @@ class RateLimiter:
         # throttling and policy replies slow a domain down (AIMD); None: fixed rates
         self.adaptive = adaptive
         self.named_domains = named_domains | frozenset(domain_overrides)
+        self._shown: dict[str, float] = {}  # the rate last shown in DOMAIN_RATE, by named domain
         DOMAIN_RATE.labels("other").set_function(self._slowest_other_rate)
 
     def domain_rate(self, domain: str) -> Rate:
@@ -104,9 +105,10 @@ class RateLimiter:
             self._show_rate(domain, self.domain_rate(domain))
 
     def _show_rate(self, domain: str, rate: Rate) -> None:
-        label = domain_label("@" + domain, self.named_domains)
-        if label != "other":  # `other` is the slowest of the rest, computed when scraped
-            DOMAIN_RATE.labels(label).set(rate.per_s)
+        # per message: a dict look-up, and the gauge only when the rate changed
+        if domain in self.named_domains and self._shown.get(domain) != rate.per_s:
+            DOMAIN_RATE.labels(domain).set(rate.per_s)  # `other` is computed when scraped
+            self._shown[domain] = rate.per_s
 
     def _slowest_other_rate(self) -> float:
         others = [d for d in (self.adaptive.slowed() if self.adaptive else []) if d not in self.named_domains]

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # (independent DKIM verification).
 SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
+.PHONY: help system-deps browser-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,8 +41,17 @@ system-deps:  ## install the Debian packages the tests, benchmarks and demo use 
 	if [ -z "$$missing" ]; then echo "==> system packages present"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
-	else echo "==> apt-get install $$missing"; apt-get update -qq && \
+	else echo "==> apt-get install $$missing"; apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`:
+# no browser downloads); the fixtures fail with a pointer here when it is missing.
+browser-deps:  ## install Debian's chromium for the browser tests (needs root)
+	@if command -v chromium >/dev/null; then echo "==> chromium present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "chromium is missing — install it as root (apt-get install chromium)"; exit 1; \
+	else echo "==> apt-get install chromium"; apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; fi
 
 lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml dependencies
 	$(UV) pip compile --quiet pyproject.toml --extra dev --generate-hashes --no-header \
@@ -72,7 +81,7 @@ lint: install  ## ruff and mypy
 unit: install  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: system-deps up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+test: system-deps browser-deps up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: system-deps up  ## run the system on the local stack, deliver email into the capture, say where to look

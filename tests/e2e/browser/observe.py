@@ -1,0 +1,36 @@
+"""What the browser tests read back from the real stack: the events topic as ingest wrote it
+and the segmenter's profile of a visitor (its profile API, as GDPR export reads it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from retarget.common.schemas import TrackedEvent
+from retarget.common.topics import Topics
+from retarget.devstack.topic_reader import read_to_end
+
+_events = msgspec.json.Decoder(TrackedEvent)
+
+
+async def events_on_topic(bootstrap: str, prefix: str) -> list[tuple[bytes, TrackedEvent]]:
+    """Every event on the prefix's events topic now, as (key, event). Ingest answers 200 only
+    once Kafka acknowledged, so an accepted call is here when its answer has come back."""
+    return [(r.key, _events.decode(r.value)) for r in await read_to_end(bootstrap, Topics(prefix).events)]
+
+
+async def profile_of(segmenter_url: str, workspace_id: str, profile_id: str) -> dict[str, Any] | None:
+    """The stored profile (following a merge into the userId), or None when none is held."""
+    async with httpx.AsyncClient(base_url=segmenter_url, timeout=10) as http:
+        for _ in range(3):  # a merge leaves a redirect; never more than a hop or two
+            answer = await http.get(f"/profiles/{workspace_id}/{profile_id}")
+            if answer.status_code == 404:
+                return None
+            answer.raise_for_status()
+            body: dict[str, Any] = answer.json()
+            if "merged_into" not in body:
+                return body
+            profile_id = body["merged_into"]
+    raise AssertionError(f"profile {profile_id} redirects on and on")

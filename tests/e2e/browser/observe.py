@@ -8,17 +8,29 @@ from typing import Any
 import httpx
 import msgspec
 
-from retarget.common.schemas import TrackedEvent
+from retarget.common.schemas import TrackedEvent, TriggerFired
 from retarget.common.topics import Topics
 from retarget.devstack.topic_reader import read_to_end
 
 _events = msgspec.json.Decoder(TrackedEvent)
+_triggers = msgspec.json.Decoder(TriggerFired)
 
 
 async def events_on_topic(bootstrap: str, prefix: str) -> list[tuple[bytes, TrackedEvent]]:
     """Every event on the prefix's events topic now, as (key, event). Ingest answers 200 only
     once Kafka acknowledged, so an accepted call is here when its answer has come back."""
     return [(r.key, _events.decode(r.value)) for r in await read_to_end(bootstrap, Topics(prefix).events)]
+
+
+async def raw_events(bootstrap: str, prefix: str) -> list[bytes]:
+    """The events topic's records as published (to look for what must not be there at all)."""
+    return [r.value for r in await read_to_end(bootstrap, Topics(prefix).events)]
+
+
+async def triggers_to(bootstrap: str, prefix: str, address: str) -> list[TriggerFired]:
+    """The campaigns fired for `address` so far, in order (one visitor's stay in one partition)."""
+    found = (_triggers.decode(r.value) for r in await read_to_end(bootstrap, Topics(prefix).triggers))
+    return [t for t in found if t.recipient.email == address]
 
 
 async def profile_of(segmenter_url: str, workspace_id: str, profile_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,160 @@
+"""The browser SDKs' requests through the ASGI app, with fakes for Kafka and PostgreSQL: short
+paths, text/plain bodies, CORS by the key's workspace, preflights by any workspace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from retarget.common.testing import FakeClock
+from retarget.ingest.bootstrap import bootstrap
+from retarget.ingest.main import create_app
+from retarget.ingest.settings import IngestSettings
+from retarget.ingest.testing import FakeKeys, FakeOrigins, FakePublisher
+
+KEY, OTHER_KEY = "wk_shop", "wk_other"
+SHOP, OTHER_SHOP = "https://shop.example", "https://other.example"
+PLAIN = {"Content-Type": "text/plain;charset=UTF-8"}
+
+
+@dataclass
+class Browser:
+    client: httpx.AsyncClient
+    publisher: FakePublisher
+    origins: FakeOrigins
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    settings = IngestSettings(topic_prefix="unit", rate_limit_events_per_s=1, rate_limit_burst=5)
+    publisher = FakePublisher()
+    origins = FakeOrigins({"ws1": (SHOP,), "ws2": (OTHER_SHOP,)})
+    services = bootstrap(
+        settings,
+        publisher=publisher,
+        key_lookup=FakeKeys({KEY: "ws1", OTHER_KEY: "ws2"}),
+        origins=origins,
+        clock=FakeClock(),
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        yield Browser(client, publisher, origins)
+
+
+def event(**fields: object) -> bytes:
+    return json.dumps({"writeKey": KEY, "anonymousId": "a1", "event": "Viewed"} | fields).encode()
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/v1/t", "track"), ("/v1/p", "page"), ("/v1/i", "identify")])
+async def test_short_paths_take_text_plain_with_the_key_in_the_body(
+    browser: Browser, path: str, kind: str
+) -> None:
+    response = await browser.client.post(path, content=event(), headers=PLAIN | {"Origin": SHOP})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert response.headers["vary"] == "Origin"
+    assert "access-control-allow-credentials" not in response.headers
+    assert json.loads(browser.publisher.sent[0][2])["type"] == kind
+
+
+async def test_an_origin_of_another_workspace_is_refused_and_nothing_published(browser: Browser) -> None:
+    response = await browser.client.post("/v1/t", content=event(), headers=PLAIN | {"Origin": OTHER_SHOP})
+    assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in response.headers
+    assert browser.publisher.sent == []
+
+
+async def test_import_is_a_batch_and_checks_the_origin_too(browser: Browser) -> None:
+    body = json.dumps({"writeKey": KEY, "batch": [{"type": "track", "anonymousId": "a", "event": "E"}]})
+    refused = await browser.client.post("/v1/import", content=body, headers=PLAIN | {"Origin": OTHER_SHOP})
+    assert refused.status_code == 403 and browser.publisher.sent == []
+    accepted = await browser.client.post("/v1/import", content=body, headers=PLAIN | {"Origin": SHOP})
+    assert accepted.status_code == 200 and len(browser.publisher.sent) == 1
+
+
+async def test_without_an_origin_nothing_changes(browser: Browser) -> None:
+    response = await browser.client.post("/v1/t", content=event(), headers=PLAIN)
+    assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+    assert browser.origins.lookups == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/json", "application/json; charset=utf-8", 'TEXT/PLAIN; charset="utf-8"'],
+)
+async def test_json_bodies_come_as_json_or_plain_text(browser: Browser, content_type: str) -> None:
+    response = await browser.client.post("/v1/track", content=event(), headers={"Content-Type": content_type})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+        ("multipart/form-data; boundary=x", "multipart/form-data"),
+        ("text/plain; charset=iso-8859-1", "iso-8859-1"),
+    ],
+)
+async def test_other_content_types_are_a_415_naming_what_is_accepted(
+    browser: Browser, content_type: str, named: str
+) -> None:
+    response = await browser.client.post("/v1/t", content=event(), headers={"Content-Type": content_type})
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+    assert named in response.json()["message"]
+    assert browser.publisher.sent == []
+
+
+async def test_preflight_passes_an_origin_some_workspace_allows(browser: Browser) -> None:
+    headers = {"Origin": OTHER_SHOP, "Access-Control-Request-Method": "POST"}
+    response = await browser.client.options("/v1/batch", headers=headers)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == OTHER_SHOP
+    assert response.headers["access-control-allow-methods"] == "POST"
+    assert "Content-Type" in response.headers["access-control-allow-headers"]
+    assert "Authorization" in response.headers["access-control-allow-headers"]
+    assert int(response.headers["access-control-max-age"]) > 0
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null"])
+async def test_preflight_refuses_an_origin_no_workspace_allows(browser: Browser, origin: str) -> None:
+    response = await browser.client.options("/v1/t", headers={"Origin": origin})
+    assert response.status_code == 403
+    assert not any(h.startswith("access-control-") for h in response.headers)
+
+
+async def test_preflights_share_one_lookup_until_the_ttl(browser: Browser) -> None:
+    for origin in (SHOP, "https://made-up-1.example", "https://made-up-2.example", OTHER_SHOP):
+        await browser.client.options("/v1/t", headers={"Origin": origin})
+    assert browser.origins.lookups == 1
+
+
+async def test_errors_are_readable_by_an_allowed_page_but_not_by_others(browser: Browser) -> None:
+    bad = await browser.client.post("/v1/t", content=b"{oops", headers=PLAIN | {"Origin": SHOP})
+    assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == SHOP
+    elsewhere = await browser.client.post(
+        "/v1/t", content=b"{oops", headers=PLAIN | {"Origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 400 and "access-control-allow-origin" not in elsewhere.headers
+
+
+async def test_a_secret_key_in_the_body_is_refused_like_anywhere(browser: Browser) -> None:
+    body = event(writeKey="rt_sk_abcdef")
+    response = await browser.client.post("/v1/t", content=body, headers=PLAIN | {"Origin": SHOP})
+    assert (response.status_code, response.json()["code"]) == (401, "unauthorized")
+    assert "secret key" in response.json()["message"]
+
+
+async def test_postgresql_away_is_a_503_never_an_unchecked_event(browser: Browser) -> None:
+    browser.origins.down = True
+    response = await browser.client.post("/v1/t", content=event(), headers=PLAIN | {"Origin": SHOP})
+    assert response.status_code == 503 and browser.publisher.sent == []
+
+
+async def test_management_routes_get_no_cors(browser: Browser) -> None:
+    response = await browser.client.options("/v1/workspaces/ws1/identity", headers={"Origin": SHOP})
+    assert "access-control-allow-origin" not in response.headers

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from prometheus_client.parser import text_string_to_metric_families
 
 from retarget.common.schemas import TrackedEvent, TriggerFired
 from retarget.common.topics import Topics
@@ -46,3 +47,17 @@ async def profile_of(segmenter_url: str, workspace_id: str, profile_id: str) -> 
                 return body
             profile_id = body["merged_into"]
     raise AssertionError(f"profile {profile_id} redirects on and on")
+
+
+async def ingest_answers(ops_url: str, status: int) -> float:
+    """How many event requests (/v1/…) ingest answered with `status`, from its /metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{ops_url}/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "retarget_ingest_requests_total"
+        and sample.labels.get("status") == str(status)
+        and sample.labels.get("route", "").startswith("/v1/")
+    )

@@ -69,6 +69,6 @@ def origin_allowed(origin: str, allowed: Iterable[str]) -> bool:
             suffix = pattern[len(scheme) + 3 :]  # "*.shop.example[:port]"
             host, _, port = suffix[2:].partition(":")
             rest_host, _, rest_port = rest.partition(":")
-            if rest_port == port and rest_host.endswith(f".{host}") and "/" not in rest:
+            if rest_port == port and rest_host.endswith(f".{host}"):
                 return True
     return False

@@ -39,6 +39,7 @@ async def browser() -> AsyncIterator[Browser]:
         key_lookup=FakeKeys({KEY: "ws1", OTHER_KEY: "ws2"}),
         origins=origins,
         clock=FakeClock(),
+        monotonic=lambda: 0.0,  # time stands still: the rate limit's bucket never refills
     )
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
@@ -158,3 +159,44 @@ async def test_postgresql_away_is_a_503_never_an_unchecked_event(browser: Browse
 async def test_management_routes_get_no_cors(browser: Browser) -> None:
     response = await browser.client.options("/v1/workspaces/ws1/identity", headers={"Origin": SHOP})
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_segment_settings_send_events_here_for_a_write_key(browser: Browser) -> None:
+    response = await browser.client.get(f"/v1/projects/{KEY}/settings", headers={"Origin": SHOP})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == SHOP
+    segment = response.json()["integrations"]["Segment.io"]
+    assert (segment["apiKey"], segment["apiHost"], segment["protocol"]) == (KEY, "ingest/v1", "http")
+    assert list(response.json()["integrations"]) == ["Segment.io"]
+
+
+async def test_rudderstack_source_config_by_query_or_basic_auth(browser: Browser) -> None:
+    by_query = await browser.client.get("/sourceConfig/", params={"writeKey": KEY})
+    by_auth = await browser.client.get("/sourceConfig", auth=(KEY, ""))
+    for response in (by_query, by_auth):
+        assert response.status_code == 200
+        source = response.json()["source"]
+        assert (source["writeKey"], source["destinations"], source["config"] is not None) == (KEY, [], True)
+        assert "ws1" not in response.text
+
+
+@pytest.mark.parametrize("key", ["wk_unknown", "rt_sk_secret_key"])
+async def test_sdk_settings_are_the_same_404_for_unknown_and_secret_keys(browser: Browser, key: str) -> None:
+    segment = await browser.client.get(f"/v1/projects/{key}/settings")
+    rudder = await browser.client.get("/sourceConfig", params={"writeKey": key})
+    assert (segment.status_code, rudder.status_code) == (404, 404)
+    assert segment.content == rudder.content and key not in segment.text
+
+
+async def test_sdk_settings_refuse_a_page_the_workspace_does_not_allow(browser: Browser) -> None:
+    response = await browser.client.get(f"/v1/projects/{KEY}/settings", headers={"Origin": OTHER_SHOP})
+    assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+
+
+async def test_the_key_s_rate_limit_applies_and_the_page_can_read_the_429(browser: Browser) -> None:
+    answers = [
+        await browser.client.post("/v1/t", content=event(), headers=PLAIN | {"Origin": SHOP})
+        for _ in range(6)
+    ]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert answers[-1].headers["access-control-allow-origin"] == SHOP and "retry-after" in answers[-1].headers
+    assert len(browser.publisher.sent) == 5

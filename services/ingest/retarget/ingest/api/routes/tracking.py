@@ -34,7 +34,8 @@ from retarget.ingest.errors import IngestError
 SUCCESS = b'{"success":true}'
 SINGLE_EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
-BATCH_PATHS = ("/v1/batch", "/v1/import")  # import: what several server SDKs call a batch
+# import: what several server SDKs call a batch; b: analytics-next's batching delivery strategy
+BATCH_PATHS = ("/v1/batch", "/v1/import", "/v1/b")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -44,8 +45,14 @@ def _json(body: bytes, origin: str | None = None) -> Response:
     return Response(content=body, media_type="application/json", headers=headers)
 
 
-def _services(request: Request) -> IngestServices:
+def services_of(request: Request) -> IngestServices:
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def answer_error(request: Request, exc: IngestError) -> Response:
+    """The error's JSON answer, with CORS headers when the page's origin may read it."""
+    cors = await services_of(request).cors.on_error(request.headers.get("origin"), exc)
+    return Response(orjson.dumps(exc.body()), exc.status, exc.headers() | cors, media_type="application/json")
 
 
 def _with_cors_on_errors(endpoint: Endpoint) -> Endpoint:
@@ -56,11 +63,9 @@ def _with_cors_on_errors(endpoint: Endpoint) -> Endpoint:
         try:
             return await endpoint(request)
         except IngestError as exc:
-            origin = request.headers.get("origin")
-            if origin is None:
+            if "origin" not in request.headers:
                 raise
-            headers = exc.headers() | await _services(request).cors.on_error(origin, exc)
-            return Response(orjson.dumps(exc.body()), exc.status, headers, media_type="application/json")
+            return await answer_error(request, exc)
 
     answer.__name__, answer.__doc__ = endpoint.__name__, endpoint.__doc__
     return answer
@@ -70,7 +75,7 @@ def _single_event_endpoint(path: str, event_type: str) -> Endpoint:
     payload_bytes = metrics.PAYLOAD_BYTES.labels(path)
 
     async def accept(request: Request) -> Response:
-        services = _services(request)
+        services = services_of(request)
         headers = request.headers
         check_media_type(headers.get("content-type"))
         limit = services.settings.max_event_bytes
@@ -90,7 +95,7 @@ def _batch_endpoint(path: str) -> Endpoint:
 
     async def batch(request: Request) -> Response:
         """Accept up to max_batch_events events; invalid ones are listed in `rejected` by index."""
-        services = _services(request)
+        services = services_of(request)
         headers = request.headers
         check_media_type(headers.get("content-type"))
         limit = services.settings.max_batch_bytes
@@ -112,14 +117,14 @@ def _batch_endpoint(path: str) -> Endpoint:
 
 async def preflight(request: Request) -> Response:
     """CORS preflight: no key is sent, so any workspace's allowed origin passes (cors.py)."""
-    headers = await _services(request).cors.preflight(request.headers.get("origin"))
+    headers = await services_of(request).cors.preflight(request.headers.get("origin"))
     if headers is None:
         body = b'{"success":false,"code":"origin_not_allowed","message":"no workspace allows this origin"}'
         return Response(body, 403, media_type="application/json")
     return Response(status_code=204, headers=headers)
 
 
-class _LabelledRoute(Route):
+class LabelledRoute(Route):
     """Puts itself in the scope as FastAPI's routes do, so request metrics label it by template."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -135,9 +140,9 @@ _EVENT_PATHS = {f"/v1/{kind}": kind for kind in SINGLE_EVENT_TYPES} | {
 
 routes: list[BaseRoute] = [
     *(
-        _LabelledRoute(path, _single_event_endpoint(path, kind), methods=["POST"])
+        LabelledRoute(path, _single_event_endpoint(path, kind), methods=["POST"])
         for path, kind in _EVENT_PATHS.items()
     ),
-    *(_LabelledRoute(path, _batch_endpoint(path), methods=["POST"]) for path in BATCH_PATHS),
-    *(_LabelledRoute(path, preflight, methods=["OPTIONS"]) for path in [*_EVENT_PATHS, *BATCH_PATHS]),
+    *(LabelledRoute(path, _batch_endpoint(path), methods=["POST"]) for path in BATCH_PATHS),
+    *(LabelledRoute(path, preflight, methods=["OPTIONS"]) for path in [*_EVENT_PATHS, *BATCH_PATHS]),
 ]

@@ -62,13 +62,13 @@ def origin_allowed(origin: str, allowed: Iterable[str]) -> bool:
     scheme, sep, rest = origin.partition("://")
     if not sep:
         return False  # "null" (sandboxed frames, file: pages) and anything malformed
+    host, _, port = rest.partition(":")
     for pattern in allowed:
         if pattern == origin:
             return True
-        if pattern.startswith(f"{scheme}://*."):
-            suffix = pattern[len(scheme) + 3 :]  # "*.shop.example[:port]"
-            host, _, port = suffix[2:].partition(":")
-            rest_host, _, rest_port = rest.partition(":")
-            if rest_port == port and rest_host.endswith(f".{host}"):
+        wild_scheme, _, wild_domain = pattern.partition("://*.")  # "https://*.shop.example[:port]"
+        if wild_domain and wild_scheme == scheme:
+            domain, _, wild_port = wild_domain.partition(":")
+            if port == wild_port and host.endswith(f".{domain}"):
                 return True
     return False

@@ -156,9 +156,14 @@ async def test_postgresql_away_is_a_503_never_an_unchecked_event(browser: Browse
     assert response.status_code == 503 and browser.publisher.sent == []
 
 
-async def test_management_routes_get_no_cors(browser: Browser) -> None:
-    response = await browser.client.options("/v1/workspaces/ws1/identity", headers={"Origin": SHOP})
-    assert "access-control-allow-origin" not in response.headers
+@pytest.mark.parametrize("path", ["/v1/workspaces/ws1/identity", "/v1/privacy/export"])
+async def test_secret_key_routes_get_no_cors_even_from_an_allowed_origin(browser: Browser, path: str) -> None:
+    preflight = await browser.client.options(
+        path, headers={"Origin": SHOP, "Access-Control-Request-Method": "POST"}
+    )
+    actual = await browser.client.post(path, json={}, headers={"Origin": SHOP})
+    for response in (preflight, actual):
+        assert not [h for h in response.headers if h.startswith("access-control-")], response.headers
 
 
 async def test_segment_settings_send_events_here_for_a_write_key(browser: Browser) -> None:
@@ -167,6 +172,7 @@ async def test_segment_settings_send_events_here_for_a_write_key(browser: Browse
     segment = response.json()["integrations"]["Segment.io"]
     assert (segment["apiKey"], segment["apiHost"], segment["protocol"]) == (KEY, "ingest/v1", "http")
     assert list(response.json()["integrations"]) == ["Segment.io"]
+    assert "Origin" in (await browser.client.get(f"/v1/projects/{KEY}/settings")).headers["vary"]
 
 
 async def test_rudderstack_source_config_by_query_or_basic_auth(browser: Browser) -> None:
@@ -199,4 +205,5 @@ async def test_the_key_s_rate_limit_applies_and_the_page_can_read_the_429(browse
     ]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert answers[-1].headers["access-control-allow-origin"] == SHOP and "retry-after" in answers[-1].headers
+    assert answers[-1].headers["access-control-expose-headers"] == "Retry-After"  # the SDK may read when
     assert len(browser.publisher.sent) == 5

@@ -60,6 +60,9 @@ class Cors:
         if origin is None or isinstance(error, OriginNotAllowed):
             return {}
         try:
-            return self.allow(origin) if await self._known.allows(origin) else {}
+            if not await self._known.allows(origin):
+                return {}
         except IngestError:
             return {}  # PostgreSQL away: the error stands, unreadable by the page
+        exposed = {"Access-Control-Expose-Headers": "Retry-After"} if "Retry-After" in error.headers() else {}
+        return self.allow(origin) | exposed

@@ -121,8 +121,8 @@ class IngestSettings(CommonSettings):
     )
     public_url: str | None = Field(
         default=None,
-        description="Ingest's URL as browsers reach it, for the SDK settings it serves (default: "
-        "the scheme and Host of the request).",
+        description="Ingest's public base URL (the one tracking links use), for the SDK settings it "
+        "serves (unset: the scheme and Host of the request).",
     )
 
     # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server

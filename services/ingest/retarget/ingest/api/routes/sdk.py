@@ -36,7 +36,10 @@ async def _answer(request: Request, write_key: str, document: Any) -> Response:
         return Response(_NOT_FOUND, 404, media_type="application/json")
     except IngestError as exc:
         return await answer_error(request, exc)
-    headers = {"Cache-Control": "max-age=60"} | (Cors.allow(origin) if origin is not None else {})
+    # Vary on every answer: a cache must not hand a page the answer made for another origin or none
+    headers = {"Cache-Control": "max-age=60", "Vary": "Origin"} | (
+        Cors.allow(origin) if origin is not None else {}
+    )
     return Response(orjson.dumps(document(write_key)), headers=headers, media_type="application/json")
 
 

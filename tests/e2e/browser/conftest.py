@@ -87,11 +87,11 @@ def module_launch(tmp_path_factory: pytest.TempPathFactory, stack: dict[str, str
     folder = tmp_path_factory.mktemp("services")
     started: list[Service] = []
 
-    def launch(name: str, port_var: str, env: dict[str, str]) -> Service:
-        port = free_port()
+    def launch(name: str, port_var: str, env: dict[str, str], port: int | None = None) -> Service:
+        port = port or free_port()
         if name == "ingest":
             env = {"RETARGET_INGEST_OPS_PORT": str(free_port()), **env}
-        module = name if "." in name else f"retarget.{name}"
+        module = "retarget.demo.shop" if name == "shop" else f"retarget.{name}"
         child = start_child(
             name,
             module,

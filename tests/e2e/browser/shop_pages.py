@@ -28,6 +28,7 @@ class Visit:
     ingest_url: str
     requests: list[Request] = field(default_factory=list)  # every request to ingest, in order
     unfinished: set[Request] = field(default_factory=set)
+    product: tuple[str, str] = ("", "")  # (id, name) of what the visitor put in the cart
     posts_before_page: int = 0  # POSTs made before the page now shown (its `sent` counts from 0)
 
     def to_ingest(self, request: Request) -> bool:
@@ -69,6 +70,15 @@ class Visit:
                 )
             await asyncio.sleep(0.2)
 
+    async def quiet(self, timeout_s: float = 60) -> None:
+        """Waits until no request to ingest is in flight."""
+        deadline = time.monotonic() + timeout_s
+        while self.unfinished:
+            assert time.monotonic() < deadline, (
+                f"{len(self.unfinished)} requests unfinished after {timeout_s} s"
+            )
+            await asyncio.sleep(0.2)
+
     async def sdk_anonymous_id(self) -> str | None:
         """The anonymous id as the SDK stored it: its first-party cookie, else localStorage."""
         for cookie in await self.context.cookies():
@@ -108,9 +118,12 @@ async def visit(browser: Browser, url: str, ingest_url: str) -> Visit:
             seen.requests.append(request)
             seen.unfinished.add(request)
 
+    def finished(request: Request) -> None:
+        seen.unfinished.discard(request)
+
     context.on("request", started)
-    context.on("requestfinished", seen.unfinished.discard)
-    context.on("requestfailed", seen.unfinished.discard)
+    context.on("requestfinished", finished)
+    context.on("requestfailed", finished)
     await seen.goto(url)
     return seen
 
@@ -130,7 +143,8 @@ async def add_first_product(page: Page) -> tuple[str, str]:
     button = page.locator('[data-testid="add-to-cart"]').first
     product_id = await button.get_attribute("data-product-id")
     assert product_id, "an add-to-cart button without data-product-id"
-    name = await button.get_attribute("data-product-name") or ""
+    name = await button.locator("xpath=ancestor::*[@data-name][1]").get_attribute("data-name")
+    assert name, "a product without data-name"
     await button.click()
     return product_id, name
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 from retarget.ingest.allowed_origins import CachedWorkspaceOrigins, KnownOrigins
 from retarget.ingest.errors import IngestError, OriginNotAllowed
 
-ALLOWED_HEADERS = "Content-Type, Authorization, AnonymousId"  # AnonymousId: RudderStack's SDK sends it
+# RudderStack's v3 SDK sends AnonymousId and SentAt headers with every XHR (a real Chromium refused
+# its events while SentAt was missing here)
+ALLOWED_HEADERS = "Content-Type, Authorization, AnonymousId, SentAt"
 
 
 class Cors:

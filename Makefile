@@ -103,7 +103,7 @@ lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared services
 
-unit: install  ## unit tests only (no servers needed)
+unit: install shop-assets  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
 test: system-deps browser-deps shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e

@@ -20,9 +20,11 @@ from __future__ import annotations
 from retarget.ingest.allowed_origins import CachedWorkspaceOrigins, KnownOrigins
 from retarget.ingest.errors import IngestError, OriginNotAllowed
 
-# RudderStack's v3 SDK sends AnonymousId and SentAt headers with every XHR (a real Chromium refused
-# its events while SentAt was missing here)
-ALLOWED_HEADERS = "Content-Type, Authorization, AnonymousId, SentAt"
+# RudderStack's v3 SDK sends AnonymousId, SentAt and its retry headers (Rsa-*) with every event
+ALLOWED_HEADERS = (
+    "Content-Type, Authorization, AnonymousId, SentAt, Rsa-Recovered, Rsa-Retry-Attempt, "
+    "Rsa-Retry-Reason, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt"
+)
 
 
 class Cors:

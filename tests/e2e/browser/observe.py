@@ -3,6 +3,9 @@ and the segmenter's profile of a visitor (its profile API, as GDPR export reads 
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -61,3 +64,17 @@ async def ingest_answers(ops_url: str, status: int) -> float:
         and sample.labels.get("status") == str(status)
         and sample.labels.get("route", "").startswith("/v1/")
     )
+
+
+async def profile_once(
+    segmenter_url: str, workspace_id: str, profile_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The profile once `done(profile)` holds: the segmenter applies what ingest published a
+    moment later, so a test polls for the state its last event brings (generous deadline)."""
+    deadline = time.monotonic() + 60
+    while True:
+        profile = await profile_of(segmenter_url, workspace_id, profile_id)
+        if profile is not None and done(profile):
+            return profile
+        assert time.monotonic() < deadline, f"profile {profile_id} after 60 s: {profile}"
+        await asyncio.sleep(0.3)

@@ -19,7 +19,7 @@ from playwright.async_api import Browser
 
 from ..conftest import mails_to, wait_for_mail
 from .conftest import CART_WAIT_S, Pipeline, Shop
-from .observe import events_on_topic, profile_of, raw_events, triggers_to
+from .observe import events_on_topic, profile_of, profile_once, raw_events, triggers_to
 from .shop_pages import (
     Visit,
     accept_consent,
@@ -68,6 +68,13 @@ async def abandon_a_cart(
     statuses = await seen.post_statuses()
     assert statuses and all(status == 200 for _, status in statuses), statuses
     return seen
+
+
+async def objected(pipeline: Pipeline, shop: Shop, anonymous_id: str) -> dict[str, Any]:
+    """The visitor's profile once the segmenter has recorded the objection (consent false)."""
+    return await profile_once(
+        pipeline.segmenter.url, shop.workspace_id, anonymous_id, lambda p: p.get("consent") is False
+    )
 
 
 @pytest.mark.parametrize(("path", "sdk"), [("/", "segment"), ("/?sdk=rudderstack", "rudderstack")])
@@ -127,8 +134,7 @@ async def test_a_visitor_who_rejects_is_not_tracked_profiled_or_emailed(
     assert preferences and not any(preferences.values()), preferences
     published = await raw_events(stack["RETARGET_KAFKA_BOOTSTRAP"], pipeline.prefix)
     assert not [r for r in published if refused.encode() in r], "the address never left the browser"
-    profile = await profile_of(pipeline.segmenter.url, shop.workspace_id, anonymous_id)
-    assert profile is not None and profile["consent"] is False, "the objection is recorded"
+    profile = await objected(pipeline, shop, anonymous_id)
     assert not profile.get("cart") and not profile.get("viewed") and "email" not in profile
 
 
@@ -182,8 +188,8 @@ async def test_opt_in_sends_nothing_before_accept_and_withdrawing_stops_tracking
 
     names = [e.event for e in await events_of(stack, pipeline, anonymous_id) if e.type == "track"]
     assert names.count("Product Added") == 1 and names[-1] == OBJECTION_EVENT, names
-    profile = await profile_of(pipeline.segmenter.url, shop.workspace_id, anonymous_id)
-    assert profile is not None and profile["consent"] is False and not profile.get("cart")
+    profile = await objected(pipeline, shop, anonymous_id)
+    assert not profile.get("cart") and not profile.get("viewed"), "profiling stopped at the objection"
 
 
 PROBE = """async ([ingest, writeKey, anonymousId]) => {

@@ -65,6 +65,8 @@ node-deps:  ## check for node and npm (as root, install Debian's nodejs and npm)
 		echo "node and npm are needed for the demo shop's SDK bundles: install them as root (apt-get install nodejs npm)"; exit 1; \
 	else echo "==> apt-get install nodejs npm"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
+	@node -e 'process.exit(parseInt(process.versions.node) < 18 ? 1 : 0)' || \
+		{ echo "node >= 18 is needed to bundle the SDKs (found $$(node --version))"; exit 1; }
 
 $(SHOP)/node_modules/.package-lock.json: $(SHOP)/package-lock.json | node-deps
 	@echo "==> npm ci: the demo shop's pinned browser SDKs"

@@ -84,6 +84,30 @@ async def test_the_page_carries_its_settings():
     assert config_of(own)["preferencesUrl"] == "https://shop.example/privacy"
 
 
+async def test_the_links_keep_the_visitors_sdk_so_a_withdrawal_reaches_its_ids():
+    shop = client()
+    for path in (
+        "/rudder/",
+        "/?sdk=rudderstack",
+        "/tracking?sdk=rudderstack",
+        "/preferences?sdk=rudderstack",
+    ):
+        links = set(re.findall(r'<a [^>]*href="([^"]+)"', (await shop.get(path)).text))
+        assert links <= {"/?sdk=rudderstack", "/tracking?sdk=rudderstack", "/preferences?sdk=rudderstack"}, (
+            path
+        )
+        assert "/preferences?sdk=rudderstack" in links or path.startswith("/preferences"), path
+    segment = set(re.findall(r'<a [^>]*href="([^"]+)"', (await shop.get("/tracking")).text))
+    assert segment == {"/", "/preferences"}
+
+
+async def test_a_preference_centre_of_the_shops_own_replaces_the_link():
+    own = "https://shop.example/privacy?a=1&b=2"
+    html = (await client(preferences_url=own).get("/")).text
+    assert 'href="https://shop.example/privacy?a=1&amp;b=2"' in html
+    assert 'href="/preferences"' not in html
+
+
 async def test_nothing_in_a_setting_can_close_the_configuration_block():
     hostile = "</script><script>alert(1)</script><!-- & \u2028"
     html = (await client(write_key=hostile).get("/")).text

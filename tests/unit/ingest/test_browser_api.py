@@ -69,11 +69,12 @@ async def test_an_origin_of_another_workspace_is_refused_and_nothing_published(b
     assert browser.publisher.sent == []
 
 
-async def test_import_is_a_batch_and_checks_the_origin_too(browser: Browser) -> None:
+@pytest.mark.parametrize("path", ["/v1/import", "/v1/b"])
+async def test_import_and_b_are_batches_and_check_the_origin_too(browser: Browser, path: str) -> None:
     body = json.dumps({"writeKey": KEY, "batch": [{"type": "track", "anonymousId": "a", "event": "E"}]})
-    refused = await browser.client.post("/v1/import", content=body, headers=PLAIN | {"Origin": OTHER_SHOP})
+    refused = await browser.client.post(path, content=body, headers=PLAIN | {"Origin": OTHER_SHOP})
     assert refused.status_code == 403 and browser.publisher.sent == []
-    accepted = await browser.client.post("/v1/import", content=body, headers=PLAIN | {"Origin": SHOP})
+    accepted = await browser.client.post(path, content=body, headers=PLAIN | {"Origin": SHOP})
     assert accepted.status_code == 200 and len(browser.publisher.sent) == 1
 
 

@@ -10,6 +10,7 @@ Every answer carries a strict CSP: the shop itself and ingest's origin, nothing 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,32 +32,26 @@ VENDOR = HERE / "vendor"
 def create_app(settings: ShopSettings) -> Starlette:
     templates = {name: (PAGES / f"{name}.html").read_text() for name in ("index", "tracking", "preferences")}
 
-    def page(name: str, sdk: Sdk) -> HTMLResponse:
-        return HTMLResponse(render(templates[name], page_config(settings, sdk)))
+    def serving(name: str, sdk: Sdk | None = None) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint of a page: on `sdk`, or on the one `?sdk=` names (Segment's by default)."""
 
-    async def shop(request: Request) -> Response:
-        sdk = _sdk_of(request)
-        return sdk if isinstance(sdk, Response) else page("index", sdk)
+        async def endpoint(request: Request) -> Response:
+            chosen = sdk or _sdk_of(request)
+            if isinstance(chosen, Response):
+                return chosen
+            return HTMLResponse(render(templates[name], page_config(settings, chosen)))
 
-    async def rudder_shop(request: Request) -> Response:
-        return page("index", "rudderstack")
-
-    async def tracking(request: Request) -> Response:
-        return page("tracking", "segment")  # no SDK runs there; the page only reads the config
-
-    async def preferences(request: Request) -> Response:
-        sdk = _sdk_of(request)
-        return sdk if isinstance(sdk, Response) else page("preferences", sdk)
+        return endpoint
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     return Starlette(
         routes=[
-            Route("/", shop),
-            Route("/rudder/", rudder_shop),
-            Route("/tracking", tracking),
-            Route("/preferences", preferences),
+            Route("/", serving("index")),
+            Route("/rudder/", serving("index", "rudderstack")),
+            Route("/tracking", serving("tracking")),  # no SDK there, but its links keep the visitor's
+            Route("/preferences", serving("preferences")),
             Route("/healthz", healthz),
             Mount("/static", StaticFiles(directory=HERE / "static")),
             # check_dir off: the app starts without the bundles (unit tests); `python -m` checks them

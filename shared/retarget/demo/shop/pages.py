@@ -7,6 +7,7 @@ so that nothing in a setting can close the block (`</script>`) or start markup.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from typing import Literal
@@ -44,18 +45,27 @@ class PageConfig:
 
 
 def page_config(settings: ShopSettings, sdk: Sdk) -> PageConfig:
-    preferences = settings.preferences_url or (
-        "/preferences" if sdk == "segment" else "/preferences?sdk=rudderstack"
-    )
+    preferences = settings.preferences_url or _on_this_sdk("/preferences", sdk)
     return PageConfig(sdk, settings.write_key, settings.ingest_url, settings.consent_mode, preferences)
 
 
 def render(template: str, config: PageConfig) -> str:
-    """The page with its configuration block and its SDK's script tag in place of the marks."""
+    """The page with its configuration block, its SDK's script tag and its links in place."""
     data = json.dumps(config.as_json(), ensure_ascii=False).translate(_JSON_IN_HTML)
     block = f'<script type="application/json" id="shop-config">{data}</script>'
     script = f'<script src="/vendor/{BUNDLES[config.sdk]}"></script>'
-    return template.replace(CONFIG_MARK, block).replace(SDK_MARK, script)
+    page = template.replace(CONFIG_MARK, block).replace(SDK_MARK, script)
+    # the shop's own links stay on the visitor's SDK: a withdrawal must reach the SDK that
+    # holds their ids
+    links = {"/": _on_this_sdk("/", config.sdk), "/tracking": _on_this_sdk("/tracking", config.sdk)}
+    links["/preferences"] = config.preferences_url
+    for path, url in links.items():
+        page = page.replace(f'href="{path}"', f'href="{html.escape(url)}"')
+    return page
+
+
+def _on_this_sdk(path: str, sdk: Sdk) -> str:
+    return path if sdk == "segment" else f"{path}?sdk=rudderstack"
 
 
 def content_security_policy(ingest_url: str) -> str:

@@ -4,9 +4,6 @@
   "use strict";
   var banner = document.querySelector('[data-testid="consent-banner"]');
   var tracker = window.RetargetTracker;
-  document.querySelectorAll('[data-testid="preferences-link"]').forEach(function (link) {
-    link.href = tracker.config.preferencesUrl;
-  });
   if (window.__retargetShop.consent !== "unknown") return;
   banner.hidden = false;
 

@@ -14,7 +14,6 @@
     anonymousId: null,
   });
   var sdk = null; // the started SDK, or null: until then nothing is sent and no SDK cookie set
-  var stopped = false; // after an objection: the SDK is never called again on this page
 
   function consentContext() {
     return window.RetargetConsent.categoryPreferences(shop.consent);
@@ -97,7 +96,6 @@
 
   // opt-in: only after "accept"; opt-out: until the visitor rejects
   function allowed() {
-    if (stopped) return false;
     return shop.consent === "granted" || (shop.consent === "unknown" && config.consentMode === "opt_out");
   }
 
@@ -109,7 +107,6 @@
   }
 
   function accept() {
-    stopped = false;
     shop.consent = "granted";
     window.RetargetConsent.remember("granted");
     start(true);
@@ -119,12 +116,11 @@
   // Analytics false: the segmenter stops profiling and cancels pending emails), then the
   // SDK forgets the visitor's ids and is never called again.
   function object() {
-    if (stopped || shop.consent === "denied") return Promise.resolve(null); // recorded already
-    var wasTracked = allowed() || shop.consent === "granted";
+    if (shop.consent === "denied") return Promise.resolve(null); // recorded already
+    var wasTracked = allowed();
     shop.consent = "denied";
     window.RetargetConsent.remember("denied");
     start(wasTracked);
-    stopped = true;
     shop.sent += 1;
     return Promise.resolve(sdk.track("Segment Consent Preference Updated", {})).then(function () {
       return sdk.reset();

@@ -24,6 +24,25 @@ import pytest
 _OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Work units for `pytest -n 2 --dist loadgroup` (make test); without -n they change nothing.
+
+    The segmenter's integration tests mostly wait (worker start-up, due waits, session timeouts)
+    and share only the broker with the rest, each under its own topic prefix: one worker runs
+    them in order. Every other test on the stack runs in order on the other worker — they share
+    tables that any running sender sweeps (send_log claims, send_retries), the capture folder,
+    the stack itself. Unit tests touch no server: they fill whichever worker is free.
+    """
+    for item in items:
+        parts = (
+            item.path.relative_to(config.rootpath).parts if item.path.is_relative_to(config.rootpath) else ()
+        )
+        if parts[:2] == ("tests", "unit"):
+            continue
+        group = "segmenter" if parts[:3] == ("tests", "integration", "segmenter") else "stack"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _local_stack() -> tuple[dict[str, str], Path]:
     from retarget.devstack.env import stack_env
     from retarget.devstack.paths import devstack_dir

@@ -24,22 +24,36 @@ import pytest
 _OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
 
 
+# Files of the tests that run no sender, never touch the send log or the capture folder, and use
+# the stack under their own topic prefixes and workspaces only.
+_APART = (
+    "tests/integration/segmenter/",
+    "tests/integration/composer/",
+    "tests/integration/stage/",
+    "tests/integration/test_kafka_replication.py",
+    "tests/integration/test_kafka_topic_cleanup.py",
+    "tests/integration/test_workspace_link_domains_cli.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Work units for `pytest -n 2 --dist loadgroup` (make test); without -n they change nothing.
 
-    The segmenter's integration tests mostly wait (worker start-up, due waits, session timeouts)
-    and share only the broker with the rest, each under its own topic prefix: one worker runs
-    them in order. Every other test on the stack runs in order on the other worker — they share
-    tables that any running sender sweeps (send_log claims, send_retries), the capture folder,
-    the stack itself. Unit tests touch no server: they fill whichever worker is free.
+    Two groups, each run in order on one worker, side by side: "apart" (above; the segmenter's
+    tests are most of it, and mostly wait on worker start-up and due waits) and "stack", every
+    other test on the servers — they share the send log and retry queue that any running sender
+    sweeps, the capture folder, the devstack's state. The split keeps the two about even. Unit
+    tests touch no server: they fill whichever worker is free.
     """
     for item in items:
-        parts = (
-            item.path.relative_to(config.rootpath).parts if item.path.is_relative_to(config.rootpath) else ()
+        path = (
+            item.path.relative_to(config.rootpath).as_posix()
+            if item.path.is_relative_to(config.rootpath)
+            else ""
         )
-        if parts[:2] == ("tests", "unit"):
+        if path.startswith("tests/unit/"):
             continue
-        group = "segmenter" if parts[:3] == ("tests", "integration", "segmenter") else "stack"
+        group = "apart" if path.startswith(_APART) else "stack"
         item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -18,6 +18,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,25 +37,32 @@ _APART = (
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Work units for `pytest -n 2 --dist loadgroup` (make test); without -n they change nothing.
+def stack_group(nodeid: str) -> str | None:
+    """Which in-order group a test on the servers runs in under `--dist loadgroup`; None: a unit test.
 
     Two groups, each run in order on one worker, side by side: "apart" (above; the segmenter's
     tests are most of it, and mostly wait on worker start-up and due waits) and "stack", every
     other test on the servers — they share the send log and retry queue that any running sender
-    sweeps, the capture folder, the devstack's state. The split keeps the two about even. Unit
-    tests touch no server: they fill whichever worker is free.
+    sweeps, the capture folder, the devstack's state. The split keeps the two about even.
     """
-    for item in items:
-        path = (
-            item.path.relative_to(config.rootpath).as_posix()
-            if item.path.is_relative_to(config.rootpath)
-            else ""
-        )
-        if path.startswith("tests/unit/"):
-            continue
-        group = "apart" if path.startswith(_APART) else "stack"
-        item.add_marker(pytest.mark.xdist_group(group))
+    if nodeid.startswith("tests/unit/"):
+        return None
+    return "apart" if nodeid.startswith(_APART) else "stack"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n 2 --dist loadgroup` (make test): the two groups above, unit tests by module
+    wherever there is room. A scheduler, not xdist_group marks: xdist 3.8 marks a group by
+    rewriting item._nodeid, which pytest 9 no longer reads, so the marks were silently ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWhatTheyShare(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return stack_group(nodeid) or super()._split_scope(nodeid)
+
+    return ByWhatTheyShare(config, log)
 
 
 def _local_stack() -> tuple[dict[str, str], Path]:

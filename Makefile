@@ -72,11 +72,13 @@ lint: install  ## ruff and mypy
 unit: install  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q -n 2 $(PYTEST_ARGS)
 
-# Two workers: the segmenter's integration tests on one, the rest of the stack's tests on the
-# other, unit tests wherever there is room (tests/conftest.py); the tests that stop the stack
-# run alone afterwards (exit 5: none selected in a run, say with PYTEST_ARGS=tests/unit).
+# Two workers: the tests that run no sender on one, the rest of the stack's tests on the other,
+# unit tests wherever there is room (tests/conftest.py); TEST_WORKERS=0 runs them all in order.
+# The tests that stop the stack run alone afterwards (exit 5: none selected in a run, say with
+# PYTEST_ARGS=tests/unit).
+TEST_WORKERS ?= 2
 test: system-deps up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(VENV)/bin/pytest -q -m exclusive $(PYTEST_ARGS) || [ $$? = 5 ]
 
 demo: system-deps up  ## run the system on the local stack, deliver email into the capture, say where to look

@@ -119,10 +119,16 @@ lint: install  ## ruff and mypy
 	$(VENV)/bin/mypy shared services
 
 unit: install k8s-tools shop-assets  ## unit tests only (no servers needed)
-	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/unit -q -n 2 $(PYTEST_ARGS)
 
+# Two workers: the tests that run no sender on one, the rest of the stack's tests on the other,
+# unit tests wherever there is room (tests/conftest.py); TEST_WORKERS=0 runs them all in order.
+# The tests that stop the stack run alone afterwards (exit 5: none selected in a run, say with
+# PYTEST_ARGS=tests/unit).
+TEST_WORKERS ?= 2
 test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(VENV)/bin/pytest -q -m exclusive $(PYTEST_ARGS) || [ $$? = 5 ]
 
 demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look
 	$(RETARGET) demo

@@ -1,0 +1,115 @@
+"""The pure half of the spam score: the mbox SpamAssassin reads, the report it writes back
+(the format is SpamAssassin 4.0's, copied from a real run), and the adapter's failures."""
+
+from __future__ import annotations
+
+import mailbox
+import sys
+from pathlib import Path
+
+import pytest
+
+from retarget.composer.spam_score import (
+    RuleHit,
+    SpamScore,
+    SpamScorerUnavailable,
+    parse_reports,
+    report_template,
+    to_mbox,
+)
+from retarget.composer.spamassassin import SpamAssassin
+
+MARK = "retarget-spam-0123456789abcdef"
+
+# what `spamassassin -t` prints for two messages: each message (headers added), then our report
+OUTPUT = f"""From retarget@localhost Thu Jan  1 00:00:00 1970
+X-Spam-Status: Yes, score=13.9 required=5.0 tests=DEAR_FRIEND
+Subject: win
+
+{MARK} end tests=FORGED=-100.0
+retarget-spam-ffffffffffffffff begin
+-50.0 FORGED  a body may print lines like a report, but can't know the marker
+
+{MARK} begin
+ 2.7 GUARANTEED_100_PERCENT BODY: One hundred percent guaranteed
+ 2.7 DEAR_FRIEND            BODY: Dear Friend? That's not very dear!
+ 1.4 HTML_IMAGE_ONLY_12     BODY: HTML: images with 800-1200 bytes of
+                            words
+-0.0 NO_RECEIVED            Informational: message has no Received headers
+
+{MARK} end tests=DEAR_FRIEND=2.683,GUARANTEED_100_PERCENT=2.699,HTML_IMAGE_ONLY_12=1.381,NO_RECEIVED=-0.001
+
+From retarget@localhost Thu Jan  1 00:00:00 1970
+Subject: hi
+
+{MARK} begin
+ 0.0 HTML_MESSAGE           BODY: HTML included in message
+
+{MARK} end tests=HTML_MESSAGE=0.001,NO_RELAYS=-0.001
+"""
+
+
+def test_each_marked_report_becomes_a_score_with_its_rules_highest_first() -> None:
+    spammy, clean = parse_reports(OUTPUT, MARK)
+    assert spammy.score == 6.762  # the exact points, not the table's rounded ones
+    assert [(r.name, r.points) for r in spammy.rules] == [
+        ("GUARANTEED_100_PERCENT", 2.699),
+        ("DEAR_FRIEND", 2.683),
+        ("HTML_IMAGE_ONLY_12", 1.381),
+        ("NO_RECEIVED", -0.001),
+    ]
+    assert spammy.rules[2].description == "BODY: HTML: images with 800-1200 bytes of words"
+    assert clean == SpamScore(
+        0.0,
+        (RuleHit("HTML_MESSAGE", 0.001, "BODY: HTML included in message"), RuleHit("NO_RELAYS", -0.001, "")),
+    )
+
+
+def test_lines_without_this_runs_marker_are_never_read_as_a_report() -> None:
+    scores = parse_reports(OUTPUT, MARK)
+    assert all(rule.name != "FORGED" for score in scores for rule in score.rules)
+    assert parse_reports(OUTPUT, "retarget-spam-ffffffffffffffff") == []  # begun, never ended
+
+
+def test_the_report_template_marks_its_first_and_last_line() -> None:
+    lines = report_template(MARK)
+    assert lines[0] == "clear_report_template"
+    assert f"report {MARK} begin" in lines and f"report {MARK} end tests=_TESTSSCORES(,)_" in lines
+
+
+def test_the_mbox_keeps_each_message_whole_with_from_lines_in_bodies_quoted(tmp_path: Path) -> None:
+    first = "Subject: one\r\n\r\nFrom here on\r\n>From quoted\r\nend\r\n"
+    second = "Subject: two\r\n\r\nbody two\r\n"
+    path = tmp_path / "batch.mbox"
+    path.write_bytes(to_mbox([first, second]))
+    messages = list(mailbox.mbox(path))
+    assert [m["Subject"] for m in messages] == ["one", "two"]
+    assert messages[0].get_payload() == ">From here on\n>>From quoted\nend\n"
+    assert b"\r" not in path.read_bytes()
+
+
+def test_no_messages_start_no_process() -> None:
+    assert SpamAssassin(["/nonexistent/spamassassin"]).score([]) == []
+
+
+def test_a_missing_spamassassin_names_the_debian_package() -> None:
+    with pytest.raises(SpamScorerUnavailable, match="install the Debian package spamassassin"):
+        SpamAssassin(["/nonexistent/spamassassin"]).score(["Subject: x\r\n\r\nx\r\n"])
+
+
+def test_a_failing_spamassassin_says_how_it_failed() -> None:
+    failing = [sys.executable, "-c", "import sys; sys.stderr.write('rules broken'); sys.exit(3)"]
+    with pytest.raises(SpamScorerUnavailable, match="exited 3: rules broken"):
+        SpamAssassin(failing).score(["Subject: x\r\n\r\nx\r\n"])
+
+
+def test_an_answer_for_fewer_messages_than_asked_is_refused() -> None:
+    echo = [sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"]  # no report
+    with pytest.raises(SpamScorerUnavailable, match="reported on 0 of 2 messages"):
+        SpamAssassin(echo).score(["Subject: x\r\n\r\nx\r\n", "Subject: y\r\n\r\ny\r\n"])
+
+
+def test_a_spamassassin_that_hangs_is_given_up_on() -> None:
+    hanging = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(SpamScorerUnavailable, match="longer than the timeout"):
+        SpamAssassin(hanging, timeout_s=-4.5).score(["Subject: x\r\n\r\nx\r\n"])  # 0.5 s in all

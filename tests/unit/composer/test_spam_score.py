@@ -21,12 +21,14 @@ from retarget.composer.spamassassin import SpamAssassin
 
 MARK = "retarget-spam-0123456789abcdef"
 
-# what `spamassassin -t` prints for two messages: each message (headers added), then our report
+# what `spamassassin -t --mbox` prints for two messages: each message (headers added), then
+# our report; SpamAssassin sorts the mbox by date, so message 1 may come before message 0
 OUTPUT = f"""From retarget@localhost Thu Jan  1 00:00:00 1970
 X-Spam-Status: Yes, score=13.9 required=5.0 tests=DEAR_FRIEND
+X-Retarget-Spam-Index: 1
 Subject: win
 
-{MARK} end tests=FORGED=-100.0
+{MARK} end tests=FORGED=-100.0 index=0
 retarget-spam-ffffffffffffffff begin
 -50.0 FORGED  a body may print lines like a report, but can't know the marker
 
@@ -37,20 +39,23 @@ retarget-spam-ffffffffffffffff begin
                             words
 -0.0 NO_RECEIVED            Informational: message has no Received headers
 
-{MARK} end tests=DEAR_FRIEND=2.683,GUARANTEED_100_PERCENT=2.699,HTML_IMAGE_ONLY_12=1.381,NO_RECEIVED=-0.001
+{MARK} end tests=DEAR_FRIEND=2.683,GUARANTEED_100_PERCENT=2.699,HTML_IMAGE_ONLY_12=1.381,NO_RECEIVED=-0.001 index=1
 
 From retarget@localhost Thu Jan  1 00:00:00 1970
+X-Retarget-Spam-Index: 0
 Subject: hi
 
 {MARK} begin
  0.0 HTML_MESSAGE           BODY: HTML included in message
 
-{MARK} end tests=HTML_MESSAGE=0.001,NO_RELAYS=-0.001
+{MARK} end tests=HTML_MESSAGE=0.001,NO_RELAYS=-0.001 index=0
 """
 
 
-def test_each_marked_report_becomes_a_score_with_its_rules_highest_first() -> None:
-    spammy, clean = parse_reports(OUTPUT, MARK)
+def test_each_marked_report_becomes_the_score_of_its_message_with_its_rules_highest_first() -> None:
+    reports = parse_reports(OUTPUT, MARK)
+    assert sorted(reports) == [0, 1]
+    spammy, clean = reports[1], reports[0]
     assert spammy.score == 6.762  # the exact points, not the table's rounded ones
     assert [(r.name, r.points) for r in spammy.rules] == [
         ("GUARANTEED_100_PERCENT", 2.699),
@@ -67,14 +72,15 @@ def test_each_marked_report_becomes_a_score_with_its_rules_highest_first() -> No
 
 def test_lines_without_this_runs_marker_are_never_read_as_a_report() -> None:
     scores = parse_reports(OUTPUT, MARK)
-    assert all(rule.name != "FORGED" for score in scores for rule in score.rules)
-    assert parse_reports(OUTPUT, "retarget-spam-ffffffffffffffff") == []  # begun, never ended
+    assert all(rule.name != "FORGED" for score in scores.values() for rule in score.rules)
+    assert parse_reports(OUTPUT, "retarget-spam-ffffffffffffffff") == {}  # begun, never ended
 
 
 def test_the_report_template_marks_its_first_and_last_line() -> None:
     lines = report_template(MARK)
     assert lines[0] == "clear_report_template"
-    assert f"report {MARK} begin" in lines and f"report {MARK} end tests=_TESTSSCORES(,)_" in lines
+    assert f"report {MARK} begin" in lines
+    assert f"report {MARK} end tests=_TESTSSCORES(,)_ index=_HEADER(X-Retarget-Spam-Index)_" in lines
 
 
 def test_the_mbox_keeps_each_message_whole_with_from_lines_in_bodies_quoted(tmp_path: Path) -> None:
@@ -84,6 +90,7 @@ def test_the_mbox_keeps_each_message_whole_with_from_lines_in_bodies_quoted(tmp_
     path.write_bytes(to_mbox([first, second]))
     messages = list(mailbox.mbox(path))
     assert [m["Subject"] for m in messages] == ["one", "two"]
+    assert [m["X-Retarget-Spam-Index"] for m in messages] == ["0", "1"]
     assert messages[0].get_payload() == ">From here on\n>>From quoted\nend\n"
     assert b"\r" not in path.read_bytes()
 
@@ -101,6 +108,22 @@ def test_a_failing_spamassassin_says_how_it_failed() -> None:
     failing = [sys.executable, "-c", "import sys; sys.stderr.write('rules broken'); sys.exit(3)"]
     with pytest.raises(SpamScorerUnavailable, match="exited 3: rules broken"):
         SpamAssassin(failing).score(["Subject: x\r\n\r\nx\r\n"])
+
+
+def test_the_scores_come_back_in_the_order_of_the_messages_whatever_order_they_are_reported_in() -> None:
+    reversed_reports = [sys.executable, "-c", REPORT_IN_REVERSE]
+    scores = SpamAssassin(reversed_reports).score(["Subject: a\r\n\r\na\r\n", "Subject: b\r\n\r\nb\r\n"])
+    assert [score.rules[0].name for score in scores] == ["RULE_0", "RULE_1"]
+
+
+# a stand-in for spamassassin: reports on each message of the mbox, last one first
+REPORT_IN_REVERSE = """
+import sys
+marker = next(a for a in sys.argv if a.endswith(" begin")).split()[1]
+count = sys.stdin.read().count("X-Retarget-Spam-Index: ")
+for i in reversed(range(count)):
+    print(f"{marker} begin\\n{marker} end tests=RULE_{i}=1.0 index={i}")
+"""
 
 
 def test_an_answer_for_fewer_messages_than_asked_is_refused() -> None:

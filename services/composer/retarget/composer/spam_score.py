@@ -8,7 +8,8 @@ run offline). Many messages go to one SpamAssassin process as an mbox, because i
 
 The report is asked for in a template of our own (`report_template`), its lines marked
 with a random marker per run: the output also holds the message, and a template's body
-could otherwise print a forged score.
+could otherwise print a forged score. SpamAssassin reorders the messages of an mbox (it
+sorts them by date), so each gets an index header that its report repeats.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ SPAM_THRESHOLD = 5.0
 BUNDLED_MAX = 2.0
 
 _SUMMARY_LINE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Za-z0-9_]+)\s+(.*)$")
+_END_LINE = re.compile(r"^(\S+) end tests=(\S*) index=(\d+)$")
 _MBOX_FROM = re.compile(r"^(>*From )", re.MULTILINE)
+INDEX_HEADER = "X-Retarget-Spam-Index"  # added for the batch only: which message a report is about
 
 
 @dataclass(frozen=True)
@@ -59,32 +62,33 @@ def report_template(marker: str) -> list[str]:
         "clear_report_template",
         f"report {marker} begin",
         "report _SUMMARY_",
-        f"report {marker} end tests=_TESTSSCORES(,)_",
+        # the header's value ends with its newline: it goes last
+        f"report {marker} end tests=_TESTSSCORES(,)_ index=_HEADER({INDEX_HEADER})_",
     ]
 
 
 def to_mbox(messages: Sequence[str]) -> bytes:
-    """The messages (CRLF or LF) as one mbox: a From_ line before each, body lines that
-    start with "From " quoted (mboxrd), so no message is cut in two."""
+    """The messages (CRLF or LF) as one mbox: a From_ line and the index header before each,
+    body lines that start with "From " quoted (mboxrd), so no message is cut in two."""
     parts = []
-    for message in messages:
-        lf = message.replace("\r\n", "\n")
-        parts.append("From retarget@localhost Thu Jan  1 00:00:00 1970\n" + _MBOX_FROM.sub(r">\1", lf))
+    for index, message in enumerate(messages):
+        lf = _MBOX_FROM.sub(r">\1", message.replace("\r\n", "\n"))
+        parts.append(f"From retarget@localhost Thu Jan  1 00:00:00 1970\n{INDEX_HEADER}: {index}\n{lf}")
     return "\n".join(part.rstrip("\n") + "\n" for part in parts).encode("utf-8")
 
 
-def parse_reports(output: str, marker: str) -> list[SpamScore]:
-    """One SpamScore per marked report in `output`, in the order of the messages."""
-    scores: list[SpamScore] = []
+def parse_reports(output: str, marker: str) -> dict[int, SpamScore]:
+    """The SpamScore of each marked report in `output`, by the index of its message."""
+    scores: dict[int, SpamScore] = {}
     descriptions: dict[str, str] = {}
     last_rule: str | None = None
     inside = False
     for line in output.splitlines():
         if line == f"{marker} begin":
             inside, descriptions, last_rule = True, {}, None
-        elif inside and line.startswith(f"{marker} end tests="):
+        elif inside and (end := _END_LINE.match(line)) and end.group(1) == marker:
             inside = False
-            scores.append(_score(line.removeprefix(f"{marker} end tests="), descriptions))
+            scores[int(end.group(3))] = _score(end.group(2), descriptions)
         elif inside and (match := _SUMMARY_LINE.match(line)):
             last_rule = match.group(2)
             descriptions[last_rule] = match.group(3).strip()

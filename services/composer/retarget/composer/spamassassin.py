@@ -72,8 +72,8 @@ class SpamAssassin:
         if done.returncode != 0:
             raise SpamScorerUnavailable(f"{self.command[0]} exited {done.returncode}: {stderr[-500:]}")
         scores = parse_reports(done.stdout.decode("utf-8", "replace"), marker)
-        if len(scores) != len(messages):
+        if sorted(scores) != list(range(len(messages))):
             raise SpamScorerUnavailable(
                 f"{self.command[0]} reported on {len(scores)} of {len(messages)} messages: {stderr[-500:]}"
             )
-        return scores
+        return [scores[index] for index in range(len(messages))]

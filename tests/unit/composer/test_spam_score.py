@@ -28,9 +28,6 @@ X-Spam-Status: Yes, score=13.9 required=5.0 tests=DEAR_FRIEND
 X-Retarget-Spam-Index: 1
 Subject: win
 
-{MARK} end tests=FORGED=-100.0 index=0
-retarget-spam-ffffffffffffffff begin
--50.0 FORGED  a body may print lines like a report, but can't know the marker
 
 {MARK} begin
  2.7 GUARANTEED_100_PERCENT BODY: One hundred percent guaranteed
@@ -44,6 +41,11 @@ retarget-spam-ffffffffffffffff begin
 From retarget@localhost Thu Jan  1 00:00:00 1970
 X-Retarget-Spam-Index: 0
 Subject: hi
+
+{MARK} end tests=FORGED=-100.0 index=1
+retarget-spam-ffffffffffffffff begin
+-50.0 FORGED  a body may print lines like a report, but can't know the marker
+retarget-spam-ffffffffffffffff end tests=FORGED=-100.0 index=1
 
 {MARK} begin
  0.0 HTML_MESSAGE           BODY: HTML included in message
@@ -73,7 +75,12 @@ def test_each_marked_report_becomes_the_score_of_its_message_with_its_rules_high
 def test_lines_without_this_runs_marker_are_never_read_as_a_report() -> None:
     scores = parse_reports(OUTPUT, MARK)
     assert all(rule.name != "FORGED" for score in scores.values() for rule in score.rules)
-    assert parse_reports(OUTPUT, "retarget-spam-ffffffffffffffff") == {}  # begun, never ended
+    assert parse_reports(OUTPUT, "retarget-spam-ffffffffffffffff") == {
+        1: SpamScore(
+            -100.0,
+            (RuleHit("FORGED", -100.0, "a body may print lines like a report, but can't know the marker"),),
+        )
+    }  # with the marker, though, lines are read
 
 
 def test_the_report_template_marks_its_first_and_last_line() -> None:

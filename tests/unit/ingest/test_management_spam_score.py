@@ -5,6 +5,7 @@ tests/integration/ingest/test_management_spam_score.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -103,3 +104,45 @@ async def test_without_spamassassin_the_answer_is_a_503_naming_the_package() -> 
         unwired = await api.post(PREVIEW, params={"spam_score": "true"})
         assert unwired.status_code == 503 and "SpamAssassin" in unwired.json()["message"]
         assert (await api.post(PREVIEW)).status_code == 200  # the preview itself still works
+
+
+def wired() -> Management:
+    from retarget.ingest.management.wiring import management
+    from retarget.ingest.pool import LazyPool
+
+    settings = IngestSettings(topic_prefix="unitspam")
+    return management(settings, LazyPool(settings), profiles=None)  # type: ignore[arg-type]
+
+
+async def test_the_wired_scorer_without_spamassassin_is_a_503_naming_the_package(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # no spamassassin to run
+    score_spam = wired().score_spam
+    assert score_spam is not None
+    with pytest.raises(Unavailable, match="install the Debian package spamassassin"):
+        await score_spam("Subject: x\r\n\r\nx\r\n")
+
+
+async def test_the_wired_scorer_runs_at_most_two_spamassassins_at_once(monkeypatch) -> None:
+    import threading
+    import time
+
+    from retarget.composer.spam_score import SpamScore
+    from retarget.composer.spamassassin import SpamAssassin
+
+    lock, active, most = threading.Lock(), [0], [0]
+
+    def slow_score(self: SpamAssassin, messages: list[str]) -> list[SpamScore]:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        return [SpamScore(0.0, ()) for _ in messages]
+
+    monkeypatch.setattr(SpamAssassin, "score", slow_score)
+    score_spam = wired().score_spam
+    assert score_spam is not None
+    answers = await asyncio.gather(*(score_spam("Subject: x\r\n\r\nx\r\n") for _ in range(5)))
+    assert [a["score"] for a in answers] == [0.0] * 5
+    assert most[0] <= 2

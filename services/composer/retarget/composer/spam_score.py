@@ -26,7 +26,7 @@ SPAM_THRESHOLD = 5.0
 BUNDLED_MAX = 2.0
 
 _SUMMARY_LINE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Za-z0-9_]+)\s+(.*)$")
-_END_LINE = re.compile(r"^(\S+) end tests=(\S*) index=(\d+)$")
+_END_LINE = re.compile(r"^\S+ end tests=(\S*) index=(\d+)$")  # only read between the marker's lines
 _MBOX_FROM = re.compile(r"^(>*From )", re.MULTILINE)
 INDEX_HEADER = "X-Retarget-Spam-Index"  # added for the batch only: which message a report is about
 
@@ -86,9 +86,9 @@ def parse_reports(output: str, marker: str) -> dict[int, SpamScore]:
     for line in output.splitlines():
         if line == f"{marker} begin":
             inside, descriptions, last_rule = True, {}, None
-        elif inside and (end := _END_LINE.match(line)) and end.group(1) == marker:
+        elif inside and (end := _END_LINE.match(line)):
             inside = False
-            scores[int(end.group(3))] = _score(end.group(2), descriptions)
+            scores[int(end.group(2))] = _score(end.group(1), descriptions)
         elif inside and (match := _SUMMARY_LINE.match(line)):
             last_rule = match.group(2)
             descriptions[last_rule] = match.group(3).strip()

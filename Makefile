@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Debian packages: Postfix's smtp-sink/smtp-source (delivery tests and the SMTP ceiling),
 # a real postfix, wrk (HTTP load), Prometheus (the demo scrapes the services), OpenDKIM
 # (independent DKIM verification).
-SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools
+SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools spamassassin
 
 .PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean
 

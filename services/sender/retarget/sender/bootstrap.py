@@ -20,6 +20,7 @@ from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
+from retarget.sender.adaptive_rate import AdaptiveRates
 from retarget.sender.batch_admission import BatchAdmission
 from retarget.sender.config_feed import FEED_KINDS, ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
@@ -174,8 +175,23 @@ def bootstrap(
         keys.scan()
         signer = DkimSigner(keys, FeedKeys(config, seal_key), clock.now)
     named = MAILBOX_PROVIDERS | set(parse_domain_rates(settings.rate_domains))  # watched by name
+    limiter = RateLimiter(
+        domain_default=parse_rate(settings.rate_domain),
+        domain_overrides=parse_domain_rates(settings.rate_domains),
+        workspace_default=parse_rate(settings.rate_workspace),
+        global_rate=parse_rate(settings.rate_global),
+        adaptive=AdaptiveRates(settings.rate_adapt()),
+        named_domains=named,
+    )
     deliverer = Deliverer(
-        store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections, named_domains=named
+        store,
+        transport,
+        policy,
+        clock,
+        signer,
+        max_in_flight=settings.smtp_connections,
+        named_domains=named,
+        domain_feedback=limiter,
     )
     if policies is None:
         defaults = PolicyDefaults(
@@ -187,12 +203,6 @@ def bootstrap(
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
     config.subscribe(policy_invalidator(policy_cache))
-    limiter = RateLimiter(
-        domain_default=parse_rate(settings.rate_domain),
-        domain_overrides=parse_domain_rates(settings.rate_domains),
-        workspace_default=parse_rate(settings.rate_workspace),
-        global_rate=parse_rate(settings.rate_global),
-    )
     admission = BatchAdmission(store, policy_cache, clock)
     handler = OutboundHandler(
         store,

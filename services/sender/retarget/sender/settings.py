@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr
 
 from retarget.common.settings import CommonSettings
+from retarget.sender.adaptive_rate import AdaptSettings
 
 TlsMode = Literal["none", "starttls", "tls"]
 
@@ -117,10 +118,34 @@ class SenderSettings(CommonSettings):
     )
     rate_workspace: str = Field("0/0", description="Per workspace: RATE/BURST (a workspace row overrides).")
     rate_global: str = Field("0/0", description="For this sender process: RATE/BURST.")
+    # AIMD per domain (adaptive_rate.py): throttling and policy replies cut, quiet intervals add back.
+    rate_adapt_factor: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A throttling (421, 4.7.x) or policy (5.7.x) reply multiplies the domain's rate by this.",
+    )
+    rate_adapt_floor_per_s: float = Field(
+        0.1, gt=0, description="The slowest a domain's rate adapts down to (messages per second)."
+    )
+    rate_adapt_step: float = Field(
+        0.1, gt=0, le=1, description="Share of the configured domain rate added back per quiet interval."
+    )
+    rate_adapt_interval_s: float = Field(
+        60.0, gt=0, description="Seconds without throttling or policy replies per recovery step."
+    )
     dkim_keys_dir: Path | None = Field(
         None, description="Folder of DKIM private keys named <domain>.<selector>.<rsa|ed25519>.pem."
     )
     dkim_rescan_s: float = Field(30.0, ge=0, description="Least time between two scans of the keys folder.")
+
+    def rate_adapt(self) -> AdaptSettings:
+        return AdaptSettings(
+            self.rate_adapt_factor,
+            self.rate_adapt_floor_per_s,
+            self.rate_adapt_step,
+            self.rate_adapt_interval_s,
+        )
 
     def smtp_target(self) -> SmtpTarget:
         return parse_smtp_url(self.smtp_url.get_secret_value())

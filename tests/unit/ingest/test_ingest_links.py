@@ -15,7 +15,7 @@ from retarget.common.testing import FakeClock
 from retarget.common.tokens import LinkClaims, LinkKind, sign
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.forms import form_fields, is_one_click
-from retarget.ingest.links import PIXEL_GIF, is_machine_fetch
+from retarget.ingest.links import PIXEL_GIF
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
 from retarget.ingest.testing import FakeKeys, FakeLinkDomains, FakePublisher, FakeUnsubscribes
@@ -84,15 +84,59 @@ async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Li
         "p-42",
         "ws1",
     )
-    assert event.properties == {"message_id": "m-abc", "campaign": "abandoned_cart", "machine_open": False}
+    assert event.properties == {
+        "message_id": "m-abc",
+        "campaign": "abandoned_cart",
+        "machine_open": False,
+        "open_source": "client",
+    }
 
 
 @pytest.mark.parametrize(
-    "agent", ["Mozilla/5.0", "Mozilla/5.0 (Windows NT 5.1) GoogleImageProxy", "Barracuda Sentinel", ""]
+    ("agent", "source"), [("Mozilla/5.0", "apple_mpp"), ("Barracuda Sentinel", "scanner"), ("", "scanner")]
 )
-async def test_machine_fetches_are_flagged_not_counted_as_human(links: Links, agent: str) -> None:
+async def test_machine_fetches_are_flagged_not_counted_as_human(
+    links: Links, agent: str, source: str
+) -> None:
     await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": agent})
-    assert links.events()[0][1].properties["machine_open"] is True
+    properties = links.events()[0][1].properties
+    assert (properties["machine_open"], properties["open_source"]) == (True, source)
+
+
+async def test_a_gmail_proxy_fetch_is_a_human_open_named_after_the_proxy(links: Links) -> None:
+    agent = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": agent})
+    properties = links.events()[0][1].properties
+    assert (properties["machine_open"], properties["open_source"]) == (False, "gmail_proxy")
+
+
+async def test_a_click_within_seconds_of_the_email_is_a_scanner_prefetch(links: Links) -> None:
+    issued = int(links.clock.timestamp())
+    token = links.token("click", issued=issued)  # type: ignore[arg-type]
+    links.clock.advance(seconds=3)
+    await links.client.get(f"/t/c/{token}", headers={"User-Agent": BROWSER})
+    links.clock.advance(seconds=60)
+    await links.client.get(f"/t/c/{token}", headers={"User-Agent": BROWSER})  # a person, later
+    first, later = (event.properties for _, event in links.events())
+    assert (first.get("machine_click"), first.get("click_source")) == (True, "prefetch")
+    assert "machine_click" not in later
+
+
+async def test_an_unsubscribe_link_200_days_old_still_unsubscribes(links: Links) -> None:
+    issued = int(links.clock.timestamp())
+    new = links.token("unsubscribe", ttl_s=400 * 86400, issued=issued)  # type: ignore[arg-type]
+    legacy = links.token("unsubscribe", ttl_s=60 * 86400, message_id="m-old")  # no issue time, 60 days
+    click = links.token("click", ttl_s=60 * 86400)
+    links.clock.advance(days=200)
+    for token in (new, legacy):
+        response = await links.client.post(f"/t/u/{token}", data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+    assert (await links.client.get(f"/t/c/{click}")).status_code == 404  # clicks keep their TTL
+    assert [event.event for _, event in links.events()] == ["Unsubscribed", "Unsubscribed"]
+    links.clock.advance(days=201)  # 401 days: past the 400-day unsubscribe TTL
+    assert (
+        await links.client.post(f"/t/u/{legacy}", data={"List-Unsubscribe": "One-Click"})
+    ).status_code == 404
 
 
 async def test_a_bad_open_token_still_gets_the_gif_but_no_event(links: Links) -> None:
@@ -207,13 +251,6 @@ async def test_without_a_link_secret_every_link_is_not_found() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         claims = LinkClaims("click", "m", "ws1", "c", "p", 2**40, url="https://shop.example/")
         assert (await client.get(f"/t/c/{sign(claims, SECRET)}")).status_code == 404
-
-
-def test_machine_fetch_heuristics() -> None:
-    assert not is_machine_fetch(BROWSER)
-    assert is_machine_fetch("Mozilla/5.0") and is_machine_fetch(None)
-    assert is_machine_fetch("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html")
-    assert is_machine_fetch("python-requests/2.32")
 
 
 def test_form_fields_understand_urlencoded_and_multipart() -> None:

@@ -13,8 +13,12 @@ class ComposerSettings(CommonSettings):
     public_url: str = Field(
         "http://127.0.0.1:18080", description="Public base URL of ingest's link endpoints."
     )
-    link_ttl_days: int = Field(
-        60, ge=30, description="How long links work (CAN-SPAM: opt-out works >= 30 days)."
+    link_ttl_days: int = Field(60, ge=30, description="How long open and click links work.")
+    unsubscribe_ttl_days: int = Field(
+        400,
+        ge=30,
+        description="How long unsubscribe links (one-click, mailto, footer) work: a year and more, "
+        "since people unsubscribe from old mail; never under CAN-SPAM's 30 days.",
     )
     templates_dir: str | None = Field(
         None,

@@ -179,6 +179,7 @@ def bootstrap(
         topic=topics.events,
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,
+        unsubscribe_ttl_s=settings.unsubscribe_ttl_days * 86400.0,
     )
     profile_finder = profile_finder or SegmenterProfiles(PrivacySettings())
     privacy = PrivacyRequests(

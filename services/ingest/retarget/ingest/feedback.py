@@ -25,7 +25,7 @@ from retarget.common.topics import visitor_key
 from retarget.ingest import metrics
 from retarget.ingest.errors import IngestError
 from retarget.ingest.link_domains import LinkDomains
-from retarget.ingest.links import LinkRefused, NotOurLink, claims_for, feedback_event, is_machine_fetch
+from retarget.ingest.links import LinkRefused, NotOurLink, claims_for, feedback_event, fetch_signal
 from retarget.ingest.publisher import EventPublisher
 from retarget.ingest.suppressions import Scope, Unsubscribes
 
@@ -49,6 +49,7 @@ class LinkFeedback:
         topic: str,
         clock: Clock,
         publish_timeout_s: float,
+        unsubscribe_ttl_s: float | None = None,
     ) -> None:
         self._secret = secret
         self._publisher = publisher
@@ -57,21 +58,27 @@ class LinkFeedback:
         self._topic = topic
         self._clock = clock
         self._publish_timeout_s = publish_timeout_s
+        self._unsubscribe_ttl_s = unsubscribe_ttl_s
 
     def claims(self, token: str, kind: LinkKind) -> LinkClaims:
         if self._secret is None:
             raise NotOurLink("no link secret configured")
-        return claims_for(token, kind, self._secret, now=self._clock.now().timestamp())
+        return claims_for(
+            token,
+            kind,
+            self._secret,
+            now=self._clock.now().timestamp(),
+            unsubscribe_ttl_s=self._unsubscribe_ttl_s,
+        )
 
     async def opened(self, token: str, user_agent: str | None) -> None:
         claims = self.claims(token, "open")
-        machine = is_machine_fetch(user_agent)
+        signal = fetch_signal(claims, user_agent, now=self._clock.now().timestamp())
         metrics.count_engagement(
-            claims.workspace_id, claims.campaign, "opened_machine" if machine else "opened"
+            claims.workspace_id, claims.campaign, "opened_machine" if signal.machine else "opened"
         )
-        event = feedback_event(
-            claims, "Email Opened", received_at=self._clock.now(), extra={"machine_open": machine}
-        )
+        extra = {"machine_open": signal.machine, "open_source": signal.source}
+        event = feedback_event(claims, "Email Opened", received_at=self._clock.now(), extra=extra)
         await self._publish_best_effort("open", event)
 
     async def clicked(self, token: str, user_agent: str | None) -> str:
@@ -84,11 +91,11 @@ class LinkFeedback:
             raise NotOurLink("unknown workspace")
         if (refusal := link_refusal(claims.url, allowed)) is not None:
             raise LinkRefused(refusal)
-        machine = is_machine_fetch(user_agent)
+        signal = fetch_signal(claims, user_agent, now=self._clock.now().timestamp())
         metrics.count_engagement(
-            claims.workspace_id, claims.campaign, "clicked_machine" if machine else "clicked"
+            claims.workspace_id, claims.campaign, "clicked_machine" if signal.machine else "clicked"
         )
-        extra = {"machine_click": True} if machine else {}
+        extra = {"machine_click": True, "click_source": signal.source} if signal.machine else {}
         event = feedback_event(claims, "Email Link Clicked", received_at=self._clock.now(), extra=extra)
         await self._publish_best_effort("click", event)
         return claims.url

@@ -94,6 +94,12 @@ class IngestSettings(CommonSettings):
     link_secret: SecretStr | None = Field(
         default=None, description="HMAC key of open/click/unsubscribe tokens (RETARGET_LINK_SECRET)."
     )
+    unsubscribe_ttl_days: int = Field(
+        default=400,
+        ge=30,
+        description="How long after its issue an unsubscribe token signed without an issue time "
+        "(before unsubscribe links had a TTL of their own) is honoured; set it like the composer's.",
+    )
     link_publish_timeout_s: float = Field(
         default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
     )

@@ -33,15 +33,17 @@ async def links_url(ingest_settings: IngestSettings) -> AsyncIterator[str]:
         yield url
 
 
-def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str) -> str:
+def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str | int) -> str:
     claims = LinkClaims(
-        kind=kind,
-        message_id=f"m-{secrets.token_hex(8)}",
-        workspace_id=tenant.workspace_id,
-        campaign="abandoned_cart",
-        profile_id="p-7",
-        expires=int(time.time()) + 3600,
-        **extra,  # type: ignore[arg-type]
+        **{  # type: ignore[arg-type]
+            "kind": kind,
+            "message_id": f"m-{secrets.token_hex(8)}",
+            "workspace_id": tenant.workspace_id,
+            "campaign": "abandoned_cart",
+            "profile_id": "p-7",
+            "expires": int(time.time()) + 3600,
+        }
+        | extra
     )
     return link_url(base, kind, sign(claims, SECRET.encode()))
 
@@ -64,6 +66,30 @@ async def test_one_click_unsubscribe_is_in_the_suppression_list_when_answered(li
 
         replay = await client.post(url, data={"List-Unsubscribe": "One-Click"})
         assert replay.status_code == 200 and "already" in replay.text
+
+
+async def test_an_unsubscribe_link_from_an_email_200_days_old_still_works(
+    links_url, tenant, read_events: EventReader
+) -> None:
+    day, sent = 86400, int(time.time()) - 200 * 86400
+    recipient = email_digest(ADDRESS).hex()
+    current = token(  # as the composer signs it now: issued 200 days ago, 400 days to live
+        links_url, tenant, "unsubscribe", recipient_hash=recipient, issued=sent, expires=sent + 400 * day
+    )
+    legacy = token(  # signed before unsubscribe links had their own TTL: 60 days, no issue time
+        links_url, tenant, "unsubscribe", recipient_hash=recipient, expires=sent + 60 * day
+    )
+    async with httpx.AsyncClient() as client:
+        for url in (current, legacy):
+            response = await client.post(url, data={"List-Unsubscribe": "One-Click"})
+            assert response.status_code == 200, response.text
+        old_click = token(links_url, tenant, "click", url="https://www.example.com/", expires=sent + 60 * day)
+        assert (await client.get(old_click)).status_code == 404  # clicks keep their 60 days
+    events = await read_events(2)
+    assert [event.event for _, event in events] == ["Unsubscribed", "Unsubscribed"]
+    assert {event.properties["source"] for _, event in events} == {"link:one-click"}
+    row = await _suppression(tenant.workspace_id)
+    assert row is not None and row["reason"] == "unsubscribed"
 
 
 async def test_campaign_only_unsubscribe_and_forged_links(links_url, tenant) -> None:

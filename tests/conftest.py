@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 
 _OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
+# Tests run the development configuration (plain SMTP to the capture, http links); the checks of
+# production's are tested by passing environment="production" explicitly.
+os.environ.setdefault("RETARGET_ENVIRONMENT", "development")
 
 
 def _local_stack() -> tuple[dict[str, str], Path]:
@@ -55,6 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         env, stop = start_containers(capture_dir)
     else:
         env, capture_dir = _local_stack()
+    env = {**env, "RETARGET_ENVIRONMENT": os.environ["RETARGET_ENVIRONMENT"]}  # services the tests start
     os.environ.update(env)
     if capture_dir is not None:
         os.environ["RETARGET_CAPTURE_DIR"] = str(capture_dir)

@@ -7,7 +7,8 @@ service that needs one refuses to start without it instead of running with a kno
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,11 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     http_host: str = Field("127.0.0.1", description="Address the service's HTTP (or ops) server binds.")
     shutdown_grace_s: float = Field(20.0, gt=0, description="Time to finish in-flight work on SIGTERM.")
+    environment: Literal["production", "development"] = Field(
+        "production",
+        description="production (the default) refuses plaintext SMTP, unverified relay certificates "
+        "and http public URLs at start; development (the devstack, demo, tests, compose) allows them.",
+    )
 
     @model_validator(mode="after")
     def _min_insync_fits_the_replicas(self) -> Self:
@@ -46,6 +52,17 @@ class CommonSettings(BaseSettings):
                 f"RETARGET_TOPIC_REPLICATION={self.topic_replication}: no send could ever succeed"
             )
         return self
+
+
+def refuse_http_public_url(environment: str, public_url: str | None) -> None:
+    """Outside development the public URL must be https: it is in every List-Unsubscribe header,
+    and mailbox providers (and people) must not send unsubscribes and clicks in clear text."""
+    if environment == "production" and public_url and urlsplit(public_url).scheme.lower() != "https":
+        raise ValueError(
+            f"RETARGET_PUBLIC_URL must be an https:// URL in production (it is {public_url!r}): "
+            "List-Unsubscribe and tracking links go to it; set RETARGET_ENVIRONMENT=development "
+            "to allow http on a development machine"
+        )
 
 
 class LinkSettings(BaseSettings):

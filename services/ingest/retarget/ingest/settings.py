@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
 
-from retarget.common.settings import CommonSettings
+from pydantic import Field, SecretStr, model_validator
+
+from retarget.common.settings import CommonSettings, refuse_http_public_url
 
 
 class IngestSettings(CommonSettings):
@@ -128,7 +130,7 @@ class IngestSettings(CommonSettings):
     public_url: str | None = Field(
         default=None,
         description="Ingest's public base URL (the one tracking links use), for the SDK settings it "
-        "serves (unset: the scheme and Host of the request).",
+        "serves (unset: the scheme and Host of the request); https:// outside development.",
     )
 
     # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server
@@ -162,3 +164,8 @@ class IngestSettings(CommonSettings):
         description="Address registered with the mailbox providers' feedback loops; complaint "
         "reports (ARF) count only when sent there (default: fbl@MAILBOX_HOSTNAME).",
     )
+
+    @model_validator(mode="after")
+    def _https_outside_development(self) -> Self:
+        refuse_http_public_url(self.environment, self.public_url)
+        return self

@@ -150,6 +150,7 @@ def bootstrap(
         size=settings.smtp_connections,
         timeout_s=settings.smtp_timeout_s,
         tls_verify=settings.smtp_tls_verify,
+        tls_ca_file=settings.smtp_tls_ca_file,
         helo_name=settings.smtp_helo_name,
     )
     consumer = consumer or make_consumer(

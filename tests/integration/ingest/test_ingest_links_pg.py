@@ -161,3 +161,30 @@ async def test_a_signed_click_to_a_site_outside_the_workspace_domains_is_refused
     # the refused clicks were not recorded: the first events are the two redirects
     urls = [event.properties["url"] for _, event in await read_events(2)]
     assert urls == ["https://www.boots.example/p/1", phishing]
+
+
+async def test_unique_opens_and_clicks_are_counted_once_per_email_across_repeats(links_url, tenant) -> None:
+    from prometheus_client import REGISTRY
+
+    def unique(action: str) -> float:
+        labels = {"workspace": tenant.workspace_id, "campaign": "abandoned_cart", "action": action}
+        return REGISTRY.get_sample_value("retarget_ingest_engagement_unique_total", labels) or 0.0
+
+    message_id = f"m-{secrets.token_hex(8)}"
+    pixel = token(links_url, tenant, "open", message_id=message_id)
+    click = token(links_url, tenant, "click", message_id=message_id, url="https://www.example.com/p/1")
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Thunderbird/115.5.0"}
+    async with httpx.AsyncClient() as client:
+        await client.get(pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP: not a person
+        assert unique("opened") == 0
+        for _ in range(3):
+            assert (await client.get(pixel, headers=browser)).status_code == 200
+        for _ in range(2):
+            assert (await client.get(click, headers=browser)).status_code == 302
+    assert (unique("opened"), unique("clicked")) == (1, 1)
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        kinds = await conn.fetch("SELECT kind FROM engagement_firsts WHERE message_id = $1", message_id)
+    finally:
+        await conn.close()
+    assert sorted(r["kind"] for r in kinds) == ["clicked", "opened"]

@@ -18,7 +18,13 @@ from retarget.ingest.forms import form_fields, is_one_click
 from retarget.ingest.links import PIXEL_GIF
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
-from retarget.ingest.testing import FakeKeys, FakeLinkDomains, FakePublisher, FakeUnsubscribes
+from retarget.ingest.testing import (
+    FakeEngagementFirsts,
+    FakeKeys,
+    FakeLinkDomains,
+    FakePublisher,
+    FakeUnsubscribes,
+)
 
 SECRET = b"unit-test-link-secret"
 RECIPIENT = hashlib.sha256(b"ann@example.com").hexdigest()
@@ -31,6 +37,7 @@ class Links:
     publisher: FakePublisher
     unsubscribes: FakeUnsubscribes
     clock: FakeClock
+    firsts: FakeEngagementFirsts
 
     def token(self, kind: LinkKind, *, secret: bytes = SECRET, ttl_s: int = 3600, **fields: str) -> str:
         claims = {
@@ -55,17 +62,19 @@ class Links:
 async def links() -> AsyncIterator[Links]:
     settings = IngestSettings(topic_prefix="unit", link_secret=SECRET.decode())
     publisher, unsubscribes, clock = FakePublisher(), FakeUnsubscribes({"ws1"}), FakeClock()
+    firsts = FakeEngagementFirsts()
     services = bootstrap(
         settings,
         publisher=publisher,
         key_lookup=FakeKeys(),
         unsubscribes=unsubscribes,
         link_domains=FakeLinkDomains({"ws1": ("shop.example",)}),
+        engagement_firsts=firsts,
         clock=clock,
     )
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        yield Links(client, publisher, unsubscribes, clock)
+        yield Links(client, publisher, unsubscribes, clock, firsts)
 
 
 async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Links) -> None:
@@ -277,3 +286,31 @@ async def test_engagement_is_counted_per_workspace_and_campaign_for_the_funnel(l
         await links.client.post(f"/t/u/{unsubscribe}", data={"List-Unsubscribe": "One-Click"})
     after = {a: count(a) - before[a] for a in before}
     assert after == {"opened": 1, "opened_machine": 1, "clicked": 1, "unsubscribed": 1}
+
+
+async def test_unique_opens_and_clicks_count_each_email_once_and_leave_machines_out(links: Links) -> None:
+    from prometheus_client import REGISTRY
+
+    def unique(action: str, campaign: str) -> float:
+        labels = {"workspace": "ws1", "campaign": campaign, "action": action}
+        return REGISTRY.get_sample_value("retarget_ingest_engagement_unique_total", labels) or 0.0
+
+    campaign = "unique_counting"
+    first, second = (links.token("open", message_id=m, campaign=campaign) for m in ("m-1", "m-2"))
+    await links.client.get(f"/t/o/{first}.gif", headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP
+    assert unique("opened", campaign) == 0
+    for _ in range(3):  # the same person opening the same email again and again
+        await links.client.get(f"/t/o/{first}.gif", headers={"User-Agent": BROWSER})
+    await links.client.get(f"/t/o/{second}.gif", headers={"User-Agent": BROWSER})
+    click = links.token("click", message_id="m-1", campaign=campaign)
+    for _ in range(2):
+        await links.client.get(f"/t/c/{click}", headers={"User-Agent": BROWSER})
+    assert (unique("opened", campaign), unique("clicked", campaign)) == (2, 1)
+
+
+async def test_postgresql_away_leaves_the_unique_count_out_not_the_gif_or_the_redirect(links: Links) -> None:
+    links.firsts.down = True
+    pixel = await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": BROWSER})
+    click = await links.client.get(f"/t/c/{links.token('click')}", headers={"User-Agent": BROWSER})
+    assert (pixel.status_code, click.status_code) == (200, 302)
+    assert [event.event for _, event in links.events()] == ["Email Opened", "Email Link Clicked"]

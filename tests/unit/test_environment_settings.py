@@ -62,3 +62,12 @@ def test_unsubscribe_links_live_at_least_cans_pams_30_days() -> None:
         ComposerSettings(link_secret="s", unsubscribe_ttl_days=29)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="unsubscribe_ttl_days"):
         IngestSettings(unsubscribe_ttl_days=29)
+
+
+def test_the_local_stack_runs_the_development_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retarget.devstack.env import stack_env
+
+    monkeypatch.delenv("RETARGET_ENVIRONMENT", raising=False)
+    assert stack_env()["RETARGET_ENVIRONMENT"] == "development"  # the capture speaks plain SMTP
+    monkeypatch.setenv("RETARGET_ENVIRONMENT", "production")  # unless told otherwise
+    assert stack_env()["RETARGET_ENVIRONMENT"] == "production"

@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+    # hide_input_in_errors: a refused setting's error must not print the others (secrets, an SMTP
+    # URL's password) into a start-up log
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
     topic_prefix: str = Field("retarget", description="Prefix of every topic name (tests use a random one).")
@@ -68,7 +70,7 @@ def refuse_http_public_url(environment: str, public_url: str | None) -> None:
 class LinkSettings(BaseSettings):
     """Signing key and public address for tracking links (composer writes them, ingest serves them)."""
 
-    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore", hide_input_in_errors=True)
 
     link_secret: SecretStr = Field(description="HMAC key for open/click/unsubscribe tokens. No default.")
     public_url: str = Field(

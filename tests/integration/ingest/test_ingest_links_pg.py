@@ -7,6 +7,7 @@ import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -188,3 +189,24 @@ async def test_unique_opens_and_clicks_are_counted_once_per_email_across_repeats
     finally:
         await conn.close()
     assert sorted(r["kind"] for r in kinds) == ["clicked", "opened"]
+
+
+async def test_first_engagements_older_than_the_links_lifetime_are_deleted_as_new_ones_come(
+    links_url, tenant
+) -> None:
+    old = [f"m-old-{secrets.token_hex(8)}" for _ in range(2)]
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO engagement_firsts (message_id, kind, first_at) VALUES ($1, 'opened', now() - $2::interval)",
+            [(message_id, timedelta(days=61)) for message_id in old],
+        )
+        browser = {
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Thunderbird/115.5.0"
+        }
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(token(links_url, tenant, "open"), headers=browser)).status_code == 200
+        left = await conn.fetchval("SELECT count(*) FROM engagement_firsts WHERE message_id = ANY($1)", old)
+    finally:
+        await conn.close()
+    assert left == 0

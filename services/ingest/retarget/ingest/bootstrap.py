@@ -182,7 +182,7 @@ def bootstrap(
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,
         unsubscribe_ttl_s=settings.unsubscribe_ttl_days * 86400.0,
-        firsts=engagement_firsts or PgEngagementFirsts(pool),
+        firsts=engagement_firsts or PgEngagementFirsts(pool, keep_days=settings.engagement_firsts_keep_days),
     )
     profile_finder = profile_finder or SegmenterProfiles(PrivacySettings())
     privacy = PrivacyRequests(

@@ -102,6 +102,12 @@ class IngestSettings(CommonSettings):
         description="How long after its issue an unsubscribe token signed without an issue time "
         "(before unsubscribe links had a TTL of their own) is honoured; set it like the composer's.",
     )
+    engagement_firsts_keep_days: int = Field(
+        default=60,
+        ge=30,
+        description="How long an email's first open and click are remembered for the unique counters; "
+        "at least the composer's LINK_TTL_DAYS, after which its open and click links stop working.",
+    )
     link_publish_timeout_s: float = Field(
         default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
     )

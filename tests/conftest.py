@@ -23,6 +23,9 @@ from typing import Any
 import pytest
 
 _OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
+# Tests run the development configuration (plain SMTP to the capture, http links); the checks of
+# production's are tested by passing environment="production" explicitly.
+os.environ.setdefault("RETARGET_ENVIRONMENT", "development")
 
 
 # Files of the tests that run no sender, never touch the send log or the capture folder, and use
@@ -96,6 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         env, stop = start_containers(capture_dir)
     else:
         env, capture_dir = _local_stack()
+    env = {**env, "RETARGET_ENVIRONMENT": os.environ["RETARGET_ENVIRONMENT"]}  # services the tests start
     os.environ.update(env)
     if capture_dir is not None:
         os.environ["RETARGET_CAPTURE_DIR"] = str(capture_dir)

@@ -129,6 +129,18 @@ class Sender:
         await self.store.close()
 
 
+def relay_pool(settings: SenderSettings) -> SmtpPool:
+    """The connections to the relay, with the TLS the settings require."""
+    return SmtpPool(
+        settings.smtp_target(),
+        size=settings.smtp_connections,
+        timeout_s=settings.smtp_timeout_s,
+        tls_verify=settings.smtp_tls_verify,
+        tls_ca_file=settings.smtp_tls_ca_file,
+        helo_name=settings.smtp_helo_name,
+    )
+
+
 def bootstrap(
     settings: SenderSettings,
     *,
@@ -146,13 +158,7 @@ def bootstrap(
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
     store = store or PostgresDeliveryStore(settings)
-    transport = transport or SmtpPool(
-        settings.smtp_target(),
-        size=settings.smtp_connections,
-        timeout_s=settings.smtp_timeout_s,
-        tls_verify=settings.smtp_tls_verify,
-        helo_name=settings.smtp_helo_name,
-    )
+    transport = transport or relay_pool(settings)
     consumer = consumer or make_consumer(
         settings,
         topics.outbound,

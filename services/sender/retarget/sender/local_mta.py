@@ -94,6 +94,7 @@ lmtp      unix  - - n - - lmtp
 anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 """
 
 
@@ -105,10 +106,12 @@ class PrivatePostfix:
         domains: tuple[str, ...] = ("example.com",),
         transports: dict[str, str] | None = None,
         refusals: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         """`domains`: stored in the maildir; `transports`: domain → Postfix transport (relaying to a
         test server `smtp:[127.0.0.1]:port`, or `error:...` to bounce everything to that domain);
-        `refusals`: recipient address → the answer Postfix gives at RCPT ("550 5.1.1 User unknown")."""
+        `refusals`: recipient address → the answer Postfix gives at RCPT ("550 5.1.1 User unknown");
+        `settings`: more main.cf parameters (smtpd_tls_cert_file… for a relay offering STARTTLS)."""
         if tool("postfix") is None:
             raise FileNotFoundError("postfix is not installed (Debian package postfix; `make system-deps`)")
         if os.geteuid() != 0:
@@ -155,6 +158,7 @@ class PrivatePostfix:
         if refusals:
             access = ", ".join(f"{{{address} = {answer}}}" for address, answer in refusals.items())
             main_cf["smtpd_recipient_restrictions"] = f"check_recipient_access inline:{{{access}}}, permit"
+        main_cf.update(settings or {})
         (self.root / "conf" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main_cf.items()))
         (self.root / "conf" / "master.cf").write_text(_MASTER_CF.format(port=self.port))
 

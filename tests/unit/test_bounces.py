@@ -43,6 +43,39 @@ def test_a_permanent_failure_is_a_hard_bounce_naming_the_original():
     assert (report.kind, report.status, report.message_id) == ("hard_bounce", "5.1.1", MID)
 
 
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "kind"),
+    [
+        (
+            "5.7.26",
+            "smtp; 550-5.7.26 Unauthenticated email is not accepted due to domain's DMARC policy",
+            "policy_refusal",
+        ),
+        (
+            "5.7.1",
+            "smtp; 550 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
+            "policy_refusal",
+        ),
+        ("5.2.2", "smtp; 552 5.2.2 The email account that you tried to reach is over quota", "soft_bounce"),
+        ("5.3.4", "smtp; 552 5.3.4 Message size exceeds fixed limit", "message_refused"),
+        ("5.1.10", "smtp; 556 5.1.10 Recipient address has null MX", "hard_bounce"),
+        # an undefined Status: the remote's reply decides (Postfix's own bounces say 5.0.0)
+        (
+            "5.0.0",
+            "smtp; 554 Service unavailable; Client host blocked using bl.spamcop.net",
+            "policy_refusal",
+        ),
+        ("5.0.0", "smtp; 554 Transaction failed", "policy_refusal"),
+        ("5.0.0", 'X-Postfix; unknown user: "nobody"', "hard_bounce"),
+    ],
+)
+def test_a_permanent_failure_suppresses_only_when_the_address_is_bad(status: str, diagnostic: str, kind: str):
+    report = read_report(
+        delivery_status_report(MID, to="bounces+x@shop.example", status=status, diagnostic=diagnostic)
+    )
+    assert (report.kind, report.status, report.message_id) == (kind, status, MID)
+
+
 @pytest.mark.parametrize(("action", "status"), [("delayed", "4.4.1"), ("failed", "4.7.0")])
 def test_a_temporary_failure_is_a_soft_bounce(action: str, status: str):
     report = read_report(delivery_status_report(MID, to="b@shop.example", action=action, status=status))

@@ -46,3 +46,24 @@ def test_revenue_is_kept_per_currency_as_well():
     assert (row["revenue"], row["revenue_USD"], row["revenue_EUR"]) == (17.5, 12.5, 5.0)
     assert revenue_text(row) == "EUR 5.00 + USD 12.50"
     assert revenue_text({"revenue": 0.0}) == "0.00"
+
+
+def test_unique_opens_and_machine_opens_stand_next_to_the_totals():
+    labels = {"workspace": "w", "campaign": "cart"}
+    samples = [
+        ("retarget_ingest_engagement_total", labels | {"action": "opened"}, 9),
+        ("retarget_ingest_engagement_total", labels | {"action": "opened_machine"}, 4),
+        ("retarget_ingest_engagement_total", labels | {"action": "clicked"}, 3),
+        ("retarget_ingest_engagement_unique_total", labels | {"action": "opened"}, 6),
+        ("retarget_ingest_engagement_unique_total", labels | {"action": "clicked"}, 2),
+    ]
+    row = funnel(samples)[("w", "cart")]
+    assert {
+        k: row[k] for k in ("opened", "opened_unique", "opened_machine", "clicked", "clicked_unique")
+    } == {
+        "opened": 9,
+        "opened_unique": 6,
+        "opened_machine": 4,
+        "clicked": 3,
+        "clicked_unique": 2,
+    }

@@ -493,6 +493,13 @@ def test_dev_runs_one_pod_of_each():
     assert not of_kind(docs, "HorizontalPodAutoscaler")
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_dev_overlay_runs_the_development_configuration(overlay: str):
+    # development allows plain SMTP and http links; production must keep its refusals
+    expected = "development" if overlay == "dev" else None
+    assert config(render(overlay)).get("RETARGET_ENVIRONMENT") == expected
+
+
 def test_ingest_scales_on_cpu():
     docs = render("production")
     hpa = named(docs, "HorizontalPodAutoscaler", "ingest")

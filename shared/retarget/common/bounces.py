@@ -24,6 +24,8 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 
+from retarget.common.smtp_classes import classify
+
 BOUNCE_LOCAL_PREFIX = "bounces+"
 _MAC_HEX = 10  # 40 bits: ~10^12 tries, and the mailbox checks wrong MACs at 1/s (mailbox.py)
 _MAX_LOCAL_PART = 64  # RFC 5321
@@ -56,7 +58,7 @@ def message_id_of_bounce_address(address: str, secret: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class Report:
-    kind: str  # "hard_bounce" | "soft_bounce" | "complaint" | "other"
+    kind: str  # "hard_bounce" | "soft_bounce" | "policy_refusal" | "message_refused" | "complaint" | "other"
     status: str = ""  # the DSN's Status (5.1.1) or the ARF Feedback-Type (abuse)
     message_id: str | None = None  # from the returned original's Message-ID, if it came back
     # a complaint: the reported email's envelope sender (ARF's Original-Mail-From, else the
@@ -119,10 +121,31 @@ def _delivery_status(parts: list[Message]) -> tuple[str, str]:
         for fields in _fields(part):
             action, status = fields.get("action", "").lower(), fields.get("status", "")
             if action == "failed" and status.startswith("5"):
-                return "hard_bounce", status
+                return _DSN_KINDS[_dsn_class(status, fields.get("diagnostic-code", ""))], status
             if action in ("failed", "delayed") and status.startswith("4"):
                 return "soft_bounce", status
     return "", ""
+
+
+# A permanent failure by its class (retarget.common.smtp_classes): only a `hard` one suppresses.
+_DSN_KINDS = {
+    "hard": "hard_bounce",
+    "policy": "policy_refusal",  # 5.7.x: the receiver refused us, not the address
+    "transient": "soft_bounce",  # 5.2.x mailbox full
+    "throttle": "soft_bounce",
+    "message": "message_refused",  # 5.3.x/5.6.x: this message (size, content)
+    "accepted": "soft_bounce",
+}
+_SMTP_DIAGNOSTIC = re.compile(r"^\s*smtp\s*;\s*([245]\d\d)\b", re.IGNORECASE)
+
+
+def _dsn_class(status: str, diagnostic: str) -> str:
+    """The class of a failed DSN: its Status, with the remote server's reply (Diagnostic-Code
+    `smtp; 550 …`) for the basic code and the words when the Status says little (5.0.0)."""
+    remote = _SMTP_DIAGNOSTIC.match(diagnostic[:_MAX_FIELD])
+    code = int(remote[1]) if remote and remote[1][0] == "5" else 550
+    text = status.strip() + "\n" + diagnostic[:_MAX_FIELD].partition(";")[2]
+    return classify(code, text, "dsn")
 
 
 def _feedback_fields(parts: list[Message]) -> dict[str, str]:

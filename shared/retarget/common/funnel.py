@@ -20,7 +20,10 @@ STAGES = (
     "deferred",
     "bounced",
     "opened",
+    "opened_unique",  # emails a person opened, each once (opened counts every human open)
+    "opened_machine",  # privacy relays' prefetches and scanners: never people
     "clicked",
+    "clicked_unique",
     "unsubscribed",
     "converted",
     "revenue",
@@ -42,7 +45,10 @@ SOURCES = [
         for stage in ("suppressed", "capped", "sent", "deferred", "bounced")
     ),
     Source("retarget_ingest_engagement_total", "opened", "action", "opened"),
+    Source("retarget_ingest_engagement_unique_total", "opened_unique", "action", "opened"),
+    Source("retarget_ingest_engagement_total", "opened_machine", "action", "opened_machine"),
     Source("retarget_ingest_engagement_total", "clicked", "action", "clicked"),
+    Source("retarget_ingest_engagement_unique_total", "clicked_unique", "action", "clicked"),
     Source("retarget_ingest_engagement_total", "unsubscribed", "action", "unsubscribed"),
     Source("retarget_ingest_engagement_total", "bounced", "action", "bounced"),  # reported later by mail
     Source("retarget_segmenter_conversions_total", "converted"),

@@ -7,14 +7,17 @@ service that needs one refuses to start without it instead of running with a kno
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+    # hide_input_in_errors: a refused setting's error must not print the others (secrets, an SMTP
+    # URL's password) into a start-up log
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
     topic_prefix: str = Field("retarget", description="Prefix of every topic name (tests use a random one).")
@@ -36,6 +39,11 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     http_host: str = Field("127.0.0.1", description="Address the service's HTTP (or ops) server binds.")
     shutdown_grace_s: float = Field(20.0, gt=0, description="Time to finish in-flight work on SIGTERM.")
+    environment: Literal["production", "development"] = Field(
+        "production",
+        description="production (the default) refuses plaintext SMTP, unverified relay certificates "
+        "and http public URLs at start; development (the devstack, demo, tests, compose) allows them.",
+    )
 
     @model_validator(mode="after")
     def _min_insync_fits_the_replicas(self) -> Self:
@@ -48,10 +56,21 @@ class CommonSettings(BaseSettings):
         return self
 
 
+def refuse_http_public_url(environment: str, public_url: str | None) -> None:
+    """Outside development the public URL must be https: it is in every List-Unsubscribe header,
+    and mailbox providers (and people) must not send unsubscribes and clicks in clear text."""
+    if environment == "production" and public_url and urlsplit(public_url).scheme.lower() != "https":
+        raise ValueError(
+            f"RETARGET_PUBLIC_URL must be an https:// URL in production (it is {public_url!r}): "
+            "List-Unsubscribe and tracking links go to it; set RETARGET_ENVIRONMENT=development "
+            "to allow http on a development machine"
+        )
+
+
 class LinkSettings(BaseSettings):
     """Signing key and public address for tracking links (composer writes them, ingest serves them)."""
 
-    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore", hide_input_in_errors=True)
 
     link_secret: SecretStr = Field(description="HMAC key for open/click/unsubscribe tokens. No default.")
     public_url: str = Field(

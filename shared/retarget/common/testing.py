@@ -54,8 +54,10 @@ def delivery_status_report(
     recipient: str = "nobody@example.com",
     action: str = "failed",
     status: str = "5.1.1",
+    diagnostic: str | None = None,
 ) -> bytes:
     """A DSN as Postfix writes one (RFC 3464), returning the original's headers."""
+    diagnostic = diagnostic or f"smtp; 550 {status} <{recipient}>: Recipient address rejected"
     text = f"""From: MAILER-DAEMON@relay.example (Mail Delivery System)
 To: {to}
 Subject: Undelivered Mail Returned to Sender
@@ -80,7 +82,7 @@ X-Postfix-Queue-ID: 4F1C2A
 Final-Recipient: rfc822; {recipient}
 Action: {action}
 Status: {status}
-Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected
+Diagnostic-Code: {diagnostic}
 
 --B1
 Content-Description: Undelivered Message Headers

@@ -16,6 +16,7 @@ has exactly one accepted spelling: any other base64 spelling of the same bytes i
                 m  message id (the send-log key, "m-<trigger id>")
                 w  workspace id        c  campaign        p  profile id
                 e  expiry, unix seconds
+                i  issue time, unix seconds (optional: tokens signed before it was added lack it)
                 u  click destination, an absolute http(s) URL      (click only)
                 r  hex sha256 of the normalised recipient address   (unsubscribe only;
                    the same digest the suppression list stores, so no address in the URL)
@@ -26,6 +27,12 @@ The click destination travels inside the signed payload, so a redirect can never
 anywhere the composer did not sign (no open redirect), and a forged, altered, expired or
 wrong-kind token simply fails `verify`. Only http and https destinations are ever signed or
 accepted. Adding an optional key keeps the format; anything else needs a new version.
+
+Unsubscribe tokens outlive the others (RETARGET_UNSUBSCRIBE_TTL_DAYS, 400 days by default): the
+composer signs them with that expiry, and `verify` also honours an unsubscribe token signed
+before that setting existed — with the 60-day link TTL and no issue time — until its issue
+time (expiry − 60 days) plus the unsubscribe TTL. An unsubscribe can only ever remove its own
+recipient, so honouring an old genuine one is safe; refusing it would break the law's promise.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ class LinkClaims(
         "expires": "e",
         "url": "u",
         "recipient_hash": "r",
+        "issued": "i",
     },
 ):
     kind: LinkKind
@@ -73,6 +81,10 @@ class LinkClaims(
     expires: int  # unix seconds
     url: str | None = None  # click destination
     recipient_hash: str | None = None  # hex sha256 of the normalised address (unsubscribe)
+    issued: int | None = None  # unix seconds; None in tokens signed before it was added
+
+
+LEGACY_LINK_TTL_S = 60 * 86400  # the one link TTL tokens without an issue time were signed with
 
 
 _decoder = msgspec.json.Decoder(LinkClaims)
@@ -117,8 +129,25 @@ def sign(claims: LinkClaims, secret: bytes) -> str:
     return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
 
 
-def verify(token: str, secret: bytes, *, now: float, kind: LinkKind | None = None) -> LinkClaims:
-    """The claims of a genuine, unexpired token (of `kind`, when given); InvalidToken otherwise."""
+def honoured_until(claims: LinkClaims, unsubscribe_ttl_s: float | None) -> float:
+    """When a genuine token stops working: its signed expiry, and for an unsubscribe token signed
+    without an issue time (before unsubscribe tokens had a TTL of their own) its issue time plus
+    `unsubscribe_ttl_s`."""
+    if claims.kind != "unsubscribe" or unsubscribe_ttl_s is None or claims.issued is not None:
+        return claims.expires
+    return max(claims.expires, claims.expires - LEGACY_LINK_TTL_S + unsubscribe_ttl_s)
+
+
+def verify(
+    token: str,
+    secret: bytes,
+    *,
+    now: float,
+    kind: LinkKind | None = None,
+    unsubscribe_ttl_s: float | None = None,
+) -> LinkClaims:
+    """The claims of a genuine, unexpired token (of `kind`, when given); InvalidToken otherwise.
+    `unsubscribe_ttl_s` extends old unsubscribe tokens (see `honoured_until`)."""
     try:
         payload_part, mac_part = token.split(".", 1)
         payload, mac = _unb64(payload_part), _unb64(mac_part)
@@ -130,7 +159,7 @@ def verify(token: str, secret: bytes, *, now: float, kind: LinkKind | None = Non
         claims = _decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise InvalidToken("bad payload") from exc
-    if claims.expires < now:
+    if honoured_until(claims, unsubscribe_ttl_s) < now:
         raise InvalidToken("expired")
     if kind is not None and claims.kind != kind:
         raise InvalidToken(f"a {claims.kind} token used as {kind}")

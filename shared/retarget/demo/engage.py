@@ -9,6 +9,7 @@ import asyncio
 import email
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -22,6 +23,9 @@ import httpx
 from retarget.demo.traffic import Visitor, order, product
 
 BROWSER_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+# People read a mail a little after it arrives; ingest takes a fetch within 10 s of the email's
+# issue for a link scanner's pre-fetch (docs/deliverability.md), so the demo's people wait that out.
+READ_AFTER_S = 12.0
 _LINK = re.compile(r'(?:href|src)="([^"]+/t/[oc]/[^"]+)"')
 
 
@@ -43,6 +47,7 @@ class Received:
     unsubscribe: str | None
     unsubscribe_mailto: str | None = None
     subject: str = ""
+    sent_at: float = 0.0  # unix seconds, from the Date header (when the composer wrote it)
 
 
 def mailto_message(mailto: str, sender: str) -> EmailMessage:
@@ -80,6 +85,7 @@ def read_mailbox(folder: Path, recipients: set[str]) -> list[Received]:
                 unsubscribe=https,
                 unsubscribe_mailto=mailto,
                 subject=str(msg.get("Subject", "")),
+                sent_at=msg["Date"].datetime.timestamp() if msg["Date"] else 0.0,
             )
         )
     return found
@@ -99,6 +105,7 @@ async def engage(
     semaphore = asyncio.Semaphore(8)
 
     async def one(mail: Received) -> None:
+        await asyncio.sleep(max(0.0, mail.sent_at + READ_AFTER_S - time.time()))
         async with semaphore:
             roll = rng.random()
             if mail.open_pixel and roll < 0.55:

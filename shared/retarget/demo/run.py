@@ -83,6 +83,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     env = {
         "RETARGET_LINK_SECRET": creds.link_secret,
         "RETARGET_PUBLIC_URL": INGEST,
+        "RETARGET_ENVIRONMENT": "development",  # http links and the plain-SMTP capture
         "RETARGET_SHOP_INGEST_URL": INGEST,
         "RETARGET_SHOP_WRITE_KEY": creds.write_key,
         **DEMO_ENV,

@@ -22,6 +22,7 @@ LOCAL_KAFKA = f"{HOST}:{KAFKA_PORT}"
 LOCAL_DATABASE = f"postgresql://retarget@{HOST}:{POSTGRES_PORT}/retarget"
 LOCAL_SMTP = f"smtp://{HOST}:{SMTP_PORT}"
 _LOCAL = {KAFKA_ENV: LOCAL_KAFKA, DATABASE_ENV: LOCAL_DATABASE, SMTP_ENV: LOCAL_SMTP}
+ENVIRONMENT_ENV = "RETARGET_ENVIRONMENT"
 REPLICATION_ENV = "RETARGET_TOPIC_REPLICATION"
 MIN_INSYNC_ENV = "RETARGET_TOPIC_MIN_INSYNC"
 
@@ -71,8 +72,9 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def stack_env() -> dict[str, str]:
-    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack, and its
-    configuration seal key file (RETARGET_CONFIG_SEAL_KEY_FILE);
+    """RETARGET_KAFKA_BOOTSTRAP, RETARGET_DATABASE_URL and RETARGET_SMTP_URL of the stack, its
+    configuration seal key file (RETARGET_CONFIG_SEAL_KEY_FILE), RETARGET_ENVIRONMENT=development
+    (the capture speaks plain SMTP, links are http; unless the environment says otherwise);
     on a local cluster (`up --brokers 3`) also the topics' replication (3) and min.insync (2),
     unless the environment already says otherwise.
 
@@ -81,6 +83,7 @@ def stack_env() -> dict[str, str]:
     """
     env = {KAFKA_ENV: kafka_bootstrap(), DATABASE_ENV: database_url(), SMTP_ENV: smtp_url()}
     env[SEAL_KEY_ENV] = os.environ.get(SEAL_KEY_ENV) or str(seal_key_file())  # seals DKIM keys in config
+    env[ENVIRONMENT_ENV] = os.environ.get(ENVIRONMENT_ENV) or "development"
     if not override(KAFKA_ENV) and local_brokers() > 1:
         from retarget.devstack.kafka_config import replication_of
 

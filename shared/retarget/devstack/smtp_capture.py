@@ -8,9 +8,11 @@ DKIM signatures verify on the file. The envelope goes to a `.json` sidecar of th
 name. Both are written to a hidden temp name and renamed; the sidecar is renamed first,
 so whoever sees an .eml can rely on its .json being there too.
 
-One deliberate exception, so bounces can be seen without a real mailbox provider: a
-recipient whose local part starts with `bounce` is refused with 550 (a hard bounce), like
-an address that doesn't exist.
+Deliberate exceptions, so each class of refusal (docs/deliverability.md, "Reply classes") can
+be seen without a real mailbox provider, by the recipient's local part: `bounce*` is refused
+with 550 5.1.1 (a hard bounce, like an address that doesn't exist), `blocked*` with 550 5.7.1
+(a policy refusal: not suppressed) and `throttled*` with 421 4.7.0 (throttling: deferred, and
+the domain's rate adapts down).
 """
 
 from __future__ import annotations
@@ -52,8 +54,15 @@ class CaptureHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if address.lower().startswith("bounce"):
+        local = address.lower()
+        if local.startswith("bounce"):
             return "550 5.1.1 <recipient> mailbox unavailable (the capture refuses bounce* addresses)"
+        if local.startswith("blocked"):
+            return (
+                "550 5.7.1 Message refused by policy: sender blocked (the capture refuses blocked* addresses)"
+            )
+        if local.startswith("throttled"):
+            return "421 4.7.0 Too many messages, slow down (the capture throttles throttled* addresses)"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -7,6 +7,7 @@ import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -33,15 +34,17 @@ async def links_url(ingest_settings: IngestSettings) -> AsyncIterator[str]:
         yield url
 
 
-def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str) -> str:
+def token(base: str, tenant: Tenant, kind: LinkKind, **extra: str | int) -> str:
     claims = LinkClaims(
-        kind=kind,
-        message_id=f"m-{secrets.token_hex(8)}",
-        workspace_id=tenant.workspace_id,
-        campaign="abandoned_cart",
-        profile_id="p-7",
-        expires=int(time.time()) + 3600,
-        **extra,  # type: ignore[arg-type]
+        **{  # type: ignore[arg-type]
+            "kind": kind,
+            "message_id": f"m-{secrets.token_hex(8)}",
+            "workspace_id": tenant.workspace_id,
+            "campaign": "abandoned_cart",
+            "profile_id": "p-7",
+            "expires": int(time.time()) + 3600,
+        }
+        | extra
     )
     return link_url(base, kind, sign(claims, SECRET.encode()))
 
@@ -64,6 +67,30 @@ async def test_one_click_unsubscribe_is_in_the_suppression_list_when_answered(li
 
         replay = await client.post(url, data={"List-Unsubscribe": "One-Click"})
         assert replay.status_code == 200 and "already" in replay.text
+
+
+async def test_an_unsubscribe_link_from_an_email_200_days_old_still_works(
+    links_url, tenant, read_events: EventReader
+) -> None:
+    day, sent = 86400, int(time.time()) - 200 * 86400
+    recipient = email_digest(ADDRESS).hex()
+    current = token(  # as the composer signs it now: issued 200 days ago, 400 days to live
+        links_url, tenant, "unsubscribe", recipient_hash=recipient, issued=sent, expires=sent + 400 * day
+    )
+    legacy = token(  # signed before unsubscribe links had their own TTL: 60 days, no issue time
+        links_url, tenant, "unsubscribe", recipient_hash=recipient, expires=sent + 60 * day
+    )
+    async with httpx.AsyncClient() as client:
+        for url in (current, legacy):
+            response = await client.post(url, data={"List-Unsubscribe": "One-Click"})
+            assert response.status_code == 200, response.text
+        old_click = token(links_url, tenant, "click", url="https://www.example.com/", expires=sent + 60 * day)
+        assert (await client.get(old_click)).status_code == 404  # clicks keep their 60 days
+    events = await read_events(2)
+    assert [event.event for _, event in events] == ["Unsubscribed", "Unsubscribed"]
+    assert {event.properties["source"] for _, event in events} == {"link:one-click"}
+    row = await _suppression(tenant.workspace_id)
+    assert row is not None and row["reason"] == "unsubscribed"
 
 
 async def test_campaign_only_unsubscribe_and_forged_links(links_url, tenant) -> None:
@@ -135,3 +162,51 @@ async def test_a_signed_click_to_a_site_outside_the_workspace_domains_is_refused
     # the refused clicks were not recorded: the first events are the two redirects
     urls = [event.properties["url"] for _, event in await read_events(2)]
     assert urls == ["https://www.boots.example/p/1", phishing]
+
+
+async def test_unique_opens_and_clicks_are_counted_once_per_email_across_repeats(links_url, tenant) -> None:
+    from prometheus_client import REGISTRY
+
+    def unique(action: str) -> float:
+        labels = {"workspace": tenant.workspace_id, "campaign": "abandoned_cart", "action": action}
+        return REGISTRY.get_sample_value("retarget_ingest_engagement_unique_total", labels) or 0.0
+
+    message_id = f"m-{secrets.token_hex(8)}"
+    pixel = token(links_url, tenant, "open", message_id=message_id)
+    click = token(links_url, tenant, "click", message_id=message_id, url="https://www.example.com/p/1")
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Thunderbird/115.5.0"}
+    async with httpx.AsyncClient() as client:
+        await client.get(pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP: not a person
+        assert unique("opened") == 0
+        for _ in range(3):
+            assert (await client.get(pixel, headers=browser)).status_code == 200
+        for _ in range(2):
+            assert (await client.get(click, headers=browser)).status_code == 302
+    assert (unique("opened"), unique("clicked")) == (1, 1)
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        kinds = await conn.fetch("SELECT kind FROM engagement_firsts WHERE message_id = $1", message_id)
+    finally:
+        await conn.close()
+    assert sorted(r["kind"] for r in kinds) == ["clicked", "opened"]
+
+
+async def test_first_engagements_older_than_the_links_lifetime_are_deleted_as_new_ones_come(
+    links_url, tenant
+) -> None:
+    old = [f"m-old-{secrets.token_hex(8)}" for _ in range(2)]
+    conn = await asyncpg.connect(IngestSettings().database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO engagement_firsts (message_id, kind, first_at) VALUES ($1, 'opened', now() - $2::interval)",
+            [(message_id, timedelta(days=61)) for message_id in old],
+        )
+        browser = {
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Thunderbird/115.5.0"
+        }
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(token(links_url, tenant, "open"), headers=browser)).status_code == 200
+        left = await conn.fetchval("SELECT count(*) FROM engagement_firsts WHERE message_id = ANY($1)", old)
+    finally:
+        await conn.close()
+    assert left == 0

@@ -13,21 +13,25 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from retarget.common.bounces import bounce_address
 from retarget.common.identity import email_digest
 from retarget.common.testing import delivery_status_report, feedback_report
 from retarget.common.tokens import LinkClaims, sign
+from retarget.devstack.smtp_capture import CaptureHandler
 from retarget.ingest.mailbox_server import serve
 from retarget.ingest.settings import IngestSettings
-from retarget.sender.local_mta import PrivatePostfix, SmtpSink
+from retarget.sender.local_mta import PrivatePostfix
 
 from .conftest import EventReader, Tenant, free_port, suppression_of
 
@@ -291,41 +295,60 @@ async def test_deep_mime_nesting_is_refused_with_a_5xx_naming_the_problem(mailbo
 
 
 async def test_a_real_relay_bounces_after_its_250_and_the_mailbox_suppresses_the_recipient(
-    mailbox: dict[str, Any], tenant: Tenant
+    mailbox: dict[str, Any], tenant: Tenant, tmp_path: Path
 ):
     """The production chain behind a smarthost: Postfix accepts the email, fails to deliver it,
-    and mails its own DSN to the VERP envelope sender, routed to the mailbox."""
+    and mails its own DSN to the VERP envelope sender, routed to the mailbox. The recipient's
+    server is the devstack's SMTP capture: `bounce-…` gets 550 5.1.1 (suppressed), `blocked-…`
+    550 5.7.1, a policy refusal that suppresses nobody (docs/deliverability.md)."""
+    recipients_port = free_port()
+    recipients_server = Controller(CaptureHandler(tmp_path), hostname="127.0.0.1", port=recipients_port)
     try:
-        recipients_server = SmtpSink("-f", "RCPT")  # the recipient's server: 5xx to every RCPT
         relay = PrivatePostfix(
             domains=(),
             transports={
                 "shop.example": f"smtp:[127.0.0.1]:{mailbox['port']}",  # where bounces+… is routed
-                "gone.example": f"smtp:[127.0.0.1]:{recipients_server.port}",
+                "gone.example": f"smtp:[127.0.0.1]:{recipients_port}",
             },
         )
     except (FileNotFoundError, PermissionError) as exc:
         pytest.skip(str(exc))
+    recipients_server.start()
     relay.start()
+    policy_noted = _tracking("policy_refusal")
     try:
-        address = "someone@gone.example"
-        message_id = await sent_entry(tenant.workspace_id, address)
-        verp = bounce_address(message_id, "shop.example", SECRET.encode())
-        assert verp is not None
-        email = EmailMessage()
-        email["From"], email["To"], email["Subject"] = "Shop <news@shop.example>", address, "Still there?"
-        email["Message-ID"] = f"<{message_id}@shop.example>"
-        email.set_content("Your cart misses you.")
-        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20) as client:
-            await client.sendmail(verp, [address], email.as_bytes())  # the relay says 250 ...
+        for address in ("blocked-someone@gone.example", "bounce-someone@gone.example"):
+            message_id = await sent_entry(tenant.workspace_id, address)
+            verp = bounce_address(message_id, "shop.example", SECRET.encode())
+            assert verp is not None
+            email = EmailMessage()
+            email["From"], email["To"], email["Subject"] = "Shop <news@shop.example>", address, "Still there?"
+            email["Message-ID"] = f"<{message_id}@shop.example>"
+            email.set_content("Your cart misses you.")
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20) as client:
+                await client.sendmail(verp, [address], email.as_bytes())  # the relay says 250 ...
 
-        row = await _suppressed_within(tenant.workspace_id, address, 30)  # ... then bounces it, by mail
+        # ... then bounces them, by mail
+        row = await _suppressed_within(tenant.workspace_id, "bounce-someone@gone.example", 30)
         log = relay.log.read_text() if relay.log.exists() else ""
         assert row is not None, f"no suppression; the relay's log:\n{log[-3000:]}"
         assert (row["reason"], row["source"]) == ("hard_bounce", "dsn")
+        for _ in range(150):  # up to 30 s: the relay mails the two DSNs in any order
+            if _tracking("policy_refusal") > policy_noted:
+                break
+            await asyncio.sleep(0.2)
+        assert _tracking("policy_refusal") == policy_noted + 1, (
+            f"no 5.7.1 DSN; the relay's log:\n{log[-3000:]}"
+        )
+        assert await suppression_of(tenant.workspace_id, "blocked-someone@gone.example") is None
     finally:
         relay.stop()
         recipients_server.stop()
+
+
+def _tracking(outcome: str) -> float:
+    labels = {"kind": "report_mail", "outcome": outcome}
+    return REGISTRY.get_sample_value("retarget_ingest_tracking_total", labels) or 0.0
 
 
 async def _suppressed_within(workspace_id: str, address: str, timeout_s: float) -> Any:

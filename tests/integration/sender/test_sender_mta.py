@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
         (("-f", "RCPT"), "bounced", "hard_bounce"),
         (("-f", "."), "bounced", "hard_bounce"),  # 5xx to the end of DATA
         (("-q", "DATA"), "deferred", "connection_lost"),  # hangs up without an answer
-        (("-Q", "MAIL"), "deferred", "soft_bounce"),  # 421 and closes
+        (("-Q", "MAIL"), "deferred", "throttled"),  # 421 and closes: the receiver wants us slower
         ((), "sent", "accepted"),
     ],
 )

@@ -219,3 +219,17 @@ async def test_the_recipients_consent_and_timezone_travel_to_the_sender():
     assert (outbound.recipient_timezone, outbound.recipient_consent) == ("Europe/Paris", True)
     [out] = await composer().handle([record(encode(trigger()))])
     assert msgspec.json.decode(out.value, type=OutboundMessage).recipient_consent is None
+
+
+async def test_unsubscribe_links_outlive_open_and_click_links():
+    [out] = await composer().handle([record(encode(trigger()))])
+    raw = msgspec.json.decode(out.value, type=OutboundMessage).raw
+    parsed = email.message_from_string(raw, policy=default_policy)
+    unsubscribe_url = str(parsed["List-Unsubscribe"]).split("<", 1)[1].split(">", 1)[0]
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    open_token = html.split("/t/o/", 1)[1].split(".gif", 1)[0]
+    now = FakeClock().timestamp()
+    unsubscribe = verify(unsubscribe_url.rsplit("/", 1)[1], SECRET, now=now + 200 * 86400, kind="unsubscribe")
+    assert unsubscribe.expires - unsubscribe.issued == 400 * 86400  # type: ignore[operator]
+    opened = verify(open_token, SECRET, now=now, kind="open")
+    assert (opened.expires - int(now), opened.issued) == (60 * 86400, int(now))

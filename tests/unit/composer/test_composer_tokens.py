@@ -87,3 +87,24 @@ def test_url_shapes_ingest_serves():
     assert link_url("https://t.example/", "open", "TOK") == "https://t.example/t/o/TOK.gif"
     assert link_url("https://t.example", "click", "TOK") == "https://t.example/t/c/TOK"
     assert link_url("https://t.example", "unsubscribe", "TOK") == "https://t.example/t/u/TOK"
+
+
+DAY = 86400
+
+
+def test_an_old_genuine_unsubscribe_token_is_honoured_for_the_unsubscribe_ttl():
+    year = 400 * DAY
+    legacy = sign(claims(kind="unsubscribe", url=None, recipient_hash="ab", expires=NOW + 60 * DAY), SECRET)
+    later = NOW + 200 * DAY  # the clock moved 200 days on: past the 60 days it was signed with
+    assert verify(legacy, SECRET, now=later, kind="unsubscribe", unsubscribe_ttl_s=year).message_id == "m-abc"
+    with pytest.raises(InvalidToken, match="expired"):
+        verify(legacy, SECRET, now=NOW + 401 * DAY, kind="unsubscribe", unsubscribe_ttl_s=year)
+    click = sign(claims(expires=NOW + 60 * DAY), SECRET)
+    with pytest.raises(InvalidToken, match="expired"):  # click tokens keep their TTL
+        verify(click, SECRET, now=later, kind="click", unsubscribe_ttl_s=year)
+    # a token with an issue time was signed with its own TTL: its expiry is the whole truth
+    issued = sign(
+        claims(kind="unsubscribe", url=None, recipient_hash="ab", expires=NOW + 60 * DAY, issued=NOW), SECRET
+    )
+    with pytest.raises(InvalidToken, match="expired"):
+        verify(issued, SECRET, now=later, kind="unsubscribe", unsubscribe_ttl_s=year)

@@ -14,3 +14,27 @@ def test_the_mailto_url_becomes_the_mail_the_mailbox_understands():
     assert message["To"] == "unsubscribe@shop.example" and message["From"] == "ann@example.com"
     assert message["Subject"] == f"unsubscribe {token}"
     assert token_from(message.as_bytes()) == token
+
+
+async def test_the_demos_people_open_after_the_pre_fetch_window_so_they_count_as_people():
+    import time
+
+    import httpx
+
+    from retarget.demo.engage import READ_AFTER_S, Received, engage
+    from retarget.ingest.open_signals import PREFETCH_WINDOW_S
+
+    opened_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        opened_at.append(time.time())
+        return httpx.Response(200)
+
+    sent_at = time.time() - READ_AFTER_S + 0.5  # arrived a moment ago
+    mail = Received("ann@example.com", "http://ingest/t/o/x.gif", [], None, sent_at=sent_at)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        for seed in range(20):  # some seed opens it (55% do)
+            await engage(client, [mail], {}, seed=seed)
+            if opened_at:
+                break
+    assert READ_AFTER_S > PREFETCH_WINDOW_S and opened_at[0] - sent_at >= READ_AFTER_S

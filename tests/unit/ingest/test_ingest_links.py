@@ -15,10 +15,16 @@ from retarget.common.testing import FakeClock
 from retarget.common.tokens import LinkClaims, LinkKind, sign
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.forms import form_fields, is_one_click
-from retarget.ingest.links import PIXEL_GIF, is_machine_fetch
+from retarget.ingest.links import PIXEL_GIF
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
-from retarget.ingest.testing import FakeKeys, FakeLinkDomains, FakePublisher, FakeUnsubscribes
+from retarget.ingest.testing import (
+    FakeEngagementFirsts,
+    FakeKeys,
+    FakeLinkDomains,
+    FakePublisher,
+    FakeUnsubscribes,
+)
 
 SECRET = b"unit-test-link-secret"
 RECIPIENT = hashlib.sha256(b"ann@example.com").hexdigest()
@@ -31,6 +37,7 @@ class Links:
     publisher: FakePublisher
     unsubscribes: FakeUnsubscribes
     clock: FakeClock
+    firsts: FakeEngagementFirsts
 
     def token(self, kind: LinkKind, *, secret: bytes = SECRET, ttl_s: int = 3600, **fields: str) -> str:
         claims = {
@@ -55,17 +62,19 @@ class Links:
 async def links() -> AsyncIterator[Links]:
     settings = IngestSettings(topic_prefix="unit", link_secret=SECRET.decode())
     publisher, unsubscribes, clock = FakePublisher(), FakeUnsubscribes({"ws1"}), FakeClock()
+    firsts = FakeEngagementFirsts()
     services = bootstrap(
         settings,
         publisher=publisher,
         key_lookup=FakeKeys(),
         unsubscribes=unsubscribes,
         link_domains=FakeLinkDomains({"ws1": ("shop.example",)}),
+        engagement_firsts=firsts,
         clock=clock,
     )
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        yield Links(client, publisher, unsubscribes, clock)
+        yield Links(client, publisher, unsubscribes, clock, firsts)
 
 
 async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Links) -> None:
@@ -84,15 +93,59 @@ async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Li
         "p-42",
         "ws1",
     )
-    assert event.properties == {"message_id": "m-abc", "campaign": "abandoned_cart", "machine_open": False}
+    assert event.properties == {
+        "message_id": "m-abc",
+        "campaign": "abandoned_cart",
+        "machine_open": False,
+        "open_source": "client",
+    }
 
 
 @pytest.mark.parametrize(
-    "agent", ["Mozilla/5.0", "Mozilla/5.0 (Windows NT 5.1) GoogleImageProxy", "Barracuda Sentinel", ""]
+    ("agent", "source"), [("Mozilla/5.0", "apple_mpp"), ("Barracuda Sentinel", "scanner"), ("", "scanner")]
 )
-async def test_machine_fetches_are_flagged_not_counted_as_human(links: Links, agent: str) -> None:
+async def test_machine_fetches_are_flagged_not_counted_as_human(
+    links: Links, agent: str, source: str
+) -> None:
     await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": agent})
-    assert links.events()[0][1].properties["machine_open"] is True
+    properties = links.events()[0][1].properties
+    assert (properties["machine_open"], properties["open_source"]) == (True, source)
+
+
+async def test_a_gmail_proxy_fetch_is_a_human_open_named_after_the_proxy(links: Links) -> None:
+    agent = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": agent})
+    properties = links.events()[0][1].properties
+    assert (properties["machine_open"], properties["open_source"]) == (False, "gmail_proxy")
+
+
+async def test_a_click_within_seconds_of_the_email_is_a_scanner_prefetch(links: Links) -> None:
+    issued = int(links.clock.timestamp())
+    token = links.token("click", issued=issued)  # type: ignore[arg-type]
+    links.clock.advance(seconds=3)
+    await links.client.get(f"/t/c/{token}", headers={"User-Agent": BROWSER})
+    links.clock.advance(seconds=60)
+    await links.client.get(f"/t/c/{token}", headers={"User-Agent": BROWSER})  # a person, later
+    first, later = (event.properties for _, event in links.events())
+    assert (first.get("machine_click"), first.get("click_source")) == (True, "prefetch")
+    assert "machine_click" not in later
+
+
+async def test_an_unsubscribe_link_200_days_old_still_unsubscribes(links: Links) -> None:
+    issued = int(links.clock.timestamp())
+    new = links.token("unsubscribe", ttl_s=400 * 86400, issued=issued)  # type: ignore[arg-type]
+    legacy = links.token("unsubscribe", ttl_s=60 * 86400, message_id="m-old")  # no issue time, 60 days
+    click = links.token("click", ttl_s=60 * 86400)
+    links.clock.advance(days=200)
+    for token in (new, legacy):
+        response = await links.client.post(f"/t/u/{token}", data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+    assert (await links.client.get(f"/t/c/{click}")).status_code == 404  # clicks keep their TTL
+    assert [event.event for _, event in links.events()] == ["Unsubscribed", "Unsubscribed"]
+    links.clock.advance(days=201)  # 401 days: past the 400-day unsubscribe TTL
+    assert (
+        await links.client.post(f"/t/u/{legacy}", data={"List-Unsubscribe": "One-Click"})
+    ).status_code == 404
 
 
 async def test_a_bad_open_token_still_gets_the_gif_but_no_event(links: Links) -> None:
@@ -209,13 +262,6 @@ async def test_without_a_link_secret_every_link_is_not_found() -> None:
         assert (await client.get(f"/t/c/{sign(claims, SECRET)}")).status_code == 404
 
 
-def test_machine_fetch_heuristics() -> None:
-    assert not is_machine_fetch(BROWSER)
-    assert is_machine_fetch("Mozilla/5.0") and is_machine_fetch(None)
-    assert is_machine_fetch("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html")
-    assert is_machine_fetch("python-requests/2.32")
-
-
 def test_form_fields_understand_urlencoded_and_multipart() -> None:
     assert is_one_click(form_fields("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click"))
     multipart = b'--b\r\nContent-Disposition: form-data; name="scope"\r\n\r\ncampaign\r\n--b--'
@@ -240,3 +286,31 @@ async def test_engagement_is_counted_per_workspace_and_campaign_for_the_funnel(l
         await links.client.post(f"/t/u/{unsubscribe}", data={"List-Unsubscribe": "One-Click"})
     after = {a: count(a) - before[a] for a in before}
     assert after == {"opened": 1, "opened_machine": 1, "clicked": 1, "unsubscribed": 1}
+
+
+async def test_unique_opens_and_clicks_count_each_email_once_and_leave_machines_out(links: Links) -> None:
+    from prometheus_client import REGISTRY
+
+    def unique(action: str, campaign: str) -> float:
+        labels = {"workspace": "ws1", "campaign": campaign, "action": action}
+        return REGISTRY.get_sample_value("retarget_ingest_engagement_unique_total", labels) or 0.0
+
+    campaign = "unique_counting"
+    first, second = (links.token("open", message_id=m, campaign=campaign) for m in ("m-1", "m-2"))
+    await links.client.get(f"/t/o/{first}.gif", headers={"User-Agent": "Mozilla/5.0"})  # Apple MPP
+    assert unique("opened", campaign) == 0
+    for _ in range(3):  # the same person opening the same email again and again
+        await links.client.get(f"/t/o/{first}.gif", headers={"User-Agent": BROWSER})
+    await links.client.get(f"/t/o/{second}.gif", headers={"User-Agent": BROWSER})
+    click = links.token("click", message_id="m-1", campaign=campaign)
+    for _ in range(2):
+        await links.client.get(f"/t/c/{click}", headers={"User-Agent": BROWSER})
+    assert (unique("opened", campaign), unique("clicked", campaign)) == (2, 1)
+
+
+async def test_postgresql_away_leaves_the_unique_count_out_not_the_gif_or_the_redirect(links: Links) -> None:
+    links.firsts.down = True
+    pixel = await links.client.get(f"/t/o/{links.token('open')}.gif", headers={"User-Agent": BROWSER})
+    click = await links.client.get(f"/t/c/{links.token('click')}", headers={"User-Agent": BROWSER})
+    assert (pixel.status_code, click.status_code) == (200, 302)
+    assert [event.event for _, event in links.events()] == ["Email Opened", "Email Link Clicked"]

@@ -163,6 +163,16 @@ async def test_a_bounce_to_the_verp_address_suppresses_the_entry_it_names():
     assert reports.calls == [(MID, "hard_bounce", "dsn", "5.1.1")]
 
 
+async def test_a_policy_refusal_dsn_to_the_verp_address_suppresses_nobody():
+    """5.7.x after the relay's 250 (a blocklisting, DMARC): the address is fine, we were refused."""
+    reports = FakeReports({MID})
+    raw = delivery_status_report(
+        MID, to=verp(), status="5.7.1", diagnostic="smtp; 550 5.7.1 Message rejected as spam by policy"
+    )
+    assert await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, verp())) == REPORT_NOTED
+    assert reports.calls == []
+
+
 async def test_a_bounce_not_sent_to_a_bounce_address_suppresses_nobody():
     """The forged DSN of the attack: mailed to unsubscribe@, naming a Message-ID it read somewhere."""
     reports = FakeReports({MID})

@@ -18,22 +18,62 @@ from retarget.sender.transport import SmtpReply
 
 
 @pytest.mark.parametrize(
-    ("reply", "outcome", "reason", "suppress"),
+    ("reply", "outcome", "reason", "suppress", "slows"),
     [
-        (SmtpReply(250, "ok", "done"), "sent", "accepted", False),
-        (SmtpReply(450, "mailbox busy", "rcpt"), "deferred", "soft_bounce", False),
-        (SmtpReply(421, "closing", "mail"), "deferred", "soft_bounce", False),
-        (SmtpReply(451, "try later", "done"), "deferred", "soft_bounce", False),
-        (SmtpReply(None, "dropped", "data"), "deferred", "connection_lost", False),
-        (SmtpReply(None, "refused", "connect"), "deferred", "connection_lost", False),
-        (SmtpReply(550, "no such user", "rcpt"), "bounced", "hard_bounce", True),
-        (SmtpReply(554, "rejected", "done"), "bounced", "hard_bounce", True),
-        (SmtpReply(553, "sender refused", "mail"), "failed", "sender_refused", False),
-        (SmtpReply(354, "odd", "done"), "failed", "unexpected_reply", False),
+        (SmtpReply(250, "ok", "done"), "sent", "accepted", False, False),
+        (SmtpReply(450, "mailbox busy", "rcpt"), "deferred", "soft_bounce", False, False),
+        (SmtpReply(421, "closing", "mail"), "deferred", "throttled", False, True),
+        (
+            SmtpReply(421, "4.7.0 [TSS04] deferred due to unexpected volume", "rcpt"),
+            "deferred",
+            "throttled",
+            False,
+            True,
+        ),
+        (SmtpReply(451, "try later", "done"), "deferred", "soft_bounce", False, False),
+        (
+            SmtpReply(452, "4.2.2 The recipient's inbox is out of storage space", "rcpt"),
+            "deferred",
+            "soft_bounce",
+            False,
+            False,
+        ),
+        (SmtpReply(None, "dropped", "data"), "deferred", "connection_lost", False, False),
+        (SmtpReply(None, "refused", "connect"), "deferred", "connection_lost", False, False),
+        (SmtpReply(550, "no such user", "rcpt"), "bounced", "hard_bounce", True, False),
+        (
+            SmtpReply(550, "5.1.1 The email account that you tried to reach does not exist", "rcpt"),
+            "bounced",
+            "hard_bounce",
+            True,
+            False,
+        ),
+        (SmtpReply(554, "rejected", "done"), "failed", "policy_refusal", False, True),
+        (SmtpReply(550, "5.7.1 Message refused by policy", "rcpt"), "failed", "policy_refusal", False, True),
+        (
+            SmtpReply(
+                550, "5.7.26 Unauthenticated email is not accepted due to domain's DMARC policy", "done"
+            ),
+            "failed",
+            "policy_refusal",
+            False,
+            True,
+        ),
+        (
+            SmtpReply(552, "5.3.4 Message size exceeds fixed limit", "done"),
+            "failed",
+            "message_refused",
+            False,
+            False,
+        ),
+        (SmtpReply(553, "sender refused", "mail"), "failed", "sender_refused", False, False),
+        (SmtpReply(354, "odd", "done"), "failed", "unexpected_reply", False, False),
     ],
 )
-def test_a_reply_decides_the_outcome(reply: SmtpReply, outcome: str, reason: str, suppress: bool) -> None:
-    assert classify_reply(reply) == Verdict(outcome, reason, suppress)  # type: ignore[arg-type]
+def test_a_reply_decides_the_outcome(
+    reply: SmtpReply, outcome: str, reason: str, suppress: bool, slows: bool
+) -> None:
+    assert classify_reply(reply) == Verdict(outcome, reason, suppress, slows)  # type: ignore[arg-type]
 
 
 def test_recorded_outcomes_replay_but_an_open_claim_does_not() -> None:

@@ -88,6 +88,7 @@ def make_composer(
         link_secret=settings.link_secret.get_secret_value().encode(),
         public_url=settings.public_url,
         link_ttl=timedelta(days=settings.link_ttl_days),
+        unsubscribe_ttl=timedelta(days=settings.unsubscribe_ttl_days),
     )
 
 

@@ -57,12 +57,14 @@ class Composer:
         link_secret: bytes,
         public_url: str,
         link_ttl: timedelta,
+        unsubscribe_ttl: timedelta = timedelta(days=400),
     ) -> None:
         self.templates = templates
         self.clock = clock
         self.link_secret = link_secret
         self.public_url = public_url.rstrip("/")
         self.link_ttl = link_ttl
+        self.unsubscribe_ttl = unsubscribe_ttl
 
     def compose(self, trigger: TriggerFired, sender: Workspace) -> Composed:
         if not _TRIGGER_ID.match(trigger.trigger_id):  # it becomes the Message-ID's left part
@@ -89,6 +91,8 @@ class Composer:
             campaign=trigger.campaign,
             profile_id=trigger.profile_id,
             expires=int((now + self.link_ttl).timestamp()),
+            issued=int(now.timestamp()),
+            unsubscribe_expires=int((now + self.unsubscribe_ttl).timestamp()),
             recipient_hash=email_digest(trigger.recipient.email).hex(),
             guard=LinkGuard(allowed),
         )

@@ -54,22 +54,28 @@ class MessageLinks:
     workspace_id: str
     campaign: str
     profile_id: str
-    expires: int
+    expires: int  # opens and clicks
     recipient_hash: str
     guard: LinkGuard
+    issued: int | None = None  # unix seconds: ingest tells pre-fetches by it
+    unsubscribe_expires: int | None = None  # unsubscribes outlive the other links; else `expires`
     _clicks: dict[str, str] = field(default_factory=dict)
 
     def _is_ours(self, url: str) -> bool:
         return url.startswith(self.public_url.rstrip("/") + "/t/")
 
     def _url(self, kind: LinkKind, **extra: str) -> str:
+        expires = self.expires
+        if kind == "unsubscribe" and self.unsubscribe_expires is not None:
+            expires = self.unsubscribe_expires
         claims = LinkClaims(
             kind=kind,
             message_id=self.message_id,
             workspace_id=self.workspace_id,
             campaign=self.campaign,
             profile_id=self.profile_id,
-            expires=self.expires,
+            expires=expires,
+            issued=self.issued,
             **extra,  # type: ignore[arg-type]
         )
         return link_url(self.public_url, kind, sign(claims, self.secret))

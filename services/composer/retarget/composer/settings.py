@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
 
-from retarget.common.settings import CommonSettings
+from pydantic import Field, SecretStr, model_validator
+
+from retarget.common.settings import CommonSettings, refuse_http_public_url
 
 
 class ComposerSettings(CommonSettings):
     ops_port: int = Field(18082, description="Port of /healthz, /readyz and /metrics.")
     link_secret: SecretStr = Field(description="HMAC key for tracking and unsubscribe links. No default.")
     public_url: str = Field(
-        "http://127.0.0.1:18080", description="Public base URL of ingest's link endpoints."
+        "http://127.0.0.1:18080",
+        description="Public base URL of ingest's link endpoints; https:// outside development.",
     )
-    link_ttl_days: int = Field(
-        60, ge=30, description="How long links work (CAN-SPAM: opt-out works >= 30 days)."
+    link_ttl_days: int = Field(60, ge=30, description="How long open and click links work.")
+    unsubscribe_ttl_days: int = Field(
+        400,
+        ge=30,
+        description="How long unsubscribe links (one-click, mailto, footer) work: a year and more, "
+        "since people unsubscribe from old mail; never under CAN-SPAM's 30 days.",
     )
     templates_dir: str | None = Field(
         None,
@@ -35,3 +42,8 @@ class ComposerSettings(CommonSettings):
         ge=1,
         description="...and their source, in characters, kept at most (a compiled template takes ~15 bytes a character).",
     )
+
+    @model_validator(mode="after")
+    def _https_outside_development(self) -> Self:
+        refuse_http_public_url(self.environment, self.public_url)
+        return self

@@ -30,6 +30,7 @@ from retarget.config.relay import run_relay
 from retarget.ingest.allowed_origins import CachedWorkspaceOrigins, KnownOrigins, OriginLookup, PgOriginLookup
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
 from retarget.ingest.cors import Cors
+from retarget.ingest.engagement_firsts import EngagementFirsts, PgEngagementFirsts
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
 from retarget.ingest.keystore import PgSecretKeyLookup, PgWriteKeyLookup
@@ -103,6 +104,7 @@ def bootstrap(
     secret_key_lookup: SecretKeyLookup | None = None,
     unsubscribes: Unsubscribes | None = None,
     link_domains: LinkDomains | None = None,
+    engagement_firsts: EngagementFirsts | None = None,
     origins: OriginLookup | None = None,
     person_records: PersonRecords | None = None,
     profile_finder: ProfileFinder | None = None,
@@ -179,6 +181,8 @@ def bootstrap(
         topic=topics.events,
         clock=clock,
         publish_timeout_s=settings.link_publish_timeout_s,
+        unsubscribe_ttl_s=settings.unsubscribe_ttl_days * 86400.0,
+        firsts=engagement_firsts or PgEngagementFirsts(pool, keep_days=settings.engagement_firsts_keep_days),
     )
     profile_finder = profile_finder or SegmenterProfiles(PrivacySettings())
     privacy = PrivacyRequests(

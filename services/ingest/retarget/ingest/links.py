@@ -9,7 +9,6 @@ recipient's profile, so the segmenter sees feedback like any other event.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from retarget.common.link_domains import Refusal
 from retarget.common.schemas import TrackedEvent
 from retarget.common.tokens import InvalidToken, LinkClaims, LinkKind, is_web_url, verify
+from retarget.ingest.open_signals import FetchSignal, classify_fetch
 
 # The smallest transparent GIF (1x1): 43 bytes.
 PIXEL_GIF = (
@@ -25,19 +25,6 @@ PIXEL_GIF = (
 )
 MAX_TOKEN_CHARS = 4096  # a token carries a click URL; longer is not one of ours
 MAX_QUERY_CHARS = 2048  # our links have no query; a long one is noise or a probe
-
-# Who fetches images without a person looking: mailbox privacy proxies and scanners.
-# Apple Mail Privacy Protection prefetches with a bare "Mozilla/5.0"; Gmail and Yahoo load
-# images through their proxies; corporate gateways and link scanners announce themselves
-# or use HTTP libraries. A heuristic: such opens are kept, flagged machine_open.
-_MACHINE_EXACT = {"", "mozilla/5.0"}
-_MACHINE_PARTS = re.compile(
-    r"googleimageproxy|ggpht\.com|yahoomailproxy|bot\b|crawler|spider|preview|scanner|"
-    r"barracuda|mimecast|proofpoint|symantec|messagelabs|trend ?micro|fireeye|forcepoint|"
-    r"zscaler|cisco|ironport|safelinks|microsoft office protocol|python-|curl/|wget/|"
-    r"go-http-client|java/|okhttp|headless",
-    re.IGNORECASE,
-)
 
 
 class NotOurLink(Exception):
@@ -52,11 +39,13 @@ class LinkRefused(Exception):
         self.reason = reason
 
 
-def claims_for(token: str, kind: LinkKind, secret: bytes, *, now: float) -> LinkClaims:
+def claims_for(
+    token: str, kind: LinkKind, secret: bytes, *, now: float, unsubscribe_ttl_s: float | None = None
+) -> LinkClaims:
     if len(token) > MAX_TOKEN_CHARS:
         raise NotOurLink("token too long")
     try:
-        claims = verify(token, secret, now=now, kind=kind)
+        claims = verify(token, secret, now=now, kind=kind, unsubscribe_ttl_s=unsubscribe_ttl_s)
     except InvalidToken as exc:
         raise NotOurLink(str(exc)) from None
     if kind == "click" and not (claims.url and is_web_url(claims.url)):  # verify checks it too
@@ -66,9 +55,10 @@ def claims_for(token: str, kind: LinkKind, secret: bytes, *, now: float) -> Link
     return claims
 
 
-def is_machine_fetch(user_agent: str | None) -> bool:
-    ua = (user_agent or "").strip()
-    return ua.lower() in _MACHINE_EXACT or bool(_MACHINE_PARTS.search(ua))
+def fetch_signal(claims: LinkClaims, user_agent: str | None, *, now: float) -> FetchSignal:
+    """Who fetched the link (open_signals.py), timed from the token's issue when it has one."""
+    since = None if claims.issued is None else now - claims.issued
+    return classify_fetch(user_agent, seconds_since_issue=since)
 
 
 def feedback_event(

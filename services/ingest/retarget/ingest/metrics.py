@@ -63,6 +63,12 @@ ENGAGEMENT = Counter(
     "bounced / complained (reported later by mail, first time only).",
     ["workspace", "campaign", "action"],
 )
+ENGAGEMENT_UNIQUE = Counter(
+    "retarget_ingest_engagement_unique_total",
+    "Emails opened / clicked by a person (machine fetches left out), each email counted once per "
+    "action however often it is opened or clicked; next to retarget_ingest_engagement_total.",
+    ["workspace", "campaign", "action"],
+)
 KEY_LOOKUPS = Counter(
     "retarget_ingest_key_lookups_total",
     "Credential lookups in PostgreSQL by credential (write_key/secret_key) and outcome "
@@ -112,6 +118,10 @@ def count_mail_refused(reason: str) -> None:
 
 def count_engagement(workspace: str, campaign: str, action: str) -> None:
     ENGAGEMENT.labels(workspace, campaign, action).inc()
+
+
+def count_unique_engagement(workspace: str, campaign: str, action: str) -> None:
+    ENGAGEMENT_UNIQUE.labels(workspace, campaign, action).inc()
 
 
 def multiprocess_dir() -> str | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from retarget.common.bounces import BOUNCE_LOCAL_PREFIX, Report, message_id_of_bounce_address
 
-REPORT_KINDS = ("hard_bounce", "soft_bounce", "complaint")
+REPORT_KINDS = ("hard_bounce", "soft_bounce", "policy_refusal", "message_refused", "complaint")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 the send-log entry they name gets its recipient suppressed — `hard_bounce` for a permanent
 failure, `complaint` for a spam report — and a hard-bounced entry is marked `bounced`.
 
-A soft bounce (4.x.x) changes nothing: the relay is still trying. A report naming no entry
+A soft bounce (4.x.x) changes nothing: the relay is still trying. Nor does a permanent failure
+that is not about the address (5.7.x policy, 5.2.x mailbox full, 5.3.x message too big:
+retarget.common.smtp_classes, docs/deliverability.md): it is noted, nobody is suppressed. A report naming no entry
 of ours is noted and dropped (there is no one to suppress).
 """
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
 
-from retarget.common.settings import CommonSettings
+from pydantic import Field, SecretStr, model_validator
+
+from retarget.common.settings import CommonSettings, refuse_http_public_url
 
 
 class IngestSettings(CommonSettings):
@@ -94,6 +96,18 @@ class IngestSettings(CommonSettings):
     link_secret: SecretStr | None = Field(
         default=None, description="HMAC key of open/click/unsubscribe tokens (RETARGET_LINK_SECRET)."
     )
+    unsubscribe_ttl_days: int = Field(
+        default=400,
+        ge=30,
+        description="How long after its issue an unsubscribe token signed without an issue time "
+        "(before unsubscribe links had a TTL of their own) is honoured; set it like the composer's.",
+    )
+    engagement_firsts_keep_days: int = Field(
+        default=60,
+        ge=30,
+        description="How long an email's first open and click are remembered for the unique counters; "
+        "at least the composer's LINK_TTL_DAYS, after which its open and click links stop working.",
+    )
     link_publish_timeout_s: float = Field(
         default=1.0, gt=0, description="Longest wait for Kafka before a click redirects anyway."
     )
@@ -122,7 +136,7 @@ class IngestSettings(CommonSettings):
     public_url: str | None = Field(
         default=None,
         description="Ingest's public base URL (the one tracking links use), for the SDK settings it "
-        "serves (unset: the scheme and Host of the request).",
+        "serves (unset: the scheme and Host of the request); https:// outside development.",
     )
 
     # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server
@@ -156,3 +170,8 @@ class IngestSettings(CommonSettings):
         description="Address registered with the mailbox providers' feedback loops; complaint "
         "reports (ARF) count only when sent there (default: fbl@MAILBOX_HOSTNAME).",
     )
+
+    @model_validator(mode="after")
+    def _https_outside_development(self) -> Self:
+        refuse_http_public_url(self.environment, self.public_url)
+        return self

@@ -101,6 +101,21 @@ class FakeUnsubscribes:
 
 
 @dataclass
+class FakeEngagementFirsts:
+    """First opens and clicks in a set of (message id, kind); `down` = PostgreSQL away."""
+
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    down: bool = False
+
+    async def first(self, message_id: str, kind: str) -> bool:
+        if self.down:
+            raise Unavailable("cannot record the first engagement now; nothing was changed", retry_after_s=2)
+        new = (message_id, kind) not in self.seen
+        self.seen.add((message_id, kind))
+        return new
+
+
+@dataclass
 class FakeLinkDomains:
     """Link domains by workspace (absent: no such workspace); `down` = PostgreSQL away."""
 

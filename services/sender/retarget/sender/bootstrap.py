@@ -20,6 +20,7 @@ from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
+from retarget.sender.adaptive_rate import AdaptiveRates
 from retarget.sender.batch_admission import BatchAdmission
 from retarget.sender.config_feed import FEED_KINDS, ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
@@ -128,6 +129,18 @@ class Sender:
         await self.store.close()
 
 
+def relay_pool(settings: SenderSettings) -> SmtpPool:
+    """The connections to the relay, with the TLS the settings require."""
+    return SmtpPool(
+        settings.smtp_target(),
+        size=settings.smtp_connections,
+        timeout_s=settings.smtp_timeout_s,
+        tls_verify=settings.smtp_tls_verify,
+        tls_ca_file=settings.smtp_tls_ca_file,
+        helo_name=settings.smtp_helo_name,
+    )
+
+
 def bootstrap(
     settings: SenderSettings,
     *,
@@ -145,13 +158,7 @@ def bootstrap(
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
     store = store or PostgresDeliveryStore(settings)
-    transport = transport or SmtpPool(
-        settings.smtp_target(),
-        size=settings.smtp_connections,
-        timeout_s=settings.smtp_timeout_s,
-        tls_verify=settings.smtp_tls_verify,
-        helo_name=settings.smtp_helo_name,
-    )
+    transport = transport or relay_pool(settings)
     consumer = consumer or make_consumer(
         settings,
         topics.outbound,
@@ -174,8 +181,23 @@ def bootstrap(
         keys.scan()
         signer = DkimSigner(keys, FeedKeys(config, seal_key), clock.now)
     named = MAILBOX_PROVIDERS | set(parse_domain_rates(settings.rate_domains))  # watched by name
+    limiter = RateLimiter(
+        domain_default=parse_rate(settings.rate_domain),
+        domain_overrides=parse_domain_rates(settings.rate_domains),
+        workspace_default=parse_rate(settings.rate_workspace),
+        global_rate=parse_rate(settings.rate_global),
+        adaptive=AdaptiveRates(settings.rate_adapt()),
+        named_domains=named,
+    )
     deliverer = Deliverer(
-        store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections, named_domains=named
+        store,
+        transport,
+        policy,
+        clock,
+        signer,
+        max_in_flight=settings.smtp_connections,
+        named_domains=named,
+        domain_feedback=limiter,
     )
     if policies is None:
         defaults = PolicyDefaults(
@@ -187,12 +209,6 @@ def bootstrap(
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
     config.subscribe(policy_invalidator(policy_cache))
-    limiter = RateLimiter(
-        domain_default=parse_rate(settings.rate_domain),
-        domain_overrides=parse_domain_rates(settings.rate_domains),
-        workspace_default=parse_rate(settings.rate_workspace),
-        global_rate=parse_rate(settings.rate_global),
-    )
     admission = BatchAdmission(store, policy_cache, clock)
     handler = OutboundHandler(
         store,

@@ -19,8 +19,21 @@ from retarget.common.identity import email_digest
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage
 from retarget.common.topics import profile_key
 from retarget.sender.dkim_keys import MissingKey
-from retarget.sender.metrics import DOMAIN_OUTCOMES, MAILBOX_PROVIDERS, OUTCOMES, domain_label
-from retarget.sender.rules import DKIM_KEY_MISSING, RetryPolicy, Verdict, classify_reply, schedule_retry
+from retarget.sender.metrics import (
+    DOMAIN_OUTCOMES,
+    MAILBOX_PROVIDERS,
+    OUTCOMES,
+    POLICY_REFUSALS,
+    domain_label,
+)
+from retarget.sender.rules import (
+    DKIM_KEY_MISSING,
+    POLICY_REFUSAL,
+    RetryPolicy,
+    Verdict,
+    classify_reply,
+    schedule_retry,
+)
 from retarget.sender.store import DeliveryStore, Finish, RetryEntry, SendLogRow
 from retarget.sender.transport import Envelope, MailTransport, SmtpReply
 
@@ -28,6 +41,12 @@ from retarget.sender.transport import Envelope, MailTransport, SmtpReply
 class Signer(Protocol):
     def sign(self, raw: bytes, selectors: tuple[str, ...], workspace_id: str) -> bytes:
         """`raw` with its DKIM signatures (the workspace's keys); MissingKey when a key is missing."""
+        ...
+
+
+class DomainFeedback(Protocol):
+    def slow_down(self, domain: str) -> None:
+        """The domain pushed back (throttling, policy refusal): send to it more slowly."""
         ...
 
 
@@ -73,6 +92,7 @@ class Deliverer:
         *,
         max_in_flight: int = 10,
         named_domains: frozenset[str] = MAILBOX_PROVIDERS,
+        domain_feedback: DomainFeedback | None = None,
     ):
         # Claimed and not yet recorded: what a crash can leave 'claimed' (README). Taken before
         # the claim and released after the outcome is recorded, so it is also the SMTP concurrency.
@@ -83,6 +103,7 @@ class Deliverer:
         self.clock = clock
         self.signer = signer or Unsigned()
         self.named_domains = named_domains  # recipient domains counted by name (DOMAIN_OUTCOMES)
+        self.domain_feedback = domain_feedback  # the rate limiter, which adapts the domain's rate
 
     async def attempt(
         self,
@@ -103,6 +124,8 @@ class Deliverer:
                 crash_point("sender.after_smtp_250")
             verdict = classify_reply(reply)
         now = self.clock.now()
+        if verdict.slows_domain and self.domain_feedback is not None:
+            self.domain_feedback.slow_down(message.recipient.rpartition("@")[2])
         retry = None
         if verdict.outcome == "deferred":
             first = first_deferred_at or now
@@ -111,7 +134,10 @@ class Deliverer:
                 verdict = next_at
             else:
                 retry = RetryEntry(payload, first, next_at)
-        DOMAIN_OUTCOMES.labels(domain_label(message.recipient, self.named_domains), verdict.outcome).inc()
+        domain = domain_label(message.recipient, self.named_domains)
+        DOMAIN_OUTCOMES.labels(domain, verdict.outcome).inc()
+        if verdict.reason == POLICY_REFUSAL:
+            POLICY_REFUSALS.labels(message.workspace_id, domain).inc()
         return await self.record(claimed, message, verdict, reply.code, reply.message, now, retry)
 
     async def record(

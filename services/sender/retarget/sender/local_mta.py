@@ -94,6 +94,7 @@ lmtp      unix  - - n - - lmtp
 anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 """
 
 
@@ -101,10 +102,16 @@ class PrivatePostfix:
     """`postfix -c DIR start` with a generated main.cf/master.cf; needs root (Postfix drops to `postfix`)."""
 
     def __init__(
-        self, domains: tuple[str, ...] = ("example.com",), transports: dict[str, str] | None = None
+        self,
+        domains: tuple[str, ...] = ("example.com",),
+        transports: dict[str, str] | None = None,
+        refusals: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         """`domains`: stored in the maildir; `transports`: domain → Postfix transport (relaying to a
-        test server `smtp:[127.0.0.1]:port`, or `error:...` to bounce everything to that domain)."""
+        test server `smtp:[127.0.0.1]:port`, or `error:...` to bounce everything to that domain);
+        `refusals`: recipient address → the answer Postfix gives at RCPT ("550 5.1.1 User unknown");
+        `settings`: more main.cf parameters (smtpd_tls_cert_file… for a relay offering STARTTLS)."""
         if tool("postfix") is None:
             raise FileNotFoundError("postfix is not installed (Debian package postfix; `make system-deps`)")
         if os.geteuid() != 0:
@@ -148,6 +155,10 @@ class PrivatePostfix:
             main_cf["transport_maps"] = (
                 "inline:{" + ", ".join(f"{d}={t}" for d, t in transports.items()) + "}"
             )
+        if refusals:
+            access = ", ".join(f"{{{address} = {answer}}}" for address, answer in refusals.items())
+            main_cf["smtpd_recipient_restrictions"] = f"check_recipient_access inline:{{{access}}}, permit"
+        main_cf.update(settings or {})
         (self.root / "conf" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main_cf.items()))
         (self.root / "conf" / "master.cf").write_text(_MASTER_CF.format(port=self.port))
 

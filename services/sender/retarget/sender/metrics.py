@@ -35,6 +35,21 @@ MAILBOX_PROVIDERS = frozenset(
     {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com"}
     | {"yahoo.com", "aol.com", "icloud.com", "me.com", "gmx.de", "web.de", "orange.fr", "comcast.net"}
 )
+DOMAIN_RATE = Gauge(
+    "retarget_sender_domain_rate_per_s",
+    "The per-domain token-bucket rate in use (messages per second), by recipient domain (named "
+    "as in retarget_sender_domain_outcomes_total; `other` is the slowest of the other domains). "
+    "Below the configured rate after throttling (421, 4.7.x) or policy (5.7.x) replies; it "
+    "recovers step by step (RETARGET_RATE_ADAPT_*).",
+    ["domain"],
+)
+POLICY_REFUSALS = Counter(
+    "retarget_sender_policy_refusals_total",
+    "Messages refused for policy or reputation (5.7.x: blocklist, DMARC, spam) by workspace and "
+    "recipient domain (named as in retarget_sender_domain_outcomes_total). The recipient is not "
+    "suppressed; docs/deliverability.md says what to do.",
+    ["workspace", "domain"],
+)
 RELAY_CONNECT_FAILURES = Counter(
     "retarget_sender_relay_connect_failures_total",
     "Connections to the SMTP relay that failed before a transaction, by kind: tls (handshake, "

@@ -17,7 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from retarget.sender.metrics import TOKEN_WAIT_SECONDS
+from retarget.sender.adaptive_rate import AdaptiveRates
+from retarget.sender.metrics import DOMAIN_RATE, MAILBOX_PROVIDERS, TOKEN_WAIT_SECONDS
 from retarget.sender.policy import Rate
 
 # Per table (domains, workspaces). Past it the least recently used bucket is dropped, but
@@ -47,6 +48,15 @@ class TokenBucket:
         self.level -= 1
         return 0.0 if self.level >= 0 else -self.level / self.rate.per_s
 
+    def retune(self, rate: Rate, now: float) -> None:
+        """Go on at `rate` from now, keeping what is owed (a fresh bucket would start full).
+
+        What accrued so far accrued at the old rate; the next reserve() caps it at the new burst.
+        """
+        self.level = min(float(self.rate.burst), self.level + (now - self.updated) * self.rate.per_s)
+        self.updated = now
+        self.rate = rate
+
     def full(self, now: float) -> bool:
         return self.level + (now - self.updated) * self.rate.per_s >= self.rate.burst
 
@@ -61,6 +71,8 @@ class RateLimiter:
         global_rate: Rate,
         monotonic: Callable[[], float] = time.monotonic,
         max_buckets: int = _MAX_BUCKETS,
+        adaptive: AdaptiveRates | None = None,
+        named_domains: frozenset[str] = MAILBOX_PROVIDERS,
     ) -> None:
         self.domain_default = domain_default
         self.domain_overrides = domain_overrides
@@ -70,12 +82,47 @@ class RateLimiter:
         self.max_buckets = max_buckets
         self._domains: OrderedDict[str, TokenBucket] = OrderedDict()
         self._workspaces: OrderedDict[str, TokenBucket] = OrderedDict()
+        # throttling and policy replies slow a domain down (AIMD); None: fixed rates
+        self.adaptive = adaptive
+        self.named_domains = named_domains | frozenset(domain_overrides)
+        self._shown: dict[str, float] = {}  # the rate last shown in DOMAIN_RATE, by named domain
+        DOMAIN_RATE.labels("other").set_function(self._slowest_other_rate)
 
-    def _bucket(self, table: OrderedDict[str, TokenBucket], key: str, rate: Rate) -> TokenBucket | None:
+    def domain_rate(self, domain: str) -> Rate:
+        """The domain's rate now: configured, or slowed by its replies."""
+        configured = self.domain_overrides.get(domain, self.domain_default)
+        if self.adaptive is None:
+            return configured
+        return self.adaptive.rate(domain, configured, self.monotonic())
+
+    def slow_down(self, domain: str) -> None:
+        """The domain answered with throttling or a policy refusal: cut its rate (adaptive_rate.py)."""
+        if self.adaptive is None:
+            return
+        domain = domain.lower()
+        configured = self.domain_overrides.get(domain, self.domain_default)
+        if self.adaptive.slow_down(domain, configured, self.monotonic()):
+            self._show_rate(domain, self.domain_rate(domain))
+
+    def _show_rate(self, domain: str, rate: Rate) -> None:
+        # per message: a dict look-up, and the gauge only when the rate changed
+        if domain in self.named_domains and self._shown.get(domain) != rate.per_s:
+            DOMAIN_RATE.labels(domain).set(rate.per_s)  # `other` is computed when scraped
+            self._shown[domain] = rate.per_s
+
+    def _slowest_other_rate(self) -> float:
+        others = [d for d in (self.adaptive.slowed() if self.adaptive else []) if d not in self.named_domains]
+        return min((self.domain_rate(d).per_s for d in others), default=self.domain_default.per_s)
+
+    def _bucket(
+        self, table: OrderedDict[str, TokenBucket], key: str, rate: Rate, *, adapts: bool = False
+    ) -> TokenBucket | None:
         if rate.unlimited:
             return None
         bucket = table.get(key)
-        if bucket is None or bucket.rate != rate:  # a workspace's rate changed: start afresh
+        if bucket is not None and adapts and bucket.rate != rate:  # slowed or recovering: same bucket
+            bucket.retune(rate, self.monotonic())
+        elif bucket is None or bucket.rate != rate:  # a workspace's rate changed: start afresh
             now = self.monotonic()
             table.pop(key, None)
             _evict_full(table, self.max_buckets - 1, now)  # room for the new one
@@ -88,11 +135,11 @@ class RateLimiter:
     ) -> float:
         """Wait for a token of each bucket; return the seconds waited. Raises Stopping on shutdown."""
         domain = domain.lower()
+        domain_rate = self.domain_rate(domain)
+        if self.adaptive is not None:
+            self._show_rate(domain, domain_rate)
         buckets = (
-            (
-                "domain",
-                self._bucket(self._domains, domain, self.domain_overrides.get(domain, self.domain_default)),
-            ),
+            ("domain", self._bucket(self._domains, domain, domain_rate, adapts=True)),
             (
                 "workspace",
                 self._bucket(self._workspaces, workspace_id, workspace_rate or self.workspace_default),

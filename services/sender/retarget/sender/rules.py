@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from retarget.common.schemas import DeliveryState
+from retarget.common.smtp_classes import ReplyClass, classify
 from retarget.sender.transport import SmtpReply
 
 # reasons (beside the suppression reasons of the suppressions table, used as they are)
 ACCEPTED = "accepted"
 HARD_BOUNCE = "hard_bounce"
 SOFT_BOUNCE = "soft_bounce"
+THROTTLED = "throttled"  # 421 / 4.7.x: deferred, and the domain's rate adapts down
+POLICY_REFUSAL = "policy_refusal"  # 5.7.x: the receiver refuses us, not the address
+MESSAGE_REFUSED = "message_refused"  # 5.3/5.5/5.6.x: this message (size, content), not the address
 CONNECTION_LOST = "connection_lost"
 SENDER_REFUSED = "sender_refused"
 UNEXPECTED_REPLY = "unexpected_reply"
@@ -35,26 +39,40 @@ class Verdict:
     outcome: DeliveryState
     reason: str
     suppress: bool = False  # add the recipient to the workspace's suppression list
+    slows_domain: bool = False  # the receiver pushes back: the domain's rate adapts down
 
 
 def classify_reply(reply: SmtpReply) -> Verdict:
-    """Turn the relay's final answer into an outcome.
+    """Turn the relay's final answer into an outcome, by its class (retarget.common.smtp_classes).
 
-    A 5xx to MAIL FROM refuses *us* (sender address, auth, policy), not the recipient, so it
-    fails the message without suppressing the address; a 5xx to RCPT or DATA is a hard bounce.
+    Only a `hard` refusal at RCPT or DATA suppresses the address. A refusal at MAIL FROM that is
+    not a policy or throttling answer refuses *our* sender address, so it fails the message only.
     """
     code = reply.code
     if code is None:
         return Verdict("deferred", CONNECTION_LOST)
     if 200 <= code < 300 and reply.phase == "done":
         return Verdict("sent", ACCEPTED)
-    if 400 <= code < 500:
-        return Verdict("deferred", SOFT_BOUNCE)
-    if 500 <= code < 600:
-        if reply.phase in ("connect", "mail"):
-            return Verdict("failed", SENDER_REFUSED)
-        return Verdict("bounced", HARD_BOUNCE, suppress=True)
-    return Verdict("failed", UNEXPECTED_REPLY)
+    if not (400 <= code < 600):
+        return Verdict("failed", UNEXPECTED_REPLY)
+    return _VERDICTS[_class_at_phase(classify(code, reply.message, reply.phase), reply.phase)]
+
+
+def _class_at_phase(reply_class: ReplyClass, phase: str) -> ReplyClass | str:
+    if phase in ("connect", "mail") and reply_class in ("hard", "message"):
+        return "sender"
+    return reply_class
+
+
+_VERDICTS: dict[str, Verdict] = {
+    "hard": Verdict("bounced", HARD_BOUNCE, suppress=True),
+    "transient": Verdict("deferred", SOFT_BOUNCE),
+    "throttle": Verdict("deferred", THROTTLED, slows_domain=True),
+    "policy": Verdict("failed", POLICY_REFUSAL, slows_domain=True),
+    "message": Verdict("failed", MESSAGE_REFUSED),
+    "sender": Verdict("failed", SENDER_REFUSED),
+    "accepted": Verdict("failed", UNEXPECTED_REPLY),  # a 2xx/3xx before the end: not a delivery
+}
 
 
 def replays_outcome(state: str) -> bool:

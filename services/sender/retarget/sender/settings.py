@@ -1,22 +1,26 @@
 """The sender's settings, and the SMTP relay address parsed out of one URL.
 
 RETARGET_SMTP_URL names the relay the way operators write it:
-    smtp://127.0.0.1:12525                 plain SMTP (the local capture)
+    smtp://127.0.0.1:12525                 plain SMTP (the local capture; development only)
     smtp+starttls://user:pass@host:587     STARTTLS required, then AUTH
     smtps://user:pass@host:465             TLS from the first byte (implicit TLS)
 The URL is a SecretStr because it may carry a password; it never appears in a repr or a log.
+In production (RETARGET_ENVIRONMENT, the default) the sender refuses to start with plain
+smtp:// or with certificate verification turned off: mail and SMTP AUTH must not cross the
+network in clear text, nor to a relay whose identity was not checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from retarget.common.settings import CommonSettings
+from retarget.sender.adaptive_rate import AdaptSettings
 
 TlsMode = Literal["none", "starttls", "tls"]
 
@@ -60,13 +64,19 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 class SenderSettings(CommonSettings):
     smtp_url: SecretStr = Field(
         SecretStr("smtp://127.0.0.1:12525"),
-        description="SMTP relay: smtp://, smtp+starttls:// or smtps://, with optional user:pass@.",
+        description="SMTP relay: smtp+starttls:// or smtps://, with optional user:pass@; plain smtp:// "
+        "only with RETARGET_ENVIRONMENT=development.",
     )
     smtp_connections: int = Field(
         10, ge=1, description="Reused SMTP connections; also the number of messages in flight at once."
     )
     smtp_timeout_s: float = Field(30.0, gt=0, description="Timeout of each SMTP command.")
-    smtp_tls_verify: bool = Field(True, description="Verify the relay's certificate (TLS modes).")
+    smtp_tls_verify: bool = Field(
+        True, description="Verify the relay's certificate (TLS modes); false only in development."
+    )
+    smtp_tls_ca_file: str | None = Field(
+        None, description="PEM file of CAs trusted for the relay's certificate, besides the system's."
+    )
     smtp_helo_name: str | None = Field(None, description="EHLO name; the host's FQDN when unset.")
     sender_group: str = Field("retarget-sender", description="Kafka consumer group of the sender.")
     sender_instance_id: str | None = Field(
@@ -117,10 +127,50 @@ class SenderSettings(CommonSettings):
     )
     rate_workspace: str = Field("0/0", description="Per workspace: RATE/BURST (a workspace row overrides).")
     rate_global: str = Field("0/0", description="For this sender process: RATE/BURST.")
+    # AIMD per domain (adaptive_rate.py): throttling and policy replies cut, quiet intervals add back.
+    rate_adapt_factor: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A throttling (421, 4.7.x) or policy (5.7.x) reply multiplies the domain's rate by this.",
+    )
+    rate_adapt_floor_per_s: float = Field(
+        0.1, gt=0, description="The slowest a domain's rate adapts down to (messages per second)."
+    )
+    rate_adapt_step: float = Field(
+        0.1, gt=0, le=1, description="Share of the configured domain rate added back per quiet interval."
+    )
+    rate_adapt_interval_s: float = Field(
+        60.0, gt=0, description="Seconds without throttling or policy replies per recovery step."
+    )
     dkim_keys_dir: Path | None = Field(
         None, description="Folder of DKIM private keys named <domain>.<selector>.<rsa|ed25519>.pem."
     )
     dkim_rescan_s: float = Field(30.0, ge=0, description="Least time between two scans of the keys folder.")
 
+    def rate_adapt(self) -> AdaptSettings:
+        return AdaptSettings(
+            self.rate_adapt_factor,
+            self.rate_adapt_floor_per_s,
+            self.rate_adapt_step,
+            self.rate_adapt_interval_s,
+        )
+
     def smtp_target(self) -> SmtpTarget:
         return parse_smtp_url(self.smtp_url.get_secret_value())
+
+    @model_validator(mode="after")
+    def _tls_outside_development(self) -> Self:
+        if self.environment != "production":
+            return self
+        if self.smtp_target().tls == "none":
+            raise ValueError(
+                "RETARGET_SMTP_URL is plain smtp://, refused in production: use smtp+starttls:// "
+                "(STARTTLS required) or smtps://, or set RETARGET_ENVIRONMENT=development"
+            )
+        if not self.smtp_tls_verify:
+            raise ValueError(
+                "RETARGET_SMTP_TLS_VERIFY=false is refused in production: the relay's certificate "
+                "must be verified (RETARGET_SMTP_TLS_CA_FILE adds a private CA)"
+            )
+        return self

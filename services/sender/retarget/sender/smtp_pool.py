@@ -43,12 +43,14 @@ class SmtpPool:
         size: int = 10,
         timeout_s: float = 30.0,
         tls_verify: bool = True,
+        tls_ca_file: str | None = None,
         helo_name: str | None = None,
     ) -> None:
         self.target = target
         self.size = size
         self.timeout_s = timeout_s
         self.tls_verify = tls_verify
+        self.tls_ca_file = tls_ca_file
         self.helo_name = helo_name
         self._slots = asyncio.Semaphore(size)
         self._idle: deque[SmtpWire] = deque()
@@ -109,6 +111,7 @@ class SmtpPool:
             use_tls=t.tls == "tls",
             start_tls=t.tls == "starttls",  # False for smtp://: never upgrade silently, never fall back
             validate_certs=self.tls_verify,
+            cert_bundle=self.tls_ca_file,  # added to the system's CAs (a relay with a private CA)
             tls_context=None if self.tls_verify else _unverified_context(),
         )
         try:

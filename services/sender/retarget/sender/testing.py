@@ -282,7 +282,7 @@ def fake_sender(
     limiter = limiter or RateLimiter(
         domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
     )
-    deliverer = Deliverer(store, transport, policy, clock, signer)
+    deliverer = Deliverer(store, transport, policy, clock, signer, domain_feedback=limiter)
     admission = BatchAdmission(store, cache, clock)
     handler = OutboundHandler(store, deliverer, topics, clock, admission, limiter)
     retry = RetryLoop(store, deliverer, publisher, topics, clock, cache, limiter, claim_lease_s=claim_lease_s)

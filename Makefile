@@ -88,14 +88,25 @@ lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml depende
 # has one, else kustomize built from the Go module proxy into .venv/bin (Go >= 1.22). Debian's
 # kubernetes-client is kubectl 1.20, whose kustomize v2 can't read these files.
 KUSTOMIZE_VERSION := v5.7.1
+# KEDA's ScaledObject CRD (its openAPIV3Schema checks the keda overlay) from the module zip the
+# Go proxy serves for a pinned KEDA: fetched into the cache below, never committed here.
+KEDA_MODULE := github.com/kedacore/keda/v2
+KEDA_VERSION := v2.18.3
+KEDA_CRD := $(VENV)/share/keda/$(KEDA_VERSION)/keda.sh_scaledobjects.yaml
 
-k8s-tools: | $(UV)  ## kustomize v5 for the Kubernetes manifests' test (kubectl's, or built with Go)
+k8s-tools: | $(UV)  ## kustomize v5 and KEDA's ScaledObject CRD for the Kubernetes manifests' test
 	@if kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
 		echo "==> kubectl's kustomize is v5"; \
 	elif [ -x $(VENV)/bin/kustomize ]; then echo "==> $(VENV)/bin/kustomize present"; \
 	elif command -v go >/dev/null; then echo "==> go install kustomize $(KUSTOMIZE_VERSION) into $(VENV)/bin"; \
 		GOBIN=$(CURDIR)/$(VENV)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
 	else echo "no kustomize v5: install kubectl (>= 1.27) or Go (>= 1.22), then run make again"; exit 1; fi
+	@if [ -s $(KEDA_CRD) ]; then echo "==> $(KEDA_CRD) present"; \
+	elif command -v go >/dev/null; then echo "==> KEDA $(KEDA_VERSION)'s ScaledObject CRD from the Go module proxy"; \
+		dir=$$(cd / && go mod download -json $(KEDA_MODULE)@$(KEDA_VERSION) | $(CURDIR)/$(PY) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+		mkdir -p $(dir $(KEDA_CRD)) && cp "$$dir/config/crd/bases/keda.sh_scaledobjects.yaml" $(KEDA_CRD).tmp && \
+		chmod u+w $(KEDA_CRD).tmp && mv $(KEDA_CRD).tmp $(KEDA_CRD); \
+	else echo "no KEDA CRD: install Go (>= 1.22) so make k8s-tools can fetch $(KEDA_MODULE)@$(KEDA_VERSION)"; exit 1; fi
 
 kafka-jars: install  ## fetch the Apache Kafka jars from Maven Central into the cache
 	$(RETARGET) devstack fetch-kafka

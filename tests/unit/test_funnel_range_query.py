@@ -85,3 +85,41 @@ def test_range_must_be_a_prometheus_duration() -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["funnel", "--range", "1 day"])
     assert parser.parse_args(["funnel"]).range == "24h"
+
+
+def test_range_is_more_than_nothing_and_no_longer_than_prometheus_can_hold() -> None:
+    # `0s`, `00h` and `99999999999y` matched the duration pattern, then Prometheus answered 400
+    # and the funnel said "are the services running?"
+    for bad in ("0s", "00h", "0y0d", "0ms"):
+        with pytest.raises(ValueError, match="longer than 0"):
+            checked_range(bad)
+    for bad in ("99999999999y", "293y", "106752d"):
+        with pytest.raises(ValueError, match="longest"):
+            checked_range(bad)
+    assert checked_range("1ms") == "1ms" and checked_range("290y") == "290y"
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["funnel", "--range", "0h"])
+
+
+def test_a_query_prometheus_refuses_is_reported_with_prometheus_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a long range over many series: Prometheus answers 422 with its reason, which the funnel
+    # hid behind "are the services running?"
+    import httpx
+
+    from retarget.cli import funnel_prometheus
+
+    def refused(url: str, **kwargs: object) -> httpx.Response:
+        body = {"status": "error", "errorType": "execution", "error": "query would load too many samples"}
+        return httpx.Response(422, json=body, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(funnel_prometheus.httpx, "get", refused)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["funnel", "--prometheus", "http://prometheus:9090", "--range", "1y"])
+    assert args.func(args) == 2
+    out = capsys.readouterr().out
+    assert "too many samples" in out and "services running" not in out

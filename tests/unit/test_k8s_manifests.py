@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -31,7 +32,7 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 # kinds whose schema kubernetes-validate does not bundle, and why that is accepted
 NOT_BUNDLED = {
     ("keda.sh/v1alpha1", "ScaledObject"): "a KEDA CRD: kubernetes-validate bundles only the core API; "
-    "checked field by field in test_scaled_objects_follow_the_consumer_groups",
+    "validated against KEDA's own CRD in test_keda_scaled_objects_against_the_keda_schema",
 }
 # the variable that binds each workload's ops port (/healthz, /readyz, /metrics)
 OPS_PORT_VARIABLE = {
@@ -157,12 +158,66 @@ def test_the_example_secret_validates():
     assert set(example["stringData"].values()) == {"REPLACE_ME"}, "placeholders only, never a real secret"
 
 
+def keda_crd_schema() -> dict[str, Any]:
+    """The ScaledObject CRD's openAPIV3Schema for the KEDA version the Makefile pins, made strict:
+    an object whose properties the CRD lists takes no others (a misspelled field fails)."""
+    version = re.search(r"^KEDA_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert version, "KEDA_VERSION is not set in the Makefile"
+    path = ROOT / ".venv" / "share" / "keda" / version.group(1) / "keda.sh_scaledobjects.yaml"
+    if not path.exists():
+        pytest.fail(f"KEDA's ScaledObject CRD {version.group(1)} is missing ({path}): run `make k8s-tools`")
+    crd = yaml.safe_load(path.read_text())
+    [served] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return strict_schema(served["schema"]["openAPIV3Schema"])
+
+
+def strict_schema(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: strict_schema(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def keda_problems(doc: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"ScaledObject/{doc['metadata']['name']}: {'.'.join(map(str, e.path))}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+
+
 def test_keda_scaled_objects_against_the_keda_schema():
-    pytest.skip(
-        "skipped by schema: the ScaledObject CRD's OpenAPI schema is not vendored here (KEDA's "
-        "repository content stays out of this one); test_scaled_objects_follow_the_consumer_groups "
-        "checks every field the overlay sets"
-    )
+    schema = keda_crd_schema()
+    scaled = of_kind(render("keda"), "ScaledObject")
+    assert scaled, "the keda overlay has no ScaledObject"
+    problems = [problem for doc in scaled for problem in keda_problems(doc, schema)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda spec: spec.update(maxReplicaCont=3),  # misspelled field
+        lambda spec: spec.update(minReplicaCount="3"),  # a string where KEDA wants an integer
+        lambda spec: spec["triggers"][0]["metadata"].update(lagThreshold=1000),  # metadata are strings
+        lambda spec: spec["triggers"][0].pop("type"),  # required
+        lambda spec: spec["scaleTargetRef"].update(nam="composer"),
+    ],
+    ids=["misspelled", "string-count", "int-metadata", "no-trigger-type", "misspelled-target"],
+)
+def test_the_keda_schema_check_is_strict(spoil: Any):
+    schema = keda_crd_schema()
+    doc = copy.deepcopy(of_kind(render("keda"), "ScaledObject")[0])
+    spoil(doc["spec"])
+    assert keda_problems(doc, schema), "the spoiled ScaledObject passed the KEDA schema"
 
 
 # ---- workloads -----------------------------------------------------------------------------
@@ -418,6 +473,10 @@ def test_disruption_budgets_let_a_node_drain(overlay: str):
             assert spec["minAvailable"] < least_replicas(docs, workload), (
                 f"{budget['metadata']['name']} blocks every eviction"
             )
+        if "maxUnavailable" in spec:
+            assert spec["maxUnavailable"] not in (0, "0%"), (
+                f"{budget['metadata']['name']} blocks every eviction"
+            )
         if overlay != "dev":
             assert "minAvailable" in spec, "production budgets say how many must stay up"
     covered = {
@@ -476,3 +535,48 @@ def test_scaled_objects_follow_the_consumer_groups():
         assert (
             spec["minReplicaCount"] <= spec["maxReplicaCount"] <= int(settings["RETARGET_TOPIC_PARTITIONS"])
         )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_what_the_comments_promise_holds(overlay: str):
+    # each of these changed alone left every other test green (mutation check of #16)
+    docs = render(overlay)
+    partitions = int(config(docs)["RETARGET_TOPIC_PARTITIONS"])
+    segmenter = named(docs, "StatefulSet", "segmenter")
+    assert segmenter["spec"]["replicas"] <= partitions, "a segmenter beyond the partitions gets none"
+    assert segmenter["spec"]["updateStrategy"]["type"] == "RollingUpdate", "an upgrade must roll the workers"
+    assert segmenter["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }, "the workers' RocksDB volumes outlive a scale-down or a delete"
+    for workload in of_kind(docs, *WORKLOAD_KINDS):
+        pod = workload["spec"]["template"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true", component(workload)
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, component(
+            workload
+        )
+    assert env_of(named(docs, "Deployment", "ingest"))["RETARGET_WORKERS"] == "1", "one process a pod"
+    sources = ingress_sources(docs)
+    for workload in of_kind(docs, *WORKLOAD_KINDS):
+        ops = int(env_of(workload)[OPS_PORT_VARIABLE[component(workload)]])
+        assert MONITORING in sources.get((component(workload), ops), []), (
+            f"{component(workload)}: not scraped"
+        )
+    egress_ports = {
+        (port.get("port"), port.get("protocol", "TCP"))
+        for policy in of_kind(docs, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        for port in rule.get("ports", [])
+    }
+    # default-deny blocks egress too: without these a pod can't resolve or reach Kafka/PostgreSQL
+    assert {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (5432, "TCP"), (25, "TCP")} <= egress_ports
+    # ingest (privacy export) and the workers (a profile's owner) reach the segmenter's pages
+    web = int(env_of(segmenter)["RETARGET_WEB_PORT"])
+    talkers = {
+        component(workload)
+        for policy in of_kind(docs, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        if any(port.get("port") == web for port in rule.get("ports", []))
+        for workload in selected(docs, policy["spec"]["podSelector"])
+    }
+    assert {"ingest", "segmenter"} <= talkers, f"only {sorted(talkers)} may reach the segmenter's pages"

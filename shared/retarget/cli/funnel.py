@@ -82,6 +82,9 @@ def collect(args: argparse.Namespace) -> tuple[str, list[Sample]]:
 def _run(args: argparse.Namespace) -> int:
     try:
         source, samples = collect(args)
+    except httpx.HTTPStatusError as exc:  # Prometheus answered, and refused the query
+        print(f"Prometheus refused the query ({_prometheus_error(exc.response)})")
+        return 2
     except httpx.HTTPError as exc:
         print(f"cannot read the metrics ({exc}): are the services running? `retarget devstack status`")
         return 2
@@ -92,6 +95,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print_table(rows, source)
     return 0
+
+
+def _prometheus_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code} from {response.request.url}"
 
 
 def rounded(row: Row) -> Row:

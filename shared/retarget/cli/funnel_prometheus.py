@@ -29,12 +29,19 @@ from retarget.common.funnel import METRIC_NAMES, Sample
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _UNIT_S = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 LOOKBACK_S = 300  # Prometheus' default lookback: how far back `x offset r` looks for a sample
+_LONGEST_S = (2**63 - 1) / 1e9  # Prometheus holds a duration in int64 nanoseconds
 
 
 def checked_range(text: str) -> str:
     """`text` if Prometheus reads it as a duration; ValueError naming the problem otherwise."""
-    if not text or not _DURATION.match(text):
+    found = _DURATION.match(text) if text else None
+    if found is None:
         raise ValueError(f"{text!r} is not a duration such as 15m, 24h or 7d")
+    length = sum(int(n) * unit for n, unit in zip(found.groups(), _UNIT_S, strict=True) if n)
+    if length <= 0:
+        raise ValueError(f"{text!r}: the range must be longer than 0")
+    if length + LOOKBACK_S > _LONGEST_S:  # Prometheus refuses a longer one as out of range
+        raise ValueError(f"{text!r}: the longest range Prometheus reads is about 290y")
     return text
 
 

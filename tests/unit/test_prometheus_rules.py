@@ -131,14 +131,6 @@ def test_service_down_watches_every_scraped_service() -> None:
         assert watched <= jobs, f"{name}: RetargetServiceDown watches {sorted(watched - jobs)}, not scraped"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (#16): on Kubernetes Prometheus finds the pods by their prometheus.io/* "
-    "annotations, which gives them the scrape job's name (e.g. kubernetes-pods), but the alerts "
-    'match job=~"ingest|…" and group lag by job: RetargetServiceDown can never fire there. '
-    "Nothing ships a scrape config that sets job from app.kubernetes.io/component (and Debian's "
-    "promtool is built without kubernetes_sd, so it can't be checked here)",
-)
 def test_a_kubernetes_scrape_config_names_jobs_as_the_alerts_expect() -> None:
     configs = [
         yaml.safe_load(path.read_text())
@@ -158,3 +150,15 @@ def test_a_kubernetes_scrape_config_names_jobs_as_the_alerts_expect() -> None:
         and r.get("source_labels") == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         for r in relabels
     ), "no Kubernetes scrape config names a job after the pod's component"
+    # and the components the manifests give the scraped pods are the jobs the alert watches
+    [down] = [alert for alert in _alerts() if alert["alert"] == "RetargetServiceDown"]
+    watched = set(re.search(r'job=~"([^"]+)"', down["expr"]).group(1).split("|"))  # type: ignore[union-attr]
+    components = set()
+    for path in (ROOT / "deploy" / "k8s" / "base").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict):  # a kustomize patch list
+                continue
+            template = doc.get("spec", {}).get("template", {}).get("metadata", {})
+            if template.get("annotations", {}).get("prometheus.io/scrape") == "true":
+                components.add(template["labels"]["app.kubernetes.io/component"])
+    assert components == watched, (sorted(components), sorted(watched))

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # (independent DKIM verification).
 SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean
+.PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,15 @@ system-deps:  ## install the Debian packages the tests, benchmarks and demo use 
 		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
 	else echo "==> apt-get install $$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`:
+# no browser downloads); the fixtures fail with a pointer here when it is missing.
+browser-deps: node-deps  ## install Debian's chromium for the browser tests (needs root; node: the Node SDK test)
+	@if command -v chromium >/dev/null; then echo "==> chromium present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "chromium is missing — install it as root (apt-get install chromium)"; exit 1; \
+	else echo "==> apt-get install chromium"; apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; fi
 
 # The demo shop's browser SDKs: npm packages pinned in its package-lock.json, bundled into
 # vendor/ (git-ignored) so the shop serves them itself; rebuilt only when the lock or the
@@ -112,7 +121,7 @@ lint: install  ## ruff and mypy
 unit: install k8s-tools shop-assets  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: system-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look

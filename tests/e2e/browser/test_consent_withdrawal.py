@@ -36,3 +36,15 @@ async def test_a_withdrawal_forgets_the_ids_the_visitor_was_tracked_under(
     else:  # RudderStack's reset(true) stores a fresh id that is never sent (docs/tracking.md)
         assert left != tracked_as, "RudderStack kept the id the visitor was tracked under"
     await seen.close()
+
+
+async def test_a_visitor_who_chose_is_not_asked_again(
+    browser: Browser, shop: Shop, pipeline: Pipeline
+) -> None:
+    seen = await visit(browser, shop.url, pipeline.ingest.url)
+    await seen.page.click('[data-testid="consent-reject"]')
+    await seen.page.wait_for_function("() => window.__retargetShop.consent === 'denied'")
+    await seen.settled()
+    await seen.goto(shop.url)  # the next page, the same visitor
+    assert await seen.page.locator('[data-testid="consent-banner"]').is_hidden(), "asked again"
+    await seen.close()

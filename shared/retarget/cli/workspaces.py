@@ -3,7 +3,7 @@
 `create` is an idempotent upsert: it makes the workspace exactly what the command says
 (options left out take their defaults), so it is safe in provisioning scripts.
 `set-origins` replaces the browser origins of a live workspace through the config service
-(a new identity version, published so ingest's caches drop the workspace at once).
+(a new identity version; ingest follows within its cache TTL, RETARGET_ORIGINS_CACHE_S).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ async def _create(args: argparse.Namespace) -> int:
     from retarget.common.link_domains import normalise_domain
     from retarget.common.origins import normalise_origins
     from retarget.common.workspaces import Workspace, WorkspaceStore
+    from retarget.config.schemas import MAX_ORIGINS
 
     try:
         ZoneInfo(args.timezone)
@@ -85,6 +86,9 @@ async def _create(args: argparse.Namespace) -> int:
         allowed_origins = tuple(normalise_origins(args.allowed_origins))
     except ValueError as exc:
         print(f"--allowed-origin {exc}")
+        return 2
+    if len(allowed_origins) > MAX_ORIGINS:  # the identity's bound (API, set-origins) holds here too
+        print(f"--allowed-origin: at most {MAX_ORIGINS} origins, not {len(allowed_origins)}")
         return 2
     workspace = Workspace(
         id=args.id,

@@ -23,7 +23,8 @@ DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
 def normalise_origin(text: str) -> str:
-    """An allowed origin as stored: lower case, no default port; ValueError saying what is wrong."""
+    """An allowed origin as stored: lower case, the port as a browser writes it (no leading zeros,
+    none when it is the default); ValueError saying what is wrong."""
     origin = text.strip().lower()
     if origin == "*":
         raise ValueError(
@@ -42,10 +43,12 @@ def normalise_origin(text: str) -> str:
             "http://127.0.0.1:8123"
         )
     port = match["port"]
-    if port is not None and not 0 < int(port[1:]) < 65536:
-        raise ValueError(f"{text!r}: port out of range")
-    if port == DEFAULT_PORTS[match["scheme"]]:
-        origin = origin[: -len(port)]  # browsers never send the default port
+    if port is not None:
+        if not 0 < int(port[1:]) < 65536:
+            raise ValueError(f"{text!r}: port out of range")
+        # as a browser writes it: no leading zeros (":080" is ":80"), no default port at all
+        canonical = f":{int(port[1:])}"
+        origin = origin[: -len(port)] + ("" if canonical == DEFAULT_PORTS[match["scheme"]] else canonical)
     if match["wild"] and "." not in match["host"]:
         raise ValueError(f"{text!r}: a wildcard covers subdomains of a domain such as shop.example")
     return origin

@@ -60,7 +60,8 @@ class OriginSet:
         self._wildcards = tuple(o for o in allowed if "*" in o)
 
     def allows(self, origin: str) -> bool:
-        return origin in self._exact or origin_allowed(origin, self._wildcards)
+        # lower case as origin_allowed compares (the stored origins are), so both decide alike
+        return origin.lower() in self._exact or origin_allowed(origin, self._wildcards)
 
 
 class CachedWorkspaceOrigins:

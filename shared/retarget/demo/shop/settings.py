@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retarget.common.origins import normalise_origin
+
 ConsentMode = Literal["opt_in", "opt_out"]
 
 
@@ -42,7 +44,14 @@ class ShopSettings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:18080")
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             raise ValueError(f"{value!r}: give ingest's base URL only, scheme://host[:port]")
-        return f"{parts.scheme}://{parts.netloc}"
+        # an origin, nothing else: it goes into the CSP, where a ';' or a space would add directives
+        try:
+            origin = normalise_origin(f"{parts.scheme}://{parts.netloc}")
+        except ValueError as exc:
+            raise ValueError(f"ingest's base URL is no origin: {exc}") from None
+        if "*" in origin:
+            raise ValueError(f"{value!r}: a wildcard is no address to send to")
+        return origin
 
     @field_validator("preferences_url")
     @classmethod

@@ -9,12 +9,15 @@ RETARGET := $(PY) -m retarget.cli.main
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-# Debian packages: Postfix's smtp-sink/smtp-source (delivery tests and the SMTP ceiling),
-# a real postfix, wrk (HTTP load), Prometheus (the demo scrapes the services), OpenDKIM
-# (independent DKIM verification).
-SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools
+# Debian packages. A bare Debian (debootstrap minbase + python3, git, make) needs the first
+# line: the virtualenv, TLS roots, curl, process tools (ps, pkill, fuser), a Java runtime
+# for Kafka and Maven to fetch its jars. Then Postfix's smtp-sink/smtp-source (delivery
+# tests and the SMTP ceiling), a real postfix, wrk (HTTP load), Prometheus (the demo scrapes
+# the services), OpenDKIM (independent DKIM verification).
+BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
+SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean
+.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +27,8 @@ help:  ## list the targets
 $(UV):
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "python3 >= 3.11 is needed (found $$(python3 --version)); install it, then run make again"; exit 1; }
+	@# Debian splits venv's pip bootstrap into python3-venv: a bare machine gets it here
+	@python3 -c 'import ensurepip' 2>/dev/null || $(MAKE) --no-print-directory system-deps
 	@echo "==> virtualenv in $(VENV) with uv"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
@@ -83,3 +88,6 @@ demo-stop: install  ## stop the demo's services (the stack keeps running; `make 
 
 clean: down  ## stop everything and delete the local stack's data
 	rm -rf .devstack
+
+fresh-machine:  ## prove a bare Debian needs only `make demo` + `make test` (podman; ~1 h)
+	bash tests/fresh/run.sh

@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
 SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine
+.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ system-deps:  ## install the Debian packages the tests, benchmarks and demo use 
 	if [ -z "$$missing" ]; then echo "==> system packages present"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
-	else echo "==> apt-get install $$missing"; apt-get update -qq && \
+	else missing=$$(echo $$missing); echo "==> apt-get install $$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml dependencies
@@ -88,6 +88,14 @@ demo-stop: install  ## stop the demo's services (the stack keeps running; `make 
 
 clean: down  ## stop everything and delete the local stack's data
 	rm -rf .devstack
+
+# Kafka + PostgreSQL through the fixtures' testcontainers path: the ingest suite and the sender's
+# send log and delivery (Kafka, PostgreSQL and SMTP together); a few minutes.
+CONTAINER_TESTS ?= tests/integration/test_containers_stack.py tests/integration/ingest \
+	tests/integration/sender/test_sender_pg_store.py tests/integration/sender/test_sender_delivery.py
+
+test-containers: install  ## integration tests on testcontainers through podman's Docker API
+	bash tests/containers/run.sh $(CONTAINER_TESTS) $(PYTEST_ARGS)
 
 fresh-machine:  ## prove a bare Debian needs only `make demo` + `make test` (podman; ~1 h)
 	bash tests/fresh/run.sh

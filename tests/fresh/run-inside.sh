@@ -2,7 +2,7 @@
 # Inside the fresh machine: clone the repository, then the README's commands (`make demo`,
 # `make test` unless other targets are named), timing each.
 set -euo pipefail
-git clone --quiet /mnt/repo.bundle retarget
+git -c advice.detachedHead=false clone --quiet /mnt/repo.bundle retarget
 cd retarget
 echo "==> fresh clone at $(git log -1 --format='%h %s')"
 targets=("$@")

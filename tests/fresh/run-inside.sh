@@ -14,6 +14,7 @@ for target in "${targets[@]}"; do
 done
 if [ -f /tmp/make-demo.log ]; then
 	# the demo's last word is the funnel table, read from Prometheus
-	grep -q 'funnel (from' /tmp/make-demo.log || { echo "fresh-machine: make demo printed no funnel"; exit 1; }
+	grep -q 'funnel (from' /tmp/make-demo.log && grep -q '│ demo ' /tmp/make-demo.log ||
+		{ echo "fresh-machine: make demo printed no funnel rows"; exit 1; }
 	! grep -q 'funnel unavailable' /tmp/make-demo.log || { echo "fresh-machine: the funnel was unavailable"; exit 1; }
 fi

@@ -8,9 +8,16 @@ command -v podman >/dev/null || { echo "test-containers: podman is missing — r
 
 # a socket of this run's own, served as long as the tests run
 sock=/run/retarget-podman-api-$$.sock
-podman system service --time=0 "unix://$sock" &
+log=$(mktemp)  # the service's own chatter (pull retries of missing images…), shown on failure
+podman system service --time=0 "unix://$sock" 2>"$log" &
 service=$!
-trap 'kill "$service" 2>/dev/null; wait "$service" 2>/dev/null; rm -f "$sock"' EXIT
+finish() {
+	status=$?
+	kill "$service" 2>/dev/null; wait "$service" 2>/dev/null
+	[ "$status" = 0 ] || { echo "--- podman system service, last lines:"; tail -n 20 "$log"; }
+	rm -f "$sock" "$log"
+}
+trap finish EXIT
 for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.2; done  # a minute: slow when loaded
 [ -S "$sock" ] || { echo "test-containers: podman system service did not open $sock"; exit 1; }
 

@@ -21,7 +21,7 @@ echo "==> fresh-machine: building $IMAGE (debootstrap minbase + python3 git make
 podman build -q -t "$IMAGE" "$work/ctx" >/dev/null
 # HEAD as a bundle: a clone of it is what a fresh machine gets, and it works from a worktree too
 git bundle create -q "$work/repo.bundle" HEAD
-echo "==> fresh-machine: make demo, then make test, in a fresh clone of $(git rev-parse --short HEAD)"
+echo "==> fresh-machine: make ${*:-demo test} in a fresh clone of $(git rev-parse --short HEAD)"
 started=$(date +%s)
 ca=/etc/ssl/certs/ca-certificates.crt   # where Debian's ca-certificates puts the bundle
 podman run --name "$NAME" --shm-size=1g \

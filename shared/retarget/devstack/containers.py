@@ -11,14 +11,19 @@ they exist. Kept in step with the local stack: same Kafka version, same PostgreS
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from retarget.devstack.errors import DevstackError
+from retarget.devstack.seal_key import SEAL_KEY_ENV
 
 # the names docker-compose.yml uses, so one `make images` serves both
 KAFKA_IMAGE = "apache/kafka:4.1.1"
@@ -113,6 +118,37 @@ def wait_for_kafka(container: Any, bootstrap: str, timeout: float = KAFKA_READY_
         )
 
 
+def seal_key_file(folder: Path) -> Path:
+    """A configuration seal key for this run (ingest seals DKIM keys with it; without one it
+    answers 503), like the local stack's but thrown away with the containers."""
+    from retarget.config.seal import new_seal_key
+
+    path = folder / "config_seal_key"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(new_seal_key() + "\n")
+    return path
+
+
+def _wait_for_smtp(process: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
+    """The first test may send mail at once: wait until the capture listens."""
+    from retarget.devstack.procs import port_open
+    from retarget.devstack.progress import wait_until
+
+    async def listening() -> bool:
+        return port_open("127.0.0.1", port, timeout=0.2)
+
+    took = asyncio.run(
+        wait_until(
+            listening,
+            what="smtp capture: waiting",
+            timeout=timeout,
+            gave_up=lambda: process.poll() is not None,
+        )
+    )
+    if took is None:
+        raise DevstackError(f"the SMTP capture did not listen on 127.0.0.1:{port}", "its output is above")
+
+
 def start_containers(capture_dir: Path) -> tuple[dict[str, str], Callable[[], None]]:
     """Start Kafka, PostgreSQL and an SMTP capture; return (RETARGET_* env, stop)."""
     from testcontainers.core.docker_client import DockerClient
@@ -121,40 +157,32 @@ def start_containers(capture_dir: Path) -> tuple[dict[str, str], Callable[[], No
     engine = DockerClient().client
     for image in (KAFKA_IMAGE, POSTGRES_IMAGE):
         ensure_image(engine, image)
-    kafka_port = _free_port()
+    kafka_port, smtp_port = _free_port(), _free_port()
     kafka = kafka_container(kafka_port)
     postgres = PostgresContainer(POSTGRES_IMAGE, username="retarget", password="retarget", dbname="retarget")
-    kafka.start()
-    try:
+    secrets = Path(tempfile.mkdtemp(prefix="retarget-secrets-"))  # mode 0700
+    with contextlib.ExitStack() as undo:  # a failed start stops what already runs
+        undo.callback(shutil.rmtree, secrets, ignore_errors=True)
+        kafka.start()
+        undo.callback(kafka.stop)
         wait_for_kafka(kafka, f"127.0.0.1:{kafka_port}")
         postgres.start()  # returns once psql inside answers over TCP
-    except BaseException:
-        kafka.stop()
-        raise
-    smtp_port = _free_port()
-    capture_dir.mkdir(parents=True, exist_ok=True)
-    smtp = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "retarget.devstack.smtp_capture",
-            "--dir",
-            str(capture_dir),
-            "--port",
-            str(smtp_port),
-        ]
-    )
+        undo.callback(postgres.stop)
+        capture_dir.mkdir(parents=True, exist_ok=True)
+        argv = ["-m", "retarget.devstack.smtp_capture", "--dir", str(capture_dir), "--port", str(smtp_port)]
+        smtp = subprocess.Popen([sys.executable, *argv])
+        undo.callback(_terminate, smtp)
+        _wait_for_smtp(smtp, smtp_port)
+        env = {
+            "RETARGET_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            # IPv4 explicitly: "localhost" may resolve to ::1 first, where podman maps no port
+            "RETARGET_DATABASE_URL": postgres.get_connection_url(host="127.0.0.1", driver=None),
+            "RETARGET_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            SEAL_KEY_ENV: os.environ.get(SEAL_KEY_ENV) or str(seal_key_file(secrets)),
+        }
+        return env, undo.pop_all().close
 
-    def stop() -> None:
-        smtp.terminate()
-        smtp.wait(10)
-        postgres.stop()
-        kafka.stop()
 
-    env = {
-        "RETARGET_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-        # IPv4 explicitly: "localhost" may resolve to ::1 first, where podman maps no port
-        "RETARGET_DATABASE_URL": postgres.get_connection_url(host="127.0.0.1", driver=None),
-        "RETARGET_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-    }
-    return env, stop
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(10)

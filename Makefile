@@ -89,13 +89,30 @@ demo-stop: install  ## stop the demo's services (the stack keeps running; `make 
 clean: down  ## stop everything and delete the local stack's data
 	rm -rf .devstack
 
+# Containers: docker-compose.yml on podman, with every image built here (no registry is
+# reachable from the development machines). deploy/podman/, deploy/images/, tests/compose/.
+.PHONY: podman-setup images compose-smoke
+podman-setup images compose-smoke: export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+
+podman-setup: install  ## podman, its settings and the Debian base image (packages as root)
+	deploy/podman/setup.sh
+
+images: podman-setup kafka-jars  ## build every image deploy/Dockerfile and docker-compose.yml name
+	deploy/podman/build-images.sh
+
+compose-smoke: images  ## docker-compose.yml on podman: events in, an email out, then down
+	tests/compose/smoke.sh
+
+# the same podman settings as compose's targets (deploy/podman/containers.conf)
+test-containers fresh-machine: export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+
 # Kafka + PostgreSQL through the fixtures' testcontainers path: the ingest suite and the sender's
 # send log and delivery (Kafka, PostgreSQL and SMTP together); a few minutes.
 CONTAINER_TESTS ?= tests/integration/test_containers_stack.py tests/integration/ingest \
 	tests/integration/sender/test_sender_pg_store.py tests/integration/sender/test_sender_delivery.py
 
-test-containers: install  ## integration tests on testcontainers through podman's Docker API
+test-containers: images  ## integration tests on testcontainers through podman's Docker API
 	bash tests/containers/run.sh $(CONTAINER_TESTS) $(PYTEST_ARGS)
 
-fresh-machine:  ## prove a bare Debian needs only `make demo` + `make test` (podman; ~1 h)
+fresh-machine: podman-setup  ## prove a bare Debian needs only `make demo` + `make test` (podman; ~1 h)
 	bash tests/fresh/run.sh

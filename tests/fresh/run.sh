@@ -2,7 +2,9 @@
 # `make fresh-machine`: prove that a bare Debian needs only the README's two commands.
 # Builds a debootstrap-minbase image with python3, git and make (tests/fresh/Containerfile),
 # clones this working tree's HEAD inside it and runs `make demo` then `make test` there.
-# Arguments name other make targets to run instead (e.g. `demo`). The container has its own network namespace, so its stack's ports never meet this host's.
+# Arguments name other make targets to run instead (e.g. `demo`). The container has its own
+# network namespace (its stack's ports never meet this host's) and an init that reaps orphans,
+# as a machine has.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=localhost/retarget-fresh-machine:latest
@@ -24,7 +26,7 @@ git bundle create -q "$work/repo.bundle" HEAD
 echo "==> fresh-machine: make ${*:-demo test} in a fresh clone of $(git rev-parse --short HEAD)"
 started=$(date +%s)
 ca=/etc/ssl/certs/ca-certificates.crt   # where Debian's ca-certificates puts the bundle
-podman run --name "$NAME" --shm-size=1g \
+podman run --name "$NAME" --init --shm-size=1g \
 	-v "$work/repo.bundle:/mnt/repo.bundle:ro" -v "$PWD/tests/fresh/run-inside.sh:/mnt/run-inside.sh:ro" \
 	-e SSL_CERT_FILE=$ca -e REQUESTS_CA_BUNDLE=$ca -e PIP_CERT=$ca -e NODE_EXTRA_CA_CERTS=$ca \
 	-e CURL_CA_BUNDLE=$ca -e GIT_SSL_CAINFO=$ca \

@@ -17,10 +17,10 @@ PYTEST_ARGS ?=
 BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
 SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps install lock kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
+.PHONY: help system-deps install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # The virtualenv comes from the machine's python3 (>= 3.11); uv, installed inside it, then
 # installs the pinned dependencies quickly.
@@ -53,6 +53,19 @@ lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml depende
 	$(UV) pip compile --quiet pyproject.toml --extra dev --generate-hashes --no-header \
 		--python-version $(PYTHON_VERSION) -o requirements.lock
 
+# kustomize v5 renders deploy/k8s for tests/unit/test_k8s_manifests.py: kubectl's own when it
+# has one, else kustomize built from the Go module proxy into .venv/bin (Go >= 1.22). Debian's
+# kubernetes-client is kubectl 1.20, whose kustomize v2 can't read these files.
+KUSTOMIZE_VERSION := v5.7.1
+
+k8s-tools: | $(UV)  ## kustomize v5 for the Kubernetes manifests' test (kubectl's, or built with Go)
+	@if kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
+		echo "==> kubectl's kustomize is v5"; \
+	elif [ -x $(VENV)/bin/kustomize ]; then echo "==> $(VENV)/bin/kustomize present"; \
+	elif command -v go >/dev/null; then echo "==> go install kustomize $(KUSTOMIZE_VERSION) into $(VENV)/bin"; \
+		GOBIN=$(CURDIR)/$(VENV)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
+	else echo "no kustomize v5: install kubectl (>= 1.27) or Go (>= 1.22), then run make again"; exit 1; fi
+
 kafka-jars: install  ## fetch the Apache Kafka jars from Maven Central into the cache
 	$(RETARGET) devstack fetch-kafka
 
@@ -74,10 +87,10 @@ lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared services
 
-unit: install  ## unit tests only (no servers needed)
+unit: install k8s-tools  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: system-deps up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+test: system-deps k8s-tools up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: system-deps up  ## run the system on the local stack, deliver email into the capture, say where to look

@@ -2,7 +2,8 @@
 
 The composer reads the sender identity and postal address (CAN-SPAM), the sender the
 consent mode, timezone (quiet hours) and DKIM selector; composer and ingest the link domains
-(retarget.common.link_domains). A Workspace is a plain frozen
+(retarget.common.link_domains); ingest the allowed origins of browser tracking
+(retarget.common.origins). A Workspace is a plain frozen
 value; WorkspaceStore is the only code that knows the table.
 """
 
@@ -15,7 +16,7 @@ ConsentMode = Literal["opt_in", "opt_out"]
 
 _COLUMNS = (
     "id, name, from_name, from_email, reply_to, postal_address, timezone, consent_mode, dkim_selector,"
-    " link_domains"
+    " link_domains, allowed_origins"
 )
 
 
@@ -31,6 +32,7 @@ class Workspace:
     consent_mode: ConsentMode = "opt_out"
     dkim_selector: str | None = None
     link_domains: tuple[str, ...] | None = None  # None: the from_email's domain (link_domains.py)
+    allowed_origins: tuple[str, ...] = ()  # browser origins that may send its events (origins.py)
 
 
 class WorkspaceStore:
@@ -53,13 +55,13 @@ class WorkspaceStore:
         Declarative: every field is set, so running the same command twice changes nothing.
         """
         created = await self._db.fetchval(
-            f"""INSERT INTO workspaces ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            f"""INSERT INTO workspaces ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                 ON CONFLICT (id) DO UPDATE SET
                     name = EXCLUDED.name, from_name = EXCLUDED.from_name,
                     from_email = EXCLUDED.from_email, reply_to = EXCLUDED.reply_to,
                     postal_address = EXCLUDED.postal_address, timezone = EXCLUDED.timezone,
                     consent_mode = EXCLUDED.consent_mode, dkim_selector = EXCLUDED.dkim_selector,
-                    link_domains = EXCLUDED.link_domains
+                    link_domains = EXCLUDED.link_domains, allowed_origins = EXCLUDED.allowed_origins
                 RETURNING (xmax = 0)""",
             workspace.id,
             workspace.name,
@@ -71,12 +73,21 @@ class WorkspaceStore:
             workspace.consent_mode,
             workspace.dkim_selector,
             list(workspace.link_domains) if workspace.link_domains is not None else None,
+            list(workspace.allowed_origins),
         )
         return bool(created)
+
+    async def all_allowed_origins(self, limit: int) -> tuple[str, ...]:
+        """Every origin some workspace allows (at most `limit`): what a CORS preflight can check."""
+        rows = await self._db.fetch(
+            "SELECT DISTINCT unnest(allowed_origins) AS origin FROM workspaces ORDER BY 1 LIMIT $1", limit
+        )
+        return tuple(r["origin"] for r in rows)
 
 
 def _workspace(row: Any) -> Workspace:
     fields = {key: row[key] for key in _COLUMNS.split(", ")}
     if fields["link_domains"] is not None:
         fields["link_domains"] = tuple(fields["link_domains"])
+    fields["allowed_origins"] = tuple(fields["allowed_origins"] or ())
     return Workspace(**fields)

@@ -24,7 +24,7 @@ async def write_legacy_tables(conn: Any, change: ConfigChange) -> None:
 async def _write_identity(conn: Any, workspace_id: str, identity: IdentityBody) -> None:
     await conn.execute(
         """UPDATE workspaces SET from_name = $2, from_email = $3, reply_to = $4, postal_address = $5,
-               timezone = $6, link_domains = $7 WHERE id = $1""",
+               timezone = $6, link_domains = $7, allowed_origins = $8 WHERE id = $1""",
         workspace_id,
         identity.from_name,
         identity.from_email,
@@ -32,6 +32,7 @@ async def _write_identity(conn: Any, workspace_id: str, identity: IdentityBody) 
         identity.postal_address,
         identity.timezone,
         identity.link_domains,
+        identity.allowed_origins,
     )
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retarget.common.link_domains import normalise_domain
+from retarget.common.origins import normalise_origin
 from retarget.composer.addresses import parse_address
 from retarget.config.campaign_schema import Duration
 
@@ -76,6 +77,8 @@ def _hhmm(value: str) -> str:
 
 Address = Annotated[str, AfterValidator(_address)]
 Domain = Annotated[str, AfterValidator(normalise_domain)]
+Origin = Annotated[str, AfterValidator(normalise_origin)]
+MAX_ORIGINS = 100
 
 
 class IdentityBody(_Strict):
@@ -85,6 +88,13 @@ class IdentityBody(_Strict):
     postal_address: Annotated[str, AfterValidator(_not_blank)] = Field(max_length=500)  # CAN-SPAM
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     link_domains: list[Domain] | None = None  # None: the domain of from_email
+    # where its browser tracking runs (CORS; retarget.common.origins); empty: no browser origin
+    allowed_origins: list[Origin] = Field(default_factory=list, max_length=MAX_ORIGINS)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _no_duplicate_origins(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class QuietHours(_Strict):

@@ -22,7 +22,7 @@ from .conftest import Tenant, ops_url
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 25  # per operation; 7 event routes + 2 privacy routes
+EXAMPLES = 25  # per operation; 16 event routes (long, short, batch, import, b) + 2 privacy routes
 
 
 def fuzz(schema_url: str, public_url: str, write_key: str) -> tuple[Counter[int], list[str]]:

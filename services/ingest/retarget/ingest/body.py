@@ -11,7 +11,28 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator, Mapping
 
-from retarget.ingest.errors import InvalidPayload, PayloadTooLarge
+from retarget.ingest.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
+
+# text/plain: what sendBeacon and analytics-next send (a "simple" request needs no CORS
+# preflight); the body is JSON all the same. No Content-Type at all: many server clients.
+JSON_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
+
+
+def check_media_type(content_type: str | None) -> None:
+    """UnsupportedMediaType unless the body is declared JSON or plain text, in UTF-8."""
+    if content_type is None:
+        return
+    media_type, _, params = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {media_type[:100]!r} is not accepted: send the JSON body as "
+            "application/json or text/plain (UTF-8)"
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"charset {value.strip()[:40]!r} is not accepted: send UTF-8")
 
 
 async def read_body(

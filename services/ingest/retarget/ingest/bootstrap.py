@@ -27,7 +27,9 @@ from retarget.common.privacy_requests import (
 )
 from retarget.common.topics import Topics
 from retarget.config.relay import run_relay
+from retarget.ingest.allowed_origins import CachedWorkspaceOrigins, KnownOrigins, OriginLookup, PgOriginLookup
 from retarget.ingest.auth import CachedKeyResolver, WriteKeyLookup
+from retarget.ingest.cors import Cors
 from retarget.ingest.feedback import LinkFeedback
 from retarget.ingest.intake import Intake
 from retarget.ingest.keystore import PgSecretKeyLookup, PgWriteKeyLookup
@@ -60,6 +62,7 @@ class IngestServices:
     links: LinkFeedback
     pool: LazyPool
     keys: CachedKeyResolver  # write keys, for the /v1 event routes (through intake)
+    cors: Cors  # which web pages may send events (the event routes, the SDK settings)
     privacy: PrivacyRequests
     secret_keys: SecretKeyAuthorizer  # the privacy endpoints: secret keys with scopes, never write keys
     management: Management  # the /v1/workspaces/{id}/… routes (admin secret keys)
@@ -100,6 +103,7 @@ def bootstrap(
     secret_key_lookup: SecretKeyLookup | None = None,
     unsubscribes: Unsubscribes | None = None,
     link_domains: LinkDomains | None = None,
+    origins: OriginLookup | None = None,
     person_records: PersonRecords | None = None,
     profile_finder: ProfileFinder | None = None,
     management: Management | None = None,
@@ -134,6 +138,22 @@ def bootstrap(
         burst=settings.rate_limit_secret_key_burst,
         monotonic=monotonic,
     )
+    origins = origins or PgOriginLookup(pool)
+    cors = Cors(
+        CachedWorkspaceOrigins(
+            origins,
+            ttl_s=settings.origins_cache_s,
+            max_entries=settings.origins_cache_max,
+            monotonic=monotonic,
+        ),
+        KnownOrigins(
+            origins,
+            ttl_s=settings.origins_cache_s,
+            max_origins=settings.known_origins_max,
+            monotonic=monotonic,
+        ),
+        max_age_s=settings.cors_max_age_s,
+    )
     intake = Intake(
         keys=keys,
         limiter=RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst, monotonic=monotonic),
@@ -143,6 +163,7 @@ def bootstrap(
         max_event_bytes=settings.max_event_bytes,
         max_batch_events=settings.max_batch_events,
         max_batch_bytes=settings.max_batch_bytes,
+        cors=cors,
     )
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
     links = LinkFeedback(
@@ -169,7 +190,18 @@ def bootstrap(
     )
     management = management or real_management(settings, pool, profile_finder)
     services = IngestServices(
-        settings, topics, publisher, key_lookup, intake, links, pool, keys, privacy, secret_keys, management
+        settings,
+        topics,
+        publisher,
+        key_lookup,
+        intake,
+        links,
+        pool,
+        keys,
+        cors,
+        privacy,
+        secret_keys,
+        management,
     )
     services.run_config_relay = real_publisher  # with fakes (unit tests) nothing reaches a real server
     return services

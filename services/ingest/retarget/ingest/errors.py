@@ -110,3 +110,15 @@ class Unavailable(_RetryLater):
 
     status = 503
     code = "unavailable"
+
+
+class OriginNotAllowed(IngestError):
+    """A browser request from a page whose origin the key's workspace does not list."""
+
+    status = 403
+    code = "origin_not_allowed"
+
+
+class UnsupportedMediaType(IngestError):
+    status = 415
+    code = "unsupported_media_type"

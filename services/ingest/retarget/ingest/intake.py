@@ -1,6 +1,7 @@
 """The use case behind every /v1 route: authenticate, validate, rate-limit, publish.
 
-Routes hand it the decoded body bytes and the Authorization header; it answers with what
+Routes hand it the decoded body bytes, the Authorization header and, for a request from a
+web page, its origin (which the key's workspace must allow: cors.py); it answers with what
 was accepted or raises an IngestError the app turns into a 4xx/5xx. It knows no HTTP.
 
 Sizes are checked on what would be published, not only on what arrived: a batch's
@@ -21,6 +22,7 @@ from retarget.common.schemas import TrackedEvent, encode
 from retarget.common.topics import visitor_key
 from retarget.ingest import metrics
 from retarget.ingest.auth import CachedKeyResolver, write_key_from
+from retarget.ingest.cors import Cors
 from retarget.ingest.errors import IngestError, InvalidField, PayloadTooLarge, TooManyEvents
 from retarget.ingest.events import EVENT_TYPES, BatchDefaults, build_event
 from retarget.ingest.payloads import BatchEnvelope, decode_batch, decode_event, decode_object
@@ -81,8 +83,10 @@ class Intake:
         max_event_bytes: int,
         max_batch_events: int,
         max_batch_bytes: int,
+        cors: Cors,
     ) -> None:
         self._keys = keys
+        self._cors = cors
         self._limiter = limiter
         self._publisher = publisher
         self._topic = topic
@@ -91,15 +95,15 @@ class Intake:
         self._max_batch_events = max_batch_events
         self._max_batch_bytes = max_batch_bytes
 
-    async def accept_one(self, event_type: str, body: bytes, authorization: str | None) -> None:
+    async def accept_one(
+        self, event_type: str, body: bytes, authorization: str | None, origin: str | None = None
+    ) -> None:
         try:
             incoming = decode_event(body)
         except IngestError as exc:
             metrics.count_rejected(event_type, exc.code)
             raise
-        workspace_id, key_hash = await self._keys.workspace_for(
-            write_key_from(authorization, incoming.write_key)
-        )
+        workspace_id, key_hash = await self._sender(authorization, incoming.write_key, origin)
         try:
             event = build_event(
                 incoming, workspace_id=workspace_id, received_at=self._clock.now(), event_type=event_type
@@ -110,11 +114,11 @@ class Intake:
             raise
         await self._publish(key_hash, [event], [record])
 
-    async def accept_batch(self, body: bytes, authorization: str | None) -> BatchResult:
+    async def accept_batch(
+        self, body: bytes, authorization: str | None, origin: str | None = None
+    ) -> BatchResult:
         envelope = decode_batch(body)
-        workspace_id, key_hash = await self._keys.workspace_for(
-            write_key_from(authorization, envelope.write_key)
-        )
+        workspace_id, key_hash = await self._sender(authorization, envelope.write_key, origin)
         if len(envelope.batch) > self._max_batch_events:
             raise TooManyEvents(
                 f"a batch holds at most {self._max_batch_events} events", limit=self._max_batch_events
@@ -156,6 +160,15 @@ class Intake:
             raise NoValidEvents(rejected)
         await self._publish(key_hash, events, records)
         return BatchResult(len(events), rejected)
+
+    async def _sender(
+        self, authorization: str | None, body_key: str | None, origin: str | None
+    ) -> tuple[str, bytes]:
+        """(workspace, key hash) of the write key; from a page, its origin must be the workspace's."""
+        workspace_id, key_hash = await self._keys.workspace_for(write_key_from(authorization, body_key))
+        if origin is not None:
+            await self._cors.check(workspace_id, origin)
+        return workspace_id, key_hash
 
     def _batch_defaults(self, envelope: BatchEnvelope) -> BatchDefaults:
         """The envelope's context and integrations, refused whole when their copies are too big."""

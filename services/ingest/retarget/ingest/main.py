@@ -19,7 +19,7 @@ from retarget.ingest.api.errors import install_error_handlers
 from retarget.ingest.api.openapi import describe_tracking_api
 from retarget.ingest.api.ports import PortSplit
 from retarget.ingest.api.request_metrics import RequestMetrics
-from retarget.ingest.api.routes import links, ops, privacy, tracking
+from retarget.ingest.api.routes import links, ops, privacy, sdk, tracking
 from retarget.ingest.bootstrap import IngestServices, bootstrap
 from retarget.ingest.management.routes import routers as management_routers
 from retarget.ingest.settings import IngestSettings
@@ -42,6 +42,7 @@ def create_app(settings: IngestSettings | None = None, *, services: IngestServic
     app = FastAPI(title="retarget ingest", summary="Segment-compatible HTTP Tracking API", lifespan=lifespan)
     app.state.services = services
     app.router.routes.extend(tracking.routes)  # plain Starlette routes: see tracking.py
+    app.router.routes.extend(sdk.routes)
     app.include_router(links.router)
     app.include_router(privacy.router)
     for router in management_routers:

@@ -104,6 +104,27 @@ class IngestSettings(CommonSettings):
         default=10_000, ge=1, description="Most workspaces whose link domains are cached."
     )
 
+    # Browser tracking (cors.py): each workspace's allowed origins, and every workspace's for preflights
+    origins_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long allowed origins are cached (a change takes effect within it).",
+    )
+    origins_cache_max: int = Field(
+        default=10_000, ge=1, description="Most workspaces whose allowed origins are cached."
+    )
+    known_origins_max: int = Field(
+        default=100_000, ge=1, description="Most origins (of all workspaces) a CORS preflight can allow."
+    )
+    cors_max_age_s: int = Field(
+        default=600, ge=0, le=86_400, description="How long browsers may cache a preflight answer."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Ingest's public base URL (the one tracking links use), for the SDK settings it "
+        "serves (unset: the scheme and Host of the request).",
+    )
+
     # The mailto: unsubscribe (mailbox.py), a process of its own: python -m retarget.ingest.mailbox_server
     mailbox_port: int = Field(
         default=18025, ge=0, le=65535, description="SMTP port of the unsubscribe mailbox."

@@ -116,6 +116,28 @@ class FakeLinkDomains:
 
 
 @dataclass
+class FakeOrigins:
+    """Allowed browser origins by workspace (normalised); counts lookups; `down` = PostgreSQL away."""
+
+    origins: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lookups: int = 0
+    down: bool = False
+
+    async def of(self, workspace_id: str) -> tuple[str, ...]:
+        self._look()
+        return self.origins.get(workspace_id, ())
+
+    async def every(self, limit: int) -> tuple[str, ...]:
+        self._look()
+        return tuple(sorted({o for found in self.origins.values() for o in found})[:limit])
+
+    def _look(self) -> None:
+        self.lookups += 1
+        if self.down:
+            raise Unavailable("cannot look up the allowed origins now", retry_after_s=2)
+
+
+@dataclass
 class FakeConfigStore:
     """ConfigService in memory: every version kept, versions from one counter. `validate`
     (kind, name, body) -> normalised body or ConfigInvalid; `down` answers like an

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI
 
-from retarget.ingest.api.routes.tracking import SINGLE_EVENT_TYPES
+from retarget.ingest.api.routes.tracking import BATCH_PATHS, SHORT_PATHS, SINGLE_EVENT_TYPES
 from retarget.ingest.limits import MAX_DEPTH, MAX_ID_BYTES
 from retarget.ingest.payloads import IncomingEvent
 
@@ -31,14 +31,16 @@ _ANSWERS = {
     "200": {"description": "accepted (Kafka acknowledged)", "content": {"application/json": {}}},
     "400": _ERROR,
     "401": _ERROR,
+    "403": _ERROR,
     "413": _ERROR,
+    "415": _ERROR,
     "429": _ERROR,
     "503": _ERROR,
 }
 
 
 def describe_tracking_api(app: FastAPI) -> None:
-    """Make app.openapi() include POST /v1/{track,…,batch} with their bodies."""
+    """Make app.openapi() include POST /v1/{track,…,batch}, the short paths and /v1/import."""
     plain_schema = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -75,11 +77,16 @@ def _add_tracking_paths(schema: dict[str, Any]) -> None:
         schema["paths"][f"/v1/{kind}"] = _post(
             f"One `{kind}` event (Segment HTTP Tracking API).", "IncomingEvent"
         )
-    schema["paths"]["/v1/batch"] = _post(
-        "Up to 2,500 events, each with its `type`; a batch with some invalid events is a 200 that lists "
-        "them by index in `rejected`, a batch with none valid a 400.",
-        "Batch",
-    )
+    for short, kind in SHORT_PATHS.items():
+        schema["paths"][f"/v1/{short}"] = _post(
+            f"`/v1/{kind}` (the browser SDK's short path).", "IncomingEvent"
+        )
+    for path in BATCH_PATHS:
+        schema["paths"][path] = _post(
+            "Up to 2,500 events, each with its `type`; a batch with some invalid events is a 200 that lists "
+            "them by index in `rejected`, a batch with none valid a 400.",
+            "Batch",
+        )
 
 
 def _post(description: str, body: str) -> dict[str, Any]:
@@ -90,7 +97,10 @@ def _post(description: str, body: str) -> dict[str, Any]:
             "security": [{"writeKey": []}],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": _REF.format(name=body)}}},
+                "content": {
+                    media_type: {"schema": {"$ref": _REF.format(name=body)}}
+                    for media_type in ("application/json", "text/plain")  # text/plain: sendBeacon
+                },
             },
             "responses": _ANSWERS,
         }

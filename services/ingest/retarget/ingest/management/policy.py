@@ -1,6 +1,6 @@
 """/v1/workspaces/{workspace_id}/policy and …/identity: the workspace's sending policy
 (consent mode, caps, quiet hours, rate) and sender identity (from, reply-to, postal
-address, timezone, link domains), one object each (ConfigService kinds `policy` and
+address, timezone, link domains, allowed browser origins), one object each (ConfigService kinds `policy` and
 `identity`, name ""). PUT replaces the whole object; the services apply it within seconds."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from retarget.ingest.management.objects import apply_checked, body_doc, json_res
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["management: policy and identity"])
 
 POLICY_DOC = '{"consent_mode", "quiet_hours": {"start", "end"} or null, "rate": {"per_s", "burst"} or null, "caps": [...]}'
-IDENTITY_DOC = '{"from_name", "from_email", "reply_to", "postal_address", "timezone", "link_domains"}'
+IDENTITY_DOC = (
+    '{"from_name", "from_email", "reply_to", "postal_address", "timezone", "link_domains", "allowed_origins"}'
+)
 
 
 async def _current(m: Management, workspace_id: str, kind: Kind) -> Response:

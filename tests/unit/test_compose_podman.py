@@ -4,6 +4,7 @@ real; these catch, in a second, the mistakes that cost a smoke run to find)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -106,3 +107,21 @@ def test_the_services_send_mail_to_the_catcher_where_it_listens():
 def test_grafana_is_optional_and_everything_else_starts_by_default():
     assert SERVICES["grafana"].get("profiles") == ["grafana"]
     assert {name for name, s in SERVICES.items() if s.get("profiles")} == {"grafana", "cli"}
+
+
+def kafka_property_name(variable: str) -> str:
+    """What the Kafka stand-in's entrypoint makes of one KAFKA_* variable."""
+    run = ROOT / "deploy" / "images" / "kafka" / "run"
+    script = f'source <(sed -n "/^property_name()/,/^}}/p" {run}); property_name "$1"'
+    result = subprocess.run(["bash", "-c", script, "-", variable], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def test_the_kafka_stand_in_names_properties_like_the_real_image():
+    assert kafka_property_name("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP") == "listener.security.protocol.map"
+    assert kafka_property_name("KAFKA_LOG_DIRS") == "log.dirs"
+    # "__" is an underscore and "___" a dash, for the property names that have them
+    assert kafka_property_name("KAFKA_LISTENER_NAME_CONTROLLER_SASL__ENABLED") == (
+        "listener.name.controller.sasl_enabled"
+    )
+    assert kafka_property_name("KAFKA_SOME___DASHED_NAME") == "some-dashed.name"

@@ -14,6 +14,8 @@ from retarget.cli.docs import SETTINGS_CLASSES, load_settings
 from retarget.demo.services import PLAN
 
 ROOT = Path(__file__).resolve().parents[2]
+# The system's services; the demo shop is the demo's own web page, not part of a deployment.
+SERVICES = [plan for plan in PLAN if plan.metrics]
 
 
 def known_variables() -> set[str]:
@@ -36,7 +38,7 @@ def test_compose_sets_only_settings_that_exist():
 
 def test_compose_and_the_demo_use_the_same_service_ports():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    for plan in PLAN:
+    for plan in SERVICES:
         assert compose[plan.name]["environment"][plan.port_var] == str(plan.port), plan.name
         assert plan.port_var in known_variables()
 
@@ -45,7 +47,7 @@ def test_compose_and_the_demo_use_the_same_service_ports():
 def test_prometheus_configs_are_valid_and_scrape_every_service(config: str):
     path = ROOT / "deploy" / "prometheus" / config
     jobs = {job["job_name"] for job in yaml.safe_load(path.read_text())["scrape_configs"]}
-    assert jobs == {plan.name for plan in PLAN}
+    assert jobs == {plan.name for plan in SERVICES}
     if shutil.which("promtool") is None:
         pytest.skip("promtool (Debian package prometheus) is not installed: `make system-deps`")
     result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
@@ -57,6 +59,6 @@ def test_prometheus_scrapes_where_each_service_serves_its_metrics():
     for config, host in (("prometheus.yml", "127.0.0.1"), ("prometheus-compose.yml", None)):
         jobs = yaml.safe_load((ROOT / "deploy" / "prometheus" / config).read_text())["scrape_configs"]
         targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in jobs}
-        for plan in PLAN:
+        for plan in SERVICES:
             port = plan.metrics_port or plan.port
             assert targets[plan.name] == [f"{host or plan.name}:{port}"], (config, plan.name)

@@ -295,3 +295,37 @@ async def test_partitions_paused_while_a_long_batch_is_handled_are_resumed_after
     stage = _stage(consumer, producer, handler)
     assert await _run_until(stage, consumer, 2), "the partitions stayed paused after a long batch"
     assert [v for t, v in producer.sent if t == "out"] == [b"a", b"b"]
+
+
+async def test_every_dead_letter_is_counted_once_by_stage_and_the_series_starts_at_zero() -> None:
+    from prometheus_client import REGISTRY
+
+    def dead_letters() -> float | None:
+        return REGISTRY.get_sample_value("retarget_dead_letters_total", {"stage": "counted"})
+
+    # a handler's own dead letter, a record that sets off a bug (bisected), an output too large
+    consumer, producer = FakeConsumer([b"a", b"mine", b"bug", b"big", b"b"]), FakeProducer()
+
+    async def handler(records: Sequence[ConsumerRecord]) -> list[Output]:
+        if any(r.value == b"bug" for r in records):
+            raise KeyError("bug")
+        return [
+            dead_letter(r, stage="counted", reason="mine", topic="dead")
+            if r.value == b"mine"
+            else Output("out", r.key, (r.value or b"") * (1_000_000 if r.value == b"big" else 1))
+            for r in records
+        ]
+
+    stage = Stage(
+        "counted",
+        consumer,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        handler,
+        dead_letter_topic="dead",
+        retry_backoff_s=0.001,
+        keepalive_s=0.01,
+    )
+    assert dead_letters() == 0  # an alert's increase() sees the first one
+    assert await _run_until(stage, consumer, 5)
+    assert len([t for t, _ in producer.sent if t == "dead"]) == 3
+    assert dead_letters() == 3

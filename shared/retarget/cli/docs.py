@@ -24,6 +24,7 @@ SETTINGS_CLASSES = [
     ("sender", "retarget.sender.settings:SenderSettings"),
     ("privacy requests (ingest, CLI)", "retarget.common.privacy_requests:PrivacySettings"),
     ("DKIM keys as configuration (ingest, sender, CLI)", "retarget.config.dkim_settings:DkimSettings"),
+    ("the demo shop (python -m retarget.demo.shop)", "retarget.demo.shop.settings:ShopSettings"),
 ]
 METRIC_MODULES = [
     ("Every pipeline stage (composer, sender)", "retarget.common.metrics"),

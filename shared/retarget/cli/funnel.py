@@ -1,7 +1,9 @@
-"""`retarget funnel [--workspace W] [--json]`: the per-campaign funnel table.
+"""`retarget funnel [--workspace W] [--range 24h] [--json]`: the per-campaign funnel table.
 
-Reads the counters from Prometheus when it runs (`--prometheus URL`, or the local stack's),
-else straight from the services' /metrics (`--metrics URL …`, or the local stack's services).
+Reads the counters' growth over the range from Prometheus when it runs (`--prometheus URL`,
+or the local stack's; funnel_prometheus.py), so a restarted service does not zero its row;
+else the services' own counters (`--metrics URL …`, or the local stack's services), which
+are totals since each service started, and says so.
 """
 
 from __future__ import annotations
@@ -12,26 +14,32 @@ from typing import Any
 
 import httpx
 
-from retarget.common.funnel import METRIC_NAMES, STAGES, Sample, funnel, revenue_text
+from retarget.cli.funnel_prometheus import checked_range, from_prometheus_range
+from retarget.common.funnel import STAGES, Row, Sample, funnel, revenue_text
+
+DEFAULT_RANGE = "24h"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("funnel", help="per-campaign funnel: triggered → sent → opened → converted")
     parser.add_argument("--workspace", help="only this workspace")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--range",
+        type=_duration,
+        default=DEFAULT_RANGE,
+        help=f"Prometheus duration the funnel covers, up to now (default {DEFAULT_RANGE}; 15m, 7d, …)",
+    )
     parser.add_argument("--prometheus", help="Prometheus base URL (default: the local stack's, if running)")
     parser.add_argument("--metrics", nargs="*", default=None, help="service /metrics URLs to read instead")
     parser.set_defaults(func=_run)
 
 
-def from_prometheus(base_url: str) -> list[Sample]:
-    query = '{__name__=~"' + "|".join(METRIC_NAMES) + '"}'
-    response = httpx.get(f"{base_url.rstrip('/')}/api/v1/query", params={"query": query}, timeout=10)
-    response.raise_for_status()
-    return [
-        (r["metric"]["__name__"], r["metric"], float(r["value"][1]))
-        for r in response.json()["data"]["result"]
-    ]
+def _duration(text: str) -> str:
+    try:
+        return checked_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def from_metrics(urls: list[str]) -> list[Sample]:
@@ -60,10 +68,12 @@ def collect(args: argparse.Namespace) -> tuple[str, list[Sample]]:
     prometheus, urls = args.prometheus, args.metrics
     if not prometheus and not urls:
         prometheus, urls = _local_sources()
+    window = getattr(args, "range", None) or DEFAULT_RANGE  # the demo passes no range
     if prometheus:
-        return f"Prometheus at {prometheus}", from_prometheus(prometheus)
+        return f"Prometheus at {prometheus}, last {window}", from_prometheus_range(prometheus, window)
     if urls:
-        return f"{len(urls)} services' /metrics", from_metrics(urls)
+        # no history without Prometheus: each counter is a total since its service started
+        return f"{len(urls)} services' /metrics: totals since each started, no Prometheus", from_metrics(urls)
     raise SystemExit(
         "no metrics to read: start the services (`make demo`), or pass --prometheus URL or --metrics URL…"
     )
@@ -75,13 +85,18 @@ def _run(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"cannot read the metrics ({exc}): are the services running? `retarget devstack status`")
         return 2
-    rows = {k: v for k, v in funnel(samples).items() if not args.workspace or k[0] == args.workspace}
+    rows = {k: rounded(v) for k, v in funnel(samples).items() if not args.workspace or k[0] == args.workspace}
     if args.json:
         out: list[dict[str, Any]] = [{"workspace": w, "campaign": c, **row} for (w, c), row in rows.items()]
         print(json.dumps(out, indent=2))
         return 0
     print_table(rows, source)
     return 0
+
+
+def rounded(row: Row) -> Row:
+    """Whole counts and revenue in cents (sums of floats carry noise in the last digits)."""
+    return {k: round(v, 2) if k.startswith("revenue") else float(round(v)) for k, v in row.items()}
 
 
 def print_table(rows: dict[tuple[str, str], dict[str, float]], source: str) -> None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 STAGE_RECORDS = Counter(
     "retarget_stage_records_total", "Records a stage consumed, by outcome.", ["stage", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "retarget_dead_letters_total",
+    "Records sent to the dead-letter topic, by the stage that could not use them (segmenter, "
+    "composer, sender, sender-retry). Each stage creates its series at 0 on start, so the first "
+    "dead letter is an increase an alert sees.",
+    ["stage"],
+)
+STAGE_CONSUMER_LAG = Gauge(
+    "retarget_stage_consumer_lag",
+    "Records of a partition the stage's consumer group has not committed yet (end offset minus "
+    "committed offset), by stage, topic and partition; refreshed every few seconds.",
+    ["stage", "topic", "partition"],
 )
 STAGE_BATCH_SECONDS = Histogram(
     "retarget_stage_batch_seconds",

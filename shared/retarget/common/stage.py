@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
 from retarget.common.faults import crash_point
-from retarget.common.metrics import STAGE_BATCH_SECONDS, STAGE_RECORDS
+from retarget.common.metrics import DEAD_LETTERS, STAGE_BATCH_SECONDS, STAGE_CONSUMER_LAG, STAGE_RECORDS
 from retarget.common.poison import describe, is_data_error, is_transient
 from retarget.common.schemas import DeadLettered, decoder, encode
 
@@ -112,21 +113,60 @@ class Stage:
         retry_backoff_s: float = 1.0,
         keepalive_s: float = 1.0,
         bug_retries: int = 3,
+        lag_every_s: float = 5.0,
     ) -> None:
         self.name = name
         self.consumer = consumer
         self.producer = producer
         self.handler = handler
         self.dead_letter_topic = dead_letter_topic
+        self.dead_letters = DEAD_LETTERS.labels(name)  # the series exists, at 0, from the start
         self.max_batch = max_batch
         self.retry_backoff_s = retry_backoff_s
         self.keepalive_s = keepalive_s  # how often the consumer is polled while a batch is handled
         self.bug_retries = bug_retries  # failures by a bug (not data, not transient) before bisecting
+        self.lag_every_s = lag_every_s
+        self._lag_partitions: set[TopicPartition] = set()
         self.batches_done = 0
         self._stopping: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set; the batch in hand is finished and committed."""
+        lag = asyncio.create_task(self._report_lag(stop))
+        try:
+            await self._process(stop)
+        finally:
+            lag.cancel()  # done before the caller stops the consumer it asks
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
+
+    async def _report_lag(self, stop: asyncio.Event) -> None:
+        """The group's lag (end minus committed offset) per assigned partition, apart from the
+        batch loop: a stage stuck on one batch still shows its lag growing."""
+        while not stop.is_set():
+            try:
+                await self._measure_lag()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a rebalance or a broker away: measured again next time
+                log.debug("consumer lag not measured", exc_info=True)
+            await _sleep_unless(stop, self.lag_every_s)
+
+    async def _measure_lag(self) -> None:
+        assigned = set(self.consumer.assignment())
+        for gone in self._lag_partitions - assigned:  # moved to another member: it reports them
+            with contextlib.suppress(KeyError):  # never measured
+                STAGE_CONSUMER_LAG.remove(self.name, gone.topic, str(gone.partition))
+        self._lag_partitions = assigned
+        if not assigned:
+            return
+        ends = await self.consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            lag = ends[tp] - (committed or 0)
+            STAGE_CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, lag))
+
+    async def _process(self, stop: asyncio.Event) -> None:
         failures = bug_failures = 0
         self._stopping = stop
         while not stop.is_set():
@@ -223,17 +263,22 @@ class Stage:
 
     async def _produce_all(self, outputs: list[Output]) -> None:
         futures = []
+        dead_letters = 0
         for o in outputs:
             try:
                 futures.append(await self.producer.send(o.topic, o.value, key=o.key))
+                dead_letters += o.topic == self.dead_letter_topic
             except MessageSizeTooLargeError:
                 # The same output is as large on every replay: retrying would halt the
                 # partition for ever. It is dead-lettered, cut to a size Kafka takes.
                 letter = self._too_large(o)
                 key = o.key[:_MAX_KEY] if o.key else o.key
                 futures.append(await self.producer.send(self.dead_letter_topic, letter, key=key))
+                dead_letters += 1
         if futures:
             await asyncio.gather(*futures)
+        # counted once Kafka has them (a replayed batch counts its dead letters again)
+        self.dead_letters.inc(dead_letters)
 
     def _too_large(self, output: Output) -> bytes:
         """A dead letter for an output over the producer's max request size, itself under it."""

@@ -25,20 +25,24 @@ from retarget.config.dkim import PublishedKey
 from retarget.demo.campaigns import OwnCampaign, ensure_demo_campaign
 from retarget.demo.dkim import ensure_dkim_keys
 from retarget.demo.engage import Received, engage, read_mailbox
-from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, start_all
+from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
 from retarget.devstack.env import database_url, kafka_bootstrap
 from retarget.devstack.paths import devstack_dir
 from retarget.devstack.services import stop_service
+from retarget.devstack.state import update_state
 
 INGEST = "http://127.0.0.1:18080"
 WAIT_S = 6  # the campaigns' waits in the demo, instead of hours and days
+# The cart reminder waits longer: a person in the demo shop adds to the cart and then types
+# an address, and a reminder due before the address is known goes to no one.
+CART_WAIT_S = 40
 DEMO_ENV = {
     # segmenter: waits of seconds (the campaign files say 2h to 7d)
     "RETARGET_CAMPAIGN_WAITS": json.dumps(
         {
-            "abandoned_cart": f"{WAIT_S}s",
+            "abandoned_cart": f"{CART_WAIT_S}s",
             "browse_abandonment": f"{WAIT_S}s",
             "post_purchase": f"{WAIT_S - 1}s",
             "trial_not_converted": f"{WAIT_S + 2}s",
@@ -76,9 +80,18 @@ async def run_demo(args: argparse.Namespace) -> int:
         "`retarget campaigns apply`); the other campaigns are the bundled defaults"
     )
     own = await ensure_demo_campaign(creds.workspace_id, stack)
-    env = {"RETARGET_LINK_SECRET": creds.link_secret, "RETARGET_PUBLIC_URL": INGEST, **DEMO_ENV}
-    console.print("==> starting the four services and the unsubscribe mailbox (logs in .devstack/logs/)")
+    env = {
+        "RETARGET_LINK_SECRET": creds.link_secret,
+        "RETARGET_PUBLIC_URL": INGEST,
+        "RETARGET_SHOP_INGEST_URL": INGEST,
+        "RETARGET_SHOP_WRITE_KEY": creds.write_key,
+        **DEMO_ENV,
+    }
+    console.print(
+        "==> starting the four services, the unsubscribe mailbox and the demo shop (logs in .devstack/logs/)"
+    )
     await asyncio.to_thread(start_all, env)
+    update_state(lambda s: s["demo"].update(shop_url=SHOP_URL))
 
     people = list(visitors(args.visitors, seed=int(time.time())))
     chunks = whole_visitor_chunks(people)
@@ -90,7 +103,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         console.print(f"    ingest accepted {accepted:,} of {total:,} events")
 
         recipients = {p.email: p for p in people if p.email}
-        mails = await _collect_mail(set(recipients), settle_s=WAIT_S + 8)
+        mails = await _collect_mail(set(recipients), settle_s=WAIT_S + 8, not_before_s=CART_WAIT_S + 4)
         with _progress() as progress:
             task = progress.add_task("recipients reading their email", total=len(mails))
             engagement = await engage(
@@ -116,17 +129,19 @@ async def run_demo(args: argparse.Namespace) -> int:
     return 0 if mails else 1
 
 
-async def _collect_mail(recipients: set[str], settle_s: float, timeout_s: float = 150):
-    """Wait until the emails stop arriving (no new one for `settle_s`), showing the count."""
+async def _collect_mail(recipients: set[str], settle_s: float, not_before_s: float, timeout_s: float = 180):
+    """Wait until the emails stop arriving (no new one for `settle_s`, and the longest wait is
+    over: `not_before_s`), showing the count."""
     folder = devstack_dir() / "mail"
     deadline = time.monotonic() + timeout_s
+    earliest_end = time.monotonic() + not_before_s
     last_count, last_change = -1, time.monotonic()
     with console.status("waiting for campaigns to fire and emails to arrive") as status:
         while time.monotonic() < deadline:
             mails = await asyncio.to_thread(read_mailbox, folder, recipients)
             if len(mails) != last_count:
                 last_count, last_change = len(mails), time.monotonic()
-            elif mails and time.monotonic() - last_change > settle_s:
+            elif mails and time.monotonic() - last_change > settle_s and time.monotonic() > earliest_end:
                 break
             status.update(f"waiting for campaigns to fire: {len(mails)} emails delivered so far")
             await asyncio.sleep(1)
@@ -210,6 +225,12 @@ def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, star
     )
     console.print(
         "  addresses of everything:  retarget devstack status --json;  funnel again: retarget funnel"
+    )
+    console.print(
+        f"  [bold]try it yourself:[/] open {SHOP_URL}, accept, add to cart, enter your email, leave: "
+        f"the reminder arrives in {devstack_dir() / 'mail'}/ within ~{CART_WAIT_S + 10} s",
+        soft_wrap=True,
+        highlight=False,
     )
     console.print(f"  done in {time.monotonic() - started:.0f} s. The stack and services keep running:")
     console.print("  `make demo-stop` stops the services, `make down` everything.")

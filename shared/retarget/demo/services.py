@@ -1,5 +1,5 @@
-"""Start the four services (and ingest's unsubscribe mailbox) as separate processes on fixed
-local ports, recorded in the stack's state."""
+"""Start the four services (and ingest's unsubscribe mailbox and the demo shop) as separate
+processes on fixed local ports, recorded in the stack's state."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ class ServicePlan:
     module: str = ""  # python -m retarget.<module>; default: the name
     env: tuple[tuple[str, str], ...] = ()
     metrics_port: int = 0  # where its /metrics is, when not on `port`
+    metrics: bool = True  # False: no /metrics for the funnel to read (the demo shop)
 
 
 #: where the demo's mail clients send mailto: unsubscribes
 MAILBOX_SMTP_PORT = 18025
 INGEST_OPS_PORT = 18085
+SHOP_PORT = 18086
+SHOP_URL = f"http://127.0.0.1:{SHOP_PORT}"
 
 PLAN = [
     # ingest's /metrics and /readyz are on its ops port: the public one serves only the API
@@ -43,6 +46,8 @@ PLAN = [
         module="ingest.mailbox_server",
         env=(("RETARGET_MAILBOX_PORT", str(MAILBOX_SMTP_PORT)),),
     ),
+    # the demo shop's pages, tracked by the browser SDKs (its write key and ingest URL: run.py)
+    ServicePlan("shop", SHOP_PORT, "RETARGET_SHOP_PORT", module="demo.shop", metrics=False),
 ]
 
 
@@ -60,7 +65,7 @@ def start_all(env: dict[str, str]) -> list[dict]:
                 plan.name,
                 [sys.executable, "-m", f"retarget.{plan.module or plan.name}"],
                 http_port=plan.port,
-                metrics_port=plan.metrics_port or plan.port,
+                metrics_port=(plan.metrics_port or plan.port) if plan.metrics else None,
                 env=service_env,
                 timeout=60,
             )

@@ -17,6 +17,7 @@ import asyncpg
 from retarget.common.secret_keys import SecretKeyStore
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore, hash_key
+from retarget.demo.services import SHOP_PORT
 from retarget.devstack.paths import devstack_dir
 from retarget.devstack.state import load_state, update_state
 
@@ -29,6 +30,8 @@ DEMO_WORKSPACE = Workspace(
     postal_address="1 Demo Street, Springfield, 12345, USA",
     # the simulated shop's site (product pages, images) and the survey campaign's survey host
     link_domains=("shop.example", "survey.example.com"),
+    # the demo shop's pages (however the browser names the host) may send its events (CORS)
+    allowed_origins=(f"http://127.0.0.1:{SHOP_PORT}", f"http://localhost:{SHOP_PORT}"),
 )
 
 

@@ -2,7 +2,9 @@
 
 Optional: the demo's funnel reads it, nothing else needs it, so a machine without the
 `prometheus` binary gets a clear note instead of a failed `up`. The scrape targets are
-deploy/prometheus/prometheus.yml, the same ports the demo starts the services on.
+deploy/prometheus/prometheus.yml, the same ports the demo starts the services on; it loads
+the recording and alert rules of deploy/prometheus/rules/ (what dashboards, alerts and
+`retarget funnel --range` read), re-read with the config on SIGHUP.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from pathlib import Path
 
 from retarget.devstack import procs
 from retarget.devstack.listening import spawn_listening, stop_listening
 from retarget.devstack.paths import HOST, PROMETHEUS_PORT, Layout, repo_root
+
+CONFIG = repo_root() / "deploy" / "prometheus" / "prometheus.yml"  # its rule_files: rules/*.yml
 
 MARKER = "prometheus/prometheus.yml"
 URL = f"http://{HOST}:{PROMETHEUS_PORT}"
@@ -41,13 +46,7 @@ async def start(layout: Layout) -> tuple[int | None, bool]:
         return None, False
     procs.ensure_port_free(HOST, PROMETHEUS_PORT, "Prometheus")
     layout.prometheus_data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        exe,
-        f"--config.file={repo_root() / 'deploy' / 'prometheus' / 'prometheus.yml'}",
-        f"--storage.tsdb.path={layout.prometheus_data}",
-        f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
-        "--storage.tsdb.retention.time=7d",
-    ]
+    argv = command(exe, CONFIG, layout.prometheus_data, f"{HOST}:{PROMETHEUS_PORT}")
     pid = await spawn_listening(
         argv,
         name="Prometheus",
@@ -58,6 +57,17 @@ async def start(layout: Layout) -> tuple[int | None, bool]:
         fix="or free the port",
     )
     return pid, True
+
+
+def command(exe: str, config: Path, data: Path, listen: str, retention: str = "7d") -> list[str]:
+    """The Prometheus command line (the stack's; tests start private ones with their own config)."""
+    return [
+        exe,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address={listen}",
+        f"--storage.tsdb.retention.time={retention}",
+    ]
 
 
 def stop(layout: Layout) -> str:

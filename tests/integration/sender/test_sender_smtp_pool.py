@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from retarget.sender.local_mta import free_port
+from retarget.sender.metrics import connect_failure_kind
 from retarget.sender.settings import SmtpTarget
 from retarget.sender.smtp_pool import SmtpPool
 from retarget.sender.transport import Envelope
@@ -142,3 +144,45 @@ async def test_transactions_run_inside_starttls_and_implicit_tls(tmp_path: Path,
         controller.stop()
     assert [(r.code, r.phase) for r in replies] == [(250, "done")] * 3
     assert all(smtp.count(mid) == 1 for _, mid in envelopes) and smtp.ehlos <= 2  # EHLO again after STARTTLS
+
+
+def _relay_failures(kind: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("retarget_sender_relay_connect_failures_total", {"kind": kind}) or 0.0
+
+
+async def _failure_kind(pool: SmtpPool) -> str:
+    """Deliver once through `pool` (which must fail to connect); the kind of failure counted."""
+    before = {kind: _relay_failures(kind) for kind in ("tls", "auth", "connect")}
+    try:
+        reply = await pool.deliver(_envelope()[0])
+    finally:
+        await pool.close()
+    assert (reply.code, reply.phase) == (None, "connect")
+    [counted] = [kind for kind, n in before.items() if _relay_failures(kind) == n + 1]
+    return counted
+
+
+async def test_tls_failures_to_the_relay_are_counted_apart_from_other_connect_failures(
+    tmp_path: Path, smtp_server: tuple[ScriptedSmtp, int]
+) -> None:
+    _, plain_port = smtp_server  # a relay without TLS at all
+    assert await _failure_kind(SmtpPool(SmtpTarget("127.0.0.1", plain_port, "tls"), size=1)) == "tls"
+    assert await _failure_kind(SmtpPool(SmtpTarget("127.0.0.1", plain_port, "starttls"), size=1)) == "tls"
+    # a certificate the sender does not trust
+    port = free_port()
+    controller = Controller(
+        ScriptedSmtp(), hostname="127.0.0.1", port=port, ssl_context=_self_signed_context(tmp_path)
+    )
+    controller.start()
+    try:
+        assert (
+            await _failure_kind(SmtpPool(SmtpTarget("127.0.0.1", port, "tls"), size=1, tls_verify=True))
+            == "tls"
+        )
+    finally:
+        controller.stop()
+    # nobody listening
+    assert await _failure_kind(SmtpPool(SmtpTarget("127.0.0.1", free_port(), "none"), size=1)) == "connect"
+    assert connect_failure_kind(aiosmtplib.SMTPAuthenticationError(535, "bad credentials")) == "auth"

@@ -157,3 +157,55 @@ async def _until_revoked(consumer: AIOKafkaConsumer, timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while len(consumer.assignment()) == 4:  # noqa: ASYNC110 - no event for an assignment change
             await asyncio.sleep(0.1)
+
+
+def _lag(stage: str, topic: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        s.value
+        for metric in REGISTRY.collect()
+        if metric.name == "retarget_stage_consumer_lag"
+        for s in metric.samples
+        if s.labels["stage"] == stage and s.labels["topic"] == topic
+    )
+
+
+async def test_consumer_lag_grows_while_a_batch_is_held_and_falls_to_zero_once_committed(
+    stack: dict[str, str], topic_prefix: str
+) -> None:
+    settings = _settings(stack)
+    topic = f"{topic_prefix}.in"
+    await ensure_topics(settings, [f"{topic_prefix}.{t}" for t in ("in", "out", "dead")], partitions=2)
+    release = asyncio.Event()
+    copy = _copier(topic_prefix)
+
+    async def held(records: Sequence[ConsumerRecord]) -> list[Output]:
+        await release.wait()  # stuck, as a sender waiting for tokens is: nothing committed
+        return await copy(records)
+
+    stage = await _stage_on(settings, topic_prefix, held)
+    stage.lag_every_s = 0.2
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+
+    async def lag_becomes(expected: int) -> None:
+        deadline = asyncio.get_running_loop().time() + 90  # generous: a loaded machine
+        while asyncio.get_running_loop().time() < deadline:
+            if _lag("test", topic) == expected:
+                return
+            await asyncio.sleep(0.2)
+        pytest.fail(f"consumer lag {_lag('test', topic)}, not {expected}")
+
+    try:
+        await _produce(settings, topic, [f"v{n}".encode() for n in range(10)], key=None)
+        await lag_becomes(10)
+        await _produce(settings, topic, [f"w{n}".encode() for n in range(5)], key=None)
+        await lag_becomes(15)  # measured apart from the stuck batch
+        release.set()
+        await lag_becomes(0)
+    finally:
+        release.set()
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        await _close(stage)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
+from prometheus_client import REGISTRY
 
 from retarget.common.schemas import DeadLettered, encode
 from retarget.segmenter.app import create_app
@@ -25,6 +26,8 @@ async def test_events_reach_the_tables_and_poison_goes_to_the_dead_letter_topic(
     app = create_app(settings, send=send)
     app.finalize()
     agent = next(iter(app.agents.values()))
+    counted = REGISTRY.get_sample_value("retarget_dead_letters_total", {"stage": "segmenter"})
+    assert counted is not None  # the series exists from the start: an alert sees the first one
     async with agent.test_context() as tested:
         await tested.put(encode(identify(T0, mid="m1", email="ann@example.com")), key=b"ws:anon-1")
         await tested.put(b"\xff not json", key=b"ws:anon-1")
@@ -40,4 +43,5 @@ async def test_events_reach_the_tables_and_poison_goes_to_the_dead_letter_topic(
     (dead,) = [s for s in sent if s[0] == "dead_letter"]
     letter = msgspec.json.decode(dead[2], type=DeadLettered)
     assert letter.stage == "segmenter" and "not a TrackedEvent" in letter.reason
+    assert REGISTRY.get_sample_value("retarget_dead_letters_total", {"stage": "segmenter"}) == counted + 1
     assert letter.value_encoding == "base64" and dead[1] == b"ws:anon-1"

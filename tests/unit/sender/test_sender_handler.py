@@ -126,3 +126,21 @@ def _claim_of(message: OutboundMessage, parts: SenderParts) -> NewClaim:
         None,
         parts.clock.now(),
     )
+
+
+async def test_delivery_outcomes_are_counted_by_named_recipient_domain_and_other(parts: SenderParts) -> None:
+    def counted(domain: str, outcome: str) -> float:
+        labels = {"domain": domain, "outcome": outcome}
+        return REGISTRY.get_sample_value("retarget_sender_domain_outcomes_total", labels) or 0.0
+
+    before = {
+        key: counted(*key) for key in [("gmail.com", "sent"), ("gmail.com", "bounced"), ("other", "sent")]
+    }
+    refused = outbound("gone@GMail.com")
+    parts.transport.script(refused.recipient, SmtpReply(550, "no such user", "rcpt"))
+    messages = [outbound("ann@gmail.com"), outbound("bob@shop-customers.example"), refused]
+    await parts.handler([record_of(m) for m in messages])
+    assert counted("gmail.com", "sent") == before[("gmail.com", "sent")] + 1
+    assert counted("gmail.com", "bounced") == before[("gmail.com", "bounced")] + 1
+    assert counted("other", "sent") == before[("other", "sent")] + 1  # never one label per domain
+    assert counted("shop-customers.example", "sent") == 0

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from retarget.common.identity import email_digest
 from retarget.common.poison import is_data_error
@@ -156,9 +157,12 @@ async def test_a_retry_that_fails_on_its_data_is_dead_lettered_and_dropped(parts
 
     parts.store.reclaim_deferred = refuse  # type: ignore[method-assign]
     parts.clock.advance(minutes=1)
+    counted = REGISTRY.get_sample_value("retarget_dead_letters_total", {"stage": "sender-retry"})
+    assert counted is not None  # the series exists from the start: an alert sees the first one
     await parts.retry.tick()
     [letter] = [_dead.decode(r.value) for r in parts.publisher.on(parts.topics.dead_letter)]
     assert letter.stage == "sender-retry" and "CharacterNotInRepertoireError" in letter.reason
+    assert REGISTRY.get_sample_value("retarget_dead_letters_total", {"stage": "sender-retry"}) == counted + 1
     assert message.message_id not in parts.store.retries  # not leased again for ever
 
 

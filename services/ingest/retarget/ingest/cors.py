@@ -20,7 +20,11 @@ from __future__ import annotations
 from retarget.ingest.allowed_origins import CachedWorkspaceOrigins, KnownOrigins
 from retarget.ingest.errors import IngestError, OriginNotAllowed
 
-ALLOWED_HEADERS = "Content-Type, Authorization, AnonymousId"  # AnonymousId: RudderStack's SDK sends it
+# RudderStack's v3 SDK sends AnonymousId, SentAt and its retry headers (Rsa-*) with every event
+ALLOWED_HEADERS = (
+    "Content-Type, Authorization, AnonymousId, SentAt, Rsa-Recovered, Rsa-Retry-Attempt, "
+    "Rsa-Retry-Reason, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt"
+)
 
 
 class Cors:

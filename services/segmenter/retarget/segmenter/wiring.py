@@ -17,7 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from retarget.common.clock import Clock
 from retarget.common.kafka import make_producer
-from retarget.common.metrics import labelled
+from retarget.common.metrics import DEAD_LETTERS, labelled
 from retarget.common.privacy import privacy_topic
 from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
@@ -133,6 +133,7 @@ class Worker:
         self.topics = Topics(settings.topic_prefix)
         self.profile_events_name = profile_events_topic_name(settings.topic_prefix)
         self.privacy_name = privacy_topic(settings.topic_prefix)
+        DEAD_LETTERS.labels("segmenter")  # the series exists, at 0, from the start
         self.profiles = declare_table(self.app, "profiles", settings)
         self.due = declare_table(self.app, "due", settings)
         # events partition -> the next offset the events loop reads (events_loop.py, recording.py)
@@ -195,6 +196,7 @@ class Worker:
         # cut to fit: a letter too large for Kafka would be refused on every replay of its record
         cut_key = key[:MAX_DEAD_LETTER_KEY] if key else key
         await sends("dead_letter", cut_key, encode_dead_letter(letter), False)
+        labelled(DEAD_LETTERS, "segmenter").inc()
         log.warning("dead-lettered a record", extra={"reason": reason, "topic": topic})
 
 

@@ -26,7 +26,7 @@ from retarget.sender.delivery import Deliverer, Signer
 from retarget.sender.dkim_feed import DkimSigner, FeedKeys
 from retarget.sender.dkim_keys import DkimKeys
 from retarget.sender.handler import STAGE_NAME, OutboundHandler
-from retarget.sender.metrics import SHUTDOWN_CANCELLED, SMTP_POOL_SIZE
+from retarget.sender.metrics import MAILBOX_PROVIDERS, SHUTDOWN_CANCELLED, SMTP_POOL_SIZE
 from retarget.sender.pg_store import PostgresDeliveryStore
 from retarget.sender.policies import PolicyCache, PolicyDefaults, PolicySource, PostgresPolicySource
 from retarget.sender.policy import parse_caps, parse_domain_rates, parse_quiet_hours, parse_rate
@@ -173,7 +173,10 @@ def bootstrap(
         keys = DkimKeys(settings.dkim_keys_dir, rescan_s=settings.dkim_rescan_s)
         keys.scan()
         signer = DkimSigner(keys, FeedKeys(config, seal_key), clock.now)
-    deliverer = Deliverer(store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections)
+    named = MAILBOX_PROVIDERS | set(parse_domain_rates(settings.rate_domains))  # watched by name
+    deliverer = Deliverer(
+        store, transport, policy, clock, signer, max_in_flight=settings.smtp_connections, named_domains=named
+    )
     if policies is None:
         defaults = PolicyDefaults(
             parse_caps(settings.frequency_caps), parse_quiet_hours(settings.quiet_hours)

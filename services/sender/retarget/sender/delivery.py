@@ -19,7 +19,7 @@ from retarget.common.identity import email_digest
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage
 from retarget.common.topics import profile_key
 from retarget.sender.dkim_keys import MissingKey
-from retarget.sender.metrics import OUTCOMES
+from retarget.sender.metrics import DOMAIN_OUTCOMES, MAILBOX_PROVIDERS, OUTCOMES, domain_label
 from retarget.sender.rules import DKIM_KEY_MISSING, RetryPolicy, Verdict, classify_reply, schedule_retry
 from retarget.sender.store import DeliveryStore, Finish, RetryEntry, SendLogRow
 from retarget.sender.transport import Envelope, MailTransport, SmtpReply
@@ -72,6 +72,7 @@ class Deliverer:
         signer: Signer | None = None,
         *,
         max_in_flight: int = 10,
+        named_domains: frozenset[str] = MAILBOX_PROVIDERS,
     ):
         # Claimed and not yet recorded: what a crash can leave 'claimed' (README). Taken before
         # the claim and released after the outcome is recorded, so it is also the SMTP concurrency.
@@ -81,6 +82,7 @@ class Deliverer:
         self.policy = policy
         self.clock = clock
         self.signer = signer or Unsigned()
+        self.named_domains = named_domains  # recipient domains counted by name (DOMAIN_OUTCOMES)
 
     async def attempt(
         self,
@@ -109,6 +111,7 @@ class Deliverer:
                 verdict = next_at
             else:
                 retry = RetryEntry(payload, first, next_at)
+        DOMAIN_OUTCOMES.labels(domain_label(message.recipient, self.named_domains), verdict.outcome).inc()
         return await self.record(claimed, message, verdict, reply.code, reply.message, now, retry)
 
     async def record(

@@ -7,6 +7,9 @@ proportional to tenants × campaigns.
 
 from __future__ import annotations
 
+import ssl
+
+import aiosmtplib
 from prometheus_client import Counter, Gauge, Histogram
 
 OUTCOMES = Counter(
@@ -20,6 +23,27 @@ SMTP_SECONDS = Histogram(
     ["reply"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+DOMAIN_OUTCOMES = Counter(
+    "retarget_sender_domain_outcomes_total",
+    "Outcomes of delivery attempts (sent, bounced, deferred, failed) by recipient domain: the "
+    "largest mailbox providers and the domains given their own rate (RETARGET_RATE_DOMAINS) by "
+    "name, every other domain as `other`, so the label stays a small set.",
+    ["domain", "outcome"],
+)
+# the mailbox providers most mail goes to, each judging a sender's reputation on its own
+MAILBOX_PROVIDERS = frozenset(
+    {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com"}
+    | {"yahoo.com", "aol.com", "icloud.com", "me.com", "gmx.de", "web.de", "orange.fr", "comcast.net"}
+)
+RELAY_CONNECT_FAILURES = Counter(
+    "retarget_sender_relay_connect_failures_total",
+    "Connections to the SMTP relay that failed before a transaction, by kind: tls (handshake, "
+    "certificate, or a relay without STARTTLS when it is required), auth, connect (refused, "
+    "timed out, closed). The message is deferred (reason connection_lost).",
+    ["kind"],
+)
+for _kind in ("tls", "auth", "connect"):
+    RELAY_CONNECT_FAILURES.labels(_kind)  # at 0 from the start: the first failure is an increase
 SMTP_CONNECTIONS = Gauge("retarget_sender_smtp_connections", "Open SMTP connections in the pool.")
 DUPLICATES = Counter(
     "retarget_sender_duplicates_total",
@@ -61,3 +85,22 @@ SHUTDOWN_CANCELLED = Counter(
 
 def reply_class(code: int | None) -> str:
     return "dropped" if code is None else f"{code // 100}xx"
+
+
+def connect_failure_kind(exc: BaseException) -> str:
+    """tls, auth or connect, for RELAY_CONNECT_FAILURES."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return "auth"
+    chain = [exc, exc.__cause__, exc.__context__]
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "tls"
+    # aiosmtplib's own refusal to go on without the TLS the target demands
+    if isinstance(exc, aiosmtplib.SMTPException) and "TLS" in str(exc).upper():
+        return "tls"
+    return "connect"
+
+
+def domain_label(recipient: str, named: frozenset[str]) -> str:
+    """The recipient's domain when it is one of `named`, else `other` (a bounded label)."""
+    domain = recipient.rpartition("@")[2].lower()
+    return domain if domain in named else "other"

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from retarget.common.clock import Clock
 from retarget.common.faults import crash_point
+from retarget.common.metrics import DEAD_LETTERS
 from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, encode
 from retarget.common.stage import dead_letter_value
@@ -47,6 +48,7 @@ from retarget.sender.rules import UNEXPECTED_REPLY, Verdict
 from retarget.sender.store import DeliveryStore, DueRetry, Finish, SendLogRow
 
 log = logging.getLogger(__name__)
+RETRY_STAGE = "sender-retry"  # the stage its dead letters name
 
 
 class RetryLoop:
@@ -75,6 +77,7 @@ class RetryLoop:
         self.poll_s = poll_s
         self.batch = batch
         self.claim_lease = timedelta(seconds=claim_lease_s)
+        self.dead_letters = DEAD_LETTERS.labels(RETRY_STAGE)  # the series exists, at 0, from the start
 
     async def run(self, stop: asyncio.Event) -> None:
         self.stop = stop
@@ -188,13 +191,14 @@ class RetryLoop:
         """Publish the deferred payload as a dead letter, then drop its retry row (in that order)."""
         log.warning("deferred message dead-lettered", extra={"message_id": entry.message_id})
         value = dead_letter_value(
-            stage="sender-retry",
+            stage=RETRY_STAGE,
             reason=describe(exc),
             source=("send_retries", -1, -1),
             key=entry.message_id,
             raw=entry.payload,
         )
         await self.publisher.publish(self.topics.dead_letter, value, key=entry.message_id.encode())
+        self.dead_letters.inc()
         await self.store.drop_retry(entry.message_id)
 
     async def _publish(self, record: DeliveryRecorded) -> None:

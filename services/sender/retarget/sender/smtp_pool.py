@@ -19,7 +19,13 @@ from collections import deque
 import aiosmtplib
 
 from retarget.common.logging import redact
-from retarget.sender.metrics import SMTP_CONNECTIONS, SMTP_SECONDS, reply_class
+from retarget.sender.metrics import (
+    RELAY_CONNECT_FAILURES,
+    SMTP_CONNECTIONS,
+    SMTP_SECONDS,
+    connect_failure_kind,
+    reply_class,
+)
 from retarget.sender.settings import SmtpTarget
 from retarget.sender.smtp_wire import Dropped, SmtpWire
 from retarget.sender.transport import Envelope, SmtpReply
@@ -62,6 +68,7 @@ class SmtpPool:
             try:
                 wire = idle or await self._connect()
             except (OSError, aiosmtplib.SMTPException) as exc:
+                RELAY_CONNECT_FAILURES.labels(connect_failure_kind(exc)).inc()
                 return SmtpReply(None, redact(f"connect failed: {exc}"), "connect")
             try:
                 reply = await wire.transact(envelope)

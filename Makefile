@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 # line: the virtualenv, TLS roots, curl, process tools (ps, pkill, fuser), a Java runtime
 # for Kafka and Maven to fetch its jars. Then Postfix's smtp-sink/smtp-source (delivery
 # tests and the SMTP ceiling), a real postfix, wrk (HTTP load), Prometheus (the demo scrapes
-# the services), OpenDKIM (independent DKIM verification).
+# the services), OpenDKIM (independent DKIM verification), SpamAssassin (template spam scores).
 BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
-SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools
+SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools spamassassin
 
 .PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
 
@@ -126,10 +126,16 @@ lint: install  ## ruff and mypy
 	$(VENV)/bin/mypy shared services
 
 unit: install k8s-tools shop-assets  ## unit tests only (no servers needed)
-	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/unit -q -n 2 $(PYTEST_ARGS)
 
+# Two workers: the tests that run no sender on one, the rest of the stack's tests on the other,
+# unit tests wherever there is room (tests/conftest.py); TEST_WORKERS=0 runs them all in order.
+# The tests that stop the stack run alone afterwards (exit 5: none selected in a run, say with
+# PYTEST_ARGS=tests/unit).
+TEST_WORKERS ?= 2
 test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(VENV)/bin/pytest -q -m exclusive $(PYTEST_ARGS) || [ $$? = 5 ]
 
 demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look
 	$(RETARGET) demo

@@ -18,10 +18,51 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 _OVERRIDES = ("RETARGET_KAFKA_BOOTSTRAP", "RETARGET_DATABASE_URL", "RETARGET_SMTP_URL")
+
+
+# Files of the tests that run no sender, never touch the send log or the capture folder, and use
+# the stack under their own topic prefixes and workspaces only.
+_APART = (
+    "tests/integration/segmenter/",
+    "tests/integration/composer/",
+    "tests/integration/stage/",
+    "tests/integration/test_kafka_replication.py",
+    "tests/integration/test_kafka_topic_cleanup.py",
+    "tests/integration/test_workspace_link_domains_cli.py",
+)
+
+
+def stack_group(nodeid: str) -> str | None:
+    """Which in-order group a test on the servers runs in under `--dist loadgroup`; None: a unit test.
+
+    Two groups, each run in order on one worker, side by side: "apart" (above; the segmenter's
+    tests are most of it, and mostly wait on worker start-up and due waits) and "stack", every
+    other test on the servers — they share the send log and retry queue that any running sender
+    sweeps, the capture folder, the devstack's state. The split keeps the two about even.
+    """
+    if nodeid.startswith("tests/unit/"):
+        return None
+    return "apart" if nodeid.startswith(_APART) else "stack"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n 2 --dist loadgroup` (make test): the two groups above, unit tests by module
+    wherever there is room. A scheduler, not xdist_group marks: xdist 3.8 marks a group by
+    rewriting item._nodeid, which pytest 9 no longer reads, so the marks were silently ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWhatTheyShare(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return stack_group(nodeid) or super()._split_scope(nodeid)
+
+    return ByWhatTheyShare(config, log)
 
 
 def _local_stack() -> tuple[dict[str, str], Path]:

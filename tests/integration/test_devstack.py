@@ -78,6 +78,7 @@ async def _read_one(bootstrap: str, topic: str, timeout: float = 20.0) -> bytes 
         await consumer.stop()
 
 
+@pytest.mark.exclusive  # `down` stops the broker and the database every other test is using
 async def test_topic_and_table_survive_down_and_up(local_stack: dict[str, Any]) -> None:
     env = stack_env()
     bootstrap, dsn = env["RETARGET_KAFKA_BOOTSTRAP"], env["RETARGET_DATABASE_URL"]

@@ -113,7 +113,8 @@ def _stage(consumer: FakeConsumer, producer: FakeProducer, handler) -> Stage:  #
         producer,  # type: ignore[arg-type]
         handler,
         dead_letter_topic="dead",
-        retry_backoff_s=0.001,
+        # 0.1 ms doubling: ten transient failures in a row back off ~0.1 s in all, not ~1 s
+        retry_backoff_s=0.0001,
         keepalive_s=0.01,
     )
 

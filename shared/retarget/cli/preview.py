@@ -1,4 +1,5 @@
-"""`retarget preview --campaign NAME [--profile FILE] [--out DIR] [--templates DIR]`
+"""`retarget preview --campaign NAME [--profile FILE] [--out DIR] [--templates DIR]
+[--spam-score [--max-score N]]`
 
 Render a campaign the way the composer would, for a sample profile, without Kafka or
 PostgreSQL: writes NAME.eml (the complete message) and NAME.html (the HTML body, to open in
@@ -8,6 +9,10 @@ URL. A broken template fails with its file and line (exit code 1).
 The profile file is JSON with any of: recipient ({email, first_name, locale, ...}), cart
 (a list of lines), incentive, data, and workspace (to override the built-in sample sender).
 The tracking links are signed with a preview-only key, so they won't work on a real ingest.
+
+--spam-score pipes NAME.eml through SpamAssassin (local rules, offline) and prints the score
+and each rule that hit; exit code 3 when the score is above --max-score (default 5.0,
+SpamAssassin's own spam threshold), 4 when SpamAssassin is not installed or fails.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--templates", type=Path, help="templates folder (default: the bundled ones)")
     preview.add_argument(
         "--public-url", default="https://links.example", help="ingest's public URL for the tracked links"
+    )
+    preview.add_argument(
+        "--spam-score",
+        action="store_true",
+        help="score the message with SpamAssassin (Debian's spamassassin)",
+    )
+    preview.add_argument(
+        "--max-score",
+        type=float,
+        default=5.0,
+        help="with --spam-score: exit 3 when the score is above this (default 5.0, SpamAssassin's threshold)",
     )
     preview.set_defaults(func=_preview)
 
@@ -91,4 +107,22 @@ def _preview(args: argparse.Namespace) -> int:
         print("Links (destination -> tracked URL):")
         for destination, tracked in composed.destinations.items():
             print(f"  {destination}\n    -> {tracked}")
+    return _spam_score(composed.outbound.raw, args.max_score) if args.spam_score else 0
+
+
+def _spam_score(message: str, max_score: float) -> int:
+    from retarget.composer.spam_score import SpamScorerUnavailable
+    from retarget.composer.spamassassin import SpamAssassin
+
+    try:
+        (spam,) = SpamAssassin().score([message])
+    except SpamScorerUnavailable as exc:
+        print(f"can't score the message: {exc}", file=sys.stderr)
+        return 4
+    print(f"\nSpam score: {spam.score:.1f} (SpamAssassin, local rules; at most {max_score:.1f} allowed)")
+    for rule in spam.rules:
+        print(f"  {rule.points:6.3f}  {rule.name:<24} {rule.description}")
+    if spam.score > max_score:
+        print(f"spam score {spam.score:.1f} is above --max-score {max_score:.1f}", file=sys.stderr)
+        return 3
     return 0

@@ -153,42 +153,47 @@ class Kafka:
             await asyncio.sleep(0.2)
         return ids - set(self.ids())
 
-    async def after_markers(self, ws: str, partitions: int = 2, timeout_s: float = 60) -> set[str]:
+    async def after_markers(
+        self, ws: str, partitions: int = 2, timeout_s: float = 60, *, at: datetime | None = None
+    ) -> set[str]:
         """One more cart per partition, sent now; returns once their triggers were read (their ids).
 
         How "nothing twice" is judged without a pause: a partition's triggers are produced in
         order and due in order, so a duplicate of an earlier trigger (a replay, a re-armed tick)
-        is read before its partition's marker."""
+        is read before its partition's marker. `at`: the markers' event time (default: now) —
+        just after the test's last event, they are due just after its carts rather than a whole
+        wait after the moment they are sent."""
         every = list(range(partitions))
         markers: set[str] = set()
         for partition in every:
             while True:
                 marker = f"marker-{uuid.uuid4().hex[:6]}"
-                add = marker_cart(ws, marker)
+                add = marker_cart(ws, marker, at)
                 key = visitor_key(ws, None, marker)
                 if DefaultPartitioner()(key, every, every) == partition:
                     break
-            await self.send(marker_identify(ws, marker), add)
+            await self.send(marker_identify(ws, marker, at), add)
             markers.add(trigger_id(ws, "abandoned_cart", marker, add.message_id))
         missing = await self.wait_for_ids(markers, timeout_s)
         assert not missing, f"the markers' triggers never arrived: {missing}"
         return markers
 
 
-def marker_cart(ws: str, visitor: str) -> TrackedEvent:
+def marker_cart(ws: str, visitor: str, at: datetime | None = None) -> TrackedEvent:
     props = {"product_id": "marker", "name": "Marker", "price": 1.0, "currency": "EUR"}
-    return _event(ws, visitor, "track", event="Product Added", properties=props)
+    return _event(ws, visitor, "track", at, event="Product Added", properties=props)
 
 
-def marker_identify(ws: str, visitor: str) -> TrackedEvent:
-    return _event(ws, visitor, "identify", traits={"email": f"{visitor}@example.com"})
+def marker_identify(ws: str, visitor: str, at: datetime | None = None) -> TrackedEvent:
+    return _event(ws, visitor, "identify", at, traits={"email": f"{visitor}@example.com"})
 
 
-def _event(ws: str, visitor: str, kind: Any, **fields: Any) -> TrackedEvent:
-    at = datetime.now(UTC)
+def _event(ws: str, visitor: str, kind: Any, at: datetime | None = None, **fields: Any) -> TrackedEvent:
+    """Received now; its own time `at` (a client's clock, or a late event), now by default."""
+    received = datetime.now(UTC)
     return TrackedEvent(
-        workspace_id=ws, type=kind, message_id=uuid.uuid4().hex, timestamp=at, received_at=at,
-        anonymous_id=visitor, **fields,
+        workspace_id=ws, type=kind, message_id=uuid.uuid4().hex, timestamp=at or received,
+        received_at=received, anonymous_id=visitor, **fields,
     )  # fmt: skip
 
 

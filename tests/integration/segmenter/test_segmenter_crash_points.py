@@ -128,9 +128,12 @@ async def test_a_crash_at_each_step_of_recording_a_batch_loses_nothing_and_fires
 
     restarted = start_worker("worker", port=port, **env)
     await asyncio.to_thread(restarted.wait_ready, 90)
-    # sent at once, due after every cart above in each partition (with the same long wait):
-    # once they fired, every earlier trigger — and any repeat of one — was read
-    markers = await kafka.after_markers(ws, timeout_s=240)
+    # due after every cart above in each partition (the same long wait, from an event time a
+    # second after the last event's, so no timer pass holds both): once they fired, every earlier
+    # trigger — and any repeat of one — was read. Stamped "now" they were due a whole wait after
+    # the crashes and restarts instead.
+    last_event_at = max(e.timestamp for e in events)
+    markers = await kafka.after_markers(ws, timeout_s=240, at=last_event_at + timedelta(seconds=1))
     missing = await kafka.wait_for_ids(set(expected), timeout_s=5)
     assert not missing, f"never fired: {sorted(missing)}; see the logs in {restarted.log.parent}"
 

@@ -287,11 +287,24 @@ def test_a_sweep_of_many_workspaces_is_one_pass_not_one_per_workspace() -> None:
     due = [(f"ws-{i % 5000}:v-{i}".encode(), b"2036-03-01T10:00:00+00:00") for i in range(100_000)]
     due += [(b"ws:a:b:c", b"x"), (b"ws:a", b"x"), (b"ws-1:", b"x"), (b"ws-1x:a", b"x")]
     changed = {f"ws-{j}" for j in range(0, 10_000, 10)} | {"ws:a"}  # 1,001; an id with ':' too
-    started = time.perf_counter()
-    count = recheck_now(DueSchedule(), due, changed, 0.0)
-    elapsed = time.perf_counter() - started
-    assert count == 500 * 20 + 1 and not changed  # ws-0, ws-10, ... ws-4990: 20 each; ws:a: once
-    assert elapsed < 0.25, f"{elapsed:.2f}s"
+
+    def fastest_sweep(workspaces: set[str]) -> tuple[float, int]:
+        """The best of three (a loaded machine slows single runs, not the best one)."""
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            count = recheck_now(DueSchedule(), due, set(workspaces), 0.0)
+            runs.append(time.perf_counter() - started)
+        return min(runs), count
+
+    many, count = fastest_sweep(changed)
+    one, _ = fastest_sweep({"ws-1"})
+    assert count == 500 * 20 + 1  # ws-0, ws-10, ... ws-4990: 20 each; ws:a: once
+    recheck_now(DueSchedule(), due, changed, 0.0)
+    assert not changed  # forgotten once swept
+    # Compared with itself, not with a deadline: one pass costs about the same for 1 or 1,001
+    # workspaces; a startswith per changed workspace made it ~1,000 times dearer.
+    assert many < 5 * one, f"1,001 workspaces {many:.3f}s, 1 workspace {one:.3f}s"
 
 
 async def test_an_order_placed_before_a_shortening_but_read_after_it_still_cancels(live) -> None:

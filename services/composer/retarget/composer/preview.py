@@ -26,15 +26,21 @@ def render_preview(
     *,
     records: TemplateRecords | None = None,
 ) -> dict[str, str | None]:
-    """{"subject", "html", "text"} of template `template_name` for `profile` (a sample one
+    """{"subject", "html", "text", "message"} of template `template_name` for `profile` (a sample one
     when None: retarget.composer.samples), rendered from the draft `body`, or when None from
     the workspace's current version in `records` (a ConfigFollower), else the bundled one.
     `profile` has any of recipient, cart, incentive, data. "html" is None for a text-only
-    template. Raises ValueError naming the field and line ("field html: line 3: …")."""
+    template; "message" is the complete RFC 5322 message the sender would get (what
+    spam_score scores). Raises ValueError naming the field and line ("field html: line 3: …")."""
     draft = check(template_name, body) if body is not None else None
     try:
         composed = compose_draft(workspace, template_name, draft, profile, records)
     except ComposeFailed as exc:
         raise ValueError(describe(template_name, exc)) from exc
     rendered = composed.rendered
-    return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+    return {
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "message": composed.outbound.raw,
+    }

@@ -14,7 +14,12 @@ Bundled = Callable[[str], Mapping[str, Mapping[str, Any]]]
 """kind ("campaign" or "template") -> the deployment's bundled objects of that kind, by name."""
 
 Renderer = Callable[[str, str, Mapping[str, Any], Mapping[str, Any] | None], Awaitable[dict[str, Any]]]
-"""(workspace_id, template name, body, profile or None for the sample) -> {"subject", "html", "text"}."""
+"""(workspace_id, template name, body, profile or None for the sample) -> {"subject", "html", "text",
+"message"} (message: the complete RFC 5322 message, for the spam score)."""
+
+SpamScoring = Callable[[str], Awaitable[dict[str, Any]]]
+"""a complete message -> {"score", "threshold", "rules": [{"name", "points", "description"}]}
+(SpamAssassin; a 503 naming the package when it is not installed)."""
 
 ProfileLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
 """(workspace_id, profile_id) -> the segmenter's profile, None when it has none (503 when unreachable)."""
@@ -28,6 +33,7 @@ class Management:
     profile: ProfileLookup
     db: Any  # a LazyPool-like `run(what, query)`: suppressions and config_applied
     max_body_bytes: int
+    score_spam: SpamScoring | None = None  # None: this ingest can't score (a 503 says so)
 
     async def close(self) -> None:
         close = getattr(self.store, "close", None)

@@ -1,6 +1,7 @@
 """/v1/workspaces/{workspace_id}/templates: the shared object routes (objects.py) plus a
 preview, which renders a draft or the current template through the composer's own render
-path for the sample profile or one of the segmenter's profiles. Nothing is stored or sent."""
+path for the sample profile or one of the segmenter's profiles. Nothing is stored or sent.
+With `?spam_score=true` the answer also has the complete message's SpamAssassin score."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from retarget.config.records import Kind
-from retarget.ingest.errors import InvalidField
+from retarget.ingest.errors import InvalidField, Unavailable
 from retarget.ingest.management.access import AdminDep
 from retarget.ingest.management.bodies import read_object
 from retarget.ingest.management.context import Management, ManagementDep
@@ -23,6 +24,16 @@ router = object_router(
 )
 
 PREVIEW_DOC = {
+    "parameters": [
+        {
+            "name": "spam_score",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "also score the complete message with SpamAssassin: "
+            '"spam_score": {"score", "threshold", "rules"}; 503 when SpamAssassin is not installed',
+        }
+    ],
     "requestBody": {
         "required": False,
         "content": {
@@ -42,7 +53,7 @@ PREVIEW_DOC = {
                 }
             }
         },
-    }
+    },
 }
 
 
@@ -51,13 +62,27 @@ async def preview(name: str, request: Request, admin: AdminDep, m: ManagementDep
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     ask = await read_object(request, limit=m.max_body_bytes) if has_body else {}
     checked_name(KIND, name)
+    spam_score = _wants_spam_score(request.query_params.get("spam_score"))
     body = await _template_body(m, admin.workspace_id, name, ask.get("draft"), admin.author)
     profile = await _profile(m, admin.workspace_id, ask.get("profile_id"))
     try:
         rendered = await m.render(admin.workspace_id, name, body, profile)
     except ValueError as exc:  # a render error the checker could not foresee (e.g. this profile's data)
         raise rejected(exc) from None
-    return json_response({key: rendered.get(key) for key in ("subject", "html", "text")})
+    answer = {key: rendered.get(key) for key in ("subject", "html", "text")}
+    if spam_score:
+        if m.score_spam is None:
+            raise Unavailable("no spam score: this ingest has no SpamAssassin scorer", retry_after_s=300)
+        answer["spam_score"] = await m.score_spam(rendered["message"])
+    return json_response(answer)
+
+
+def _wants_spam_score(value: str | None) -> bool:
+    if value in (None, "false"):
+        return False
+    if value == "true":
+        return True
+    raise InvalidField("spam_score must be true or false", field="spam_score")
 
 
 async def _template_body(

@@ -7,6 +7,7 @@ every ingest worker that never renders).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,23 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
             raise ObjectNotFound("this workspace has no sender identity to render with")
         return dict(render_preview(workspace, name, body, profile))
 
+    scoring = asyncio.Semaphore(2)  # each SpamAssassin run is a ~100 MB Perl process for seconds
+
+    async def score_spam(message: str) -> dict[str, Any]:
+        try:
+            from retarget.composer.spam_score import SpamScorerUnavailable
+            from retarget.composer.spamassassin import SpamAssassin
+        except ImportError:
+            raise Unavailable(
+                "no spam score: the composer is not installed here", retry_after_s=300
+            ) from None
+        async with scoring:
+            try:
+                (spam,) = await asyncio.to_thread(SpamAssassin().score, [message])
+            except SpamScorerUnavailable as exc:
+                raise Unavailable(f"no spam score: {exc}", retry_after_s=300) from None
+        return spam.as_json()
+
     async def profile(workspace_id: str, profile_id: str) -> Mapping[str, Any] | None:
         found = await profiles.find(Person(workspace_id, user_id=profile_id))
         if found.problem and not found.profiles:
@@ -59,4 +77,5 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         profile=profile,
         db=pool,
         max_body_bytes=settings.max_batch_bytes,
+        score_spam=score_spam,
     )

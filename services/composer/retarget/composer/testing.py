@@ -1,0 +1,23 @@
+"""The composer's shared test data: a template every spam filter should refuse, so a test can
+prove the spam scorer scores (a scorer that always answered 0 would pass every clean one)."""
+
+from __future__ import annotations
+
+# What spam looks like to SpamAssassin's local rules (~14 points with Debian's 4.0 rules,
+# the threshold is 5): "Dear Friend", 100% guaranteed, millions of dollars, a wire transfer,
+# drugs, an all-caps subject, huge red fonts and little HTML around an image.
+SPAMMY_TEMPLATE = {
+    "subject": "FREE!!! YOU HAVE WON $1,000,000 - ACT NOW, LIMITED TIME!!!",
+    "html": (
+        '<html><body><p><font color="#ff0000" size="7"><b>CONGRATULATIONS!!! YOU ARE A WINNER!!!</b></font></p>'
+        "<p>Dear Friend, this is not spam. You have been selected to receive a cash prize of "
+        "$1,000,000 USD. 100% GUARANTEED, risk free, no credit check, no purchase necessary. "
+        "Click here to claim your prize now. Buy Viagra and Cialis at the lowest price, lose weight "
+        "fast, earn extra cash from home, double your income. Act now while supplies last!!! "
+        "Send us your bank account details to receive the wire transfer.</p>"
+        '<p><a href="{{ links.shop }}">CLICK HERE TO CLAIM</a></p>'
+        '<p><a href="{{ links.unsubscribe }}">unsubscribe</a></p>'
+        '<img src="{{ links.open_pixel }}" width="1" height="1"></body></html>'
+    ),
+    "text": None,
+}

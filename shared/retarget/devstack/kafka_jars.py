@@ -85,7 +85,8 @@ def fetch_kafka(*, force: bool = False) -> Path:
     if mvn is None:
         raise DevstackError(
             "mvn not found: the Kafka jars are fetched from Maven Central with Maven",
-            "install Maven (e.g. `apt-get install maven`), or set RETARGET_KAFKA_BOOTSTRAP to an existing cluster",
+            "install Maven (as root, `make system-deps` does: `apt-get install maven`), "
+            "or set RETARGET_KAFKA_BOOTSTRAP to an existing cluster",
         )
     staging = libs.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)

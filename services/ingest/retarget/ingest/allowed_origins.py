@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
+
+from cachetools import TTLCache
 
 from retarget.common.origins import origin_allowed
 from retarget.common.workspaces import WorkspaceStore
@@ -74,21 +75,14 @@ class CachedWorkspaceOrigins:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._monotonic = monotonic
-        self._cache: OrderedDict[str, tuple[OriginSet, float]] = OrderedDict()
+        self._cache: TTLCache[str, OriginSet] = TTLCache(max_entries, ttl_s, timer=monotonic)
 
     async def allows(self, workspace_id: str, origin: str) -> bool:
-        now = self._monotonic()
-        cached = self._cache.get(workspace_id)
-        if cached is None or cached[1] <= now:
+        origins = self._cache.get(workspace_id)
+        if origins is None:
             origins = OriginSet(await self._lookup.of(workspace_id))  # an outage raises: nothing cached
-            cached = self._cache[workspace_id] = (origins, now + self._ttl_s)
-            self._cache.move_to_end(workspace_id)
-            while len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)  # the least recently refreshed workspace
-        return cached[0].allows(origin)
+            self._cache[workspace_id] = origins
+        return origins.allows(origin)
 
 
 class KnownOrigins:

@@ -11,9 +11,10 @@ effect within it) and a bound on the number of workspaces kept.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
+
+from cachetools import TTLCache
 
 from retarget.common.link_domains import allowed_link_domains
 from retarget.common.workspaces import WorkspaceStore
@@ -38,6 +39,9 @@ class PgLinkDomains:
         return allowed_link_domains(workspace) if workspace is not None else None
 
 
+_MISSING = object()
+
+
 class CachedLinkDomains:
     def __init__(
         self,
@@ -48,19 +52,13 @@ class CachedLinkDomains:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._monotonic = monotonic
-        self._cache: OrderedDict[str, tuple[tuple[str, ...] | None, float]] = OrderedDict()
+        # None (no such workspace) is cached too, so the key's presence is what counts
+        self._cache: TTLCache[str, tuple[str, ...] | None] = TTLCache(max_entries, ttl_s, timer=monotonic)
 
     async def of(self, workspace_id: str) -> tuple[str, ...] | None:
-        now = self._monotonic()
-        cached = self._cache.get(workspace_id)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        cached = self._cache.get(workspace_id, _MISSING)  # one read: it may expire between two
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
         domains = await self._lookup.of(workspace_id)  # an outage raises: nothing cached
-        self._cache[workspace_id] = (domains, now + self._ttl_s)
-        self._cache.move_to_end(workspace_id)
-        while len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)  # the least recently refreshed workspace
+        self._cache[workspace_id] = domains
         return domains

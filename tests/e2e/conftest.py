@@ -33,31 +33,48 @@ class Service(Child):
         pytest.fail(f"{self.name} not healthy after {timeout_s}s:\n{self.tail()}")
 
 
+def start_service(
+    stack: dict[str, str],
+    folder: Path,
+    name: str,
+    port_var: str,
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    module: str | None = None,
+) -> Service:
+    """`python -m retarget.<name>` (or `module`) as a process on a free port, logging into `folder`."""
+    port = port or free_port()
+    if name == "ingest":  # its ops port too, or parallel runs would collide on the default
+        env = {"RETARGET_INGEST_OPS_PORT": str(free_port()), **env}
+    child = start_child(
+        name,
+        module or f"retarget.{name}",
+        env={**stack, **env, port_var: str(port)},
+        port=port,
+        log=folder / f"{name}.log",
+        cwd=folder,
+    )
+    return Service(child.name, child.process, child.port, child.log)
+
+
+def kill_all(started: list[Service]) -> None:
+    for service in started:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait()
+
+
 @pytest.fixture
 def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
     started: list[Service] = []
 
     def _launch(name: str, port_var: str, env: dict[str, str]) -> Service:
-        port = free_port()
-        if name == "ingest":  # its ops port too, or parallel runs would collide on the default
-            env = {"RETARGET_INGEST_OPS_PORT": str(free_port()), **env}
-        child = start_child(
-            name,
-            f"retarget.{name}",
-            env={**stack, **env, port_var: str(port)},
-            port=port,
-            log=tmp_path / f"{name}.log",
-            cwd=tmp_path,
-        )
-        service = Service(child.name, child.process, child.port, child.log)
-        started.append(service)
-        return service
+        started.append(start_service(stack, tmp_path, name, port_var, env))
+        return started[-1]
 
     yield _launch
-    for service in started:
-        if service.process.poll() is None:
-            service.process.kill()
-            service.process.wait()
+    kill_all(started)
 
 
 async def new_workspace(database_url: str, workspace_id: str) -> str:

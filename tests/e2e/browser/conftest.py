@@ -22,9 +22,9 @@ from playwright.async_api import Browser, async_playwright
 from retarget.common.kafka import delete_topics_with_prefixes
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.common.write_keys import WriteKeyStore
-from retarget.devstack.child import free_port, start_child
+from retarget.devstack.child import free_port
 
-from ..conftest import Service
+from ..conftest import Service, kill_all, start_service
 
 # What the brief of issue #15 fixes: Playwright drives the machine's chromium (never a
 # downloaded build), with nothing that phones home or needs a GPU or a sandbox in a container.
@@ -88,27 +88,12 @@ def module_launch(tmp_path_factory: pytest.TempPathFactory, stack: dict[str, str
     started: list[Service] = []
 
     def launch(name: str, port_var: str, env: dict[str, str], port: int | None = None) -> Service:
-        port = port or free_port()
-        if name == "ingest":
-            env = {"RETARGET_INGEST_OPS_PORT": str(free_port()), **env}
-        module = "retarget.demo.shop" if name == "shop" else f"retarget.{name}"
-        child = start_child(
-            name,
-            module,
-            env={**stack, **env, port_var: str(port)},
-            port=port,
-            log=folder / f"{name}.log",
-            cwd=folder,
-        )
-        service = Service(child.name, child.process, child.port, child.log)
-        started.append(service)
-        return service
+        module = "retarget.demo.shop" if name == "shop" else None
+        started.append(start_service(stack, folder, name, port_var, env, port=port, module=module))
+        return started[-1]
 
     yield launch
-    for service in started:
-        if service.process.poll() is None:
-            service.process.kill()
-            service.process.wait()
+    kill_all(started)
 
 
 def common_env(prefix: str) -> dict[str, str]:

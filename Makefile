@@ -108,12 +108,16 @@ k8s-tools: install  ## kustomize v5 and KEDA's ScaledObject CRD for the Kubernet
 	elif command -v go >/dev/null; then echo "==> go install kustomize $(KUSTOMIZE_VERSION) into $(VENV)/bin"; \
 		GOBIN=$(CURDIR)/$(VENV)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
 	else echo "no kustomize v5: install kubectl (>= 1.27) or Go (>= 1.22), then run make again"; exit 1; fi
+	@# a bare Debian has no Go: its golang-go (1.19 on bookworm) is enough to download a module
+	@if [ ! -s $(KEDA_CRD) ] && ! command -v go >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> apt-get install golang-go (to fetch KEDA's CRD from the Go module proxy)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; fi
 	@if [ -s $(KEDA_CRD) ]; then echo "==> $(KEDA_CRD) present"; \
 	elif command -v go >/dev/null; then echo "==> KEDA $(KEDA_VERSION)'s ScaledObject CRD from the Go module proxy"; \
 		dir=$$(cd / && go mod download -json $(KEDA_MODULE)@$(KEDA_VERSION) | $(CURDIR)/$(PY) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
 		mkdir -p $(dir $(KEDA_CRD)) && cp "$$dir/config/crd/bases/keda.sh_scaledobjects.yaml" $(KEDA_CRD).tmp && \
 		chmod u+w $(KEDA_CRD).tmp && mv $(KEDA_CRD).tmp $(KEDA_CRD); \
-	else echo "no KEDA CRD: install Go (>= 1.22) so make k8s-tools can fetch $(KEDA_MODULE)@$(KEDA_VERSION)"; exit 1; fi
+	else echo "no KEDA CRD: install Go (Debian's golang-go will do) so make k8s-tools can fetch $(KEDA_MODULE)@$(KEDA_VERSION)"; exit 1; fi
 
 kafka-jars: install  ## fetch the Apache Kafka jars from Maven Central into the cache
 	$(RETARGET) devstack fetch-kafka

@@ -170,7 +170,10 @@ def test_the_local_stacks_prometheus_config_loads_every_rule_group(tmp_path: Pat
     url = f"http://{listen}/api/v1/rules"
 
     def evaluated() -> bool:  # every group ran at least once, and no rule failed
-        groups = httpx.get(url, timeout=5).json()["data"]["groups"]
+        answer = httpx.get(url, timeout=5)
+        if answer.status_code != 200:  # 503 while Prometheus is still starting: not yet
+            return False
+        groups = answer.json()["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         assert all(rule["health"] != "err" for rule in rules), [r for r in rules if r["health"] == "err"]
         return len(groups) == 4 and all(rule["health"] == "ok" for rule in rules)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -77,8 +78,8 @@ def launch(tmp_path: Path, stack: dict[str, str]) -> Iterator:
     kill_all(started)
 
 
-async def new_workspace(database_url: str, workspace_id: str) -> str:
-    """A Boot Shop workspace; returns a new write key for it."""
+async def new_workspace(database_url: str, workspace_id: str, **fields: Any) -> str:
+    """A Boot Shop workspace (`fields` override Workspace's defaults); returns a new write key."""
     conn = await asyncpg.connect(database_url)
     try:
         await WorkspaceStore(conn).upsert(
@@ -88,6 +89,7 @@ async def new_workspace(database_url: str, workspace_id: str) -> str:
                 from_name="Boot Shop",
                 from_email="news@boots.example",
                 postal_address="1 Main St, Springfield",
+                **fields,
             )
         )
         return await WriteKeyStore(conn).create(workspace_id)

@@ -15,16 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import asyncpg
 import pytest
 from playwright.async_api import Browser, async_playwright
 
 from retarget.common.kafka import delete_topics_with_prefixes
-from retarget.common.workspaces import Workspace, WorkspaceStore
-from retarget.common.write_keys import WriteKeyStore
 from retarget.devstack.child import free_port
 
-from ..conftest import Service, kill_all, start_service
+from ..conftest import Service, kill_all, new_workspace, start_service
 
 # What the brief of issue #15 fixes: Playwright drives the machine's chromium (never a
 # downloaded build), with nothing that phones home or needs a GPU or a sandbox in a container.
@@ -157,22 +154,7 @@ class Shop:
 
 async def new_browser_workspace(database_url: str, workspace_id: str, origin: str) -> str:
     """An opt-in Boot Shop workspace whose pages may send from `origin`; returns a write key."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await WorkspaceStore(conn).upsert(
-            Workspace(
-                id=workspace_id,
-                name="Boot Shop",
-                from_name="Boot Shop",
-                from_email="news@boots.example",
-                postal_address="1 Main St, Springfield",
-                consent_mode="opt_in",
-                allowed_origins=(origin,),
-            )
-        )
-        return await WriteKeyStore(conn).create(workspace_id)
-    finally:
-        await conn.close()
+    return await new_workspace(database_url, workspace_id, consent_mode="opt_in", allowed_origins=(origin,))
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import orjson
+from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -71,18 +72,22 @@ def _with_cors_on_errors(endpoint: Endpoint) -> Endpoint:
     return answer
 
 
+async def _read_checked(request: Request, limit: int, what: str, payload_bytes: Histogram) -> bytes:
+    """The body of an event or batch request: media type checked, size bounded while reading."""
+    check_media_type(request.headers.get("content-type"))
+    body = await read_body(request.headers, request.stream(), limit=limit, what=what)
+    payload_bytes.observe(len(body))
+    return body
+
+
 def _single_event_endpoint(path: str, event_type: str) -> Endpoint:
     payload_bytes = metrics.PAYLOAD_BYTES.labels(path)
 
     async def accept(request: Request) -> Response:
         services = services_of(request)
-        headers = request.headers
-        check_media_type(headers.get("content-type"))
-        limit = services.settings.max_event_bytes
-        body = await read_body(headers, request.stream(), limit=limit, what="event")
-        payload_bytes.observe(len(body))
-        origin = headers.get("origin")
-        await services.intake.accept_one(event_type, body, headers.get("authorization"), origin)
+        body = await _read_checked(request, services.settings.max_event_bytes, "event", payload_bytes)
+        origin = request.headers.get("origin")
+        await services.intake.accept_one(event_type, body, request.headers.get("authorization"), origin)
         return _json(SUCCESS, origin)
 
     accept.__name__ = event_type
@@ -96,13 +101,9 @@ def _batch_endpoint(path: str) -> Endpoint:
     async def batch(request: Request) -> Response:
         """Accept up to max_batch_events events; invalid ones are listed in `rejected` by index."""
         services = services_of(request)
-        headers = request.headers
-        check_media_type(headers.get("content-type"))
-        limit = services.settings.max_batch_bytes
-        body = await read_body(headers, request.stream(), limit=limit, what="batch")
-        payload_bytes.observe(len(body))
-        origin = headers.get("origin")
-        result = await services.intake.accept_batch(body, headers.get("authorization"), origin)
+        body = await _read_checked(request, services.settings.max_batch_bytes, "batch", payload_bytes)
+        origin = request.headers.get("origin")
+        result = await services.intake.accept_batch(body, request.headers.get("authorization"), origin)
         if not result.rejected:
             return _json(SUCCESS, origin)
         answer = {

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from retarget.common.kafka import delete_topics_with_prefixes, ensure_topics, make_producer
 from retarget.common.logging import configure_logging
 from retarget.common.schemas import OutboundMessage, encode
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 from retarget.common.workspaces import Workspace, WorkspaceStore
 from retarget.sender.bootstrap import bootstrap
 from retarget.sender.local_mta import SmtpSink, free_port, smtp_source
@@ -111,7 +111,7 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
     await producer.start()
     for n in range(args.messages):
         m = _message(workspace_id, n)
-        await producer.send(topics.outbound, encode(m), key=domain_key(m.recipient))
+        await producer.send(topics.outbound, encode(m), key=recipient_key(m.recipient))
     await producer.flush()
     await producer.stop()
 

@@ -92,6 +92,15 @@ SUPPRESSION_RECHECKS = Counter(
     "Suppression checked again after a long token wait, by result (clear, suppressed).",
     ["result"],
 )
+ASSIGNED_PARTITIONS = Gauge(
+    "retarget_sender_assigned_partitions",
+    "Partitions of the outbound topic this process owns (0 while the group rebalances).",
+)
+LIMIT_SHARE = Gauge(
+    "retarget_sender_limit_share",
+    "This process's share of every rate limit (domain, workspace, global): owned partitions / "
+    "all partitions, at least one partition's worth (limit_share.py). The group's shares sum to 1.",
+)
 SHUTDOWN_CANCELLED = Counter(
     "retarget_sender_shutdown_cancelled_total",
     "Shutdowns that hit RETARGET_SHUTDOWN_GRACE_S and cancelled the work in hand (replayed on restart).",

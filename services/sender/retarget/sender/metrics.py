@@ -37,7 +37,8 @@ MAILBOX_PROVIDERS = frozenset(
 )
 DOMAIN_RATE = Gauge(
     "retarget_sender_domain_rate_per_s",
-    "The per-domain token-bucket rate in use (messages per second), by recipient domain (named "
+    "This process's per-domain token-bucket rate in use (messages per second; its share of the "
+    "group's, retarget_sender_limit_share), by recipient domain (named "
     "as in retarget_sender_domain_outcomes_total; `other` is the slowest of the other domains). "
     "Below the configured rate after throttling (421, 4.7.x) or policy (5.7.x) replies; it "
     "recovers step by step (RETARGET_RATE_ADAPT_*).",

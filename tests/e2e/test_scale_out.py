@@ -30,6 +30,7 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
@@ -289,6 +290,9 @@ async def test_every_service_several_times_gmail_only_spread_limited_and_kill_sa
     finally:
         fleet.kill_all()
         controller.stop()
+        conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])  # the send log is shared
+        await conn.execute("DELETE FROM send_log WHERE workspace_id = $1", workspace_id)
+        await conn.close()
 
     by_trigger = Counter(
         (t.campaign, t.recipient.email) for t in {t.trigger_id: t for t in results.triggers}.values()

@@ -31,7 +31,7 @@ import pytest
 from retarget.common.kafka import ensure_topics
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.settings import CommonSettings
-from retarget.common.topics import Topics, domain_key, profile_key
+from retarget.common.topics import Topics, profile_key, recipient_key
 from retarget.composer.samples import sample_trigger
 
 from .conftest import new_workspace
@@ -95,7 +95,9 @@ async def test_the_sender_killed_at_a_step_sends_nothing_twice_and_loses_no_outc
         try:
             first = launch("sender", "RETARGET_OPS_PORT", {**env, "RETARGET_CRASH_AT": step})
             await asyncio.to_thread(first.wait_healthy)
-            await produce(settings, topics.outbound, [(domain_key(m.recipient), encode(m)) for m in messages])
+            await produce(
+                settings, topics.outbound, [(recipient_key(m.recipient), encode(m)) for m in messages]
+            )
             await _died(first, timeout_s=90)
             second = launch("sender", "RETARGET_OPS_PORT", env)
             await asyncio.to_thread(second.wait_healthy)

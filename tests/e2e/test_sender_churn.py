@@ -19,7 +19,7 @@ import pytest
 
 from retarget.common.schemas import encode
 from retarget.common.settings import CommonSettings
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 
 from .mail import SENT, UNCONFIRMED, counting_smtp, final_outcomes, outbound_message, produce
 
@@ -51,7 +51,9 @@ async def test_members_joining_leaving_and_dying_during_a_burst_send_nothing_twi
             }
             first = launch("sender", "RETARGET_OPS_PORT", env)
             await asyncio.to_thread(first.wait_healthy)
-            await produce(settings, topics.outbound, [(domain_key(m.recipient), encode(m)) for m in messages])
+            await produce(
+                settings, topics.outbound, [(recipient_key(m.recipient), encode(m)) for m in messages]
+            )
             for round_ in range(6):
                 other = launch("sender", "RETARGET_OPS_PORT", env)
                 await asyncio.to_thread(other.wait_healthy)

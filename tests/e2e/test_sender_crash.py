@@ -17,7 +17,7 @@ import pytest
 
 from retarget.common.schemas import encode
 from retarget.common.settings import CommonSettings
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 
 from .mail import SENT, UNCONFIRMED, counting_smtp, final_outcomes, outbound_message, produce
 
@@ -50,7 +50,9 @@ async def test_kill_9_during_a_burst_then_restart_sends_nothing_twice_and_loses_
             }
             first = launch("sender", "RETARGET_OPS_PORT", env)
             await asyncio.to_thread(first.wait_healthy)
-            await produce(settings, topics.outbound, [(domain_key(m.recipient), encode(m)) for m in messages])
+            await produce(
+                settings, topics.outbound, [(recipient_key(m.recipient), encode(m)) for m in messages]
+            )
             while sum(smtp.received.values()) < MESSAGES // 4:
                 assert first.process.poll() is None, first.tail()
                 await asyncio.sleep(0.02)

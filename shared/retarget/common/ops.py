@@ -11,20 +11,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
 """Returns problems by dependency name; empty when ready."""
+ReadyDetails = Callable[[], dict[str, object]]
+"""What /readyz shows beside the problems (e.g. the sender's partitions and limit share)."""
 
 
 def metrics_response() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def build_ops_app(ready_check: ReadyCheck) -> web.Application:
+def build_ops_app(ready_check: ReadyCheck, details: ReadyDetails | None = None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
         problems = await ready_check()
         status = 503 if problems else 200
-        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+        shown = details() if details is not None else {}
+        return web.json_response({"ready": not problems, "problems": problems, **shown}, status=status)
 
     async def metrics(_: web.Request) -> web.Response:
         body, content_type = metrics_response()
@@ -37,8 +40,10 @@ def build_ops_app(ready_check: ReadyCheck) -> web.Application:
     return app
 
 
-async def start_ops_server(host: str, port: int, ready_check: ReadyCheck) -> web.AppRunner:
-    runner = web.AppRunner(build_ops_app(ready_check), access_log=None)
+async def start_ops_server(
+    host: str, port: int, ready_check: ReadyCheck, details: ReadyDetails | None = None
+) -> web.AppRunner:
+    runner = web.AppRunner(build_ops_app(ready_check, details), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

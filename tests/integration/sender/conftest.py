@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 
 from retarget.common.kafka import make_consumer, make_producer
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 from retarget.sender.bootstrap import Sender, bootstrap
 from retarget.sender.local_mta import PrivatePostfix, SmtpSink
 from retarget.sender.settings import SenderSettings
@@ -216,7 +216,7 @@ async def produce(settings: SenderSettings, *values: OutboundMessage | bytes) ->
             if isinstance(value, bytes):
                 await producer.send_and_wait(topic, value, key=b"garbage")
             else:
-                await producer.send_and_wait(topic, encode(value), key=domain_key(value.recipient))
+                await producer.send_and_wait(topic, encode(value), key=recipient_key(value.recipient))
     finally:
         await producer.stop()
 

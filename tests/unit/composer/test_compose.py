@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import hashlib
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
@@ -82,7 +83,8 @@ def record(value: bytes) -> SimpleNamespace:
 
 async def test_a_trigger_becomes_a_complete_compliant_message():
     [out] = await composer().handle([record(encode(trigger()))])
-    assert out.topic == "t.outbound.v1" and out.key == b"example.com"
+    # keyed by the recipient's address digest: one recipient, one partition; every domain spread
+    assert out.topic == "t.outbound.v1" and out.key == hashlib.sha256(b"ann@example.com").hexdigest().encode()
     outbound = msgspec.json.decode(out.value, type=OutboundMessage)
     assert outbound.message_id == "m-" + "t" * 32
     # the envelope sender names the send-log entry, so a bounce mailed back later finds it

@@ -21,7 +21,7 @@ from aiokafka import ConsumerRecord
 from retarget.common.poison import describe, is_data_error
 from retarget.common.schemas import TriggerFired, decoder, encode
 from retarget.common.stage import Output, dead_letter
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 from retarget.common.workspaces import Workspace
 from retarget.composer.compose import ComposeFailed, Composer
 from retarget.composer.metrics import FAILED, RENDER_SECONDS, RENDERED
@@ -68,7 +68,7 @@ class TriggerHandler:
         started = time.perf_counter()
         try:
             outbound = self.composer.compose(trigger, sender).outbound
-            key = domain_key(outbound.recipient)
+            key = recipient_key(outbound.recipient)
         except ComposeFailed as exc:
             return self._dead(record, trigger.campaign, exc.label, str(exc))
         except Exception as exc:  # a bug on one trigger must not block the partition forever

@@ -18,7 +18,7 @@ from retarget.sender.settings import SenderSettings
 async def serve(settings: SenderSettings, stop: asyncio.Event) -> None:
     sender = bootstrap(settings)
     await sender.start()
-    ops = await start_ops_server(settings.http_host, settings.ops_port, sender.ready)
+    ops = await start_ops_server(settings.http_host, settings.ops_port, sender.ready, sender.assignment)
     try:
         await sender.run(stop)
     finally:

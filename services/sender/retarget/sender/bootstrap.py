@@ -21,6 +21,7 @@ from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.seal import SealKeyMissing, SealSettings, load_seal_key
 from retarget.sender.adaptive_rate import AdaptiveRates
+from retarget.sender.assignment import ShareListener
 from retarget.sender.batch_admission import BatchAdmission
 from retarget.sender.config_feed import FEED_KINDS, ConfigFeed, policy_invalidator, warn_if_keys_stay_sealed
 from retarget.sender.delivery import Deliverer, Signer
@@ -58,6 +59,11 @@ class Sender:
     seal_key: bytes | None = None
     seal_problem: str = ""
     reporting: asyncio.Task[None] | None = None
+    shares: ShareListener | None = None  # None: a consumer a test passed, full share
+
+    def assignment(self) -> dict[str, object]:
+        """Shown by /readyz beside the problems: the partitions owned and the limit share."""
+        return self.shares.describe() if self.shares is not None else {}
 
     async def start(self) -> None:
         if self.settings.create_topics:
@@ -159,9 +165,9 @@ def bootstrap(
     clock = clock or SystemClock()
     store = store or PostgresDeliveryStore(settings)
     transport = transport or relay_pool(settings)
+    own_consumer = consumer is None
     consumer = consumer or make_consumer(
         settings,
-        topics.outbound,
         group_id=settings.sender_group,
         group_instance_id=settings.sender_instance_id,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -189,6 +195,12 @@ def bootstrap(
         adaptive=AdaptiveRates(settings.rate_adapt()),
         named_domains=named,
     )
+    shares = None
+    if own_consumer:  # subscribed here, with the listener that splits the limits by partitions
+        shares = ShareListener(
+            consumer, topics.outbound, limiter.use_share, partitions_guess=settings.topic_partitions
+        )
+        consumer.subscribe([topics.outbound], listener=shares)
     deliverer = Deliverer(
         store,
         transport,
@@ -252,6 +264,7 @@ def bootstrap(
         config,
         seal_key,
         seal_problem,
+        shares=shares,
     )
 
 

@@ -37,7 +37,8 @@ MAILBOX_PROVIDERS = frozenset(
 )
 DOMAIN_RATE = Gauge(
     "retarget_sender_domain_rate_per_s",
-    "The per-domain token-bucket rate in use (messages per second), by recipient domain (named "
+    "This process's per-domain token-bucket rate in use (messages per second; its share of the "
+    "group's, retarget_sender_limit_share), by recipient domain (named "
     "as in retarget_sender_domain_outcomes_total; `other` is the slowest of the other domains). "
     "Below the configured rate after throttling (421, 4.7.x) or policy (5.7.x) replies; it "
     "recovers step by step (RETARGET_RATE_ADAPT_*).",
@@ -91,6 +92,15 @@ SUPPRESSION_RECHECKS = Counter(
     "retarget_sender_suppression_rechecks_total",
     "Suppression checked again after a long token wait, by result (clear, suppressed).",
     ["result"],
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "retarget_sender_assigned_partitions",
+    "Partitions of the outbound topic this process owns (0 while the group rebalances).",
+)
+LIMIT_SHARE = Gauge(
+    "retarget_sender_limit_share",
+    "This process's share of every rate limit (domain, workspace, global): owned partitions / "
+    "all partitions, at least one partition's worth (limit_share.py). The group's shares sum to 1.",
 )
 SHUTDOWN_CANCELLED = Counter(
     "retarget_sender_shutdown_cancelled_total",

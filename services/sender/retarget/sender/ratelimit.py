@@ -5,9 +5,14 @@ workspace, then global, waiting whenever a bucket is empty: the work pauses, not
 dropped. A bucket hands out reservations — its level may go below zero and the caller waits
 until its token has accrued — so waiters are served in arrival order without polling.
 
-Limits are per sender process. The outbound topic is keyed by recipient domain, so one
-process owns a domain and its domain bucket is exact; the workspace and global rates are per
-process and must be divided by the number of senders by whoever sets them.
+Limits hold across the group of senders: the configured rates are the group's, and each
+process enforces its share of every one (`use_share`, limit_share.py) — the fraction of the
+outbound partitions it owns, recomputed on every rebalance (assignment.py). The outbound topic
+is keyed by recipient address, so each partition carries ~1/P of every domain's and workspace's
+traffic and the shares sum to the configured rate. A share is only ever an upper bound: a
+process whose partitions happen to carry less of a domain than its share sends less, never
+more (docs/operations.md, "Scaling out", quantifies it). AIMD (adaptive_rate.py) slows each
+process's own share by the replies that process got.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from retarget.sender.adaptive_rate import AdaptiveRates
+from retarget.sender.limit_share import scaled
 from retarget.sender.metrics import DOMAIN_RATE, MAILBOX_PROVIDERS, TOKEN_WAIT_SECONDS
 from retarget.sender.policy import Rate
 
@@ -78,6 +84,8 @@ class RateLimiter:
         self.domain_overrides = domain_overrides
         self.workspace_default = workspace_default
         self.monotonic = monotonic
+        self.global_rate = global_rate
+        self.share = 1.0  # this process's fraction of every limit (use_share)
         self._global = None if global_rate.unlimited else TokenBucket(global_rate, monotonic())
         self.max_buckets = max_buckets
         self._domains: OrderedDict[str, TokenBucket] = OrderedDict()
@@ -88,12 +96,20 @@ class RateLimiter:
         self._shown: dict[str, float] = {}  # the rate last shown in DOMAIN_RATE, by named domain
         DOMAIN_RATE.labels("other").set_function(self._slowest_other_rate)
 
+    def use_share(self, fraction: float) -> None:
+        """Enforce `fraction` of every limit from now on (a rebalance moved partitions).
+
+        Buckets take the new rate on their next use, keeping what they owe (retune): a
+        rebalance never hands out a fresh burst.
+        """
+        self.share = fraction
+
     def domain_rate(self, domain: str) -> Rate:
-        """The domain's rate now: configured, or slowed by its replies."""
+        """This process's rate for the domain now: configured, maybe slowed by its replies, times the share."""
         configured = self.domain_overrides.get(domain, self.domain_default)
-        if self.adaptive is None:
-            return configured
-        return self.adaptive.rate(domain, configured, self.monotonic())
+        if self.adaptive is not None:
+            configured = self.adaptive.rate(domain, configured, self.monotonic())
+        return scaled(configured, self.share)
 
     def slow_down(self, domain: str) -> None:
         """The domain answered with throttling or a policy refusal: cut its rate (adaptive_rate.py)."""
@@ -114,21 +130,26 @@ class RateLimiter:
         others = [d for d in (self.adaptive.slowed() if self.adaptive else []) if d not in self.named_domains]
         return min((self.domain_rate(d).per_s for d in others), default=self.domain_default.per_s)
 
-    def _bucket(
-        self, table: OrderedDict[str, TokenBucket], key: str, rate: Rate, *, adapts: bool = False
-    ) -> TokenBucket | None:
+    def _bucket(self, table: OrderedDict[str, TokenBucket], key: str, rate: Rate) -> TokenBucket | None:
         if rate.unlimited:
             return None
         bucket = table.get(key)
-        if bucket is not None and adapts and bucket.rate != rate:  # slowed or recovering: same bucket
+        if bucket is not None and bucket.rate != rate:  # slowed, recovering, re-shared: same bucket
             bucket.retune(rate, self.monotonic())
-        elif bucket is None or bucket.rate != rate:  # a workspace's rate changed: start afresh
+        elif bucket is None:
             now = self.monotonic()
             table.pop(key, None)
             _evict_full(table, self.max_buckets - 1, now)  # room for the new one
             bucket = table[key] = TokenBucket(rate, now)
         table.move_to_end(key)
         return bucket
+
+    def _global_bucket(self) -> TokenBucket | None:
+        if self._global is not None:
+            rate = scaled(self.global_rate, self.share)
+            if self._global.rate != rate:
+                self._global.retune(rate, self.monotonic())
+        return self._global
 
     async def acquire(
         self, domain: str, workspace_id: str, workspace_rate: Rate | None, stop: asyncio.Event
@@ -139,12 +160,16 @@ class RateLimiter:
         if self.adaptive is not None:
             self._show_rate(domain, domain_rate)
         buckets = (
-            ("domain", self._bucket(self._domains, domain, domain_rate, adapts=True)),
+            ("domain", self._bucket(self._domains, domain, domain_rate)),
             (
                 "workspace",
-                self._bucket(self._workspaces, workspace_id, workspace_rate or self.workspace_default),
+                self._bucket(
+                    self._workspaces,
+                    workspace_id,
+                    scaled(workspace_rate or self.workspace_default, self.share),
+                ),
             ),
-            ("global", self._global),
+            ("global", self._global_bucket()),
         )
         waited = 0.0
         for scope, bucket in buckets:

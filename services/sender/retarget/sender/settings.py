@@ -121,12 +121,16 @@ class SenderSettings(CommonSettings):
         "checked again just before it is claimed.",
     )
     # Token buckets (RATE per second / BURST); a rate of 0 means no limit at that level.
-    rate_domain: str = Field("50/100", description="Default per recipient domain: RATE/BURST.")
+    rate_domain: str = Field(
+        "50/100", description="Default per recipient domain, for the group of senders: RATE/BURST."
+    )
     rate_domains: str = Field(
         "", description="Per-domain overrides: domain=RATE/BURST, comma separated (gmail.com=20/40)."
     )
     rate_workspace: str = Field("0/0", description="Per workspace: RATE/BURST (a workspace row overrides).")
-    rate_global: str = Field("0/0", description="For this sender process: RATE/BURST.")
+    rate_global: str = Field(
+        "0/0", description="For all the senders together (each enforces its share): RATE/BURST."
+    )
     # AIMD per domain (adaptive_rate.py): throttling and policy replies cut, quiet intervals add back.
     rate_adapt_factor: float = Field(
         0.5,

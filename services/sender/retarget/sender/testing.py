@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord
 
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage, decoder, encode
 from retarget.common.testing import FakeClock, RecordingPublisher
-from retarget.common.topics import Topics, domain_key
+from retarget.common.topics import Topics, recipient_key
 from retarget.sender.batch_admission import BatchAdmission
 from retarget.sender.delivery import Deliverer, Signer
 from retarget.sender.handler import OutboundHandler
@@ -228,7 +228,7 @@ def outbound(recipient: str | None = None, **fields: object) -> OutboundMessage:
 
 def record_of(value: OutboundMessage | bytes, topic: str = "t.outbound.v1") -> ConsumerRecord:
     raw = value if isinstance(value, bytes) else encode(value)
-    key = None if isinstance(value, bytes) else domain_key(value.recipient)
+    key = None if isinstance(value, bytes) else recipient_key(value.recipient)
     return ConsumerRecord(topic, 0, next(_offsets), 0, 0, key, raw, None, 0, len(raw), ())
 
 

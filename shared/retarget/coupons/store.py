@@ -83,28 +83,27 @@ class CouponStore:
     async def claim_from_pool(self, issue: Issue, pool: str) -> Coupon:
         """The trigger's pool code: the one claimed before (a replay), else a free one, claimed.
 
-        Concurrent composers skip each other's locked rows, so no code is handed out twice;
-        two claims for the same trigger (a replay racing the first try) meet at the coupons
-        table's unique trigger_id: the loser rolls back its claim and reads the winner's code.
+        Claims for one trigger (a replay racing the first try after a rebalance) take turns on
+        a transaction lock of that trigger, so the second finds the first's code; claims for
+        different triggers skip each other's locked rows, so no code is handed out twice.
         """
-        if (stored := await self.for_trigger(issue.workspace_id, issue.trigger_id)) is not None:
-            return stored
-        try:
-            return await self._claim(issue, pool)
-        except asyncpg.UniqueViolationError:
-            stored = await self.for_trigger(issue.workspace_id, issue.trigger_id)
-            if stored is None:
-                raise
-            return stored
-
-    async def _claim(self, issue: Issue, pool: str) -> Coupon:
         async with _connection(self._db) as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"coupon:{issue.workspace_id}:{issue.trigger_id}",
+            )
+            if (
+                stored := await CouponStore(conn).for_trigger(issue.workspace_id, issue.trigger_id)
+            ) is not None:
+                return stored
             code = await conn.fetchval(
                 "UPDATE coupon_pool_codes SET claimed_by = $3, claimed_at = $4"
                 " WHERE workspace_id = $1 AND code = ("
-                "   SELECT code FROM coupon_pool_codes"
-                "   WHERE workspace_id = $1 AND pool = $2 AND claimed_by IS NULL"
-                "   ORDER BY uploaded_at, code LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                "   SELECT p.code FROM coupon_pool_codes p"
+                "   WHERE p.workspace_id = $1 AND p.pool = $2 AND p.claimed_by IS NULL"
+                # a code some email already shows (a derived one the shop uploaded too) is skipped
+                "   AND NOT EXISTS (SELECT 1 FROM coupons c WHERE c.workspace_id = $1 AND c.code = p.code)"
+                "   ORDER BY p.uploaded_at, p.code LIMIT 1 FOR UPDATE SKIP LOCKED)"
                 " RETURNING code",
                 issue.workspace_id,
                 pool,

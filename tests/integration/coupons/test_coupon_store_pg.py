@@ -114,3 +114,13 @@ async def test_another_workspaces_code_is_unknown(pool, workspace_id) -> None:
     assert (refused.coupon, refused.outcome.refusal) == (None, Refusal.UNKNOWN)
     assert (await store.find(workspace_id, "RT-MINE")).redeemed_at is None  # type: ignore[union-attr]
     assert (await store.redeem(workspace_id, "no such/code", None, T0)).outcome.refusal is Refusal.UNKNOWN
+
+
+async def test_a_pool_code_some_email_already_shows_is_skipped(pool, workspace_id) -> None:
+    store = CouponStore(pool)
+    await store.issue_unique(issue(workspace_id, "trig-u"), "SHARED-1")
+    await store.upload(workspace_id, "mixed", ["SHARED-1", "FREE-1"])
+    claimed = await store.claim_from_pool(issue(workspace_id, "trig-p"), "mixed")
+    assert claimed.code == "FREE-1"  # not a second owner for SHARED-1 (a stuck batch, forever)
+    with pytest.raises(PoolEmpty):
+        await store.claim_from_pool(issue(workspace_id, "trig-q"), "mixed")

@@ -1,16 +1,21 @@
 """The thin path through all four services, each a separate process, on the real stack:
-HTTP event → ingest → Kafka → segmenter (trigger) → composer (Jinja2) → sender (SMTP) → inbox.
+HTTP event → ingest → Kafka → segmenter (trigger) → composer (Jinja2) → sender (SMTP) → inbox,
+and the email's coupon code redeemed once by the shop's backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+
+from retarget.common.secret_keys import SecretKeyStore
 
 from .conftest import new_workspace, wait_for_mail
 
@@ -74,6 +79,22 @@ async def test_an_http_event_becomes_an_email_in_the_inbox(
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     body = msg.get_body(("plain",)).get_content()
     assert "Trail Boot" in body and "€89.50" in body and "1 Main St, Springfield" in body
+
+    # the email's coupon was stored before it was sent: the shop's backend redeems it once
+    code = re.search(r"with code (RT-[0-9A-F]{10})", body)
+    assert code is not None, body
+    conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+    try:
+        coupons_key = await SecretKeyStore(conn).create(workspace_id, ["coupons"], label="e2e shop backend")
+    finally:
+        await conn.close()
+    redeem = f"/v1/workspaces/{workspace_id}/coupons/{code.group(1)}/redeem"
+    async with httpx.AsyncClient(base_url=ingest.url, timeout=10) as shop:
+        headers = {"Authorization": f"Bearer {coupons_key}"}
+        first = await shop.post(redeem, json={"order_id": "e2e-1"}, headers=headers)
+        assert (first.status_code, first.json()["coupon"]["campaign"]) == (200, "abandoned_cart"), first.text
+        second = await shop.post(redeem, json={"order_id": "e2e-2"}, headers=headers)
+        assert (second.status_code, second.json()["reason"]) == (409, "already_redeemed")
 
     # graceful shutdown: every service finishes its work and exits cleanly on SIGTERM
     for service in reversed(services):

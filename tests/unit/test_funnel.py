@@ -67,3 +67,14 @@ def test_unique_opens_and_machine_opens_stand_next_to_the_totals():
         "clicked": 3,
         "clicked_unique": 2,
     }
+
+
+def test_coupon_redemptions_are_the_redeemed_column_of_the_campaign_that_issued_them():
+    samples = [
+        ("retarget_ingest_coupons_redeemed_total", {"workspace": "w", "campaign": "cart"}, 3.0),
+        ("retarget_ingest_coupons_redeemed_total", {"workspace": "w", "campaign": "trial"}, 1.0),
+        ("retarget_segmenter_conversions_total", {"workspace": "w", "campaign": "cart"}, 5.0),
+    ]
+    rows = funnel(samples)
+    assert (rows[("w", "cart")]["redeemed"], rows[("w", "cart")]["converted"]) == (3, 5)
+    assert rows[("w", "trial")]["redeemed"] == 1

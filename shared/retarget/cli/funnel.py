@@ -122,5 +122,5 @@ def print_table(rows: dict[tuple[str, str], dict[str, float]], source: str) -> N
         cells = [revenue_text(row) if s == "revenue" else f"{row[s]:,.0f}" for s in STAGES]
         table.add_row(workspace, campaign, *cells)
     console = Console()
-    # fourteen number columns: never squeeze them into "…" (a log or a narrow terminal wraps instead)
+    # fifteen number columns: never squeeze them into "…" (a log or a narrow terminal wraps instead)
     Console(width=max(console.width, 230)).print(table)

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "retarget.cli.dkim",  # DKIM keys: generate (rotate), list
     "retarget.cli.preview",  # render a campaign for a sample profile
     "retarget.cli.suppressions",  # suppression list import/export
+    "retarget.cli.coupons",  # coupon codes: check, redeem, upload a pool
     "retarget.cli.funnel",  # the per-campaign funnel
     "retarget.cli.privacy",  # GDPR erasure and export
     "retarget.cli.demo",  # the main job on the local stack

@@ -1,4 +1,4 @@
-"""The per-campaign funnel: triggered → sent → opened → clicked → converted, and revenue.
+"""The per-campaign funnel: triggered → sent → opened → clicked → converted → redeemed, and revenue.
 
 Each stage is a counter some service exports with `workspace` and `campaign` labels; this
 module only says which counter (and which label value) feeds which column, and adds the
@@ -26,6 +26,7 @@ STAGES = (
     "clicked_unique",
     "unsubscribed",
     "converted",
+    "redeemed",  # coupon codes redeemed through the API, by the campaign whose email showed them
     "revenue",
 )
 
@@ -53,6 +54,7 @@ SOURCES = [
     Source("retarget_ingest_engagement_total", "bounced", "action", "bounced"),  # reported later by mail
     Source("retarget_segmenter_conversions_total", "converted"),
     Source("retarget_segmenter_revenue_total", "revenue"),
+    Source("retarget_ingest_coupons_redeemed_total", "redeemed"),
 ]
 METRIC_NAMES = sorted({s.metric for s in SOURCES})
 

@@ -25,7 +25,9 @@ from retarget.common.write_keys import UnknownWorkspace, hash_key, revoke_row
 SECRET_KEY_PREFIX = "rt_sk_"
 SHOWN_CHARS = 14  # "rt_sk_" + 8 random characters, as listings show it
 MIN_PREFIX_CHARS = 10  # "rt_sk_" + 4: `revoke` must not match whichever key happens to be alone
-SCOPES = ("privacy", "admin")  # privacy: export and erase people; admin: manage the workspace
+# privacy: export and erase people; admin: manage the workspace; coupons: check and redeem
+# coupon codes (a shop's backend), nothing else
+SCOPES = ("privacy", "admin", "coupons")
 
 
 def generate_secret_key() -> str:

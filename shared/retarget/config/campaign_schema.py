@@ -112,6 +112,13 @@ class CampaignFile(_Strict):
     data: dict[str, Any] = {}
     emit_on_due: str | None = None  # records this event on the profile when the wait is over
 
+    @field_validator("incentive")
+    @classmethod
+    def _coupon_is_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from retarget.coupons.spec import normalized_incentive  # it uses Duration, defined here
+
+        return normalized_incentive(value)
+
     @field_validator("exit")
     @classmethod
     def _exit_differs_from_entry(cls, value: list[EventMatch], info: Any) -> list[EventMatch]:

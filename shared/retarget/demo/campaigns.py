@@ -34,7 +34,12 @@ async def ensure_demo_campaign(workspace_id: str, settings: CommonSettings) -> O
     """The demo workspace's own abandoned_cart (campaign and template); None when the stack is away."""
     campaign = {
         **bundled_campaigns()[CAMPAIGN],
-        "incentive": {"kind": "percent_off", "value": PERCENT_OFF},
+        # a code per recipient, stored and redeemable for a week (the demo's buyers redeem theirs)
+        "incentive": {
+            "kind": "percent_off",
+            "value": PERCENT_OFF,
+            "coupon": {"mode": "unique", "expires_after": "7d"},
+        },
         "description": f"The demo shop's own cart reminder: {PERCENT_OFF}% off (the bundled one gives 10%).",
     }
     template = {**bundled_templates()[CAMPAIGN], "subject": SUBJECT}

@@ -1,6 +1,8 @@
 """What recipients do with the demo's emails: open some, click fewer, unsubscribe a few (by the
 one-click link, or by mail to the List-Unsubscribe mailto: address), and buy after a click —
-through the same links a real mail client would follow.
+through the same links a real mail client would follow. A buyer whose email offered a coupon
+code uses it: the shop's backend redeems it (a secret key with scope `coupons`) and the
+Order Completed names it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import email
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -27,6 +29,9 @@ BROWSER_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 
 # issue for a link scanner's pre-fetch (docs/deliverability.md), so the demo's people wait that out.
 READ_AFTER_S = 12.0
 _LINK = re.compile(r'(?:href|src)="([^"]+/t/[oc]/[^"]+)"')
+_COUPON = re.compile(r"with code <strong>([A-Za-z0-9._-]+)</strong>")  # the bundled templates' wording
+Redeem = Callable[[str, str], Awaitable[bool]]
+"""(code, order_id) -> redeemed: the shop's backend redeeming a code at checkout."""
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Engagement:
     unsubscribed_by_mail: int = 0
     purchased: int = 0
     revenue: float = 0.0
+    redeemed: int = 0  # purchases that used the email's coupon code
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Received:
     unsubscribe_mailto: str | None = None
     subject: str = ""
     sent_at: float = 0.0  # unix seconds, from the Date header (when the composer wrote it)
+    coupon: str | None = None  # the code the email offers, if any
 
 
 def mailto_message(mailto: str, sender: str) -> EmailMessage:
@@ -86,6 +93,7 @@ def read_mailbox(folder: Path, recipients: set[str]) -> list[Received]:
                 unsubscribe_mailto=mailto,
                 subject=str(msg.get("Subject", "")),
                 sent_at=msg["Date"].datetime.timestamp() if msg["Date"] else 0.0,
+                coupon=match.group(1) if (match := _COUPON.search(html)) else None,
             )
         )
     return found
@@ -98,6 +106,7 @@ async def engage(
     *,
     seed: int = 11,
     mailbox_port: int | None = None,
+    redeem: Redeem | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> Engagement:
     rng = random.Random(seed)
@@ -116,7 +125,7 @@ async def engage(
                     result.clicked += response.status_code in (302, 303, 307)
                     visitor = people.get(mail.recipient)
                     if visitor is not None and roll < 0.14:
-                        await _purchase(client, visitor, rng, result)
+                        await _purchase(client, visitor, rng, result, mail.coupon, redeem)
             elif mail.unsubscribe_mailto and mailbox_port and roll > 0.985:
                 # the mailbox stands where unsubscribe@<sender domain> is routed in production
                 message = mailto_message(mail.unsubscribe_mailto, mail.recipient)
@@ -133,12 +142,22 @@ async def engage(
 
 
 async def _purchase(
-    client: httpx.AsyncClient, visitor: Visitor, rng: random.Random, result: Engagement
+    client: httpx.AsyncClient,
+    visitor: Visitor,
+    rng: random.Random,
+    result: Engagement,
+    coupon: str | None,
+    redeem: Redeem | None,
 ) -> None:
     from retarget.demo.traffic import CATALOG
 
     items = [product(*rng.choice(CATALOG))]
     properties = order(rng, items)
+    # the shop's checkout takes the email's code: its backend redeems it, the order names it
+    # (Segment's `coupon` property)
+    if coupon and redeem is not None and await redeem(coupon, str(properties["order_id"])):
+        properties["coupon"] = coupon
+        result.redeemed += 1
     response = await client.post(
         "/v1/track",
         json={"anonymousId": visitor.anonymous_id, "event": "Order Completed", "properties": properties},

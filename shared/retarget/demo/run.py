@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from retarget.common.settings import CommonSettings
 from retarget.config.dkim import PublishedKey
 from retarget.demo.campaigns import OwnCampaign, ensure_demo_campaign
 from retarget.demo.dkim import ensure_dkim_keys
-from retarget.demo.engage import Received, engage, read_mailbox
+from retarget.demo.engage import Received, Redeem, engage, read_mailbox
 from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
@@ -68,7 +70,7 @@ def _progress() -> Progress:
 
 async def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    console.print("==> demo workspace, its write key (public) and a secret key (scope privacy)")
+    console.print("==> demo workspace, its write key (public) and secret keys (scopes privacy, coupons)")
     creds = await ensure_demo_workspace(database_url())
     console.print(
         "==> its DKIM keys (Ed25519 + RSA; made once, sealed in the config store, signing every email)"
@@ -107,17 +109,20 @@ async def run_demo(args: argparse.Namespace) -> int:
         mails = await _collect_mail(set(recipients), settle_s=WAIT_S + 8, not_before_s=CART_WAIT_S + 4)
         with _progress() as progress:
             task = progress.add_task("recipients reading their email", total=len(mails))
-            engagement = await engage(
-                client,
-                mails,
-                recipients,
-                mailbox_port=MAILBOX_SMTP_PORT,
-                on_progress=lambda n: progress.advance(task, 1),
-            )
+            async with _shop_backend(creds.workspace_id, creds.coupons_key) as redeem:
+                engagement = await engage(
+                    client,
+                    mails,
+                    recipients,
+                    mailbox_port=MAILBOX_SMTP_PORT,
+                    redeem=redeem,
+                    on_progress=lambda n: progress.advance(task, 1),
+                )
         console.print(
             f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
             f"({engagement.unsubscribed_by_mail} by mail), "
-            f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f})"
+            f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f}), "
+            f"{engagement.redeemed} with the email's coupon code"
         )
         if mails:
             await _privacy_export(creds.secret_key, mails[0].recipient)
@@ -148,6 +153,20 @@ async def _collect_mail(recipients: set[str], settle_s: float, not_before_s: flo
             await asyncio.sleep(1)
     console.print(f"    {last_count} emails delivered to the capture")
     return mails
+
+
+@contextlib.asynccontextmanager
+async def _shop_backend(workspace_id: str, coupons_key: str) -> AsyncIterator[Redeem]:
+    """The shop's server redeeming a code at checkout: a client of its own, holding the secret
+    key with scope `coupons` (it can check and redeem codes, nothing else)."""
+    headers = {"Authorization": f"Bearer {coupons_key}"}
+    async with httpx.AsyncClient(base_url=INGEST, headers=headers, timeout=30) as server:
+
+        async def redeem(code: str, order_id: str) -> bool:
+            path = f"/v1/workspaces/{workspace_id}/coupons/{code}/redeem"
+            return (await server.post(path, json={"order_id": order_id})).status_code == 200
+
+        yield redeem
 
 
 async def _privacy_export(secret_key: str, address: str) -> None:

@@ -42,6 +42,7 @@ class DemoCredentials:
     link_secret: str
     secret_key: str  # scope privacy: for /v1/privacy/*, never shown (see secret_key_file)
     secret_key_file: Path
+    coupons_key: str = ""  # scope coupons: the demo shop's backend redeems codes with it, never shown
 
 
 async def ensure_demo_workspace(database_url: str) -> DemoCredentials:
@@ -55,21 +56,30 @@ async def ensure_demo_workspace(database_url: str) -> DemoCredentials:
         if not write_key or await keys.workspace_for(hash_key(write_key)) != DEMO_WORKSPACE.id:
             write_key = await keys.create(DEMO_WORKSPACE.id)
         secret_key = await _privacy_key(SecretKeyStore(conn))
+        coupons_key = await _scoped_key(
+            SecretKeyStore(conn), "coupons", "demo: the shop redeems coupon codes"
+        )
     finally:
         await conn.close()
     update_state(lambda s: s.__setitem__("demo", {"workspace_id": DEMO_WORKSPACE.id, "write_key": write_key}))
     return DemoCredentials(
-        DEMO_WORKSPACE.id, write_key, _link_secret(), secret_key, _secret_file("privacy_key")
+        DEMO_WORKSPACE.id, write_key, _link_secret(), secret_key, _secret_file("privacy_key"), coupons_key
     )
 
 
 async def _privacy_key(store: SecretKeyStore) -> str:
     """The demo's secret key with scope privacy, kept in its file; a new one if the database lost it."""
-    path = _secret_file("privacy_key")
+    return await _scoped_key(store, "privacy", "demo: privacy export and erasure")
+
+
+async def _scoped_key(store: SecretKeyStore, scope: str, label: str) -> str:
+    """The demo's secret key with this one scope, kept in its file (`<scope>_key`); a new one if
+    the database lost it."""
+    path = _secret_file(f"{scope}_key")
     key = path.read_text().strip() if path.exists() else ""
     grant = await store.grant_for(hash_key(key)) if key else None
-    if grant is None or grant.workspace_id != DEMO_WORKSPACE.id or "privacy" not in grant.scopes:
-        key = await store.create(DEMO_WORKSPACE.id, ["privacy"], label="demo: privacy export and erasure")
+    if grant is None or grant.workspace_id != DEMO_WORKSPACE.id or scope not in grant.scopes:
+        key = await store.create(DEMO_WORKSPACE.id, [scope], label=label)
         _write_secret(path, key)
     return key
 

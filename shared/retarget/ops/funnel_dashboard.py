@@ -1,5 +1,5 @@
 """**retarget — funnel**: per workspace and campaign (variables), triggered → sent → opened →
-clicked → converted and revenue, as totals over the dashboard's time range
+clicked → converted → redeemed (coupons) and revenue, as totals over the dashboard's time range
 (`increase(…[$__range])`) and as rates (the recording rules)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ FUNNEL_STAGES = (  # (stage, counter, extra matcher) in funnel order
     ("opened", "retarget_ingest_engagement_total", ', action="opened"'),
     ("clicked", "retarget_ingest_engagement_total", ', action="clicked"'),
     ("converted", "retarget_segmenter_conversions_total", ""),
+    ("redeemed", "retarget_ingest_coupons_redeemed_total", ""),
 )
 
 
@@ -73,12 +74,12 @@ def funnel_dashboard() -> dashboard.Dashboard:
     )
     funnel_bars = (
         bargauge.Panel()
-        .title("triggered → sent → opened → clicked → converted")
+        .title("triggered → sent → opened → clicked → converted → redeemed")
         .datasource(DATASOURCE)
         .height(8)
         .span(12)
     )
-    for ref, (stage, counter, matcher) in zip("ABCDE", FUNNEL_STAGES, strict=True):
+    for ref, (stage, counter, matcher) in zip("ABCDEF", FUNNEL_STAGES, strict=True):
         total = f"sum(increase({counter}{{{SCOPE}{matcher}}}[$__range]))"
         funnel_bars = funnel_bars.with_target(query(total, stage, instant=True).ref_id(ref))
     board = board.with_panel(funnel_bars)

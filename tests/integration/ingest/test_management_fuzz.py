@@ -58,7 +58,7 @@ async def test_no_generated_management_request_gets_a_5xx(
     pytest.importorskip(
         "retarget.config.service", reason="retarget.config's ConfigService (issue #14, core M2)"
     )
-    admin = await secret_key(tenant.workspace_id, "admin")
+    admin = await secret_key(tenant.workspace_id, "admin", "coupons")  # coupons: check and redeem too
     schema_url = f"{ops_url(ingest_settings)}/openapi.json"
     statuses, failures = await asyncio.to_thread(fuzz, schema_url, ingest_url, tenant.workspace_id, admin)
     assert failures == []

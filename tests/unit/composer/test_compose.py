@@ -18,8 +18,10 @@ from retarget.common.tokens import verify
 from retarget.common.topics import Topics
 from retarget.common.workspaces import Workspace
 from retarget.composer.compose import Composer
+from retarget.composer.coupons import CouponIssuer
 from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
+from retarget.composer.testing import FakeCoupons
 from retarget.composer.workspaces import UnknownWorkspace
 
 SECRET = b"unit-test-secret"
@@ -74,6 +76,7 @@ def composer(templates: Path | None = None) -> TriggerHandler:
         ),
         FakeWorkspaces(),
         Topics("t"),
+        CouponIssuer(FakeCoupons()),
     )
 
 

@@ -20,6 +20,7 @@ from retarget.common.stage import Stage
 from retarget.common.topics import Topics
 from retarget.common.workspaces import WorkspaceStore
 from retarget.composer.compose import Composer
+from retarget.composer.coupons import CouponIssuer
 from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
 from retarget.composer.settings import ComposerSettings
@@ -27,6 +28,7 @@ from retarget.composer.workspaces import CachedWorkspaces
 from retarget.config.applied import report_applied
 from retarget.config.follower import ConfigFollower
 from retarget.config.records import Kind
+from retarget.coupons.store import CouponStore
 
 # templates are rendered from the feed; identity and policy changes drop the workspace cache
 FOLLOWED_KINDS: tuple[Kind, ...] = ("template", "identity", "policy")
@@ -98,7 +100,8 @@ async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -
     follower = ConfigFollower(settings.kafka_bootstrap, topics.config, kinds=FOLLOWED_KINDS)
     workspaces = CachedWorkspaces(WorkspaceStore(pool), settings.workspace_cache_s)
     follower.subscribe(workspaces.on_config_change)
-    handler = TriggerHandler(make_composer(settings, clock, follower), workspaces, topics)
+    coupons = CouponIssuer(CouponStore(pool))
+    handler = TriggerHandler(make_composer(settings, clock, follower), workspaces, topics, coupons)
     consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
     producer = make_producer(settings)
     stage = Stage("composer", consumer, producer, handler.handle, dead_letter_topic=topics.dead_letter)

@@ -66,7 +66,8 @@ class Composer:
         self.link_ttl = link_ttl
         self.unsubscribe_ttl = unsubscribe_ttl
 
-    def compose(self, trigger: TriggerFired, sender: Workspace) -> Composed:
+    def compose(self, trigger: TriggerFired, sender: Workspace, coupon: str | None = None) -> Composed:
+        """`coupon`: the stored code to show (composer.coupons); None shows the derived one."""
         if not _TRIGGER_ID.match(trigger.trigger_id):  # it becomes the Message-ID's left part
             raise ComposeFailed("bad_data", f"trigger_id {trigger.trigger_id[:80]!r} is not a plain id")
         try:
@@ -99,7 +100,7 @@ class Composer:
         unsubscribe = links.unsubscribe()
         page_links = {"unsubscribe": unsubscribe, "open_pixel": links.open_pixel(), "shop": site_url}
         try:
-            context = build_context(trigger, sender, page_links, self.coupon(trigger), site_url)
+            context = build_context(trigger, sender, page_links, coupon or self.coupon(trigger), site_url)
             rendered = self.templates.render(trigger.template, context, sender.id)
         except BadTriggerData as exc:
             raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc

@@ -1,10 +1,11 @@
 """The composer's stage handler: a batch of trigger records in, outbound messages out.
 
 A trigger that can't be composed (undecodable, unknown workspace, template error, missing
-variable, bad address or data — also an id the workspace look-up's database refuses — or a
-bug in composing it) goes to the dead-letter topic with
+variable, bad address or data — also an id the workspace look-up's database refuses —, a
+malformed coupon spec, or a bug in composing it) goes to the dead-letter topic with
 the reason and a metric, and the batch goes on: one bad trigger never stops the others or
-blocks its partition. Only a failure to read the workspace (PostgreSQL down) escapes, so the
+blocks its partition. Only a failure to read the workspace or to store its coupon (PostgreSQL
+down) escapes, so the
 stage retries the batch instead of dead-lettering good triggers.
 """
 
@@ -24,6 +25,7 @@ from retarget.common.stage import Output, dead_letter
 from retarget.common.topics import Topics, recipient_key
 from retarget.common.workspaces import Workspace
 from retarget.composer.compose import ComposeFailed, Composer
+from retarget.composer.coupons import CouponIssuer
 from retarget.composer.metrics import FAILED, RENDER_SECONDS, RENDERED
 from retarget.composer.workspaces import UnknownWorkspace
 
@@ -36,10 +38,13 @@ class Workspaces(Protocol):
 
 
 class TriggerHandler:
-    def __init__(self, composer: Composer, workspaces: Workspaces, topics: Topics) -> None:
+    def __init__(
+        self, composer: Composer, workspaces: Workspaces, topics: Topics, coupons: CouponIssuer
+    ) -> None:
         self.composer = composer
         self.workspaces = workspaces
         self.topics = topics
+        self.coupons = coupons
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs = []
@@ -61,13 +66,22 @@ class TriggerHandler:
                 # the id itself is unusable (a NUL byte PostgreSQL refuses): the same on every try
                 outputs.append(self._dead(record, trigger.campaign, "bad_data", describe(exc)))
                 continue
-            outputs.append(self._compose(record, trigger, sender))
+            try:  # stored before the message exists: no email shows a code that isn't stored
+                offer = await self.coupons.offer(trigger, self.composer.coupon(trigger))
+            except Exception as exc:
+                if not is_data_error(exc):  # PostgreSQL away: the stage retries the batch
+                    raise
+                outputs.append(self._dead(record, trigger.campaign, "coupon", f"coupon: {describe(exc)}"))
+                continue
+            outputs.append(self._compose(record, offer.trigger, sender, offer.code))
         return outputs
 
-    def _compose(self, record: ConsumerRecord, trigger: TriggerFired, sender: Workspace) -> Output:
+    def _compose(
+        self, record: ConsumerRecord, trigger: TriggerFired, sender: Workspace, coupon: str | None
+    ) -> Output:
         started = time.perf_counter()
         try:
-            outbound = self.composer.compose(trigger, sender).outbound
+            outbound = self.composer.compose(trigger, sender, coupon).outbound
             key = recipient_key(outbound.recipient)
         except ComposeFailed as exc:
             return self._dead(record, trigger.campaign, exc.label, str(exc))

@@ -1,7 +1,10 @@
-"""The composer's shared test data: a template every spam filter should refuse, so a test can
+"""The composer's shared test data and fakes: a template every spam filter should refuse, so a test can
 prove the spam scorer scores (a scorer that always answered 0 would pass every clean one)."""
 
 from __future__ import annotations
+
+from retarget.coupons.rules import Coupon
+from retarget.coupons.store import Issue, PoolEmpty
 
 # What spam looks like to SpamAssassin's local rules (~14 points with Debian's 4.0 rules,
 # the threshold is 5): "Dear Friend", 100% guaranteed, millions of dollars, a wire transfer,
@@ -21,3 +24,39 @@ SPAMMY_TEMPLATE = {
     ),
     "text": None,
 }
+
+
+class FakeCoupons:
+    """retarget.coupons.store.CouponStore in memory, for the composer's unit tests: issues are
+    idempotent on trigger_id; pools are lists of free codes."""
+
+    def __init__(self, pools: dict[tuple[str, str], list[str]] | None = None) -> None:
+        self.pools = pools or {}
+        self.issued: dict[tuple[str, str], Coupon] = {}  # (workspace, trigger_id) -> coupon
+
+    async def issue_unique(self, issue: Issue, code: str) -> Coupon:
+        return self._store(issue, code, "unique")
+
+    async def claim_from_pool(self, issue: Issue, pool: str) -> Coupon:
+        if (issue.workspace_id, issue.trigger_id) in self.issued:
+            return self.issued[issue.workspace_id, issue.trigger_id]
+        free = self.pools.get((issue.workspace_id, pool))
+        if not free:
+            raise PoolEmpty(pool)
+        return self._store(issue, free.pop(0), "pool")
+
+    async def pool_free(self, workspace_id: str, pool: str) -> int:
+        return len(self.pools.get((workspace_id, pool), []))
+
+    def _store(self, issue: Issue, code: str, mode: str) -> Coupon:
+        coupon = Coupon(
+            issue.workspace_id,
+            code,
+            issue.campaign,
+            issue.trigger_id,
+            issue.profile_id,
+            mode,
+            issue.issued_at,
+            issue.issued_at + issue.expires_after,
+        )
+        return self.issued.setdefault((issue.workspace_id, issue.trigger_id), coupon)

@@ -192,7 +192,7 @@ def bootstrap(
         publish=lambda records: publisher.publish(privacy_topic_name, records),
         clock=clock,
     )
-    management = management or real_management(settings, pool, profile_finder)
+    management = management or real_management(settings, pool, profile_finder, clock)
     services = IngestServices(
         settings,
         topics,

@@ -63,6 +63,12 @@ ENGAGEMENT = Counter(
     "bounced / complained (reported later by mail, first time only).",
     ["workspace", "campaign", "action"],
 )
+COUPONS_REDEEMED = Counter(
+    "retarget_ingest_coupons_redeemed_total",
+    "Coupon codes redeemed through the API (once each; a retry for the same order is not "
+    "counted again), by workspace and the campaign whose email showed the code: the funnel's redeemed.",
+    ["workspace", "campaign"],
+)
 ENGAGEMENT_UNIQUE = Counter(
     "retarget_ingest_engagement_unique_total",
     "Emails opened / clicked by a person (machine fetches left out), each email counted once per "
@@ -118,6 +124,10 @@ def count_mail_refused(reason: str) -> None:
 
 def count_engagement(workspace: str, campaign: str, action: str) -> None:
     ENGAGEMENT.labels(workspace, campaign, action).inc()
+
+
+def count_redeemed(workspace: str, campaign: str) -> None:
+    COUPONS_REDEEMED.labels(workspace, campaign).inc()
 
 
 def count_unique_engagement(workspace: str, campaign: str, action: str) -> None:

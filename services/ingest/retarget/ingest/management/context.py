@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from retarget.common.clock import Clock, SystemClock
 from retarget.ingest.management.store import ConfigStore
 
 Bundled = Callable[[str], Mapping[str, Mapping[str, Any]]]
@@ -34,6 +35,7 @@ class Management:
     db: Any  # a LazyPool-like `run(what, query)`: suppressions and config_applied
     max_body_bytes: int
     score_spam: SpamScoring | None = None  # None: this ingest can't score (a 503 says so)
+    clock: Clock = field(default_factory=SystemClock)  # coupons: expiry and redemption time
 
     async def close(self) -> None:
         close = getattr(self.store, "close", None)

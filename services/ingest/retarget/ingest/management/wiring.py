@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from retarget.common.clock import Clock, SystemClock
 from retarget.common.privacy import Person
 from retarget.common.privacy_requests import ProfileFinder
 from retarget.common.workspaces import WorkspaceStore
@@ -30,7 +31,9 @@ def bundled(kind: str) -> Mapping[str, Mapping[str, Any]]:
     return bundled_campaigns() if kind == "campaign" else bundled_templates()
 
 
-def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder) -> Management:
+def management(
+    settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder, clock: Clock | None = None
+) -> Management:
     async def render(
         workspace_id: str, name: str, body: Mapping[str, Any], profile: Mapping[str, Any] | None
     ) -> dict[str, Any]:
@@ -78,4 +81,5 @@ def management(settings: IngestSettings, pool: LazyPool, profiles: ProfileFinder
         db=pool,
         max_body_bytes=settings.max_batch_bytes,
         score_spam=score_spam,
+        clock=clock or SystemClock(),
     )

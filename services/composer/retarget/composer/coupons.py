@@ -1,0 +1,81 @@
+"""Issue the coupon a trigger's email shows, before the email exists (so before it is published).
+
+A campaign whose incentive has a `coupon` (retarget.coupons.spec) gets its code stored: the
+trigger's derived code (`unique`) or a code claimed from the shop's pool (`pool`), both
+idempotent on trigger_id, so a replay after a crash renders the code the first try stored.
+A campaign without one renders its derived code as it always did, storing nothing.
+
+An empty pool does not hold or drop the reminder: the email goes out without the incentive
+(the bundled templates leave the offer out when there is none), counted in
+retarget_composer_coupon_pool_empty_total, so the shop sees it and uploads more codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+
+from retarget.common.schemas import TriggerFired
+from retarget.composer.metrics import COUPON_POOL_EMPTY, COUPON_POOL_REMAINING, COUPONS_ISSUED
+from retarget.coupons.rules import Coupon
+from retarget.coupons.spec import coupon_spec
+from retarget.coupons.store import Issue, PoolEmpty
+
+log = logging.getLogger(__name__)
+
+
+class Coupons(Protocol):
+    """What issuing needs of retarget.coupons.store.CouponStore (a fake in unit tests)."""
+
+    async def issue_unique(self, issue: Issue, code: str) -> Coupon: ...
+    async def claim_from_pool(self, issue: Issue, pool: str) -> Coupon: ...
+    async def pool_free(self, workspace_id: str, pool: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The trigger to render (without its incentive when the pool ran dry) and the code to show."""
+
+    trigger: TriggerFired
+    code: str | None  # None: the composer's derived code, shown but not stored (no coupon spec)
+
+
+class CouponIssuer:
+    def __init__(self, store: Coupons) -> None:
+        self._store = store
+
+    async def offer(self, trigger: TriggerFired, derived_code: str) -> Offer:
+        """ValueError when the trigger's coupon spec is malformed; database errors escape (retry)."""
+        spec = coupon_spec(trigger.incentive)
+        if spec is None:
+            return Offer(trigger, None)
+        issue = Issue(
+            trigger.workspace_id,
+            trigger.campaign,
+            trigger.trigger_id,
+            trigger.profile_id,
+            trigger.fired_at,  # not the clock: a replay computes the same expiry
+            spec.expires_after,
+        )
+        if spec.mode == "unique":
+            coupon = await self._store.issue_unique(issue, derived_code)
+        else:
+            assert spec.pool is not None  # CouponSpec requires it in pool mode
+            try:
+                coupon = await self._store.claim_from_pool(issue, spec.pool)
+            except PoolEmpty:
+                COUPON_POOL_EMPTY.labels(trigger.campaign).inc()
+                COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(0)
+                log.warning(
+                    "coupon pool empty: email sent without its incentive",
+                    extra={"campaign": trigger.campaign, "pool": spec.pool},
+                )
+                return Offer(msgspec.structs.replace(trigger, incentive={}), None)
+            COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(
+                await self._store.pool_free(trigger.workspace_id, spec.pool)
+            )
+        COUPONS_ISSUED.labels(trigger.campaign, spec.mode).inc()
+        return Offer(trigger, coupon.code)

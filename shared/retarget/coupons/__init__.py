@@ -1,0 +1,1 @@
+"""Coupons a shop can redeem: campaign specs, the pure rules and the PostgreSQL store."""

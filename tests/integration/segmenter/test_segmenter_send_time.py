@@ -214,3 +214,24 @@ async def pending_until(port: int, ws: str, anon: str, expected: datetime, timeo
                     return dict(seen)
             await asyncio.sleep(0.3)
     raise AssertionError(f"not held until {expected.isoformat()}: {seen}")
+
+
+async def test_send_windows_read_postgresql(stack, workspace_id: str):
+    from retarget.segmenter.send_time import SendWindow
+    from retarget.segmenter.send_windows import PgSendWindows, SendWindows
+
+    url = stack["RETARGET_DATABASE_URL"]
+    await new_york_workspace(url, workspace_id)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO sending_policies (workspace_id, quiet_start, quiet_end) VALUES ($1, '22:00', '07:30')",
+            workspace_id,
+        )
+    finally:
+        await conn.close()
+    default = (time(21), time(8))
+    windows = SendWindows(PgSendWindows(url, timeout_s=3, default_quiet=default), default_quiet=default)
+    assert await windows.refresh()
+    assert windows(workspace_id) == SendWindow("America/New_York", time(22), time(7, 30))
+    assert windows("ws-unknown") == SendWindow("UTC", time(21), time(8))

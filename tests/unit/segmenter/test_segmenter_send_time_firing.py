@@ -251,3 +251,18 @@ def test_the_campaign_file_bounds_send_time(extra: dict[str, Any], reason: str):
 def test_max_delay_reaches_the_runtime_campaign_only_when_optimal():
     assert campaign(send_time="optimal", max_delay="12h").max_delay == timedelta(hours=12)
     assert campaign().max_delay is None
+
+
+async def test_a_held_wait_fires_at_its_chosen_time_and_is_not_held_again():
+    # max_delay 2 h from 05:30 reaches 07:00 at best (the prior); from 07:00 another 2 h would
+    # reach their 09:00: holding again would creep past the bound the campaign set
+    short = CampaignSet.of([campaign(send_time="optimal", max_delay="2h")])
+    h = harness(short)
+    with_history(h)
+    await h.send(opened(datetime(2026, 2, 27, 9, 20, tzinfo=UTC), "o1"))
+    await h.send(identify(T0, mid="id-1", email="a@example.com"))
+    await h.send(add(datetime(2026, 3, 2, 3, 30, tzinfo=UTC)))
+    h.clock.advance(hours=4, minutes=30)  # 05:30: the wait is over
+    assert await h.run_timer() == []
+    h.clock.advance(hours=1, minutes=30)  # 07:00
+    assert [t.due_at for t in await h.run_timer()] == [datetime(2026, 3, 2, 7, tzinfo=UTC)]

@@ -43,7 +43,7 @@ def parse_quiet_hours(text: str | None) -> tuple[time, time] | None:
 class SendWindows:
     def __init__(self, fetch: Fetch | None = None, default_quiet: tuple[time, time] | None = None) -> None:
         self._fetch = fetch
-        self._default = SendWindow(*(default_quiet or (None, None)))
+        self._default = SendWindow("UTC", *(default_quiet or (None, None)))
         self._windows: dict[str, SendWindow] = {}
         self._failing = False
         # set once the first load was tried: events wait for it, so an open's local hour is

@@ -176,6 +176,15 @@ async def test_an_event_after_the_wait_holds_it_as_the_timer_would():
     assert h.due[KEY] == encode_due(datetime(2026, 3, 2, 14, tzinfo=UTC))
 
 
+async def test_quiet_hours_apply_when_an_event_decides_first_too():
+    h = harness(ws=SendWindow("UTC", time(12), time(16)))
+    await start(h, 14, 14, 14)
+    h.clock.advance(hours=5)  # the timer never ran: the next event holds the wait
+    await h.send(track("Product Viewed", h.clock.now(), mid="view-1", product_id="p2"))
+    due = datetime.fromisoformat(h.due[KEY].decode())
+    assert not time(12) <= due.time() < time(16)
+
+
 async def test_quiet_hours_of_the_workspace_are_avoided():
     quiet = SendWindow("UTC", time(12), time(16))
     h = harness(ws=quiet)

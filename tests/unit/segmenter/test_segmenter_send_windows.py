@@ -46,3 +46,13 @@ async def test_the_first_load_failing_still_lets_events_through():
     windows = SendWindows(down)
     assert await windows.refresh() is False
     assert windows.attempted.is_set() and windows("ws") == SendWindow()
+
+
+def test_the_settings_refuse_unreadable_quiet_hours():
+    from pydantic import ValidationError
+
+    from retarget.segmenter.settings import SegmenterSettings
+
+    with pytest.raises(ValidationError, match="HH:MM-HH:MM"):
+        SegmenterSettings(quiet_hours="9pm-8am")
+    assert SegmenterSettings(quiet_hours="21:00-08:00").quiet_hours == "21:00-08:00"

@@ -69,7 +69,7 @@ class Campaign:
             emit_on_due=spec.emit_on_due,
             description=spec.description,
             enabled=spec.enabled,
-            max_delay=spec.max_delay if spec.send_time == "optimal" else None,
+            max_delay=spec.max_delay,  # set only with send_time: optimal (the file says so)
         )
 
 

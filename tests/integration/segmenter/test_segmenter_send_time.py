@@ -9,6 +9,7 @@ carrying the chosen time as `due_at`. The workspace's time zone comes from Postg
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -235,3 +236,44 @@ async def test_send_windows_read_postgresql(stack, workspace_id: str):
     assert await windows.refresh()
     assert windows(workspace_id) == SendWindow("America/New_York", time(22), time(7, 30))
     assert windows("ws-unknown") == SendWindow("UTC", time(21), time(8))
+
+
+@pytest.mark.timeout(400)
+async def test_a_kill_while_recording_keeps_the_chosen_send_time(
+    start_worker, kafka: Kafka, stack, workspace_id: str, tmp_path: Path
+):
+    """kill -9 once the second batch's changelog committed (local state not written): the
+    restarted worker recovers the held wait, due at the same time, and fires nothing twice."""
+    await new_york_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    await ensure_topics(
+        CommonSettings(kafka_bootstrap=kafka.bootstrap, topic_partitions=2), [kafka.topics.events]
+    )
+    now = datetime.now(UTC)
+    day0 = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
+    hour = (now.astimezone(ZONE).hour + 6) % 24
+    person = Person(workspace_id, "killed", day0, open_hour=hour)
+    second = person.cart_again(now - timedelta(seconds=30))
+    await kafka.send(*person.events)
+    env = {
+        "RETARGET_CAMPAIGNS_DIR": optimal_campaigns(tmp_path / "campaigns"),
+        "RETARGET_GROUP_INSTANCE_ID": "w",  # the restart takes the partitions straight back
+        **CAMPAIGN_ENV,
+    }
+    crashing = start_worker("worker", RETARGET_CRASH_AT="segmenter.after_changelog@2", **env)
+    try:
+        code = await asyncio.to_thread(crashing.process.wait, 180)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code == -9, crashing.tail()
+    assert "crash point segmenter.after_changelog reached" in crashing.log.read_text()
+
+    restarted = start_worker("worker", port=crashing.port, **env)
+    await asyncio.to_thread(restarted.wait_ready, 90)
+    kafka.start_reading()
+    markers = await kafka.after_markers(workspace_id)
+    expected = next_local_hour(now - timedelta(seconds=30) + WAIT, hour)
+    await pending_until(restarted.port, workspace_id, person.anon, expected)
+    ids = kafka.ids()
+    assert second not in ids and set(ids) == {person.first_trigger} | markers
+    assert [i for i, n in ids.items() if n > 1] == [], "fired twice"
+    assert restarted.stop() == 0

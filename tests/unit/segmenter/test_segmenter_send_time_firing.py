@@ -275,3 +275,14 @@ async def test_a_held_wait_fires_at_its_chosen_time_and_is_not_held_again():
     assert await h.run_timer() == []
     h.clock.advance(hours=1, minutes=30)  # 07:00
     assert [t.due_at for t in await h.run_timer()] == [datetime(2026, 3, 2, 7, tzinfo=UTC)]
+
+
+def test_a_campaign_file_without_max_delay_is_refused_naming_it(tmp_path):
+    from retarget.segmenter.campaigns import CampaignError, load_campaigns
+
+    body = "name: x\nentry: {event: A}\nwait: 1h\nsend_time: optimal\n"
+    (tmp_path / "x.yaml").write_text(body)
+    with pytest.raises(CampaignError, match=r"x\.yaml: .*send_time: optimal needs max_delay"):
+        load_campaigns(tmp_path)
+    (tmp_path / "x.yaml").write_text(body + "max_delay: 12h\n")
+    assert load_campaigns(tmp_path).by_name["x"].max_delay == timedelta(hours=12)

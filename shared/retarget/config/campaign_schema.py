@@ -12,13 +12,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # an event's time plus a wait (or a cooldown, or minus a count's window) must stay a date:
 # "999999999d" is a timedelta, but adding it to 2026 overflows in the middle of a batch
 MAX_DURATION = timedelta(days=3650)
+# send_time: optimal looks at most this far past the wait for the person's hour: a day covers
+# every hour; a week is the most a reminder can sensibly wait for one
+MAX_SEND_DELAY = timedelta(days=7)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -111,6 +114,21 @@ class CampaignFile(_Strict):
     incentive: dict[str, Any] = {}
     data: dict[str, Any] = {}
     emit_on_due: str | None = None  # records this event on the profile when the wait is over
+    # when the wait is over: send at once, or at the person's best hour within max_delay
+    send_time: Literal["immediate", "optimal"] = "immediate"
+    max_delay: Duration | None = None
+
+    @model_validator(mode="after")
+    def _optimal_send_time_is_bounded(self) -> CampaignFile:
+        if self.send_time == "optimal" and self.max_delay is None:
+            raise ValueError(
+                "send_time: optimal needs max_delay (e.g. 24h): how long past the wait it may hold"
+            )
+        if self.send_time == "immediate" and self.max_delay is not None:
+            raise ValueError("max_delay applies only to send_time: optimal")
+        if self.max_delay is not None and self.max_delay > MAX_SEND_DELAY:
+            raise ValueError(f"max_delay may be at most {MAX_SEND_DELAY.days}d")
+        return self
 
     @field_validator("incentive")
     @classmethod

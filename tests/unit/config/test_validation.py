@@ -159,3 +159,11 @@ def test_a_policy_keeps_its_windows_as_written():
 
 def test_dkim_uses_its_registered_validator():
     invalid("dkim", "s2026", {"algorithm": "ed25519"}, "field domain")  # retarget.config.dkim.validate_dkim
+
+
+def test_an_unbounded_optimal_send_time_is_refused_through_the_api_validation():
+    invalid(
+        "campaign", "abandoned_cart", CART | {"send_time": "optimal"}, "send_time: optimal needs max_delay"
+    )
+    body = CART | {"send_time": "optimal", "max_delay": "24h"}
+    assert validate("campaign", "abandoned_cart", body)["max_delay"] == "24h"

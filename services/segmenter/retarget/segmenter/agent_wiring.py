@@ -94,6 +94,7 @@ def wire_agent(w: Worker, send: Send | None) -> Agent:
     async def segmenter(stream: Any) -> None:
         settings = w.settings
         await w.config_ready.wait()  # every workspace's campaigns first (wiring.wire_config_feed)
+        await w.send_windows.attempted.wait()  # and their time zones (send_windows.py)
         await batch_agent.consume(
             stream, agent.batch, agent.handle, agent.scans_tables,
             size=settings.batch_size, within=settings.batch_within_s, lock=w.lock,

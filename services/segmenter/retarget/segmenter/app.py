@@ -40,6 +40,7 @@ from retarget.segmenter.ops import add_ops_pages, table_size
 from retarget.segmenter.processor import Send
 from retarget.segmenter.profiles_api import add_profile_pages
 from retarget.segmenter.restore import restore_partitions
+from retarget.segmenter.send_windows import PgSendWindows, SendWindows, parse_quiet_hours
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.timer import wire_timer
 from retarget.segmenter.wiring import (
@@ -99,6 +100,11 @@ def create_app(
         campaigns if campaigns is not None else registry_from(settings),
         modes,
     )
+    quiet = parse_quiet_hours(settings.quiet_hours)
+    fetch = PgSendWindows(settings.database_url, timeout_s=settings.consent_db_timeout_s, default_quiet=quiet)
+    # agent tests (`send`) and tests with their own modes run no refresh: nothing to wait for
+    injected = send is not None or consent_modes is not None
+    w.send_windows = SendWindows(None if injected else fetch, default_quiet=quiet)
     wire_config_feed(w, None if send is not None else follower or campaign_follower(settings))
     if settings.store.startswith("rocksdb"):  # a full restore in batches, not record by record
         add_batched_restore(w)
@@ -127,11 +133,13 @@ def add_batched_restore(w: Worker) -> None:
 def add_consent_refresh(w: Worker) -> None:
     @w.app.task
     async def load_consent_modes() -> None:
+        await w.send_windows.refresh()  # before the modes: the timer waits for those
         await w.modes.refresh()
         metrics.CONSENT_MODES.set(len(w.modes))
 
     @w.app.timer(interval=w.settings.consent_refresh_s)
     async def reload_consent_modes() -> None:
+        await w.send_windows.refresh()
         await w.modes.refresh()
         metrics.CONSENT_MODES.set(len(w.modes))
 

@@ -49,6 +49,7 @@ class Campaign:
     description: str = ""
     enabled: bool = True
     changed_at: datetime | None = None  # when the workspace's version was written (None: bundled)
+    max_delay: timedelta | None = None  # set: send at the person's best hour within it (send_time.py)
 
     @classmethod
     def from_file(cls, spec: CampaignFile) -> Campaign:
@@ -68,6 +69,7 @@ class Campaign:
             emit_on_due=spec.emit_on_due,
             description=spec.description,
             enabled=spec.enabled,
+            max_delay=spec.max_delay,  # set only with send_time: optimal (the file says so)
         )
 
 

@@ -80,6 +80,7 @@ def stop_profiling(profile: Profile) -> list[Outcome]:
     profile.cart = {}
     profile.viewed = []
     profile.occurrences = {}
+    profile.engaged_hours = []  # when they read their mail is behaviour too
     return outcomes
 
 

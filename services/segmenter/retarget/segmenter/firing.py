@@ -21,10 +21,11 @@ from datetime import datetime
 from retarget.common.identity import trigger_id
 from retarget.common.schemas import Recipient, TrackedEvent, TriggerFired
 from retarget.common.workspaces import ConsentMode
-from retarget.segmenter import snapshots
+from retarget.segmenter import send_time, snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
 from retarget.segmenter.rules import apply_event
+from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Pending, Profile
 from retarget.segmenter.traits import UnusableEvent
 
@@ -67,23 +68,45 @@ def fire_due(
     consent_mode: ConsentMode = "opt_out",
     *,
     until: datetime | None = None,
+    window: SendWindow = SendWindow(),
 ) -> Fired:
     """Triggers for every pending campaign due at or before `until` (default `now`, the timer's
-    case); due entries are removed either way. `now` is only the firing's wall-clock time."""
+    case); due entries are removed either way, but for a wait held for the person's best hour
+    (`hold_for_send_time`). `now` is only the firing's wall-clock time."""
     result = Fired()
     cutoff = now if until is None else until
-    for _ in range(4):  # an emitted event may make another campaign due at once (bounded)
+    for _ in range(4):  # an emitted event or a held wait may leave more due at once (bounded)
         due = sorted((p for p in profile.pending.values() if p.due_at <= cutoff), key=lambda p: p.due_at)
         if not due:
             break
         for pending in due:
-            del profile.pending[pending.campaign]
             campaign = campaigns.by_name.get(pending.campaign)
+            if campaign is not None and hold_for_send_time(profile, campaign, pending, window):
+                result.outcomes.append(Outcome("held", campaign.name))
+                continue
+            del profile.pending[pending.campaign]
             if campaign is None:
                 result.outcomes.append(Outcome("cancelled", pending.campaign, "campaign removed"))
                 continue
             _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode)
     return result
+
+
+def hold_for_send_time(profile: Profile, campaign: Campaign, pending: Pending, window: SendWindow) -> bool:
+    """A `send_time: optimal` wait that is over gets its send time once (send_time.py): its
+    due time moves there and the wait stays pending, so the due table holds the chosen time,
+    an exit event until then still cancels it, and a replay or restart chooses the same time
+    (it depends on the wait's end and the profile, never on when the timer got there). True
+    when the wait is held for later."""
+    if campaign.max_delay is None or pending.send_time_chosen:
+        return False
+    tz = send_time.zone(profile.timezone, window.timezone)
+    at = send_time.choose_send_time(profile.engaged_hours, pending.due_at, campaign.max_delay, tz, window)
+    pending.send_time_chosen = True
+    if at <= pending.due_at:
+        return False
+    pending.due_at = at
+    return True
 
 
 def _fire_one(

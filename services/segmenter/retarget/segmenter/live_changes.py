@@ -37,6 +37,8 @@ def follow_current_versions(profile: Profile, campaigns: CampaignSet) -> list[Ou
             outcomes.append(Outcome("cancelled", name, campaigns.removed.get(name, "campaign removed")))
             changed = True
             continue
+        if pending.send_time_chosen:
+            continue  # the wait is over and its send time chosen (firing.hold_for_send_time)
         due_at = pending.entry_at + campaign.wait
         if due_at < pending.due_at and campaign.changed_at is not None:
             # shortened by a change: due no earlier than the change itself, so an event stamped

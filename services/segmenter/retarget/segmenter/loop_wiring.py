@@ -27,6 +27,7 @@ def wire_events_loop(w: Worker, *, enabled: bool) -> LoopSlot:
 
     async def run_events_loop() -> None:
         await w.config_ready.wait()  # every workspace's campaigns first (wiring.wire_config_feed)
+        await w.send_windows.attempted.wait()  # and their time zones (send_windows.py)
         tables = [PartitionTable(w.profiles), PartitionTable(w.due)]
         positions = PartitionTable(w.positions)
         outputs = BatchOutputs(w.produce)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from retarget.segmenter import consent
+from retarget.segmenter import consent, send_time
 from retarget.segmenter.attribution import MAX_ORDERS, MAX_TOUCHES
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.rules import MAX_OCCURRENCES, MAX_VIEWED, Outcome
@@ -59,6 +59,7 @@ def _merge_lists(target: Profile, source: Profile) -> None:
     orders = list(dict.fromkeys([*source.attributed_orders, *target.attributed_orders]))
     target.attributed_orders = orders[-MAX_ORDERS:]
     target.blocked_campaigns = list(dict.fromkeys([*target.blocked_campaigns, *source.blocked_campaigns]))
+    target.engaged_hours = send_time.merge_histograms(target.engaged_hours, source.engaged_hours)
 
 
 def _merge_traits(target: Profile, source: Profile) -> None:

@@ -24,7 +24,8 @@ MERGES = Counter(
 )
 TRIGGERS_SCHEDULED = Counter(
     "retarget_segmenter_triggers_scheduled_total",
-    "Campaign waits started (scheduled) or pushed out by a new entry event (restarted).",
+    "Campaign waits started (scheduled), pushed out by a new entry event (restarted), or over and held "
+    "for the person's best hour (held: send_time optimal).",
     ["campaign", "kind"],
 )
 TRIGGERS_FIRED = Counter(

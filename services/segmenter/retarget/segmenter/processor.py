@@ -39,6 +39,7 @@ from retarget.segmenter.rules import (
     remember,
 )
 from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Profile, encode_due, profile_decoder
 from retarget.segmenter.tables import Send, Table
 
@@ -91,12 +92,14 @@ class ProfileProcessor:
         consent_modes: Callable[[str], ConsentMode] = lambda _: "opt_out",
         windows: Windows | None = None,
         counts: metrics.BatchCounts | None = None,
+        send_windows: Callable[[str], SendWindow] = lambda _: SendWindow(),
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
         self.campaigns = campaigns
         self.clock, self.schedule = clock, schedule
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
         self.consent_modes, self.windows = consent_modes, windows or Windows()
+        self.send_windows = send_windows  # each workspace's time zone and quiet hours (send_time.py)
         # counted once the batch is recorded (metrics.BatchCounts)
         self.counts = counts or metrics.BatchCounts(immediate=True)
         self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
@@ -195,7 +198,8 @@ class ProfileProcessor:
         now = self.clock.now()
         campaigns = self.campaigns_of(profile.workspace_id)
         self._count(follow_current_versions(profile, campaigns) or [])
-        result = fire_due(profile, campaigns, now, self.consent_modes(profile.workspace_id), until=until)
+        mode, window = self.consent_modes(profile.workspace_id), self.send_windows(profile.workspace_id)
+        result = fire_due(profile, campaigns, now, mode, until=until, window=window)
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)
@@ -224,7 +228,8 @@ class ProfileProcessor:
         # a re-timed or cancelled wait is a change to record, whatever the event does
         fired = fired or followed is not None
         try:
-            applied = apply_event(profile, event, campaigns, self.windows)
+            home_zone = self.send_windows(event.workspace_id).timezone
+            applied = apply_event(profile, event, campaigns, self.windows, home_zone=home_zone)
         except UnusableEvent as exc:
             self.counts.inc(labelled(metrics.EVENTS, "unusable"))
             log.warning("skipped an unusable event", extra={"reason": str(exc), "event": event.event})
@@ -251,7 +256,8 @@ class ProfileProcessor:
         them: acknowledged before the table write that records them."""
         now = self.clock.now()
         mode = self.consent_modes(profile.workspace_id)
-        result = fire_due(profile, campaigns, now, mode, until=cutoff)
+        window = self.send_windows(profile.workspace_id)
+        result = fire_due(profile, campaigns, now, mode, until=cutoff, window=window)
         for trigger in result.triggers:
             await self.send("triggers", key, encode(trigger), True)
             metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from retarget.common.schemas import CartLine, TrackedEvent
-from retarget.segmenter import consent, snapshots
+from retarget.segmenter import consent, send_time, snapshots
 from retarget.segmenter.attribution import Conversion, Windows, attribute_order, record_touch
 from retarget.segmenter.campaigns import Campaign, CampaignSet, matches
 from retarget.segmenter.outcomes import Outcome
@@ -90,7 +90,12 @@ def remember(profile: Profile, message_id: str, window: int) -> None:
 
 
 def apply_event(
-    profile: Profile, event: TrackedEvent, campaigns: CampaignSet, windows: Windows = DEFAULT_WINDOWS
+    profile: Profile,
+    event: TrackedEvent,
+    campaigns: CampaignSet,
+    windows: Windows = DEFAULT_WINDOWS,
+    *,
+    home_zone: str = "UTC",  # the workspace's time zone: the local hour of an open (send_time.py)
 ) -> Applied:
     result = Applied()
     consent_before = profile.consent
@@ -112,7 +117,12 @@ def apply_event(
     if event.type == "track":
         if consent.may_profile(profile):
             result.changed |= _apply_behaviour(profile, event)
-            result.changed |= record_touch(profile, event)
+            if record_touch(profile, event):  # a human open or click, counted once
+                result.changed = True
+                zone = send_time.zone(profile.timezone, home_zone)
+                profile.engaged_hours = send_time.note_engagement(
+                    profile.engaged_hours, event.timestamp, zone
+                )
         elif event.event == "Order Completed":
             result.changed |= _apply_behaviour(profile, event)  # clears the cart; records nothing
         _apply_campaigns(profile, event, campaigns, result)

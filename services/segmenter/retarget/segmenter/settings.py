@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from retarget.common.settings import CommonSettings
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaign_schema import parse_duration
+from retarget.segmenter.send_windows import parse_quiet_hours
 
 # the sample campaigns shipped with the product, beside the package
 DEFAULT_CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
@@ -82,6 +83,17 @@ class SegmenterSettings(CommonSettings):
     consent_db_timeout_s: float = Field(
         3.0, gt=0, description="Time limit of connecting to PostgreSQL for the consent modes."
     )
+    quiet_hours: str | None = Field(
+        None,
+        description="Default quiet hours (the sender's setting of the same name) that send_time: optimal "
+        "avoids, e.g. 21:00-08:00; a workspace's sending policy overrides them.",
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        parse_quiet_hours(value)  # raises with the accepted form
+        return value
 
     @field_validator("attribution_open_window", "attribution_click_window")
     @classmethod

@@ -24,6 +24,8 @@ class Pending(msgspec.Struct, kw_only=True, omit_defaults=True):
     entry_at: datetime  # the entry event that set due_at
     started_at: datetime  # the first entry event of this wait (kept when a new entry restarts it)
     snapshot: dict[str, Any] = {}  # what the template needs from the entry event (order, trial)
+    # the wait is over and due_at is the send time chosen for it (send_time.py): never re-timed
+    send_time_chosen: bool = False
 
 
 class CartItem(msgspec.Struct, kw_only=True):
@@ -80,6 +82,7 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     touches: list[Touch] = []  # human opens and clicks of our emails, oldest first (attribution)
     attributed_orders: list[str] = []  # order ids already attributed: a purchase counts once
     blocked_campaigns: list[str] = []  # campaigns the person unsubscribed from (scope 'campaign')
+    engaged_hours: list[int] = []  # human opens and clicks by local hour, 24 capped counts (send_time.py)
 
     @property
     def is_redirect(self) -> bool:

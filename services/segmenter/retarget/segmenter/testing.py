@@ -21,6 +21,7 @@ from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
 from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Profile, profile_decoder
 
 _trigger_decoder = decoder(TriggerFired)
@@ -41,6 +42,7 @@ class Harness:
     schedule: DueSchedule = field(default_factory=DueSchedule)
     consent_modes: dict[str, ConsentMode] = field(default_factory=dict)  # workspace -> mode (else opt_out)
     windows: Windows = field(default_factory=Windows)
+    send_windows: dict[str, SendWindow] = field(default_factory=dict)  # workspace -> zone, quiet hours
     triggers: list[TriggerFired] = field(default_factory=list)
     published: list[TrackedEvent] = field(default_factory=list)  # what went to the events topic
     internal: list[tuple[bytes, bytes]] = field(default_factory=list)  # profile-events backlog
@@ -59,6 +61,7 @@ class Harness:
             dedupe_window=self.dedupe_window,
             consent_modes=lambda ws: self.consent_modes.get(ws, "opt_out"),
             windows=self.windows,
+            send_windows=lambda ws: self.send_windows.get(ws, SendWindow()),
         )
 
     async def _send(

@@ -31,6 +31,7 @@ from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
 from retarget.segmenter.recording import LazyProducer
 from retarget.segmenter.schedule import DueSchedule
+from retarget.segmenter.send_windows import SendWindows
 from retarget.segmenter.settings import SegmenterSettings
 from retarget.segmenter.workspace_modes import ConsentModes
 
@@ -127,6 +128,8 @@ class Worker:
     # the agent's, the loop's and the timer's batches take turns: each sees the tables as the
     # previous one left them
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # each workspace's time zone and quiet hours for send_time: optimal (send_windows.py)
+    send_windows: SendWindows = field(default_factory=SendWindows)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -179,6 +182,7 @@ class Worker:
             consent_modes=self.modes,
             windows=settings.attribution_windows(),
             counts=counts,
+            send_windows=self.send_windows,
         )
 
     async def send_dead_letter(

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -33,6 +34,7 @@ from retarget.sender.policies import PolicyCache, PolicyDefaults, PolicySource, 
 from retarget.sender.policy import parse_caps, parse_domain_rates, parse_quiet_hours, parse_rate
 from retarget.sender.publisher import EventPublisher, KafkaPublisher
 from retarget.sender.ratelimit import RateLimiter
+from retarget.sender.reputation_guard import ReputationGuard
 from retarget.sender.retry import RetryLoop
 from retarget.sender.rules import RetryPolicy
 from retarget.sender.settings import SenderSettings
@@ -58,6 +60,7 @@ class Sender:
     seal_key: bytes | None = None
     seal_problem: str = ""
     reporting: asyncio.Task[None] | None = None
+    guard: ReputationGuard | None = None  # None: a test's store without PostgreSQL
 
     async def start(self) -> None:
         if self.settings.create_topics:
@@ -75,6 +78,8 @@ class Sender:
         self.reporting = asyncio.create_task(
             report_applied(self.settings.database_url, "sender", instance, self.config), name="config-applied"
         )
+        if self.guard is not None:  # paused workspaces known before the first message
+            await self.guard.refresh()
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -89,6 +94,8 @@ class Sender:
         """
         self.handler.stop = stop
         tasks = [asyncio.create_task(self.stage.run(stop)), asyncio.create_task(self.retry_loop.run(stop))]
+        if self.guard is not None:
+            tasks.append(asyncio.create_task(self.guard.run(stop)))
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -154,6 +161,7 @@ def bootstrap(
     signer: Signer | None = None,
     config: ConfigFeed | None = None,
     seal: SealSettings | None = None,
+    guard: ReputationGuard | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -209,7 +217,22 @@ def bootstrap(
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
     config.subscribe(policy_invalidator(policy_cache))
-    admission = BatchAdmission(store, policy_cache, clock)
+    guard = (
+        ReputationGuard(
+            lambda: pg_pool(store),
+            clock,
+            settings.reputation_thresholds(),
+            window_h=settings.reputation_window_h,
+            check_s=settings.reputation_check_s,
+            hold_s=settings.reputation_hold_s,
+            transactional=[
+                c.strip() for c in settings.reputation_transactional_campaigns.split(",") if c.strip()
+            ],
+        )
+        if guard is None and isinstance(store, PostgresDeliveryStore)
+        else guard
+    )
+    admission = BatchAdmission(store, policy_cache, clock, guard)
     handler = OutboundHandler(
         store,
         deliverer,
@@ -235,6 +258,7 @@ def bootstrap(
         clock,
         policy_cache,
         limiter,
+        hold=guard,
         poll_s=settings.retry_poll_s,
         batch=settings.retry_batch,
         claim_lease_s=settings.claim_lease_s,
@@ -252,7 +276,13 @@ def bootstrap(
         config,
         seal_key,
         seal_problem,
+        guard=guard,
     )
+
+
+def pg_pool(store: DeliveryStore) -> Any:
+    assert isinstance(store, PostgresDeliveryStore)
+    return store.pool
 
 
 def _seal_key(seal: SealSettings) -> tuple[bytes | None, str]:

@@ -164,6 +164,7 @@ class Deliverer:
                 at=at,
                 suppress=verdict.suppress,
                 retry=retry,
+                sending_domain=message.mail_from.rpartition("@")[2],
             )
         )
         crash_point("sender.after_outcome")

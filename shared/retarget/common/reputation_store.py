@@ -9,10 +9,10 @@ short transaction. Times come from the caller (its injected clock).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from retarget.common.reputation import Counts
+from retarget.common.reputation import Counts, Thresholds, judge, window_start
 
 # The sender's outcomes are counted in the statement that records them (see the sender's FINISH).
 ADD = """
@@ -144,3 +144,34 @@ class _same:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+async def report(
+    db: Any, workspace_id: str, thresholds: Thresholds, window: timedelta, now: datetime
+) -> dict[str, Any]:
+    """The workspace's rates over its window and its pause, as the CLI and the API show them."""
+    since = window_start(now, window)
+    counts = (await window_counts(db, since, workspace_id)).get(workspace_id, {})
+    verdict = judge(counts, thresholds)
+    state = await state_of(db, workspace_id)
+    return {
+        "workspace_id": workspace_id,
+        "window_start": since.isoformat(),
+        "min_sent": thresholds.min_sent,
+        "level": verdict.level,
+        "rates": [
+            {
+                "domain": r.domain,
+                "kind": r.kind,
+                "events": r.events,
+                "sent": r.sent,
+                "rate": round(r.value, 6),
+                "level": r.level,
+                "pause_at": thresholds.complaint_pause
+                if r.kind == "complaint_rate"
+                else thresholds.hard_bounce_pause,
+            }
+            for r in verdict.rates
+        ],
+        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in state.items()},
+    }

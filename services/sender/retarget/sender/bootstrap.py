@@ -10,12 +10,12 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
+from retarget.common.reputation_settings import ReputationSettings
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
@@ -162,6 +162,7 @@ def bootstrap(
     config: ConfigFeed | None = None,
     seal: SealSettings | None = None,
     guard: ReputationGuard | None = None,
+    reputation: ReputationSettings | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -217,21 +218,8 @@ def bootstrap(
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
     config.subscribe(policy_invalidator(policy_cache))
-    guard = (
-        ReputationGuard(
-            lambda: pg_pool(store),
-            clock,
-            settings.reputation_thresholds(),
-            window_h=settings.reputation_window_h,
-            check_s=settings.reputation_check_s,
-            hold_s=settings.reputation_hold_s,
-            transactional=[
-                c.strip() for c in settings.reputation_transactional_campaigns.split(",") if c.strip()
-            ],
-        )
-        if guard is None and isinstance(store, PostgresDeliveryStore)
-        else guard
-    )
+    if guard is None and isinstance(store, PostgresDeliveryStore):
+        guard = reputation_guard(reputation or ReputationSettings(), store, clock)
     admission = BatchAdmission(store, policy_cache, clock, guard)
     handler = OutboundHandler(
         store,
@@ -280,9 +268,18 @@ def bootstrap(
     )
 
 
-def pg_pool(store: DeliveryStore) -> Any:
-    assert isinstance(store, PostgresDeliveryStore)
-    return store.pool
+def reputation_guard(
+    settings: ReputationSettings, store: PostgresDeliveryStore, clock: Clock
+) -> ReputationGuard:
+    return ReputationGuard(
+        lambda: store.pool,
+        clock,
+        settings.thresholds(),
+        window_h=settings.window_h,
+        check_s=settings.check_s,
+        hold_s=settings.hold_s,
+        transactional=settings.transactional(),
+    )
 
 
 def _seal_key(seal: SealSettings) -> tuple[bytes | None, str]:

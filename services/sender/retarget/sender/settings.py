@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
-from retarget.common.reputation import Thresholds
 from retarget.common.settings import CommonSettings
 from retarget.sender.adaptive_rate import AdaptSettings
 
@@ -144,34 +143,6 @@ class SenderSettings(CommonSettings):
     rate_adapt_interval_s: float = Field(
         60.0, gt=0, description="Seconds without throttling or policy replies per recovery step."
     )
-    # Reputation guard (reputation_guard.py, docs/deliverability.md "Reputation guard").
-    reputation_window_h: int = Field(
-        24, ge=1, le=24 * 30, description="Rolling window of the complaint and hard-bounce rates, in hours."
-    )
-    reputation_min_sent: int = Field(
-        1000,
-        ge=1,
-        description="Messages sent in the window before a workspace's or domain's rates are judged.",
-    )
-    reputation_complaint_warn: float = Field(0.001, gt=0, le=1, description="Complaint rate that is logged.")
-    reputation_complaint_pause: float = Field(
-        0.003, gt=0, le=1, description="Complaint rate that pauses the workspace's marketing mail."
-    )
-    reputation_hard_bounce_warn: float = Field(
-        0.01, gt=0, le=1, description="Hard-bounce rate that is logged."
-    )
-    reputation_hard_bounce_pause: float = Field(
-        0.02, gt=0, le=1, description="Hard-bounce rate that pauses the workspace's marketing mail."
-    )
-    reputation_check_s: float = Field(
-        30.0, gt=0, description="How often the rates are judged and the paused workspaces read."
-    )
-    reputation_hold_s: float = Field(
-        300.0, gt=0, description="How long a held message waits before its pause is checked again."
-    )
-    reputation_transactional_campaigns: str = Field(
-        "", description="Campaigns never held by a pause (transactional mail), comma separated."
-    )
     dkim_keys_dir: Path | None = Field(
         None, description="Folder of DKIM private keys named <domain>.<selector>.<rsa|ed25519>.pem."
     )
@@ -183,15 +154,6 @@ class SenderSettings(CommonSettings):
             self.rate_adapt_floor_per_s,
             self.rate_adapt_step,
             self.rate_adapt_interval_s,
-        )
-
-    def reputation_thresholds(self) -> Thresholds:
-        return Thresholds(
-            complaint_warn=self.reputation_complaint_warn,
-            complaint_pause=self.reputation_complaint_pause,
-            hard_bounce_warn=self.reputation_hard_bounce_warn,
-            hard_bounce_pause=self.reputation_hard_bounce_pause,
-            min_sent=self.reputation_min_sent,
         )
 
     def smtp_target(self) -> SmtpTarget:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from retarget.ingest.management import campaigns, dkim, live, policy, suppressions, templates
+from retarget.ingest.management import campaigns, dkim, live, policy, reputation, suppressions, templates
 
-routers = [campaigns.router, templates.router, policy.router, suppressions.router, live.router, dkim.router]
+routers = [
+    campaigns.router,
+    templates.router,
+    policy.router,
+    suppressions.router,
+    live.router,
+    dkim.router,
+    reputation.router,
+]

@@ -55,7 +55,8 @@ RETURNING {ROW}
 """
 
 # The reputation guard's counts (migration 014) are added in the same statement as the
-# outcome, so a sent or hard-bounced message is counted exactly when it is recorded.
+# outcome, so a sent or hard-bounced message is counted exactly when it is recorded. `sent`
+# counts both: a message the recipient's server refused as a bad address was sent to it.
 FINISH = """
 WITH done AS (
     UPDATE send_log l
@@ -68,7 +69,7 @@ WITH done AS (
 ), counted AS (
     INSERT INTO reputation_counts (workspace_id, domain, bucket, sent, hard_bounces)
     SELECT workspace_id, lower(d), date_bin('1 hour', at, 'epoch'),
-           count(*) FILTER (WHERE s = 'sent'), count(*) FILTER (WHERE r = 'hard_bounce')
+           count(*), count(*) FILTER (WHERE r = 'hard_bounce')
     FROM done WHERE s = 'sent' OR r = 'hard_bounce'
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (workspace_id, domain, bucket) DO UPDATE

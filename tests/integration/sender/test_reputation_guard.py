@@ -215,6 +215,7 @@ async def test_a_complaint_through_the_mailbox_pauses_the_workspace_and_a_resume
 
     complaint = feedback_report(first[0].message_id, return_path=first[0].mail_from)
     assert (await report(mailbox, complaint, FBL)).startswith("2.0.0")
+    assert (await report(mailbox, complaint, FBL)).startswith("2.0.0")  # reported twice: counted once
 
     async def paused() -> bool:
         row = await pause_row(db, workspace_id)

@@ -40,12 +40,12 @@ pytestmark = pytest.mark.integration
 
 SECRET = secrets.token_hex(32)
 FBL = "fbl@shop.example"
-# Tiny volumes for a test: judged from 4 sent; 1 complaint in 4 (25%) pauses, 1 hard bounce in
+# Tiny volumes for a test: judged from 4 sent; 1 complaint in 4 (25%) or 6 (17%) pauses, 1 hard bounce in
 # 4 does not, 2 in 4 do. Held mail is not due again within the test (resume makes it due).
 GUARD = ReputationSettings(
     min_sent=4,
     complaint_warn=0.1,
-    complaint_pause=0.25,
+    complaint_pause=0.15,
     hard_bounce_warn=0.3,
     hard_bounce_pause=0.5,
     check_s=0.3,
@@ -166,6 +166,21 @@ async def pause_row(db: str, workspace_id: str) -> asyncpg.Record | None:
         await conn.close()
 
 
+async def counted(db: str, workspace_id: str) -> tuple[int, int, int]:
+    """The workspace's reputation counts: sent, hard bounces, complaints (every domain and hour)."""
+    conn = await asyncpg.connect(db)
+    try:
+        row = await conn.fetchrow(
+            "SELECT coalesce(sum(sent), 0), coalesce(sum(hard_bounces), 0), coalesce(sum(complaints), 0) "
+            "FROM reputation_counts WHERE workspace_id = $1 AND domain = 'shop.example'",
+            workspace_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 async def report(smtp: dict[str, Any], raw: bytes, recipient: str) -> str:
     """As a provider's feedback loop or a relay sends it: from the null sender."""
     async with aiosmtplib.SMTP(**smtp) as client:
@@ -216,6 +231,7 @@ async def test_a_complaint_through_the_mailbox_pauses_the_workspace_and_a_resume
     complaint = feedback_report(first[0].message_id, return_path=first[0].mail_from)
     assert (await report(mailbox, complaint, FBL)).startswith("2.0.0")
     assert (await report(mailbox, complaint, FBL)).startswith("2.0.0")  # reported twice: counted once
+    assert await counted(db, workspace_id) == (4, 0, 1)
 
     async def paused() -> bool:
         row = await pause_row(db, workspace_id)
@@ -275,6 +291,11 @@ async def test_hard_bounces_at_smtp_and_by_dsn_through_the_mailbox_add_up_to_a_p
     dsn = delivery_status_report(sent[0].message_id, to=sent[0].mail_from)
     assert (await report(mailbox, dsn, sent[0].mail_from)).startswith("2.0.0")
     assert (await report(mailbox, dsn, sent[0].mail_from)).startswith("2.0.0")  # a relay's retry: once
+    assert await counted(db, workspace_id) == (
+        4,
+        2,
+        0,
+    )  # sent (the refused one too), hard bounces, complaints
 
     async def paused() -> bool:
         row = await pause_row(db, workspace_id)
@@ -288,3 +309,64 @@ async def test_hard_bounces_at_smtp_and_by_dsn_through_the_mailbox_add_up_to_a_p
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def start_sender_process(settings: SenderSettings, smtp_port: int) -> asyncio.subprocess.Process:
+    """`python -m retarget.sender` on the test's topics, delivering to the capture."""
+    env = os.environ | {
+        "RETARGET_TOPIC_PREFIX": settings.topic_prefix,
+        "RETARGET_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "RETARGET_SENDER_GROUP": settings.sender_group,
+        "RETARGET_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "RETARGET_OPS_PORT": str(free_port()),
+        "RETARGET_RETRY_POLL_S": "0.2",
+        "RETARGET_REPUTATION_CHECK_S": "0.3",
+        "RETARGET_REPUTATION_HOLD_S": "3600",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "retarget.sender", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+async def test_a_sender_killed_while_its_workspace_is_paused_loses_nothing(
+    sender_settings: SenderSettings, capture: tuple[int, Path], workspace_id: str
+):
+    db, folder = sender_settings.database_url, capture[1]
+    created = cli(
+        "workspace", "create", "--id", workspace_id, "--name", "Shop", "--from-email", "news@shop.example",
+        "--from-name", "Shop", "--postal-address", "1 Main St",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    paused = cli("workspace", "pause", workspace_id, "--reason", "bought list imported")
+    assert paused.returncode == 0 and "paused" in paused.stdout, paused.stdout + paused.stderr
+
+    first = await start_sender_process(sender_settings, capture[0])
+    try:
+        held = [message(workspace_id) for _ in range(3)]
+        await send_all_and_wait(sender_settings, *held)
+        assert await states(db, *held) == {m.message_id: ("deferred", "paused") for m in held}
+    finally:
+        first.kill()  # SIGKILL: no graceful stop
+        await first.wait()
+    assert all(captured(folder, m.message_id) == 0 for m in held)
+
+    second = await start_sender_process(sender_settings, capture[0])
+    try:
+        resumed = cli("workspace", "resume", workspace_id)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+        async def delivered() -> bool:
+            return all(captured(folder, m.message_id) >= 1 for m in held)
+
+        await until(delivered, "the held mail is sent by the restarted sender", timeout_s=120)
+        assert all(captured(folder, m.message_id) == 1 for m in held)
+        assert await states(db, *held) == {m.message_id: ("sent", "accepted") for m in held}
+    finally:
+        second.terminate()
+        await second.wait()
+        conn = await asyncpg.connect(db)
+        try:
+            await conn.execute("DELETE FROM workspace_pauses WHERE workspace_id = $1", workspace_id)
+            await conn.execute("DELETE FROM reputation_counts WHERE workspace_id = $1", workspace_id)
+        finally:
+            await conn.close()

@@ -58,6 +58,13 @@ FROM send_log l
 WHERE l.message_id = r.message_id AND l.workspace_id = $1 AND l.state = 'deferred'
 """
 
+# Buckets older than any window can't count again; each check deletes a few (bounded, oldest first).
+PRUNE = """
+DELETE FROM reputation_counts WHERE ctid IN (
+    SELECT ctid FROM reputation_counts WHERE bucket < $1 ORDER BY bucket LIMIT 1000)
+"""
+KEEP = timedelta(days=31)  # longer than the longest window setting (30 days)
+
 PAUSED = "SELECT workspace_id, reason, detail, changed_at FROM workspace_pauses WHERE paused"
 STATE = "SELECT paused, reason, detail, changed_at, counts_from FROM workspace_pauses WHERE workspace_id = $1"
 HELD = """SELECT count(*) FROM send_log WHERE workspace_id = $1 AND state = 'deferred' AND last_reason = 'paused'"""
@@ -87,6 +94,10 @@ async def window_counts(
             int(r["sent"]), int(r["hard_bounces"]), int(r["complaints"])
         )
     return counts
+
+
+async def prune(db: Any, now: datetime) -> None:
+    await db.execute(PRUNE, now - KEEP)
 
 
 async def pause(db: Any, workspace_id: str, reason: str, detail: str, at: datetime) -> bool:

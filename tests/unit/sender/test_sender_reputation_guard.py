@@ -17,12 +17,13 @@ from retarget.sender.testing import outbound
 
 
 class FakeDb:
-    """Answers the guard's three statements: the window's counts, PAUSE, and the paused set."""
+    """Answers the guard's statements: the window's counts, PRUNE, PAUSE, and the paused set."""
 
     def __init__(self, counts: list[dict[str, Any]] | None = None) -> None:
         self.counts = counts or []
         self.paused: dict[str, dict[str, Any]] = {}
         self.window_since: list[datetime] = []
+        self.pruned_before: list[datetime] = []
 
     async def fetch(self, query: str, *args: Any) -> list[dict[str, Any]]:
         if query == sql.WINDOW:
@@ -30,6 +31,10 @@ class FakeDb:
             return self.counts
         assert query == sql.PAUSED
         return list(self.paused.values())
+
+    async def execute(self, query: str, *args: Any) -> None:
+        assert query == sql.PRUNE
+        self.pruned_before.append(args[0])
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         assert query == sql.PAUSE
@@ -65,6 +70,7 @@ async def test_a_workspace_over_its_complaint_threshold_is_paused_and_its_mail_h
     g = guard(db)
     await g.check()
     assert db.window_since == [datetime(2026, 11, 28, 22, 0, tzinfo=UTC)]  # 24 hourly buckets
+    assert db.pruned_before == [datetime(2026, 10, 29, 21, 30, tzinfo=UTC)]  # older than any window
     assert set(db.paused) == {"w-bad"} and db.paused["w-bad"]["reason"] == "complaint_rate"
     assert db.paused["w-bad"]["detail"] == "complaint rate 1.00% (1 of 100 sent, all domains)"
     assert REGISTRY.get_sample_value("retarget_workspace_paused", {"workspace": "w-bad"}) == 1

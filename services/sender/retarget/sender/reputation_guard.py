@@ -23,7 +23,7 @@ from typing import Any
 
 from retarget.common.clock import Clock
 from retarget.common.reputation import Level, Thresholds, describe, holds, judge, window_start
-from retarget.common.reputation_store import Pause, pause, paused_workspaces, window_counts
+from retarget.common.reputation_store import Pause, pause, paused_workspaces, prune, window_counts
 from retarget.common.schemas import OutboundMessage
 from retarget.sender.metrics import WORKSPACE_PAUSED
 
@@ -84,6 +84,7 @@ class ReputationGuard:
                     extra={"workspace_id": workspace_id, "reason": worst.kind, "detail": describe(worst)},
                 )
             self._levels[workspace_id] = verdict.level
+        await prune(self._pool(), now)  # the table stays bounded
         await self.refresh()
 
     async def refresh(self) -> None:

@@ -125,6 +125,13 @@ def describe(rate: Rate) -> str:
     return f"{name} {rate.value:.2%} ({rate.events} of {rate.sent} sent, {scope})"
 
 
+def sending_domain(address: str) -> str:
+    """The domain the counts go to, from an envelope sender. Bounded and NUL-free: the address
+    comes from a message (or a report's MAC-checked VERP address, whose domain the MAC doesn't
+    cover), and PostgreSQL's text and index can't hold a NUL or an unbounded key."""
+    return address.rpartition("@")[2].strip(" <>").lower().replace("\x00", "")[:253]
+
+
 def holds(campaign: str, transactional: Iterable[str]) -> bool:
     """Is a message of this campaign held while its workspace is paused? Every campaign is
     marketing (retargeting mail is) unless it is listed as transactional."""

@@ -12,6 +12,7 @@ from retarget.common.reputation import (
     holds,
     judge,
     level_of,
+    sending_domain,
     window_start,
 )
 
@@ -85,3 +86,10 @@ def test_every_campaign_is_held_unless_listed_as_transactional():
     assert holds("abandoned_cart", ())
     assert holds("abandoned_cart", ("receipt",))
     assert not holds("receipt", ("receipt",))
+
+
+def test_the_sending_domain_is_bounded_and_holds_no_nul():
+    assert sending_domain("bounces+m-1.abc@Shop.Example") == "shop.example"
+    assert sending_domain("<bounces+m-1.abc@shop.example>") == "shop.example"
+    assert sending_domain("x@sh\x00op.example") == "shop.example"
+    assert len(sending_domain("x@" + "a" * 5000)) == 253

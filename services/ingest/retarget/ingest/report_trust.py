@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retarget.common.bounces import BOUNCE_LOCAL_PREFIX, Report, message_id_of_bounce_address
+from retarget.common.reputation import sending_domain
 
 REPORT_KINDS = ("hard_bounce", "soft_bounce", "policy_refusal", "message_refused", "complaint")
 
@@ -58,13 +59,9 @@ def judge(
         entry = verified_entry(report.envelope_sender or "", secret)
         if entry is None:
             return Refused("arf_unverified")
-        return Trusted(entry, domain_of(report.envelope_sender or ""))
+        return Trusted(entry, sending_domain(report.envelope_sender or ""))
     if report.kind in REPORT_KINDS and named is None:
         return Refused("dsn_not_to_bounce_address")
     if named is not None:  # a bounce, or anything else mailed to the bounce address (auto-replies)
-        return Trusted(named, domain_of(named_address))
+        return Trusted(named, sending_domain(named_address))
     return None
-
-
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].strip(">").lower()

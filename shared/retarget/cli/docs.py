@@ -24,6 +24,7 @@ SETTINGS_CLASSES = [
     ("sender", "retarget.sender.settings:SenderSettings"),
     ("privacy requests (ingest, CLI)", "retarget.common.privacy_requests:PrivacySettings"),
     ("DKIM keys as configuration (ingest, sender, CLI)", "retarget.config.dkim_settings:DkimSettings"),
+    ("reputation guard (sender, ingest, CLI)", "retarget.common.reputation_settings:ReputationSettings"),
     ("the demo shop (python -m retarget.demo.shop)", "retarget.demo.shop.settings:ShopSettings"),
 ]
 METRIC_MODULES = [

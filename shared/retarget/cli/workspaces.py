@@ -1,4 +1,5 @@
-"""`retarget workspace create|list|set-origins`: tenants and their sender identity.
+"""`retarget workspace create|list|set-origins`: tenants and their sender identity
+(`pause|resume|reputation`: cli/reputation.py).
 
 `create` is an idempotent upsert: it makes the workspace exactly what the command says
 (options left out take their defaults), so it is safe in provisioning scripts.
@@ -58,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing = ws_sub.add_parser("list", help="list workspaces")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=_list)
+
+    from retarget.cli.reputation import register_workspace_commands
+
+    register_workspace_commands(ws_sub)  # pause, resume, reputation
 
 
 async def _create(args: argparse.Namespace) -> int:

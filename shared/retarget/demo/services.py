@@ -38,7 +38,11 @@ PLAN = [
     ),
     ServicePlan("segmenter", 18081, "RETARGET_WEB_PORT"),
     ServicePlan("composer", 18082, "RETARGET_OPS_PORT"),
-    ServicePlan("sender", 18083, "RETARGET_OPS_PORT"),
+    # The simulated visitors give 2% bounce addresses (traffic.py), on the pause threshold of the
+    # reputation guard: the demo shows bounces in its funnel, not a paused workspace.
+    ServicePlan(
+        "sender", 18083, "RETARGET_OPS_PORT", env=(("RETARGET_REPUTATION_HARD_BOUNCE_PAUSE", "0.1"),)
+    ),
     ServicePlan(
         "ingest-mailbox",
         18084,

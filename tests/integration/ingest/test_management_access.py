@@ -48,6 +48,9 @@ async def test_only_the_workspaces_admin_key_gets_in(ingest_url, make_tenant, se
         ("PUT", f"{base}/campaigns/winback"),
         ("PUT", f"{base}/policy"),
         ("POST", f"{base}/templates/cart/preview"),
+        ("GET", f"{base}/reputation"),
+        ("POST", f"{base}/pause"),
+        ("POST", f"{base}/resume"),
     ]
     async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as client:
         for what, (headers, status, code) in refused.items():

@@ -126,9 +126,11 @@ class FakeReports:
 
     def __init__(self, known: set[str], outcome: Exception | None = None) -> None:
         self.known, self.outcome, self.calls = known, outcome, []
+        self.domains: list[str] = []
 
-    async def record(self, message_id: str, reason: str, source: str, status: str) -> Any:
+    async def record(self, message_id: str, reason: str, source: str, status: str, domain: str = "") -> Any:
         self.calls.append((message_id, reason, source, status))
+        self.domains.append(domain)
         if self.outcome is not None:
             raise self.outcome
         return (
@@ -161,6 +163,7 @@ async def test_a_bounce_to_the_verp_address_suppresses_the_entry_it_names():
     raw = delivery_status_report("m-ffffffffffffffffffffffffffffffff", to=verp())  # the address wins
     assert await reports_mailbox(reports).handle_DATA(None, None, envelope_of(raw, verp())) == REPORT_NOTED
     assert reports.calls == [(MID, "hard_bounce", "dsn", "5.1.1")]
+    assert reports.domains == ["shop.example"]  # the sending domain its reputation counts go to
 
 
 async def test_a_policy_refusal_dsn_to_the_verp_address_suppresses_nobody():
@@ -240,6 +243,7 @@ async def test_a_complaint_to_the_feedback_address_counts_when_its_envelope_send
         == REPORT_NOTED
     )
     assert reports.calls == [(MID, "complaint", "arf", "abuse")]
+    assert reports.domains == ["shop.example"]
 
 
 async def test_a_complaint_named_by_original_mail_from_counts_too():

@@ -129,7 +129,7 @@ class UnsubscribeMailbox:
                 self._spend_bad_mac()
             return _refuse(verdict.reason, REFUSED[verdict.reason])
         if verdict is not None:
-            return await self._report(mail.report, verdict.message_id)
+            return await self._report(mail.report, verdict.message_id, verdict.sending_domain)
         return await self._unsubscribe(mail.token)
 
     def _mac_budget_left(self) -> bool:
@@ -139,14 +139,14 @@ class UnsubscribeMailbox:
     def _spend_bad_mac(self) -> None:
         self._bad_macs.take(1, self._monotonic())
 
-    async def _report(self, report: Report, message_id: str | None) -> str:
+    async def _report(self, report: Report, message_id: str | None, domain: str = "") -> str:
         kind = report.kind
         if self._reports is None or kind not in ("hard_bounce", "complaint") or message_id is None:
             metrics.count_tracking("report_mail", kind)
             return REPORT_NOTED
         source = "dsn" if kind == "hard_bounce" else "arf"
         try:
-            done = await self._reports.record(message_id, kind, source, report.status)
+            done = await self._reports.record(message_id, kind, source, report.status, domain)
         except Unavailable:
             metrics.count_tracking("report_mail", "unavailable")
             return REPORT_LATER  # the reporting server keeps it and tries again

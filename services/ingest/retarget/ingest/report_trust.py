@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retarget.common.bounces import BOUNCE_LOCAL_PREFIX, Report, message_id_of_bounce_address
+from retarget.common.reputation import sending_domain
 
 REPORT_KINDS = ("hard_bounce", "soft_bounce", "policy_refusal", "message_refused", "complaint")
 
@@ -34,6 +35,7 @@ class Refused:
 @dataclass(frozen=True)
 class Trusted:
     message_id: str | None  # None: a report from our bounce address about nothing we can use
+    sending_domain: str = ""  # the verified VERP address's domain: the reputation counts' domain
 
 
 def is_bounce_address(address: str) -> bool:
@@ -49,14 +51,17 @@ def judge(
     report: Report, recipients: list[str], *, secret: bytes | None, feedback_address: str
 ) -> Trusted | Refused | None:
     """What a mail may do as a report; None: it is no report and not to our bounce address."""
-    named = next(filter(None, (verified_entry(r, secret) for r in recipients)), None)
+    verified = [(r, entry) for r in recipients if (entry := verified_entry(r, secret)) is not None]
+    named, named_address = (verified[0][1], verified[0][0]) if verified else (None, "")
     if report.kind == "complaint":
         if feedback_address.lower() not in (r.lower() for r in recipients):
             return Refused("arf_not_to_feedback_address")
         entry = verified_entry(report.envelope_sender or "", secret)
-        return Trusted(entry) if entry is not None else Refused("arf_unverified")
+        if entry is None:
+            return Refused("arf_unverified")
+        return Trusted(entry, sending_domain(report.envelope_sender or ""))
     if report.kind in REPORT_KINDS and named is None:
         return Refused("dsn_not_to_bounce_address")
     if named is not None:  # a bounce, or anything else mailed to the bounce address (auto-replies)
-        return Trusted(named)
+        return Trusted(named, sending_domain(named_address))
     return None

@@ -10,11 +10,14 @@ of ours is noted and dropped (there is no one to suppress).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
 
+from retarget.common.reputation_store import add_counts
 from retarget.ingest.pool import LazyPool
 
 
@@ -26,7 +29,9 @@ class Recorded:
 
 
 class Reports(Protocol):
-    async def record(self, message_id: str, reason: str, source: str, status: str) -> Recorded | None:
+    async def record(
+        self, message_id: str, reason: str, source: str, status: str, domain: str = ""
+    ) -> Recorded | None:
         """Suppress the entry's recipient (reason 'hard_bounce' or 'complaint'); None: no such entry."""
         ...
 
@@ -41,14 +46,17 @@ SET reason = EXCLUDED.reason, source = EXCLUDED.source
 WHERE EXCLUDED.reason = 'complaint' AND suppressions.reason NOT IN ('complaint', 'erased')
 RETURNING (xmax = 0) AS inserted"""
 _BOUNCED = """UPDATE send_log SET state = 'bounced', last_reason = $2, updated_at = now()
-WHERE message_id = $1 AND state = 'sent'"""
+WHERE message_id = $1 AND state = 'sent' RETURNING true"""
 
 
 class PgReports:
-    def __init__(self, pool: LazyPool) -> None:
+    def __init__(self, pool: LazyPool, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._pool = pool
+        self._now = now
 
-    async def record(self, message_id: str, reason: str, source: str, status: str) -> Recorded | None:
+    async def record(
+        self, message_id: str, reason: str, source: str, status: str, domain: str = ""
+    ) -> Recorded | None:
         async def write(pool: asyncpg.Pool) -> Recorded | None:
             async with pool.acquire() as conn, conn.transaction():
                 entry = await conn.fetchrow(_ENTRY, message_id)
@@ -57,8 +65,20 @@ class PgReports:
                 inserted = await conn.fetchval(
                     _SUPPRESS, entry["workspace_id"], entry["recipient_hash"], reason, source
                 )
-                if reason == "hard_bounce":
-                    await conn.execute(_BOUNCED, message_id, f"bounced after delivery: {status}")
+                counted = False
+                if reason == "hard_bounce":  # once per email: only a 'sent' entry becomes 'bounced'
+                    counted = await conn.fetchval(_BOUNCED, message_id, f"bounced after delivery: {status}")
+                elif inserted is not None:  # once per recipient: a complaint that changed the list
+                    counted = True
+                if counted:  # the reputation guard's rates (migration 014, docs/deliverability.md)
+                    await add_counts(
+                        conn,
+                        entry["workspace_id"],
+                        domain,
+                        self._now(),
+                        hard_bounces=int(reason == "hard_bounce"),
+                        complaints=int(reason == "complaint"),
+                    )
                 return Recorded(entry["workspace_id"], entry["campaign"], inserted is True)
 
         return await self._pool.run(f"record a {reason}", write)

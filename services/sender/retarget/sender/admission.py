@@ -24,6 +24,7 @@ from retarget.sender.rules import Verdict
 CAPPED_RECIPIENT = "recipient_cap"
 CAPPED_CAMPAIGN = "campaign_cap"
 QUIET_HOURS = "quiet_hours"
+PAUSED = "paused"  # the workspace's marketing mail is paused (reputation guard): held, not refused
 
 Sent = tuple[str, datetime]
 """(campaign, admitted at) of one message that counts against the caps."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from retarget.common.clock import Clock
 from retarget.common.identity import email_digest
 from retarget.common.schemas import OutboundMessage
-from retarget.sender.admission import CapTally, Decision, Postpone, decide
+from retarget.sender.admission import PAUSED, CapTally, Decision, Postpone, decide
 from retarget.sender.policies import PolicyCache
 from retarget.sender.policy import SendingPolicy
 from retarget.sender.store import DeliveryStore, RecipientKey, SuppressionKey
@@ -36,11 +37,22 @@ class Admitted:
     policy: SendingPolicy
 
 
+class Hold(Protocol):
+    """The reputation guard (reputation_guard.py): which messages a pause holds, and how long."""
+
+    async def held(self, messages: Sequence[OutboundMessage]) -> set[str]: ...
+
+    def until(self, now: datetime) -> datetime: ...
+
+
 class BatchAdmission:
-    def __init__(self, store: DeliveryStore, policies: PolicyCache, clock: Clock) -> None:
+    def __init__(
+        self, store: DeliveryStore, policies: PolicyCache, clock: Clock, hold: Hold | None = None
+    ) -> None:
         self.store = store
         self.policies = policies
         self.clock = clock
+        self.hold = hold
 
     async def decide(self, messages: Sequence[OutboundMessage]) -> list[Admitted]:
         if not messages:
@@ -51,6 +63,7 @@ class BatchAdmission:
         now = self.clock.now()
         longest = max((rule.window_s for p in policies.values() for rule in p.caps), default=0.0)
         history = await self.store.cap_history(keys, now - timedelta(seconds=longest)) if longest else {}
+        held = await self.hold.held(messages) if self.hold is not None else set()
         tally = CapTally()
         results = []
         for message in messages:
@@ -66,5 +79,7 @@ class BatchAdmission:
             )
             if decision is None or isinstance(decision, Postpone):
                 tally.add(key, message.campaign, now)
+                if self.hold is not None and message.message_id in held:  # a pause: kept, not refused
+                    decision = Postpone(self.hold.until(now), PAUSED)
             results.append(Admitted(decision, policy))
         return results

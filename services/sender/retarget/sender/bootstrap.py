@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from retarget.common.clock import Clock, SystemClock
 from retarget.common.kafka import ensure_topics, make_consumer, make_producer
+from retarget.common.reputation_settings import ReputationSettings
 from retarget.common.stage import Stage
 from retarget.common.topics import Topics
 from retarget.config.applied import report_applied
@@ -34,6 +35,7 @@ from retarget.sender.policies import PolicyCache, PolicyDefaults, PolicySource, 
 from retarget.sender.policy import parse_caps, parse_domain_rates, parse_quiet_hours, parse_rate
 from retarget.sender.publisher import EventPublisher, KafkaPublisher
 from retarget.sender.ratelimit import RateLimiter
+from retarget.sender.reputation_guard import ReputationGuard
 from retarget.sender.retry import RetryLoop
 from retarget.sender.rules import RetryPolicy
 from retarget.sender.settings import SenderSettings
@@ -60,6 +62,7 @@ class Sender:
     seal_problem: str = ""
     reporting: asyncio.Task[None] | None = None
     shares: ShareListener | None = None  # None: a consumer a test passed, full share
+    guard: ReputationGuard | None = None  # None: a test's store without PostgreSQL
 
     def assignment(self) -> dict[str, object]:
         """Shown by /readyz beside the problems: the partitions owned and the limit share."""
@@ -81,6 +84,8 @@ class Sender:
         self.reporting = asyncio.create_task(
             report_applied(self.settings.database_url, "sender", instance, self.config), name="config-applied"
         )
+        if self.guard is not None:  # paused workspaces known before the first message
+            await self.guard.refresh()
         await self.producer.start()
         await self.consumer.start()
         log.info("sender started", extra={"outbound": self.topics.outbound})
@@ -95,6 +100,8 @@ class Sender:
         """
         self.handler.stop = stop
         tasks = [asyncio.create_task(self.stage.run(stop)), asyncio.create_task(self.retry_loop.run(stop))]
+        if self.guard is not None:
+            tasks.append(asyncio.create_task(self.guard.run(stop)))
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -160,6 +167,8 @@ def bootstrap(
     signer: Signer | None = None,
     config: ConfigFeed | None = None,
     seal: SealSettings | None = None,
+    guard: ReputationGuard | None = None,
+    reputation: ReputationSettings | None = None,
 ) -> Sender:
     topics = Topics(settings.topic_prefix)
     clock = clock or SystemClock()
@@ -221,7 +230,9 @@ def bootstrap(
         policies = PostgresPolicySource(lambda: pg.pool, defaults)
     policy_cache = PolicyCache(policies, settings.policy_cache_s)
     config.subscribe(policy_invalidator(policy_cache))
-    admission = BatchAdmission(store, policy_cache, clock)
+    if guard is None and isinstance(store, PostgresDeliveryStore):
+        guard = reputation_guard(reputation or ReputationSettings(), store, clock)
+    admission = BatchAdmission(store, policy_cache, clock, guard)
     handler = OutboundHandler(
         store,
         deliverer,
@@ -247,6 +258,7 @@ def bootstrap(
         clock,
         policy_cache,
         limiter,
+        hold=guard,
         poll_s=settings.retry_poll_s,
         batch=settings.retry_batch,
         claim_lease_s=settings.claim_lease_s,
@@ -265,6 +277,21 @@ def bootstrap(
         seal_key,
         seal_problem,
         shares=shares,
+        guard=guard,
+    )
+
+
+def reputation_guard(
+    settings: ReputationSettings, store: PostgresDeliveryStore, clock: Clock
+) -> ReputationGuard:
+    return ReputationGuard(
+        lambda: store.pool,
+        clock,
+        settings.thresholds(),
+        window_h=settings.window_h,
+        check_s=settings.check_s,
+        hold_s=settings.hold_s,
+        transactional=settings.transactional(),
     )
 
 

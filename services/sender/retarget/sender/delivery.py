@@ -16,6 +16,7 @@ from typing import Protocol
 from retarget.common.clock import Clock
 from retarget.common.faults import crash_point
 from retarget.common.identity import email_digest
+from retarget.common.reputation import sending_domain
 from retarget.common.schemas import DeliveryRecorded, OutboundMessage
 from retarget.common.topics import profile_key
 from retarget.sender.dkim_keys import MissingKey
@@ -164,6 +165,7 @@ class Deliverer:
                 at=at,
                 suppress=verdict.suppress,
                 retry=retry,
+                sending_domain=sending_domain(message.mail_from),
             )
         )
         crash_point("sender.after_outcome")

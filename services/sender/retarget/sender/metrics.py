@@ -129,3 +129,11 @@ def domain_label(recipient: str, named: frozenset[str]) -> str:
     """The recipient's domain when it is one of `named`, else `other` (a bounded label)."""
     domain = recipient.rpartition("@")[2].lower()
     return domain if domain in named else "other"
+
+
+WORKSPACE_PAUSED = Gauge(
+    "retarget_workspace_paused",
+    "1 while a workspace's marketing mail is paused by the reputation guard or an operator; a "
+    "workspace has the series only while it is paused, so the label stays the paused few.",
+    ["workspace"],
+)

@@ -54,14 +54,29 @@ WHERE message_id = $1 AND state = 'deferred'
 RETURNING {ROW}
 """
 
+# The reputation guard's counts (migration 014) are added in the same statement as the
+# outcome, so a sent or hard-bounced message is counted exactly when it is recorded. `sent`
+# counts both: a message the recipient's server refused as a bad address was sent to it.
 FINISH = """
-UPDATE send_log l
-SET state = x.s, last_reason = x.r, last_code = x.c, last_reply = x.t, updated_at = x.at,
-    sent_at = CASE WHEN x.s = 'sent' THEN x.at ELSE l.sent_at END
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[])
-     AS x (m, s, r, c, t, at)
-WHERE l.message_id = x.m AND l.state = 'claimed'
-RETURNING l.message_id
+WITH done AS (
+    UPDATE send_log l
+    SET state = x.s, last_reason = x.r, last_code = x.c, last_reply = x.t, updated_at = x.at,
+        sent_at = CASE WHEN x.s = 'sent' THEN x.at ELSE l.sent_at END
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::text[])
+         AS x (m, s, r, c, t, at, d)
+    WHERE l.message_id = x.m AND l.state = 'claimed'
+    RETURNING l.message_id, l.workspace_id, x.s, x.r, x.at, x.d
+), counted AS (
+    INSERT INTO reputation_counts (workspace_id, domain, bucket, sent, hard_bounces)
+    SELECT workspace_id, lower(d), date_bin('1 hour', at, 'epoch'),
+           count(*), count(*) FILTER (WHERE r = 'hard_bounce')
+    FROM done WHERE s = 'sent' OR r = 'hard_bounce'
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (workspace_id, domain, bucket) DO UPDATE
+    SET sent = reputation_counts.sent + EXCLUDED.sent,
+        hard_bounces = reputation_counts.hard_bounces + EXCLUDED.hard_bounces
+)
+SELECT message_id FROM done
 """
 
 SUPPRESS = """

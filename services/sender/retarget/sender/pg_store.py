@@ -172,7 +172,10 @@ class PostgresDeliveryStore:
     async def _finish_group(self, finishes: list[Finish]) -> list[bool]:
         updates = list(
             zip(
-                *((f.message_id, f.state, f.reason, f.code, f.reply_text, f.at) for f in finishes),
+                *(
+                    (f.message_id, f.state, f.reason, f.code, f.reply_text, f.at, f.sending_domain)
+                    for f in finishes
+                ),
                 strict=True,
             )
         )

@@ -31,6 +31,7 @@ from retarget.common.schemas import DeliveryRecorded, OutboundMessage, encode
 from retarget.common.stage import dead_letter_value
 from retarget.common.topics import Topics
 from retarget.sender.admission import quiet_until, zone
+from retarget.sender.batch_admission import Hold
 from retarget.sender.delivery import Deliverer, count_outcome, outcome_key, outcome_record
 from retarget.sender.handler import InvalidMessage, decode_outbound, suppression_key
 from retarget.sender.metrics import (
@@ -62,6 +63,7 @@ class RetryLoop:
         policies: PolicyCache,
         limiter: RateLimiter,
         *,
+        hold: Hold | None = None,
         poll_s: float = 5.0,
         batch: int = 100,
         claim_lease_s: float = 600.0,
@@ -73,6 +75,7 @@ class RetryLoop:
         self.clock = clock
         self.policies = policies
         self.limiter = limiter
+        self.hold = hold  # the reputation guard: a paused workspace's retries wait, unattempted
         self.stop = asyncio.Event()  # the Sender replaces it with its own stop event
         self.poll_s = poll_s
         self.batch = batch
@@ -103,7 +106,10 @@ class RetryLoop:
         published = len(swept)
         due = await self.store.lease_due(now, now + self.claim_lease, self.batch)
         RETRY_DUE.set(len(due))
-        results = await asyncio.gather(*(self._retry(entry) for entry in due), return_exceptions=True)
+        held = await self._held(due)
+        results = await asyncio.gather(
+            *(self._retry(entry, entry.message_id in held) for entry in due), return_exceptions=True
+        )
         for entry, outcome in zip(due, results, strict=True):
             if isinstance(outcome, Stopping):  # not started: hand it back to the queue at once
                 await self.store.postpone(entry.message_id, now)
@@ -128,11 +134,25 @@ class RetryLoop:
         RETRY_BACKLOG.set(count)
         RETRY_OLDEST_AGE.set((now - oldest).total_seconds() if oldest else 0)
 
-    async def _retry(self, entry: DueRetry) -> DeliveryRecorded | None:
+    async def _held(self, due: list[DueRetry]) -> set[str]:
+        if self.hold is None or not due:
+            return set()
+        messages = []
+        for entry in due:
+            try:
+                messages.append(decode_outbound(entry.payload))
+            except InvalidMessage:
+                continue  # _retry fails it
+        return await self.hold.held(messages)
+
+    async def _retry(self, entry: DueRetry, held: bool = False) -> DeliveryRecorded | None:
         try:
             message = decode_outbound(entry.payload)
         except InvalidMessage as exc:  # it decoded when it was deferred; only a schema change gets here
             return await self._fail_undecodable(entry, exc)
+        if held and self.hold is not None:  # paused: no attempt used, looked at again later
+            await self.store.postpone(entry.message_id, self.hold.until(self.clock.now()))
+            return None
         policy: SendingPolicy = (await self.policies.get_many([message.workspace_id]))[message.workspace_id]
         now = self.clock.now()
         until = quiet_until(policy.quiet_hours, zone(message.recipient_timezone, policy.timezone), now)

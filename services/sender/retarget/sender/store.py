@@ -79,6 +79,7 @@ class Finish:
     at: datetime
     suppress: bool = False  # insert a hard_bounce suppression for (workspace, recipient)
     retry: RetryEntry | None = None  # set exactly when state == 'deferred'
+    sending_domain: str = ""  # the envelope sender's domain: the reputation counts' domain
 
 
 PublishRows = Callable[[list["SendLogRow"]], Awaitable[None]]

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiokafka import ConsumerRecord
 
@@ -262,12 +262,27 @@ class SenderParts:
     limiter: RateLimiter
 
 
+@dataclass
+class FakeHold:
+    """batch_admission.Hold: the reputation guard with its paused workspaces set by the test."""
+
+    paused: set[str] = field(default_factory=set)
+    hold_s: float = 300.0
+
+    async def held(self, messages: Sequence[OutboundMessage]) -> set[str]:
+        return {m.message_id for m in messages if m.workspace_id in self.paused}
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.hold_s)
+
+
 def fake_sender(
     policy: RetryPolicy | None = None,
     claim_lease_s: float = 300,
     sending: SendingPolicy | None = None,
     limiter: RateLimiter | None = None,
     signer: Signer | None = None,
+    hold: FakeHold | None = None,
 ) -> SenderParts:
     """The real handler and retry loop over fakes, sharing one FakeClock.
 
@@ -283,9 +298,11 @@ def fake_sender(
         domain_default=UNLIMITED, domain_overrides={}, workspace_default=UNLIMITED, global_rate=UNLIMITED
     )
     deliverer = Deliverer(store, transport, policy, clock, signer, domain_feedback=limiter)
-    admission = BatchAdmission(store, cache, clock)
+    admission = BatchAdmission(store, cache, clock, hold)
     handler = OutboundHandler(store, deliverer, topics, clock, admission, limiter)
-    retry = RetryLoop(store, deliverer, publisher, topics, clock, cache, limiter, claim_lease_s=claim_lease_s)
+    retry = RetryLoop(
+        store, deliverer, publisher, topics, clock, cache, limiter, hold=hold, claim_lease_s=claim_lease_s
+    )
     return SenderParts(store, transport, clock, publisher, topics, handler, retry, policies, limiter)
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from retarget.ingest.management import campaigns, coupons, dkim, live, policy, suppressions, templates
+from retarget.ingest.management import (
+    campaigns,
+    coupons,
+    dkim,
+    live,
+    policy,
+    reputation,
+    suppressions,
+    templates,
+)
 
 routers = [
     campaigns.router,
@@ -12,4 +21,5 @@ routers = [
     live.router,
     dkim.router,
     coupons.router,
+    reputation.router,
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from retarget.config.experiment_schema import Variant
 from retarget.segmenter.campaign_schema import (
     CampaignFile,
     Conditions,
@@ -49,6 +50,8 @@ class Campaign:
     description: str = ""
     enabled: bool = True
     changed_at: datetime | None = None  # when the workspace's version was written (None: bundled)
+    variants: tuple[Variant, ...] = ()  # A/B arms; none: one arm, "default"
+    holdout: float = 0.0  # the share held out as the control group (0.1 for "10%")
 
     @classmethod
     def from_file(cls, spec: CampaignFile) -> Campaign:
@@ -68,6 +71,8 @@ class Campaign:
             emit_on_due=spec.emit_on_due,
             description=spec.description,
             enabled=spec.enabled,
+            variants=tuple(spec.variants),
+            holdout=spec.holdout,
         )
 
 

@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from retarget.common.experiment_funnel import EXPERIMENT_METRICS
+
 STAGES = (
     "triggered",
     "suppressed",
@@ -54,7 +56,8 @@ SOURCES = [
     Source("retarget_segmenter_conversions_total", "converted"),
     Source("retarget_segmenter_revenue_total", "revenue"),
 ]
-METRIC_NAMES = sorted({s.metric for s in SOURCES})
+# the experiment counters too (experiment_funnel.py): read with the funnel's, at the same instant
+METRIC_NAMES = sorted({s.metric for s in SOURCES} | set(EXPERIMENT_METRICS))
 
 Sample = tuple[str, dict[str, str], float]  # (name, labels, value)
 Row = dict[str, float]

@@ -235,9 +235,9 @@ class ProfileProcessor:
             self.counts.inc(metrics.PROFILES_CREATED)
         for conversion in applied.conversions:
             await self._record_conversion(key, profile, conversion, campaigns)
+        # stored with the profile: an Order Completed always changes it (rules: the cart is cleared)
         arm_orders = experiments.record_order(profile, event, max(self.windows.open, self.windows.click))
         self._count_arm_orders(profile.workspace_id, arm_orders, campaigns)
-        applied.changed = applied.changed or bool(arm_orders)
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)

@@ -74,3 +74,11 @@ def test_an_arm_the_campaign_no_longer_has_is_neither_treated_nor_control():
 def test_a_small_experiment_is_too_small_to_conclude():
     fields = fields_of(samples("a", 300, 30), samples("holdout", 30, 1))
     assert fields["lift_conclusion"] == "too_small" and "too small to conclude" in lift_text(fields)
+
+
+def test_the_global_holdout_is_shown_apart_and_never_counted_as_treated():
+    fields = fields_of(
+        samples("a", 1000, 60), samples("global_holdout", 400, 1), samples("holdout", 1000, 40)
+    )
+    assert set(fields["variants"]) == {"a"} and fields["global_holdout"]["assigned"] == 400
+    assert fields["lift"] == pytest.approx(0.02)

@@ -50,8 +50,9 @@ def print_experiments(experiments: dict[tuple[str, str], dict[str, Any]]) -> Non
         )
     for (workspace, campaign), fields in experiments.items():
         arms = dict(fields["variants"])
-        if fields["holdout"] is not None:
-            arms["holdout"] = fields["holdout"]
+        for control in ("holdout", "global_holdout"):
+            if fields.get(control) is not None:
+                arms[control] = fields[control]
         for arm, row in arms.items():
             table.add_row(
                 workspace,

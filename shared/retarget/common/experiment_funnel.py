@@ -26,6 +26,7 @@ REVENUE_SQUARED = "retarget_segmenter_experiment_revenue_squared_total"
 EXPERIMENT_METRICS = (ASSIGNED, CONVERTED, REVENUE, REVENUE_SQUARED)
 HOLDOUT = "holdout"
 OTHER = "_other"  # arms a campaign no longer has: neither treated nor control now
+GLOBAL_HOLDOUT = "global_holdout"  # the workspace's control group: shown, not in this lift
 
 Sample = tuple[str, dict[str, str], float]
 Campaign = tuple[str, str]  # (workspace, campaign)
@@ -61,10 +62,11 @@ def experiment_fields(arms_of_campaign: dict[str, _Arm]) -> dict[str, Any]:
     one_currency = len(currencies) <= 1
     groups = {name: _group(arm) for name, arm in arms_of_campaign.items()}
     control = groups.get(HOLDOUT)
-    treated = {name: g for name, g in sorted(groups.items()) if name not in (HOLDOUT, OTHER)}
+    treated = {name: g for name, g in sorted(groups.items()) if name not in (HOLDOUT, OTHER, GLOBAL_HOLDOUT)}
     fields: dict[str, Any] = {
         "variants": {name: _arm_fields(g, control, one_currency) for name, g in treated.items()},
         "holdout": _counts(control) if control else None,
+        "global_holdout": _counts(groups[GLOBAL_HOLDOUT]) if GLOBAL_HOLDOUT in groups else None,
         "revenue_currency": next(iter(currencies)) if len(currencies) == 1 else None,
     }
     fields.update(_lift_fields(pooled(list(treated.values())), control, one_currency))

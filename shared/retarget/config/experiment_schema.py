@@ -15,8 +15,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_VARIANTS = 8
 HOLDOUT_ARM = "holdout"  # the campaign's own control group
+GLOBAL_HOLDOUT_ARM = "global_holdout"  # the workspace's control group: no campaign mail at all
 DEFAULT_ARM = "default"  # a campaign without variants: its one treated arm
-RESERVED_ARMS = frozenset({HOLDOUT_ARM})
+RESERVED_ARMS = frozenset({HOLDOUT_ARM, GLOBAL_HOLDOUT_ARM})
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 MAX_HOLDOUT_PERCENT = 50.0  # more than half held out is a campaign switched off, not a control
 

@@ -10,7 +10,7 @@ from retarget.common.lift import Z
 from retarget.ops.panels import DATASOURCE, query
 
 SCOPE = 'workspace=~"$workspace", campaign=~"$campaign"'
-TREATED = 'arm!~"holdout|_other"'
+TREATED = 'arm!~"holdout|global_holdout|_other"'
 CONTROL = 'arm="holdout"'
 _Z2 = f"{Z * Z:.6f}"
 

@@ -58,3 +58,12 @@ def test_no_holdout_is_zero():
 
     assert CampaignFile.model_validate(campaign(holdout=0)).holdout == 0.0
     assert CampaignFile.model_validate(campaign(holdout="12.5%")).holdout == 0.125
+
+
+def test_a_workspace_policy_takes_a_global_holdout_as_a_percentage():
+    from retarget.config.schemas import PolicyBody
+
+    body = validate("policy", "", {"global_holdout": "5%"})  # kept as written, like the windows
+    assert PolicyBody.model_validate(body).global_holdout == 0.05
+    with pytest.raises(ConfigInvalid, match=r"write e\.g\. 10%"):
+        validate("policy", "", {"global_holdout": 0.05})

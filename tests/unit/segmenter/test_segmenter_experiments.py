@@ -186,3 +186,31 @@ def test_an_arm_the_campaign_no_longer_has_is_labelled_other():
     assert experiments.arm_label(CART, "a") == "a"
     assert experiments.arm_label(CART, "gone") == "_other"
     assert experiments.arm_label(None, "a") == "_other"
+
+
+async def test_a_workspace_global_holdout_gets_no_mail_from_any_campaign():
+    from retarget.segmenter.campaign_registry import CampaignRegistry
+    from retarget.segmenter.testing import campaign_record
+
+    registry = CampaignRegistry([CART])
+    registry.on_change(campaign_record("ws", "", {"global_holdout": "30%"}, kind="policy"))
+    assert registry("ws").global_holdout == 0.3 and registry("other").global_holdout == 0.0
+    h = Harness(registry, clock=FakeClock(T0))
+    for i in range(40):
+        await cart_profile(h, f"p{i}")
+    h.clock.advance(seconds=CART.wait.total_seconds())
+    await h.run_timer()
+    globally = {f"p{i}" for i in range(40) if experiments.in_global_holdout("ws", f"p{i}", 0.3)}
+    assert globally, "40 profiles at 30% should hold some out"
+    assert {p for p in globally if arm_of_profile(h, p) == "global_holdout"} == globally
+    assert {t.profile_id for t in h.triggers}.isdisjoint(globally)
+    assert sample(
+        "retarget_segmenter_experiment_assigned_total",
+        workspace="ws",
+        campaign="abandoned_cart",
+        arm="global_holdout",
+    ) >= len(globally)
+    # a deleted policy ends it
+    deleted = campaign_record("ws", "", {}, kind="policy")
+    registry.on_change(deleted)
+    assert registry("ws").global_holdout == 0.0

@@ -86,9 +86,16 @@ class CampaignSet:
     by_exit: Mapping[str, tuple[Campaign, ...]]
     # names a workspace deleted or disabled -> the reason its pending waits are cancelled with
     removed: Mapping[str, str] = field(default_factory=dict)
+    global_holdout: float = 0.0  # the workspace's policy: share held out of every campaign
 
     @classmethod
-    def of(cls, campaigns: Iterable[Campaign], *, removed: Mapping[str, str] | None = None) -> CampaignSet:
+    def of(
+        cls,
+        campaigns: Iterable[Campaign],
+        *,
+        removed: Mapping[str, str] | None = None,
+        global_holdout: float = 0.0,
+    ) -> CampaignSet:
         items = tuple(campaigns)
         by_entry: dict[str, list[Campaign]] = {}
         by_exit: dict[str, list[Campaign]] = {}
@@ -104,6 +111,7 @@ class CampaignSet:
             by_entry={k: tuple(v) for k, v in by_entry.items()},
             by_exit={k: tuple(v) for k, v in by_exit.items()},
             removed=dict(removed or {}),
+            global_holdout=global_holdout,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]

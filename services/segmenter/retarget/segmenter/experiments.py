@@ -4,7 +4,9 @@ The arm is a stable hash of (workspace, campaign, profile): the same person land
 arm on every firing, on every worker, and in a replay. A profile that was assigned before keeps
 its recorded arm, so a person whose anonymous profile merged into a known one stays where the
 first firing put them. The hash's first `holdout` share is the control group (no email); the
-rest is split among the variants by weight.
+rest is split among the variants by weight. Before any of that, the workspace's global control
+group (its policy's `global_holdout`, one draw per profile for all campaigns) gets no email
+from any campaign.
 
 Intent to treat: every firing, sent or held out, is an assignment, and an order within the
 window after it counts for its arm whether or not an email was sent, opened or clicked; a
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from retarget.common.schemas import TrackedEvent
-from retarget.config.experiment_schema import DEFAULT_ARM, HOLDOUT_ARM, Variant
+from retarget.config.experiment_schema import DEFAULT_ARM, GLOBAL_HOLDOUT_ARM, HOLDOUT_ARM, Variant
 from retarget.segmenter.attribution import _currency, _order_id, _revenue
 from retarget.segmenter.campaigns import Campaign
 from retarget.segmenter.state import Assignment, Profile
@@ -49,10 +51,18 @@ def arm_of(draw: float, campaign: Campaign) -> str:
     return campaign.variants[-1].name  # float rounding at the very top
 
 
-def assign(profile: Profile, campaign: Campaign, at: datetime) -> str:
-    """Record a new assignment (this firing) and return its arm: the recorded one if any."""
+def in_global_holdout(workspace_id: str, profile_id: str, share: float) -> bool:
+    """The workspace's control group: one draw per profile, the same for every campaign."""
+    return share > 0 and unit_draw(workspace_id, "\x1fglobal", profile_id) < share
+
+
+def assign(profile: Profile, campaign: Campaign, at: datetime, global_holdout: float = 0.0) -> str:
+    """Record a new assignment (this firing) and return its arm: the workspace's control group
+    first (drawn afresh, so changing the share applies at once), else the recorded arm if any."""
     previous = profile.assignments.get(campaign.name)
-    if previous is not None and previous.arm in arms(campaign):
+    if in_global_holdout(profile.workspace_id, profile.profile_id, global_holdout):
+        arm = GLOBAL_HOLDOUT_ARM
+    elif previous is not None and previous.arm in arms(campaign):
         arm = previous.arm
     else:
         arm = arm_of(unit_draw(profile.workspace_id, campaign.name, profile.profile_id), campaign)
@@ -72,7 +82,8 @@ def variant(campaign: Campaign, arm: str) -> Variant | None:
 
 def arm_label(campaign: Campaign | None, arm: str) -> str:
     """The arm as a Prometheus label: only the campaign's current arms, so labels stay bounded."""
-    return arm if campaign is not None and arm in arms(campaign) else OTHER_ARM
+    known = campaign is not None and (arm in arms(campaign) or arm == GLOBAL_HOLDOUT_ARM)
+    return arm if known else OTHER_ARM
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from datetime import datetime
 from retarget.common.identity import trigger_id
 from retarget.common.schemas import Recipient, TrackedEvent, TriggerFired
 from retarget.common.workspaces import ConsentMode
-from retarget.config.experiment_schema import HOLDOUT_ARM
+from retarget.config.experiment_schema import GLOBAL_HOLDOUT_ARM, HOLDOUT_ARM
 from retarget.segmenter import experiments, snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
@@ -121,9 +121,9 @@ def _fire_one(
     # the control group is assigned exactly as often as the treated arms
     profile.last_fired[campaign.name] = pending.due_at
     profile.occurrences.pop(campaign.name, None)  # a window aggregate counts afresh after it fired
-    arm = experiments.assign(profile, campaign, pending.due_at)
+    arm = experiments.assign(profile, campaign, pending.due_at, campaigns.global_holdout)
     result.outcomes.append(Outcome("assigned", campaign.name, arm))
-    if arm == HOLDOUT_ARM:
+    if arm in (HOLDOUT_ARM, GLOBAL_HOLDOUT_ARM):
         return  # the control group: recorded and counted, never composed or sent
     result.triggers.append(build_trigger(profile, campaign, pending, now, arm))
     result.outcomes.append(Outcome("fired", campaign.name))

@@ -22,6 +22,8 @@ import httpx
 import pytest
 import yaml
 
+from retarget.cli._config import config_service
+from retarget.common.settings import CommonSettings
 from retarget.config.campaign_schema import CampaignFile
 from retarget.config.defaults import bundled_campaigns
 from retarget.segmenter import experiments
@@ -29,6 +31,7 @@ from retarget.segmenter.campaigns import Campaign
 
 pytestmark = pytest.mark.e2e
 VISITORS = 24
+GLOBAL = 0.2  # the workspace's global holdout, drawn before the campaign's 50%
 DEADLINE_S = 180  # generous: the machine is shared and loaded
 SUBJECTS = {"a": "Variant A for {{ recipient.first_name }}", "b": "Variant B for {{ recipient.first_name }}"}
 
@@ -104,6 +107,15 @@ async def test_arms_are_stable_held_out_visitors_get_nothing_and_their_orders_co
 
     campaign = campaign_file(tmp_path / "campaigns")
     write_key = await new_workspace(stack["RETARGET_DATABASE_URL"], workspace_id)
+    # the workspace's global control group, on the change feed the segmenter reads at start
+    feed = CommonSettings(
+        kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"],
+        database_url=stack["RETARGET_DATABASE_URL"],
+        topic_prefix=topic_prefix,
+    )
+    async with config_service(feed) as service:
+        assert service is not None
+        await service.apply(workspace_id, "policy", "", {"global_holdout": f"{GLOBAL:.0%}"}, author="test")
     common = {
         "RETARGET_TOPIC_PREFIX": topic_prefix,
         "RETARGET_TOPIC_PARTITIONS": "2",
@@ -130,16 +142,26 @@ async def test_arms_are_stable_held_out_visitors_get_nothing_and_their_orders_co
     def logs() -> str:
         return "\n\n".join(f"--- {s.name}\n{s.tail()}" for s in services)
 
-    run = uuid.uuid4().hex[:8]
-    people = {f"anon-{run}-{i}": f"exp-{run}-{i}@example.com" for i in range(VISITORS)}
-    expected = {
-        p: experiments.arm_of(experiments.unit_draw(workspace_id, "abandoned_cart", p), campaign)
-        for p in people
-    }
-    held_out = {p for p, arm in expected.items() if arm == "holdout"}
+    def draw_people() -> tuple[dict[str, str], dict[str, str]]:
+        """Visitors with someone in each group (ids are random; the arms follow from them)."""
+        while True:
+            run = uuid.uuid4().hex[:8]
+            people = {f"anon-{run}-{i}": f"exp-{run}-{i}@example.com" for i in range(VISITORS)}
+            expected = {
+                p: "global_holdout"
+                if experiments.in_global_holdout(workspace_id, p, GLOBAL)
+                else experiments.arm_of(experiments.unit_draw(workspace_id, "abandoned_cart", p), campaign)
+                for p in people
+            }
+            if {"global_holdout", "holdout", "a", "b"} <= set(expected.values()):
+                return people, expected
+
+    people, expected = draw_people()
+    run = next(iter(people)).split("-")[1]
+    globally = {p for p, arm in expected.items() if arm == "global_holdout"}
+    held_out = {p for p, arm in expected.items() if arm.endswith("holdout")}
     inbox = Inbox(capture_dir, set(people.values()))
     treated = set(people) - held_out
-    assert held_out and treated, "24 visitors at 50% hold some out and treat some"
 
     async with httpx.AsyncClient(base_url=ingest.url, auth=(write_key, ""), timeout=10) as client:
 
@@ -212,7 +234,7 @@ async def test_arms_are_stable_held_out_visitors_get_nothing_and_their_orders_co
                 arm=arm,
             )
 
-        await poll("the held-out order counted", lambda: converted("holdout") == 1, logs)
+        await poll("the held-out order counted", lambda: converted(expected[buyer_out]) == 1, logs)
         await poll("the treated order counted", lambda: converted(expected[buyer_in]) == 1, logs)
 
     command = [sys.executable, "-m", "retarget.cli.main", "funnel", "--json", "--workspace", workspace_id]
@@ -226,8 +248,10 @@ async def test_arms_are_stable_held_out_visitors_get_nothing_and_their_orders_co
         check=True,
     )
     [row] = [r for r in json.loads(funnel.stdout) if r["campaign"] == "abandoned_cart"]
-    assert row["holdout"]["assigned"] == len(held_out)
-    assert row["holdout"]["converted"] == 1 and row["holdout"]["revenue"] == 40.0
+    assert row["holdout"]["assigned"] == len(held_out - globally)
+    assert row["global_holdout"]["assigned"] == len(globally)
+    converted_out = row["holdout"]["converted"] + row["global_holdout"]["converted"]
+    assert converted_out == 1  # the held-out buyer, in whichever control group
     assert sum(v["assigned"] for v in row["variants"].values()) == len(treated) + len(returning)
     assert set(row["variants"]) == {expected[p] for p in treated}
     for field in ("lift", "lift_ci_low", "lift_ci_high", "revenue_lift"):

@@ -185,6 +185,7 @@ def test_a_merge_keeps_the_later_assignment():
 def test_an_arm_the_campaign_no_longer_has_is_labelled_other():
     assert experiments.arm_label(CART, "a") == "a"
     assert experiments.arm_label(CART, "gone") == "_other"
+    assert experiments.arm_label(CART, "global_holdout") == "global_holdout"  # any campaign may have it
     assert experiments.arm_label(None, "a") == "_other"
 
 

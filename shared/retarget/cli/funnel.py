@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from retarget.cli.funnel_experiments import NO_EXPERIMENT, print_experiments
 from retarget.cli.funnel_prometheus import checked_range, from_prometheus_range
+from retarget.common.experiment_funnel import arms, experiment_fields
 from retarget.common.funnel import STAGES, Row, Sample, funnel, revenue_text
 
 DEFAULT_RANGE = "24h"
@@ -89,11 +91,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cannot read the metrics ({exc}): are the services running? `retarget devstack status`")
         return 2
     rows = {k: rounded(v) for k, v in funnel(samples).items() if not args.workspace or k[0] == args.workspace}
+    experiments = {
+        k: experiment_fields(v)
+        for k, v in arms(samples).items()
+        if not args.workspace or k[0] == args.workspace
+    }
+    for key in experiments.keys() - rows.keys():  # a campaign whose every firing was held out so far
+        rows[key] = dict.fromkeys(STAGES, 0.0)
+    rows = dict(sorted(rows.items()))
     if args.json:
-        out: list[dict[str, Any]] = [{"workspace": w, "campaign": c, **row} for (w, c), row in rows.items()]
+        out: list[dict[str, Any]] = [
+            {"workspace": w, "campaign": c, **row, **experiments.get((w, c), NO_EXPERIMENT)}
+            for (w, c), row in rows.items()
+        ]
         print(json.dumps(out, indent=2))
         return 0
     print_table(rows, source)
+    print_experiments({k: v for k, v in experiments.items() if k in rows})
     return 0
 
 

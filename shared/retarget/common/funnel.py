@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from retarget.common.experiment_funnel import EXPERIMENT_METRICS
+
 STAGES = (
     "triggered",
     "suppressed",
@@ -56,7 +58,8 @@ SOURCES = [
     Source("retarget_segmenter_revenue_total", "revenue"),
     Source("retarget_ingest_coupons_redeemed_total", "redeemed"),
 ]
-METRIC_NAMES = sorted({s.metric for s in SOURCES})
+# the experiment counters too (experiment_funnel.py): read with the funnel's, at the same instant
+METRIC_NAMES = sorted({s.metric for s in SOURCES} | set(EXPERIMENT_METRICS))
 
 Sample = tuple[str, dict[str, str], float]  # (name, labels, value)
 Row = dict[str, float]

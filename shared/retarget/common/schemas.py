@@ -85,6 +85,8 @@ class TriggerFired(_Message, kw_only=True):
     cart: list[CartLine] = []
     incentive: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    arm: str = ""  # the experiment arm (a variant's name or "default"); "" from before experiments
+    subject: str | None = None  # the variant's subject template, instead of the template's own
 
 
 class OutboundMessage(_Message, kw_only=True):

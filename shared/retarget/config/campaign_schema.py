@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from retarget.config.experiment_schema import Percent, Variant, checked_variants
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # an event's time plus a wait (or a cooldown, or minus a count's window) must stay a date:
@@ -136,6 +138,14 @@ class CampaignFile(_Strict):
         from retarget.coupons.spec import normalized_incentive  # it uses Duration, defined here
 
         return normalized_incentive(value)
+
+    variants: list[Variant] = []  # A/B arms (experiment_schema.py, docs/experiments.md)
+    holdout: Percent = 0.0  # share of eligible profiles held out as the control group
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_distinct(cls, value: list[Variant]) -> list[Variant]:
+        return checked_variants(value)
 
     @field_validator("exit")
     @classmethod

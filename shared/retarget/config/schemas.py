@@ -19,6 +19,7 @@ from retarget.common.link_domains import normalise_domain
 from retarget.common.origins import normalise_origin
 from retarget.composer.addresses import parse_address
 from retarget.config.campaign_schema import Duration
+from retarget.config.experiment_schema import Percent
 
 MAX_SUBJECT = 1_000
 MAX_PART = 200_000  # characters of one template part (html or text)
@@ -140,6 +141,8 @@ class PolicyBody(_Strict):
     quiet_hours: QuietHours | None = None
     rate: Rate | None = None
     caps: list[Cap] = []
+    # a share of the workspace's profiles that gets no campaign mail at all (docs/experiments.md)
+    global_holdout: Percent = 0.0
 
     @model_validator(mode="after")
     def _one_cap_per_campaign_and_window(self) -> PolicyBody:

@@ -141,13 +141,26 @@ async def engage(
     return result
 
 
+async def base_rate_purchases(
+    client: httpx.AsyncClient, abandoners: list[Visitor], *, rate: float, seed: int = 13
+) -> Engagement:
+    """Some cart abandoners buy later whatever their inbox holds (held out or emailed): the base
+    rate a holdout measures. Those who click an email buy on top of it (engage), the effect."""
+    rng = random.Random(seed)
+    result = Engagement()
+    for visitor in abandoners:
+        if rng.random() < rate:
+            await _purchase(client, visitor, rng, result)
+    return result
+
+
 async def _purchase(
     client: httpx.AsyncClient,
     visitor: Visitor,
     rng: random.Random,
     result: Engagement,
-    coupon: str | None,
-    redeem: Redeem | None,
+    coupon: str | None = None,
+    redeem: Redeem | None = None,
 ) -> None:
     from retarget.demo.traffic import CATALOG
 

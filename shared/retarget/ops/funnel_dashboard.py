@@ -7,6 +7,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge, dashboard, stat
 from grafana_foundation_sdk.models.dashboard import VariableOption, VariableRefresh
 
+from retarget.ops.experiment_panels import experiment_panels
 from retarget.ops.panels import DATASOURCE, graph, query
 
 SCOPE = 'workspace=~"$workspace", campaign=~"$campaign"'  # the funnel's variables
@@ -96,6 +97,9 @@ def funnel_dashboard() -> dashboard.Dashboard:
         .unit("percentunit")
         .with_target(query(conversion, "converted / sent", instant=True).ref_id("A"))
     )
+    board = board.with_row(dashboard.Row("Experiments: variants and holdout (docs/experiments.md)"))
+    for panel in experiment_panels():
+        board = board.with_panel(panel)
     return (
         board.with_row(dashboard.Row("Rates"))
         .with_panel(

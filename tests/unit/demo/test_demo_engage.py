@@ -38,3 +38,28 @@ async def test_the_demos_people_open_after_the_pre_fetch_window_so_they_count_as
             if opened_at:
                 break
     assert READ_AFTER_S > PREFETCH_WINDOW_S and opened_at[0] - sent_at >= READ_AFTER_S
+
+
+async def test_cart_abandoners_buy_at_the_base_rate_emailed_or_not():
+    """The control group must buy too, or the demo's lift would be every order's."""
+    import json
+
+    import httpx
+
+    from retarget.demo.engage import base_rate_purchases
+    from retarget.demo.traffic import Visitor
+
+    ordered: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        assert body["event"] == "Order Completed" and body["properties"]["revenue"] > 0
+        ordered.append(body["anonymousId"])
+        return httpx.Response(200)
+
+    abandoners = [Visitor(f"anon-{i}", "cart_abandoner", f"v{i}@example.com") for i in range(1000)]
+    async with httpx.AsyncClient(base_url="http://ingest", transport=httpx.MockTransport(answer)) as client:
+        bought = await base_rate_purchases(client, abandoners, rate=0.06)
+    assert bought.purchased == len(ordered) and len(set(ordered)) == len(ordered)
+    assert 30 <= len(ordered) <= 95  # 6% of 1,000 is 60; a seeded draw, far inside ±4 standard errors
+    assert bought.revenue > 0

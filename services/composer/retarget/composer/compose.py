@@ -101,7 +101,7 @@ class Composer:
         page_links = {"unsubscribe": unsubscribe, "open_pixel": links.open_pixel(), "shop": site_url}
         try:
             context = build_context(trigger, sender, page_links, coupon or self.coupon(trigger), site_url)
-            rendered = self.templates.render(trigger.template, context, sender.id)
+            rendered = self.templates.render(trigger.template, context, sender.id, trigger.subject)
         except BadTriggerData as exc:
             raise ComposeFailed("bad_data", f"trigger data: {exc}") from exc
         except TemplateFailed as exc:

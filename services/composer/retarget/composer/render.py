@@ -39,6 +39,7 @@ CAMPAIGNS_CACHED = 10_000
 # 100,000 characters a part, and one dense with expressions compiles to ~15 bytes a character,
 # so a count alone let one workspace re-saving such a template fill gigabytes (~300 MB here)
 CAMPAIGN_CHARS_CACHED = 20_000_000
+SUBJECTS_CACHED = 1_000  # variants' subject lines (at most 300 characters each)
 
 
 class TemplateFailed(ValueError):
@@ -101,6 +102,7 @@ class CampaignTemplates:
         self.loader = self.env.loader
         least = max(1, cache_chars // cache_size)
         self._hits = self._misses = 0
+        self._subjects: LRUCache[str, jinja2.Template] = LRUCache(maxsize=SUBJECTS_CACHED)
         self._cache: LRUCache[tuple[str, str, int | None], _Campaign] = LRUCache(
             maxsize=max(cache_chars, least), getsizeof=lambda campaign: max(campaign.chars, least)
         )
@@ -131,17 +133,21 @@ class CampaignTemplates:
                 self._cache[key] = found
         return found
 
-    def render(self, name: str, context: dict[str, Any], workspace_id: str = "") -> RenderedEmail:
-        """Render template `name` as `workspace_id` sees it now ("" : the bundled one)."""
+    def render(
+        self, name: str, context: dict[str, Any], workspace_id: str = "", subject_source: str | None = None
+    ) -> RenderedEmail:
+        """Render template `name` as `workspace_id` sees it now ("" : the bundled one); an A/B
+        variant's `subject_source` (a one-line template from the campaign) replaces its subject."""
         if not TEMPLATE_NAME.match(name):
             raise TemplateFailed(f"{name!r} is not a template name", location=name)
         version = self.loader.version(workspace_id, name)
         # a bundled template is compiled once for every workspace that did not replace it
         campaign = self._campaign(workspace_id if version != BUNDLED else "", name, version)
-        part = f"{name}.subject.txt"
+        part = f"{name}.subject.txt" if subject_source is None else f"{name} variant subject"
         try:
             with render_budget():  # one budget for the message's three parts
-                subject = campaign.subject.render(context)
+                template = campaign.subject if subject_source is None else self._subject(subject_source)
+                subject = template.render(context)
                 part = f"{name}.html"
                 html = campaign.html.render(context) if campaign.html else None
                 part = f"{name}.txt"
@@ -149,6 +155,13 @@ class CampaignTemplates:
         except Exception as exc:  # any error raised by template code is the template's
             raise _failure(exc, part) from exc
         return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text)
+
+    def _subject(self, source: str) -> jinja2.Template:
+        """A variant's subject, compiled in the same sandbox once per distinct text (bounded)."""
+        found = self._subjects.get(source)
+        if found is None:
+            found = self._subjects[source] = self.env.from_string(source)
+        return found
 
     def _load(self, workspace_id: str, name: str, version: int | None) -> _Campaign:
         if version is None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from retarget.config.schemas import PolicyBody
 from retarget.segmenter.campaign_schema import CampaignFile, parse_duration
 from retarget.segmenter.campaigns import Campaign, CampaignSet, invalid_field
 
@@ -61,6 +62,7 @@ class CampaignRegistry:
         self.defaults = CampaignSet.of(self._scaled(c) for c in defaults if c.enabled)
         self._own: dict[str, dict[str, Campaign | Hidden]] = {}  # workspace -> name -> its record
         self._sets: dict[str, CampaignSet] = {}  # only workspaces with records of their own
+        self._global: dict[str, float] = {}  # workspace -> its policy's global_holdout
         self.changed_since_sweep: set[str] = set()
         self.sweeping = False  # set once the feed was read to its end: changes are then live
 
@@ -75,6 +77,9 @@ class CampaignRegistry:
 
     def on_change(self, record: CampaignRecord) -> None:
         """A follower's callback: one applied record (the newest version of its key)."""
+        if record.kind == "policy":
+            self._on_policy(record)
+            return
         if record.kind != "campaign":
             return
         entry = self._parse(record)
@@ -87,6 +92,18 @@ class CampaignRegistry:
         self._sets[workspace] = after
         if self.sweeping and needs_sweep(before, after):
             self.changed_since_sweep.add(workspace)
+
+    def _on_policy(self, record: CampaignRecord) -> None:
+        """The workspace's global control group (its policy's `global_holdout`, 0 when deleted)."""
+        try:
+            policy = PolicyBody() if record.deleted else PolicyBody.model_validate(record.body or {})
+        except ValidationError as exc:
+            self._ignored(record, invalid_field(exc))
+            return
+        workspace = record.workspace_id
+        self._global[workspace] = policy.global_holdout
+        self._own.setdefault(workspace, {})
+        self._sets[workspace] = self._build(workspace)
 
     def _parse(self, record: CampaignRecord) -> Campaign | Hidden | None:
         if record.deleted:
@@ -125,7 +142,9 @@ class CampaignRegistry:
             else:
                 merged[name] = entry
         removed = {name: e.reason for name, e in own.items() if isinstance(e, Hidden)}
-        return CampaignSet.of(merged.values(), removed=removed)
+        return CampaignSet.of(
+            merged.values(), removed=removed, global_holdout=self._global.get(workspace_id, 0.0)
+        )
 
     def _scaled(self, campaign: Campaign) -> Campaign:
         wait = self._waits.get(campaign.name, campaign.wait * self._wait_scale)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from retarget.config.experiment_schema import Variant
 from retarget.segmenter.campaign_schema import (
     CampaignFile,
     Conditions,
@@ -50,6 +51,8 @@ class Campaign:
     enabled: bool = True
     changed_at: datetime | None = None  # when the workspace's version was written (None: bundled)
     max_delay: timedelta | None = None  # set: send at the person's best hour within it (send_time.py)
+    variants: tuple[Variant, ...] = ()  # A/B arms; none: one arm, "default"
+    holdout: float = 0.0  # the share held out as the control group (0.1 for "10%")
 
     @classmethod
     def from_file(cls, spec: CampaignFile) -> Campaign:
@@ -70,6 +73,8 @@ class Campaign:
             description=spec.description,
             enabled=spec.enabled,
             max_delay=spec.max_delay,  # set only with send_time: optimal (the file says so)
+            variants=tuple(spec.variants),
+            holdout=spec.holdout,
         )
 
 
@@ -83,9 +88,16 @@ class CampaignSet:
     by_exit: Mapping[str, tuple[Campaign, ...]]
     # names a workspace deleted or disabled -> the reason its pending waits are cancelled with
     removed: Mapping[str, str] = field(default_factory=dict)
+    global_holdout: float = 0.0  # the workspace's policy: share held out of every campaign
 
     @classmethod
-    def of(cls, campaigns: Iterable[Campaign], *, removed: Mapping[str, str] | None = None) -> CampaignSet:
+    def of(
+        cls,
+        campaigns: Iterable[Campaign],
+        *,
+        removed: Mapping[str, str] | None = None,
+        global_holdout: float = 0.0,
+    ) -> CampaignSet:
         items = tuple(campaigns)
         by_entry: dict[str, list[Campaign]] = {}
         by_exit: dict[str, list[Campaign]] = {}
@@ -101,6 +113,7 @@ class CampaignSet:
             by_entry={k: tuple(v) for k, v in by_entry.items()},
             by_exit={k: tuple(v) for k, v in by_exit.items()},
             removed=dict(removed or {}),
+            global_holdout=global_holdout,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -21,7 +21,8 @@ from datetime import datetime
 from retarget.common.identity import trigger_id
 from retarget.common.schemas import Recipient, TrackedEvent, TriggerFired
 from retarget.common.workspaces import ConsentMode
-from retarget.segmenter import send_time, snapshots
+from retarget.config.experiment_schema import GLOBAL_HOLDOUT_ARM, HOLDOUT_ARM
+from retarget.segmenter import experiments, send_time, snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
 from retarget.segmenter.rules import apply_event
@@ -139,9 +140,15 @@ def _fire_one(
     if refusal is not None:
         result.outcomes.append(Outcome("cancelled", campaign.name, refusal))
         return
+    # a held-out firing is a firing in every other respect (cooldown, window aggregates), so
+    # the control group is assigned exactly as often as the treated arms
     profile.last_fired[campaign.name] = pending.due_at
     profile.occurrences.pop(campaign.name, None)  # a window aggregate counts afresh after it fired
-    result.triggers.append(build_trigger(profile, campaign, pending, now))
+    arm = experiments.assign(profile, campaign, pending.due_at, campaigns.global_holdout)
+    result.outcomes.append(Outcome("assigned", campaign.name, arm))
+    if arm in (HOLDOUT_ARM, GLOBAL_HOLDOUT_ARM):
+        return  # the control group: recorded and counted, never composed or sent
+    result.triggers.append(build_trigger(profile, campaign, pending, now, arm))
     result.outcomes.append(Outcome("fired", campaign.name))
 
 
@@ -180,8 +187,13 @@ def recipient_refusal(
     return None
 
 
-def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: datetime) -> TriggerFired:
+def build_trigger(
+    profile: Profile, campaign: Campaign, pending: Pending, now: datetime, arm: str = ""
+) -> TriggerFired:
     cart, data = snapshots.at_fire(profile, campaign, pending)
+    chosen = experiments.variant(campaign, arm)
+    template = chosen.template if chosen and chosen.template else campaign.template
+    incentive = chosen.incentive if chosen and chosen.incentive is not None else campaign.incentive
     return TriggerFired(
         trigger_id=trigger_id(
             profile.workspace_id, campaign.name, profile.profile_id, pending.entry_message_id
@@ -189,7 +201,7 @@ def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: d
         workspace_id=profile.workspace_id,
         profile_id=profile.profile_id,
         campaign=campaign.name,
-        template=campaign.template,
+        template=template,
         reason=reason(campaign),
         entry_message_id=pending.entry_message_id,
         due_at=pending.due_at,
@@ -203,8 +215,10 @@ def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: d
             consent=profile.consent,
         ),
         cart=cart,
-        incentive=dict(campaign.incentive),
+        incentive=dict(incentive),
         data=data,
+        arm=arm,
+        subject=chosen.subject if chosen else None,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from retarget.segmenter import consent, send_time
 from retarget.segmenter.attribution import MAX_ORDERS, MAX_TOUCHES
 from retarget.segmenter.campaigns import CampaignSet
+from retarget.segmenter.experiments import merge_assignments
 from retarget.segmenter.rules import MAX_OCCURRENCES, MAX_VIEWED, Outcome
 from retarget.segmenter.state import Pending, Profile
 from retarget.segmenter.traits import MAX_ALIASES
@@ -35,6 +36,7 @@ def merge_into(target: Profile, source: Profile, campaigns: CampaignSet, *, wind
         both = sorted([*mine, *(o for o in items if o.message_id not in known)], key=lambda o: o.at)
         target.occurrences[name] = both[-MAX_OCCURRENCES:]
     target.last_fired = _latest(target.last_fired, source.last_fired)
+    merge_assignments(target, source)
     target.last_exit = _latest(target.last_exit, source.last_exit)
     for name, pending in list(target.pending.items()):
         exit_at = target.last_exit.get(name)

@@ -70,6 +70,28 @@ REVENUE = Counter(
     "a valid ISO 4217 code are labelled currency=unknown).",
     ["workspace", "campaign", "currency"],
 )
+# Experiments (experiments.py, docs/experiments.md): intent-to-treat counts per arm; `arm` is a
+# variant's name, "default", "holdout", or "_other" (an arm the campaign no longer has)
+ASSIGNED = Counter(
+    "retarget_segmenter_experiment_assigned_total",
+    "Campaign firings by experiment arm, the held-out control group (arm=holdout) included.",
+    ["workspace", "campaign", "arm"],
+)
+ARM_CONVERSIONS = Counter(
+    "retarget_segmenter_experiment_conversions_total",
+    "Assignments followed by an order within the attribution window, opened or not (one per assignment).",
+    ["workspace", "campaign", "arm"],
+)
+ARM_REVENUE = Counter(
+    "retarget_segmenter_experiment_revenue_total",
+    "Revenue of orders within the attribution window after an assignment, by arm.",
+    ["workspace", "campaign", "arm", "currency"],
+)
+ARM_REVENUE_SQUARED = Counter(
+    "retarget_segmenter_experiment_revenue_squared_total",
+    "Sum over assignments of (the assignment's revenue)², by arm: the revenue interval's variance.",
+    ["workspace", "campaign", "arm", "currency"],
+)
 ERASED = Counter(
     "retarget_segmenter_erased_total",
     "Keys deleted by GDPR erasure requests (tombstoned in the changelog), by kind: profile, redirect.",

@@ -23,7 +23,7 @@ from retarget.common.clock import Clock
 from retarget.common.metrics import labelled
 from retarget.common.schemas import ErasureRequested, TrackedEvent, decoder, encode
 from retarget.common.workspaces import ConsentMode
-from retarget.segmenter import erasure, identity, metrics
+from retarget.segmenter import erasure, experiments, identity, metrics
 from retarget.segmenter.attribution import Conversion, Windows, attributed_event, campaign_label
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.firing import due_before_event, fire_due, next_due
@@ -240,6 +240,9 @@ class ProfileProcessor:
             self.counts.inc(metrics.PROFILES_CREATED)
         for conversion in applied.conversions:
             await self._record_conversion(key, profile, conversion, campaigns)
+        # stored with the profile: an Order Completed always changes it (rules: the cart is cleared)
+        arm_orders = experiments.record_order(profile, event, max(self.windows.open, self.windows.click))
+        self._count_arm_orders(profile.workspace_id, arm_orders, campaigns)
         if applied.changed or here is None:
             # only events that changed something need remembering: replaying the others is harmless
             remember(profile, event.message_id, self.dedupe_window)
@@ -311,10 +314,26 @@ class ProfileProcessor:
         target = _key(workspace_id, here.merged_into)
         await self.send("profile_events", target, encode(record), isinstance(record, ProfileMerged))
 
+    def _count_arm_orders(
+        self, workspace_id: str, orders: list[experiments.ArmOrder], campaigns: CampaignSet
+    ) -> None:
+        for order in orders:
+            campaign = campaigns.by_name.get(order.campaign)
+            labels = (workspace_id, campaign_label(order.campaign, campaigns.by_name))
+            arm = experiments.arm_label(campaign, order.arm)
+            if order.converted:
+                self.counts.inc(labelled(metrics.ARM_CONVERSIONS, *labels, arm))
+            self.counts.inc(labelled(metrics.ARM_REVENUE, *labels, arm, order.currency), order.revenue)
+            self.counts.inc(
+                labelled(metrics.ARM_REVENUE_SQUARED, *labels, arm, order.currency), order.revenue_squared
+            )
+
     def _count(self, outcomes: list[Outcome], workspace_id: str = "") -> None:
         for o in outcomes:
             if o.kind == "fired":
                 self.counts.inc(labelled(metrics.TRIGGERS_FIRED, workspace_id, o.campaign))
+            elif o.kind == "assigned":  # o.reason is the arm, one of the loaded campaign's
+                self.counts.inc(labelled(metrics.ASSIGNED, workspace_id, o.campaign, o.reason))
             elif o.kind == "cancelled":
                 self.counts.inc(labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason))
             else:

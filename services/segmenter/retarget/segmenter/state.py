@@ -60,6 +60,15 @@ class Touch(msgspec.Struct, kw_only=True, omit_defaults=True):
     message_id: str = ""  # the email's message id (from the tracking link)
 
 
+class Assignment(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A campaign fired for the profile (sent or held out): the experiment's unit (experiments.py)."""
+
+    arm: str  # a variant's name, "default" or "holdout"
+    at: datetime  # the due time it fired at: orders within the window after it count for the arm
+    revenue: float = 0.0  # of the orders counted for this assignment so far
+    orders: list[str] = []  # their order ids: an order counts once
+
+
 class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     workspace_id: str
     profile_id: str
@@ -83,6 +92,7 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     attributed_orders: list[str] = []  # order ids already attributed: a purchase counts once
     blocked_campaigns: list[str] = []  # campaigns the person unsubscribed from (scope 'campaign')
     engaged_hours: list[int] = []  # human opens and clicks by local hour, 24 capped counts (send_time.py)
+    assignments: dict[str, Assignment] = {}  # by campaign: the latest firing's arm (experiments.py)
 
     @property
     def is_redirect(self) -> bool:

@@ -205,8 +205,9 @@ class Worker:
 
 
 def campaign_follower(settings: SegmenterSettings) -> ConfigFollower:
-    """The change feed's reader for this worker: campaign records only."""
-    return ConfigFollower(settings.kafka_bootstrap, config_topic(settings.topic_prefix), kinds=["campaign"])
+    """The change feed's reader for this worker: campaigns, and policies (the global holdout)."""
+    topic = config_topic(settings.topic_prefix)
+    return ConfigFollower(settings.kafka_bootstrap, topic, kinds=["campaign", "policy"])
 
 
 def instance_name(settings: SegmenterSettings) -> str:

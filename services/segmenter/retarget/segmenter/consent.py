@@ -80,6 +80,7 @@ def stop_profiling(profile: Profile) -> list[Outcome]:
     profile.cart = {}
     profile.viewed = []
     profile.occurrences = {}
+    profile.activity = None  # the propensity model's counts are profiling too
     return outcomes
 
 

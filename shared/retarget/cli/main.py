@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "retarget.cli.suppressions",  # suppression list import/export
     "retarget.cli.funnel",  # the per-campaign funnel
     "retarget.cli.privacy",  # GDPR erasure and export
+    "retarget.cli.model",  # the conversion-propensity model: train, evaluate
     "retarget.cli.demo",  # the main job on the local stack
     "retarget.cli.docs",  # docs/configuration.md and docs/metrics.md from the code
 ]

@@ -24,6 +24,7 @@ from retarget.common.workspaces import ConsentMode
 from retarget.segmenter import snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.propensity.serving import Score, Scorer
 from retarget.segmenter.rules import apply_event
 from retarget.segmenter.state import Pending, Profile
 from retarget.segmenter.traits import UnusableEvent
@@ -67,9 +68,11 @@ def fire_due(
     consent_mode: ConsentMode = "opt_out",
     *,
     until: datetime | None = None,
+    propensity: Scorer = lambda profile, at: None,
 ) -> Fired:
     """Triggers for every pending campaign due at or before `until` (default `now`, the timer's
-    case); due entries are removed either way. `now` is only the firing's wall-clock time."""
+    case); due entries are removed either way. `now` is only the firing's wall-clock time;
+    `propensity` scores a profile for campaigns whose condition needs it (None: no model)."""
     result = Fired()
     cutoff = now if until is None else until
     for _ in range(4):  # an emitted event may make another campaign due at once (bounded)
@@ -82,7 +85,7 @@ def fire_due(
             if campaign is None:
                 result.outcomes.append(Outcome("cancelled", pending.campaign, "campaign removed"))
                 continue
-            _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode)
+            _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode, propensity)
     return result
 
 
@@ -94,6 +97,7 @@ def _fire_one(
     campaigns: CampaignSet,
     result: Fired,
     consent_mode: ConsentMode,
+    propensity: Scorer,
 ) -> None:
     behaviour = behaviour_refusal(profile, campaign)
     if behaviour is None and campaign.emit_on_due:
@@ -106,19 +110,27 @@ def _fire_one(
             event=campaign.emit_on_due,
         )
         try:
-            result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
+            result.outcomes.extend(apply_event(profile, synthetic, campaigns, count_activity=False).outcomes)
         except UnusableEvent as exc:  # a workspace's emit_on_due naming an event that needs properties
             log.warning(
                 "skipped an unusable emit_on_due event",
                 extra={"campaign": campaign.name, "event": campaign.emit_on_due, "reason": str(exc)},
             )
     refusal = behaviour or recipient_refusal(profile, campaign, pending, consent_mode)
+    score = None
+    if refusal is None and campaign.conditions.propensity_below is not None:
+        # scored only when the condition needs it, as of the due time (what the profile knew then)
+        score = propensity(profile, pending.due_at)
+        result.outcomes.append(
+            Outcome("propensity", campaign.name, "no model" if score is None else "scored")
+        )
+        refusal = propensity_refusal(campaign, score)
     if refusal is not None:
         result.outcomes.append(Outcome("cancelled", campaign.name, refusal))
         return
     profile.last_fired[campaign.name] = pending.due_at
     profile.occurrences.pop(campaign.name, None)  # a window aggregate counts afresh after it fired
-    result.triggers.append(build_trigger(profile, campaign, pending, now))
+    result.triggers.append(build_trigger(profile, campaign, pending, now, score))
     result.outcomes.append(Outcome("fired", campaign.name))
 
 
@@ -132,6 +144,14 @@ def behaviour_refusal(profile: Profile, campaign: Campaign) -> str | None:
         if value < cond.cart_value_at_least:
             return "cart value below minimum"
     return None
+
+
+def propensity_refusal(campaign: Campaign, score: Score | None) -> str | None:
+    """`propensity_below`: a visitor likely to buy anyway gets no incentive email. No model: passes."""
+    threshold = campaign.conditions.propensity_below
+    if threshold is None or score is None:
+        return None
+    return "propensity at or above threshold" if score.value >= threshold else None
 
 
 def recipient_refusal(
@@ -157,8 +177,12 @@ def recipient_refusal(
     return None
 
 
-def build_trigger(profile: Profile, campaign: Campaign, pending: Pending, now: datetime) -> TriggerFired:
+def build_trigger(
+    profile: Profile, campaign: Campaign, pending: Pending, now: datetime, score: Score | None = None
+) -> TriggerFired:
     cart, data = snapshots.at_fire(profile, campaign, pending)
+    if score is not None:  # for the template and for analysis (which model said what)
+        data = {**data, "propensity": round(score.value, 4), "propensity_model": score.version}
     return TriggerFired(
         trigger_id=trigger_id(
             profile.workspace_id, campaign.name, profile.profile_id, pending.entry_message_id

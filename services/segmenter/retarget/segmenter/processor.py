@@ -30,6 +30,7 @@ from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.live_changes import follow_current_versions
 from retarget.segmenter.merging import merge_into
+from retarget.segmenter.propensity.serving import Scorer
 from retarget.segmenter.rules import (
     Outcome,
     UnusableEvent,
@@ -91,12 +92,14 @@ class ProfileProcessor:
         consent_modes: Callable[[str], ConsentMode] = lambda _: "opt_out",
         windows: Windows | None = None,
         counts: metrics.BatchCounts | None = None,
+        propensity: Scorer = lambda profile, at: None,
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
         self.campaigns = campaigns
         self.clock, self.schedule = clock, schedule
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
         self.consent_modes, self.windows = consent_modes, windows or Windows()
+        self.propensity = propensity  # each workspace's newest model (propensity/serving.py)
         # counted once the batch is recorded (metrics.BatchCounts)
         self.counts = counts or metrics.BatchCounts(immediate=True)
         self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
@@ -195,7 +198,8 @@ class ProfileProcessor:
         now = self.clock.now()
         campaigns = self.campaigns_of(profile.workspace_id)
         self._count(follow_current_versions(profile, campaigns) or [])
-        result = fire_due(profile, campaigns, now, self.consent_modes(profile.workspace_id), until=until)
+        mode = self.consent_modes(profile.workspace_id)
+        result = fire_due(profile, campaigns, now, mode, until=until, propensity=self.propensity)
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)
@@ -251,7 +255,7 @@ class ProfileProcessor:
         them: acknowledged before the table write that records them."""
         now = self.clock.now()
         mode = self.consent_modes(profile.workspace_id)
-        result = fire_due(profile, campaigns, now, mode, until=cutoff)
+        result = fire_due(profile, campaigns, now, mode, until=cutoff, propensity=self.propensity)
         for trigger in result.triggers:
             await self.send("triggers", key, encode(trigger), True)
             metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
@@ -311,6 +315,8 @@ class ProfileProcessor:
                 self.counts.inc(labelled(metrics.TRIGGERS_FIRED, workspace_id, o.campaign))
             elif o.kind == "cancelled":
                 self.counts.inc(labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason))
+            elif o.kind == "propensity":
+                self.counts.inc(labelled(metrics.PROPENSITY, o.campaign, o.reason))
             else:
                 self.counts.inc(labelled(metrics.TRIGGERS_SCHEDULED, o.campaign, o.kind))
 

@@ -71,10 +71,8 @@ async def read_history(
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        await consumer.topics()  # a metadata refresh
-        found = consumer.partitions_for_topic(topic)
+    # a consumer keeps metadata only of the topics it reads: ask the cluster (as config/follower.py)
+    found = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
     if not found:
         raise RuntimeError(f"topic {topic} not found: no events to train from")
     return set(found)

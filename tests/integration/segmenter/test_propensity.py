@@ -76,7 +76,11 @@ async def test_versions_round_trip_through_postgresql(stack, workspace_id):
         assert newest is not None and newest.version == 2 and json.loads(newest.body)["intercept"] == 2.0
         assert (await store.newest_of_each())[workspace_id].version == 2
         first = await store.get(workspace_id, 1)
-        assert first is not None and json.loads(first.body)["intercept"] == 1.0 and first.horizon == timedelta(days=7)
+        assert (
+            first is not None
+            and json.loads(first.body)["intercept"] == 1.0
+            and first.horizon == timedelta(days=7)
+        )
         await store.record_evaluation(workspace_id, 2, {"auc": 0.7})
         assert (await store.get(workspace_id, 2)).metrics == {"examples": 1, "evaluation": {"auc": 0.7}}  # type: ignore[union-attr]
         assert await store.newest(f"{workspace_id}-none") is None

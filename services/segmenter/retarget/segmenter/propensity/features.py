@@ -17,10 +17,11 @@ import math
 from datetime import datetime
 
 from retarget.segmenter.propensity.activity import utc_day
-from retarget.segmenter.state import Activity, DayTally, Profile
+from retarget.segmenter.state import Activity, Profile
 
 RECENCY_CAP_H = 24 * 60.0  # "never" and "two months ago" mean the same to a 30-day window
 WINDOWS_D = (1, 7, 30)
+_NO_ACTIVITY = Activity()
 
 FEATURES: tuple[str, ...] = (
     "recency_h",
@@ -42,32 +43,40 @@ FEATURES: tuple[str, ...] = (
 
 
 def features(profile: Profile, as_of: datetime) -> list[float]:
-    """The FEATURES of `profile` as of `as_of`, in that order."""
-    activity = profile.activity or Activity()
+    """The FEATURES of `profile` as of `as_of`, in that order. On the hot path (a campaign
+    with a propensity condition firing): one pass over the days kept."""
+    activity = profile.activity or _NO_ACTIVITY
     today = utc_day(as_of)
-    days = [t for t in activity.days if t.day <= today]  # a tally after the cut-off never counts
-    values: dict[str, float] = {
-        "recency_h": _hours_since(activity.last_at, as_of),
-        "view_recency_h": _hours_since(
-            max((v.at for v in profile.viewed if v.at <= as_of), default=None), as_of
-        ),
-        "order_recency_h": _hours_since(activity.last_order_at, as_of),
-        "adds_7d": _log(_sum(days, today, 7, "adds")),
-        "cart_value": _log(
-            sum(i.line.price * i.line.quantity for i in profile.cart.values() if i.added_at <= as_of)
-        ),
-        "cart_items": _log(sum(i.line.quantity for i in profile.cart.values() if i.added_at <= as_of)),
-        "viewed_products": _log(sum(1 for v in profile.viewed if v.at <= as_of)),
-        "opens_30d": _log(_sum(days, today, 30, "opens")),
-        "clicks_30d": _log(_sum(days, today, 30, "clicks")),
-        "orders_30d": _log(_sum(days, today, 30, "orders")),
-        "revenue_30d": _log(_sum(days, today, 30, "revenue")),
-        "orders_total": _log(activity.orders),
-    }
-    for d in WINDOWS_D:
-        for name in ("events", "sessions", "views"):
-            values[f"{name}_{d}d"] = _log(_sum(days, today, d, name))
-    return [values[name] for name in FEATURES]
+    w1, w7, w30 = [0.0] * 8, [0.0] * 8, [0.0] * 8  # events sessions views adds orders opens clicks revenue
+    for t in activity.days:
+        age = today - t.day
+        if age < 0 or age >= 30:  # a tally after the cut-off's day never counts
+            continue
+        counts = (t.events, t.sessions, t.views, t.adds, t.orders, t.opens, t.clicks, t.revenue)
+        windows = (w1, w7, w30) if age < 1 else (w7, w30) if age < 7 else (w30,)
+        for window in windows:
+            for i, value in enumerate(counts):
+                window[i] += value
+    cart = [i.line for i in profile.cart.values() if i.added_at <= as_of]
+    viewed = [v.at for v in profile.viewed if v.at <= as_of]
+    log = _log
+    return [
+        _hours_since(activity.last_at, as_of),
+        _hours_since(max(viewed, default=None), as_of),
+        _hours_since(activity.last_order_at, as_of),
+        log(w1[0]), log(w7[0]), log(w30[0]),
+        log(w1[1]), log(w7[1]), log(w30[1]),
+        log(w1[2]), log(w7[2]), log(w30[2]),
+        log(w7[3]),
+        log(sum(line.price * line.quantity for line in cart)),
+        log(sum(line.quantity for line in cart)),
+        log(len(viewed)),
+        log(w30[5]),
+        log(w30[6]),
+        log(w30[4]),
+        log(w30[7]),
+        log(activity.orders),
+    ]  # fmt: skip
 
 
 def recency_hours(profile: Profile, as_of: datetime) -> float:
@@ -79,10 +88,6 @@ def _hours_since(when: datetime | None, as_of: datetime) -> float:
     if when is None:
         return RECENCY_CAP_H
     return min(RECENCY_CAP_H, max(0.0, (as_of - when).total_seconds() / 3600))
-
-
-def _sum(days: list[DayTally], today: int, window: int, name: str) -> float:
-    return float(sum(getattr(t, name) for t in days if t.day > today - window))
 
 
 def _log(value: float) -> float:

@@ -151,3 +151,16 @@ def test_a_merge_adds_the_anonymous_counts_once():
     merge_activity(known, anon)  # a replayed merge record: the source is among the aliases now
     day = known.activity.days[-1]  # type: ignore[union-attr]
     assert (day.events, day.sessions) == (2, 2)
+
+
+def test_history_keeps_only_the_workspaces_own_events():
+    from retarget.common.schemas import encode
+    from retarget.segmenter.propensity.history import keep_record
+
+    mine = encode(page(T0, "m"))
+    theirs = encode(_event("page", T0, "t", "anon-1", None, "ws2", name="Home"))
+    assert keep_record("ws", b"ws:anon-1", mine) is not None
+    assert keep_record("ws", b"ws2:anon-1", mine) is None  # another workspace's key
+    assert keep_record("ws", b"ws:anon-1", theirs) is None  # our key, another workspace's event
+    assert keep_record("ws", b"ws:anon-1", b"not json") is None  # dead-lettered by the segmenter too
+    assert keep_record("w", b"ws:anon-1", mine) is None  # a prefix of another workspace's id

@@ -162,3 +162,34 @@ def test_a_campaign_without_the_condition_never_scores():
 def test_the_threshold_is_a_probability(threshold: object):
     with pytest.raises(ValidationError, match="propensity_below"):
         campaign(threshold)  # type: ignore[arg-type]
+
+
+def cart_events(visitor: str, at: datetime) -> list:
+    from retarget.segmenter.testing import identify, track
+
+    return [
+        identify(at, mid=f"{visitor}-i", anonymous_id=visitor, email=f"{visitor}@b.example"),
+        track("Product Added", at, mid=f"{visitor}-a", anonymous_id=visitor, product_id="x", price=10.0),
+    ]
+
+
+@pytest.mark.parametrize("path", ["timer", "a later event"])
+async def test_the_worker_scores_at_fire_time_whichever_path_fires(path: str):
+    from retarget.common.testing import FakeClock
+    from retarget.segmenter.testing import Harness, track
+
+    clock = FakeClock(T0)
+    harness = Harness(CampaignSet.of([campaign(0.6)]), clock=clock)
+    harness.propensity = lambda p, at: Score(0.9 if p.profile_id == "likely" else 0.1, 4)
+    for visitor in ("likely", "unlikely"):
+        for event in cart_events(visitor, T0):
+            await harness.send(event)
+    clock.advance(hours=2)
+    if path == "timer":
+        await harness.run_timer()
+    else:  # an event stamped after the due time fires the wait before it is applied
+        for visitor in ("likely", "unlikely"):
+            await harness.send(track("Page Thing", clock.now(), mid=f"{visitor}-late", anonymous_id=visitor))
+    assert [(t.profile_id, t.data["propensity"], t.data["propensity_model"]) for t in harness.triggers] == [
+        ("unlikely", 0.1, 4)
+    ]

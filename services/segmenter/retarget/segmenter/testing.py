@@ -20,6 +20,7 @@ from retarget.config.records import ConfigChange, Kind
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
+from retarget.segmenter.propensity.serving import Scorer
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.state import Profile, profile_decoder
 
@@ -41,6 +42,7 @@ class Harness:
     schedule: DueSchedule = field(default_factory=DueSchedule)
     consent_modes: dict[str, ConsentMode] = field(default_factory=dict)  # workspace -> mode (else opt_out)
     windows: Windows = field(default_factory=Windows)
+    propensity: Scorer = lambda profile, at: None  # no model (propensity/serving.py)
     triggers: list[TriggerFired] = field(default_factory=list)
     published: list[TrackedEvent] = field(default_factory=list)  # what went to the events topic
     internal: list[tuple[bytes, bytes]] = field(default_factory=list)  # profile-events backlog
@@ -59,6 +61,7 @@ class Harness:
             dedupe_window=self.dedupe_window,
             consent_modes=lambda ws: self.consent_modes.get(ws, "opt_out"),
             windows=self.windows,
+            propensity=lambda profile, at: self.propensity(profile, at),  # swappable mid-test
         )
 
     async def _send(

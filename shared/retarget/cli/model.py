@@ -64,6 +64,7 @@ def _duration(text: str) -> Any:
 async def _train(args: argparse.Namespace) -> int:
     from retarget.cli._db import connection
     from retarget.common.settings import CommonSettings
+    from retarget.common.workspaces import WorkspaceStore
     from retarget.segmenter.propensity.history import read_history
     from retarget.segmenter.propensity.store import ModelStore
     from retarget.segmenter.propensity.training import NotEnoughData, train
@@ -72,18 +73,24 @@ async def _train(args: argparse.Namespace) -> int:
         print("error: --cutoffs must be at least 1", file=sys.stderr)
         return 2
     until = args.until or datetime.now(UTC)
-    events = await read_history(CommonSettings(), args.workspace)
-    try:
-        model, metrics = train(events, until=until, horizon=args.horizon, step=args.step, count=args.cutoffs)
-    except NotEnoughData as exc:
-        print(
-            f"error: {exc} ({len(events)} events of {args.workspace!r} on the events topic)", file=sys.stderr
-        )
-        return 1
-    metrics["events"] = len(events)
     async with connection() as conn:
         if conn is None:
             return 2
+        if await WorkspaceStore(conn).get(args.workspace) is None:  # before the long read of the topic
+            print(f"error: no workspace {args.workspace!r} (`retarget workspace list`)", file=sys.stderr)
+            return 1
+        events = await read_history(CommonSettings(), args.workspace)
+        try:
+            model, metrics = train(
+                events, until=until, horizon=args.horizon, step=args.step, count=args.cutoffs
+            )
+        except NotEnoughData as exc:
+            print(
+                f"error: {exc} ({len(events)} events of {args.workspace!r} on the events topic)",
+                file=sys.stderr,
+            )
+            return 1
+        metrics["events"] = len(events)
         version = await ModelStore(conn).save(
             args.workspace, model, metrics, until=until, horizon=args.horizon
         )

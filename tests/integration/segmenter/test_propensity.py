@@ -242,3 +242,14 @@ async def fired_for_after(cart, fired_for, name: str) -> list:
     found = await fired_for(visitor)
     assert found, f"{visitor}'s reminder never fired"
     return found
+
+
+def test_training_for_a_workspace_that_does_not_exist_says_so(stack, topic_prefix):
+    done = subprocess.run(
+        [sys.executable, "-m", "retarget.cli.main", "model", "train", "--workspace", "no-such-shop"],
+        env={**os.environ, **stack, "RETARGET_TOPIC_PREFIX": topic_prefix},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "no workspace 'no-such-shop'" in done.stderr, done.stderr

@@ -33,7 +33,8 @@ def add_history(
     rng = random.Random(f"{seed}-history-{index}")
     intent = rng.gammavariate(2.0, INTENT.get(visitor.behaviour, READER_INTENT) / 2.0)
     past: list[dict[str, Any]] = []
-    order_days = [rng.uniform(1, days) for _ in range(_poisson(rng, intent * days / 30))]
+    # an order's looking-around starts up to 4 days before it: all of it within the `days`
+    order_days = [rng.uniform(1, max(1, days - 4)) for _ in range(_poisson(rng, intent * days / 30))]
     for ago in order_days:
         past += _research(rng, visitor, now - timedelta(days=ago), catalog)
         past.append(
@@ -52,7 +53,8 @@ def add_history(
     past.sort(key=lambda e: e["timestamp"])
     for n, body in enumerate(past):
         body["messageId"] = f"{visitor.anonymous_id}-h{n}"
-    visitor.events[:0] = past  # before today's events: each visitor's events stay in time order
+    # one time order for the visitor's whole stream (stable: today's events keep theirs)
+    visitor.events[:] = sorted([*past, *visitor.events], key=lambda e: datetime.fromisoformat(e["timestamp"]))
 
 
 def _research(

@@ -87,13 +87,15 @@ async def test_the_newest_version_replaces_the_loaded_one_and_an_outage_keeps_it
 
     models = PropensityModels(fetch)
     profile = Profile(workspace_id="ws", profile_id="p")
-    assert models(profile, T0) is None  # nothing loaded yet
+    assert models(profile, T0) is None and not models.attempted  # nothing loaded yet
     assert await models.refresh()
     assert models(profile, T0) == Score(pytest.approx(1 / (1 + math.exp(5))), 1)
     rows["ws"] = stored(2, model(5.0))
     await models.refresh()
     assert models(profile, T0).version == 2  # type: ignore[union-attr]
     failing = True
+    fresh = PropensityModels(fetch)
+    assert not await fresh.refresh() and fresh.attempted  # tried: the timer need not wait for PostgreSQL
     assert not await models.refresh()
     assert models(profile, T0).version == 2  # type: ignore[union-attr]
     assert models(Profile(workspace_id="other", profile_id="p"), T0) is None

@@ -5,7 +5,9 @@ newest version of every workspace every RETARGET_PROPENSITY_REFRESH_S seconds; a
 keeps the models already loaded (logged once per outage), so the segmenter keeps firing while
 PostgreSQL is away. A model only replaces the loaded one when its version is new, and a row
 this build can't use (model.loads refuses it) is logged and leaves the workspace's previous
-model in place. A workspace without a model scores None: the campaign condition then passes
+model in place. Until the first load was tried the timer holds due triggers back (as for the
+consent modes), so a worker's first seconds don't pass likely buyers unscored. A workspace
+without a model scores None: the campaign condition then passes
 (counted as `no_model`, services/segmenter/README.md).
 """
 
@@ -40,6 +42,7 @@ class PropensityModels:
     def __init__(self, fetch: Fetch | None = None) -> None:
         self._fetch = fetch
         self._models: dict[str, tuple[int, LogisticModel]] = {}
+        self.attempted = fetch is None  # the timer holds due triggers until the first load was tried
         self._failing = False
 
     def __call__(self, profile: Profile, as_of: datetime) -> Score | None:
@@ -70,6 +73,8 @@ class PropensityModels:
                 )
             self._failing = True
             return False
+        finally:
+            self.attempted = True
         if self._failing:
             log.info("propensity models reloaded again", extra={"known": len(stored)})
         self._failing = False

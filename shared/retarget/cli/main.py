@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "retarget.cli.coupons",  # coupon codes: check, redeem, upload a pool
     "retarget.cli.funnel",  # the per-campaign funnel
     "retarget.cli.privacy",  # GDPR erasure and export
+    "retarget.cli.model",  # the conversion-propensity model: train, evaluate
     "retarget.cli.demo",  # the main job on the local stack
     "retarget.cli.docs",  # docs/configuration.md and docs/metrics.md from the code
 ]

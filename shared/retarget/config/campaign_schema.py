@@ -96,6 +96,9 @@ class Conditions(_Strict):
     consent: Literal["opt_in", "not_denied", "ignore"] = "not_denied"
     cart_not_empty: bool = False
     cart_value_at_least: float | None = None
+    # fire only for a conversion propensity below this (no discount for visitors who would buy
+    # anyway); a workspace without a trained model passes (retarget model train)
+    propensity_below: float | None = Field(None, gt=0, le=1)
 
 
 Snapshot = Literal["cart", "viewed_products", "trial", "order"]

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from retarget.demo.history import add_history
+
 CATALOG = [
     ("tent-2p", "Two-Person Tent", 249.0),
     ("bag-20", "Down Sleeping Bag", 189.0),
@@ -63,7 +65,10 @@ def product(product_id: str, name: str, price: float) -> dict[str, Any]:
     }
 
 
-def visitors(n: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[Visitor]:
+def visitors(
+    n: int, *, seed: int = 7, now: datetime | None = None, history_days: int = 0
+) -> Iterator[Visitor]:
+    """`history_days`: also the visitors' past weeks, drawn from an intent (demo/history.py)."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     run = uuid.UUID(int=rng.getrandbits(128)).hex[:6]
@@ -102,6 +107,8 @@ def visitors(n: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[
         elif behaviour == "trialist":
             event("track", "Signed Up", properties={"plan": "pro"})
             event("track", "Trial Started", properties={"plan": "pro", "trial_days": 7})
+        if history_days:
+            add_history(visitor, days=history_days, seed=seed, index=i, now=now, catalog=CATALOG)
         yield visitor
 
 

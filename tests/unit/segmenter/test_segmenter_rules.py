@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from retarget.common.identity import trigger_id
@@ -255,6 +256,9 @@ def _fields(event) -> dict:
     return {f: getattr(event, f) for f in event.__struct_fields__}
 
 
-def test_unrelated_events_change_nothing():
+def test_unrelated_events_change_nothing_but_the_activity_counts():
     p = known_profile()
-    assert not rules.apply_event(p, track("Some Custom Thing", T0, mid="z"), CAMPAIGNS).changed
+    before = msgspec.structs.replace(p, activity=None)
+    assert rules.apply_event(p, track("Some Custom Thing", T0, mid="z"), CAMPAIGNS).changed
+    assert msgspec.structs.replace(p, activity=None) == before
+    assert p.activity is not None and p.activity.days[-1].events == 1

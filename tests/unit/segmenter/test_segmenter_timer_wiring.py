@@ -55,6 +55,7 @@ def wired(**app_state: Any) -> tuple[Any, Any, FakeLoop, dict[str, Any]]:
         partition_of=lambda key: 0,
         settings=SimpleNamespace(timer_interval_s=0.1, batch_size=100),
         modes=SimpleNamespace(attempted=True),
+        models=SimpleNamespace(attempted=True),
         config_ready=ready,
         campaigns=SimpleNamespace(changed_since_sweep=set()),
         lock=asyncio.Lock(),
@@ -72,6 +73,16 @@ async def test_nothing_fires_before_the_consent_modes_were_loaded():
     await hooks["find_due"]()
     assert loop.fired == []
     w.modes.attempted = True
+    await hooks["find_due"]()
+    assert loop.fired == [b"ws:a"]
+
+
+async def test_nothing_fires_before_the_propensity_models_were_loaded():
+    w, _, loop, hooks = wired()
+    w.models.attempted = False  # a likely buyer's discount would pass unscored meanwhile
+    await hooks["find_due"]()
+    assert loop.fired == []
+    w.models.attempted = True
     await hooks["find_due"]()
     assert loop.fired == [b"ws:a"]
 

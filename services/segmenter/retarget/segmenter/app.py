@@ -39,6 +39,7 @@ from retarget.segmenter.loop_wiring import LoopSlot, wire_events_loop
 from retarget.segmenter.ops import add_ops_pages, table_size
 from retarget.segmenter.processor import Send
 from retarget.segmenter.profiles_api import add_profile_pages
+from retarget.segmenter.propensity.serving import PgModels, PropensityModels
 from retarget.segmenter.restore import restore_partitions
 from retarget.segmenter.send_windows import PgSendWindows, SendWindows, parse_quiet_hours
 from retarget.segmenter.settings import SegmenterSettings
@@ -87,6 +88,7 @@ def create_app(
     send: Send | None = None,
     consent_modes: ConsentModes | None = None,
     follower: Any | None = None,
+    propensity_models: PropensityModels | None = None,
 ) -> faust.App:
     """The worker's app; `send` replaces producing to Kafka in agent tests (no events loop, no
     change feed). `follower`: the change feed's reader (default: a ConfigFollower of campaigns)."""
@@ -99,6 +101,8 @@ def create_app(
         clock or SystemClock(),
         campaigns if campaigns is not None else registry_from(settings),
         modes,
+        models=propensity_models
+        or PropensityModels(PgModels(settings.database_url, timeout_s=settings.consent_db_timeout_s)),
     )
     quiet = parse_quiet_hours(settings.quiet_hours)
     fetch = PgSendWindows(settings.database_url, timeout_s=settings.consent_db_timeout_s, default_quiet=quiet)
@@ -112,12 +116,14 @@ def create_app(
     slot = wire_events_loop(w, enabled=send is None)
     wire_timer(w, agent, slot)
     add_consent_refresh(w)
+    add_propensity_refresh(w)
     add_gauges(w, slot)
     add_ops_pages(w.app, config_ready=w.config_ready.is_set)
     add_profile_pages(w.app, profiles=w.profiles, local_items=w.profiles.items)
     w.app.conf.retarget_campaigns = w.campaigns  # for introspection in tests
     w.app.conf.retarget_processor = agent.processor
     w.app.conf.retarget_consent_modes = modes
+    w.app.conf.retarget_propensity_models = w.models
     return w.app
 
 
@@ -142,6 +148,20 @@ def add_consent_refresh(w: Worker) -> None:
         await w.send_windows.refresh()
         await w.modes.refresh()
         metrics.CONSENT_MODES.set(len(w.modes))
+
+
+def add_propensity_refresh(w: Worker) -> None:
+    """Each workspace's newest model, reloaded on a timer: a new version scores without a restart."""
+
+    @w.app.task
+    async def load_propensity_models() -> None:
+        await w.models.refresh()
+        metrics.PROPENSITY_MODELS.set(len(w.models))
+
+    @w.app.timer(interval=w.settings.propensity_refresh_s)
+    async def reload_propensity_models() -> None:
+        await w.models.refresh()
+        metrics.PROPENSITY_MODELS.set(len(w.models))
 
 
 def add_gauges(w: Worker, slot: LoopSlot) -> None:

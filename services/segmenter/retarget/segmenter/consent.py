@@ -81,6 +81,7 @@ def stop_profiling(profile: Profile) -> list[Outcome]:
     profile.viewed = []
     profile.occurrences = {}
     profile.engaged_hours = []  # when they read their mail is behaviour too
+    profile.activity = None  # the propensity model's counts are profiling too
     return outcomes
 
 

@@ -25,6 +25,7 @@ from retarget.config.experiment_schema import GLOBAL_HOLDOUT_ARM, HOLDOUT_ARM
 from retarget.segmenter import experiments, send_time, snapshots
 from retarget.segmenter.campaigns import Campaign, CampaignSet
 from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.propensity.serving import Score, Scorer
 from retarget.segmenter.rules import apply_event
 from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Pending, Profile
@@ -70,10 +71,12 @@ def fire_due(
     *,
     until: datetime | None = None,
     window: SendWindow = SendWindow(),
+    propensity: Scorer = lambda profile, at: None,
 ) -> Fired:
     """Triggers for every pending campaign due at or before `until` (default `now`, the timer's
     case); due entries are removed either way, but for a wait held for the person's best hour
-    (`hold_for_send_time`). `now` is only the firing's wall-clock time."""
+    (`hold_for_send_time`). `now` is only the firing's wall-clock time; `propensity` scores a
+    profile for campaigns whose condition needs it (None: no model)."""
     result = Fired()
     cutoff = now if until is None else until
     for _ in range(4):  # an emitted event or a held wait may leave more due at once (bounded)
@@ -89,7 +92,7 @@ def fire_due(
             if campaign is None:
                 result.outcomes.append(Outcome("cancelled", pending.campaign, "campaign removed"))
                 continue
-            _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode)
+            _fire_one(profile, campaign, pending, now, campaigns, result, consent_mode, propensity)
     return result
 
 
@@ -118,6 +121,7 @@ def _fire_one(
     campaigns: CampaignSet,
     result: Fired,
     consent_mode: ConsentMode,
+    propensity: Scorer,
 ) -> None:
     behaviour = behaviour_refusal(profile, campaign)
     if behaviour is None and campaign.emit_on_due:
@@ -130,13 +134,21 @@ def _fire_one(
             event=campaign.emit_on_due,
         )
         try:
-            result.outcomes.extend(apply_event(profile, synthetic, campaigns).outcomes)
+            result.outcomes.extend(apply_event(profile, synthetic, campaigns, count_activity=False).outcomes)
         except UnusableEvent as exc:  # a workspace's emit_on_due naming an event that needs properties
             log.warning(
                 "skipped an unusable emit_on_due event",
                 extra={"campaign": campaign.name, "event": campaign.emit_on_due, "reason": str(exc)},
             )
     refusal = behaviour or recipient_refusal(profile, campaign, pending, consent_mode)
+    score = None
+    if refusal is None and campaign.conditions.propensity_below is not None:
+        # scored only when the condition needs it, as of the due time (what the profile knew then)
+        score = propensity(profile, pending.due_at)
+        result.outcomes.append(
+            Outcome("propensity", campaign.name, "no model" if score is None else "scored")
+        )
+        refusal = propensity_refusal(campaign, score)
     if refusal is not None:
         result.outcomes.append(Outcome("cancelled", campaign.name, refusal))
         return
@@ -148,7 +160,7 @@ def _fire_one(
     result.outcomes.append(Outcome("assigned", campaign.name, arm))
     if arm in (HOLDOUT_ARM, GLOBAL_HOLDOUT_ARM):
         return  # the control group: recorded and counted, never composed or sent
-    result.triggers.append(build_trigger(profile, campaign, pending, now, arm))
+    result.triggers.append(build_trigger(profile, campaign, pending, now, arm, score))
     result.outcomes.append(Outcome("fired", campaign.name))
 
 
@@ -162,6 +174,14 @@ def behaviour_refusal(profile: Profile, campaign: Campaign) -> str | None:
         if value < cond.cart_value_at_least:
             return "cart value below minimum"
     return None
+
+
+def propensity_refusal(campaign: Campaign, score: Score | None) -> str | None:
+    """`propensity_below`: a visitor likely to buy anyway gets no incentive email. No model: passes."""
+    threshold = campaign.conditions.propensity_below
+    if threshold is None or score is None:
+        return None
+    return "propensity at or above threshold" if score.value >= threshold else None
 
 
 def recipient_refusal(
@@ -188,9 +208,16 @@ def recipient_refusal(
 
 
 def build_trigger(
-    profile: Profile, campaign: Campaign, pending: Pending, now: datetime, arm: str = ""
+    profile: Profile,
+    campaign: Campaign,
+    pending: Pending,
+    now: datetime,
+    arm: str = "",
+    score: Score | None = None,
 ) -> TriggerFired:
     cart, data = snapshots.at_fire(profile, campaign, pending)
+    if score is not None:  # for the template and for analysis (which model said what)
+        data = {**data, "propensity": round(score.value, 4), "propensity_model": score.version}
     chosen = experiments.variant(campaign, arm)
     template = chosen.template if chosen and chosen.template else campaign.template
     incentive = chosen.incentive if chosen and chosen.incentive is not None else campaign.incentive

@@ -15,6 +15,7 @@ from retarget.segmenter import consent, send_time
 from retarget.segmenter.attribution import MAX_ORDERS, MAX_TOUCHES
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.experiments import merge_assignments
+from retarget.segmenter.propensity.activity import merge_activity
 from retarget.segmenter.rules import MAX_OCCURRENCES, MAX_VIEWED, Outcome
 from retarget.segmenter.state import Pending, Profile
 from retarget.segmenter.traits import MAX_ALIASES
@@ -23,6 +24,7 @@ from retarget.segmenter.traits import MAX_ALIASES
 def merge_into(target: Profile, source: Profile, campaigns: CampaignSet, *, window: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     _merge_traits(target, source)
+    merge_activity(target, source)  # before _merge_lists names the source among the aliases
     _merge_lists(target, source)
     _merge_cart(target, source)
     target.viewed = sorted(

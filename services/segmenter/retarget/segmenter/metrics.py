@@ -97,6 +97,17 @@ ERASED = Counter(
     "Keys deleted by GDPR erasure requests (tombstoned in the changelog), by kind: profile, redirect.",
     ["kind"],
 )
+PROPENSITY = Counter(
+    "retarget_segmenter_propensity_total",
+    "Campaign conditions on propensity checked at fire time, by outcome: scored (the workspace's "
+    "model scored the profile), no model (the condition passed unscored).",
+    ["campaign", "outcome"],
+)
+PROPENSITY_MODELS = Gauge(
+    "retarget_segmenter_propensity_models_loaded",
+    "Workspaces whose propensity model the segmenter holds (reloaded from PostgreSQL; the loaded "
+    "ones are kept while it is away).",
+)
 CONSENT_MODES = Gauge(
     "retarget_segmenter_consent_modes_known",
     "Workspaces whose consent mode the segmenter holds (reloaded from PostgreSQL; the last known are "

@@ -30,6 +30,7 @@ from retarget.segmenter.firing import due_before_event, fire_due, next_due
 from retarget.segmenter.identity import Forwarded, MergeRequested, ProfileMerged
 from retarget.segmenter.live_changes import follow_current_versions
 from retarget.segmenter.merging import merge_into
+from retarget.segmenter.propensity.serving import Scorer
 from retarget.segmenter.rules import (
     Outcome,
     UnusableEvent,
@@ -93,6 +94,7 @@ class ProfileProcessor:
         windows: Windows | None = None,
         counts: metrics.BatchCounts | None = None,
         send_windows: Callable[[str], SendWindow] = lambda _: SendWindow(),
+        propensity: Scorer = lambda profile, at: None,
     ) -> None:
         self.profiles, self.due, self.send = profiles, due, send
         self.campaigns = campaigns
@@ -100,6 +102,7 @@ class ProfileProcessor:
         self.dedupe_window, self.max_hops = dedupe_window, max_hops
         self.consent_modes, self.windows = consent_modes, windows or Windows()
         self.send_windows = send_windows  # each workspace's time zone and quiet hours (send_time.py)
+        self.propensity = propensity  # each workspace's newest model (propensity/serving.py)
         # counted once the batch is recorded (metrics.BatchCounts)
         self.counts = counts or metrics.BatchCounts(immediate=True)
         self.eraser = erasure.Eraser(profiles=profiles, due=due, send=send, scan=scan, partitions=partitions)
@@ -199,7 +202,9 @@ class ProfileProcessor:
         campaigns = self.campaigns_of(profile.workspace_id)
         self._count(follow_current_versions(profile, campaigns) or [])
         mode, window = self.consent_modes(profile.workspace_id), self.send_windows(profile.workspace_id)
-        result = fire_due(profile, campaigns, now, mode, until=until, window=window)
+        result = fire_due(
+            profile, campaigns, now, mode, until=until, window=window, propensity=self.propensity
+        )
         for trigger in result.triggers:
             # acknowledged before the table write that records it: a crash repeats, never loses
             await self.send("triggers", key, encode(trigger), True)
@@ -260,7 +265,9 @@ class ProfileProcessor:
         now = self.clock.now()
         mode = self.consent_modes(profile.workspace_id)
         window = self.send_windows(profile.workspace_id)
-        result = fire_due(profile, campaigns, now, mode, until=cutoff, window=window)
+        result = fire_due(
+            profile, campaigns, now, mode, until=cutoff, window=window, propensity=self.propensity
+        )
         for trigger in result.triggers:
             await self.send("triggers", key, encode(trigger), True)
             metrics.TIMER_LAG.observe(max(0.0, (now - trigger.due_at).total_seconds()))
@@ -336,6 +343,8 @@ class ProfileProcessor:
                 self.counts.inc(labelled(metrics.ASSIGNED, workspace_id, o.campaign, o.reason))
             elif o.kind == "cancelled":
                 self.counts.inc(labelled(metrics.TRIGGERS_CANCELLED, o.campaign, o.reason))
+            elif o.kind == "propensity":
+                self.counts.inc(labelled(metrics.PROPENSITY, o.campaign, o.reason))
             else:
                 self.counts.inc(labelled(metrics.TRIGGERS_SCHEDULED, o.campaign, o.kind))
 

@@ -18,6 +18,7 @@ from retarget.segmenter import consent, send_time, snapshots
 from retarget.segmenter.attribution import Conversion, Windows, attribute_order, record_touch
 from retarget.segmenter.campaigns import Campaign, CampaignSet, matches
 from retarget.segmenter.outcomes import Outcome
+from retarget.segmenter.propensity.activity import note_activity
 from retarget.segmenter.state import CartItem, Occurrence, Pending, Profile, Viewed
 from retarget.segmenter.traits import (
     MAX_ALIASES,
@@ -96,6 +97,7 @@ def apply_event(
     windows: Windows = DEFAULT_WINDOWS,
     *,
     home_zone: str = "UTC",  # the workspace's time zone: the local hour of an open (send_time.py)
+    count_activity: bool = True,  # False for a campaign's own emit_on_due event: not the visitor's
 ) -> Applied:
     result = Applied()
     consent_before = profile.consent
@@ -114,6 +116,8 @@ def apply_event(
         result.outcomes.extend(outcomes)
     if consent_before is not False and profile.consent is False:
         result.outcomes.extend(consent.stop_profiling(profile))
+    if count_activity and consent.may_profile(profile):
+        result.changed |= note_activity(profile, event)
     if event.type == "track":
         if consent.may_profile(profile):
             result.changed |= _apply_behaviour(profile, event)

@@ -81,7 +81,14 @@ class SegmenterSettings(CommonSettings):
         30.0, gt=0, description="How often each workspace's consent mode is reloaded from PostgreSQL."
     )
     consent_db_timeout_s: float = Field(
-        3.0, gt=0, description="Time limit of connecting to PostgreSQL for the consent modes."
+        3.0,
+        gt=0,
+        description="Time limit of connecting to PostgreSQL for the consent modes (and the propensity models).",
+    )
+    propensity_refresh_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often each workspace's newest propensity model is reloaded from PostgreSQL.",
     )
     quiet_hours: str | None = Field(
         None,

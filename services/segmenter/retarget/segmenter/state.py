@@ -69,6 +69,28 @@ class Assignment(msgspec.Struct, kw_only=True, omit_defaults=True):
     orders: list[str] = []  # their order ids: an order counts once
 
 
+class DayTally(msgspec.Struct, array_like=True):
+    """One UTC day of a visitor's activity, what the propensity features count (propensity/)."""
+
+    day: int  # the UTC date's proleptic ordinal
+    events: int = 0
+    sessions: int = 0
+    views: int = 0
+    adds: int = 0
+    orders: int = 0
+    opens: int = 0  # human only: privacy-proxy opens and link-scanner clicks are not counted
+    clicks: int = 0
+    revenue: float = 0.0
+
+
+class Activity(msgspec.Struct, kw_only=True, omit_defaults=True):
+    days: list[DayTally] = []  # oldest first, the last ACTIVITY_DAYS days with activity
+    first_at: datetime | None = None
+    last_at: datetime | None = None  # the latest event's own time
+    orders: int = 0  # all time, beyond the days kept
+    last_order_at: datetime | None = None
+
+
 class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     workspace_id: str
     profile_id: str
@@ -93,6 +115,7 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     blocked_campaigns: list[str] = []  # campaigns the person unsubscribed from (scope 'campaign')
     engaged_hours: list[int] = []  # human opens and clicks by local hour, 24 capped counts (send_time.py)
     assignments: dict[str, Assignment] = {}  # by campaign: the latest firing's arm (experiments.py)
+    activity: Activity | None = None  # counts for the propensity model (propensity/activity.py)
 
     @property
     def is_redirect(self) -> bool:

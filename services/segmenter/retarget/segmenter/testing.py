@@ -20,6 +20,7 @@ from retarget.config.records import ConfigChange, Kind
 from retarget.segmenter.attribution import Windows
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.processor import CampaignsOf, ProfileProcessor
+from retarget.segmenter.propensity.serving import Scorer
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Profile, profile_decoder
@@ -43,6 +44,7 @@ class Harness:
     consent_modes: dict[str, ConsentMode] = field(default_factory=dict)  # workspace -> mode (else opt_out)
     windows: Windows = field(default_factory=Windows)
     send_windows: dict[str, SendWindow] = field(default_factory=dict)  # workspace -> zone, quiet hours
+    propensity: Scorer = lambda profile, at: None  # no model (propensity/serving.py)
     triggers: list[TriggerFired] = field(default_factory=list)
     published: list[TrackedEvent] = field(default_factory=list)  # what went to the events topic
     internal: list[tuple[bytes, bytes]] = field(default_factory=list)  # profile-events backlog
@@ -62,6 +64,7 @@ class Harness:
             consent_modes=lambda ws: self.consent_modes.get(ws, "opt_out"),
             windows=self.windows,
             send_windows=lambda ws: self.send_windows.get(ws, SendWindow()),
+            propensity=lambda profile, at: self.propensity(profile, at),  # swappable mid-test
         )
 
     async def _send(

@@ -49,9 +49,9 @@ def wire_timer(w: Worker, agent: Agent, slot: LoopSlot) -> None:
 
     @app.timer(interval=w.settings.timer_interval_s)
     async def find_due() -> None:
-        # nothing fires before the workspaces' consent modes were loaded (or found unreachable)
-        # and their campaigns read from the change feed
-        if not w.modes.attempted or not w.config_ready.is_set():
+        # nothing fires before the workspaces' consent modes and propensity models were loaded
+        # (or found unreachable) and their campaigns read from the change feed
+        if not (w.modes.attempted and w.models.attempted) or not w.config_ready.is_set():
             return
         # under the lock no batch is half-written: the tables are the whole truth
         async with w.lock:

@@ -29,6 +29,7 @@ from retarget.segmenter.dead_letters import MAX_DEAD_LETTER_KEY, dead_letter_rec
 from retarget.segmenter.fencing import FencedChangelog
 from retarget.segmenter.ops import partition_items
 from retarget.segmenter.processor import ProfileProcessor, Send, Table
+from retarget.segmenter.propensity.serving import PropensityModels
 from retarget.segmenter.recording import LazyProducer
 from retarget.segmenter.schedule import DueSchedule
 from retarget.segmenter.send_windows import SendWindows
@@ -123,6 +124,7 @@ class Worker:
     campaigns: CampaignRegistry
     modes: ConsentModes
     schedule: DueSchedule = field(default_factory=DueSchedule)
+    models: PropensityModels = field(default_factory=PropensityModels)  # each workspace's newest
     # set once the change feed was read to its end (wire_config_feed): nothing is consumed before
     config_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # the agent's, the loop's and the timer's batches take turns: each sees the tables as the
@@ -183,6 +185,7 @@ class Worker:
             windows=settings.attribution_windows(),
             counts=counts,
             send_windows=self.send_windows,
+            propensity=self.models,
         )
 
     async def send_dead_letter(

@@ -92,7 +92,9 @@ async def test_two_workspaces_get_their_own_campaign_for_the_same_event(
     _, fired_c = await visit(kafka, shop_c)
     assert not await kafka.wait_for_ids({fired_a, fired_c}, timeout_s=30), worker.tail()
     by_workspace = {t.workspace_id: t for t in kafka.triggers}
-    assert by_workspace[shop_a].incentive == {"kind": "percent_off", "value": 10}
+    assert (
+        by_workspace[shop_a].incentive.items() >= {"kind": "percent_off", "value": 10}.items()
+    )  # + its coupon
     assert by_workspace[shop_a].template == "abandoned_cart"
     assert by_workspace[shop_c].template == "cart_plain" and by_workspace[shop_c].incentive == {}
     # shop-b disabled it: its visitor's cart add, handled before the others, started no wait

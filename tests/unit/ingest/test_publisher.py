@@ -6,9 +6,11 @@ import asyncio
 import time
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
+from retarget.common.kafka import make_producer
 from retarget.ingest.errors import Unavailable
-from retarget.ingest.publisher import KafkaEventPublisher
+from retarget.ingest.publisher import KafkaEventPublisher, partition_by_cached_murmur2, producer_options
 from retarget.ingest.settings import IngestSettings
 
 
@@ -90,3 +92,19 @@ async def test_the_in_flight_bound_refuses_more_instead_of_queueing() -> None:
     await slow
     await publisher.publish("t", [(b"k", b"v")] * 3)  # room again once acknowledged
     await publisher.close()
+
+
+def test_the_cached_partitioner_puts_every_key_where_kafkas_default_one_does() -> None:
+    reference = DefaultPartitioner()
+    for partitions in (1, 3, 12, 50):
+        all_partitions = list(range(partitions))
+        for n in range(2000):
+            key = f"ws{n % 7}:visitor-{n}".encode()
+            expected = reference(key, all_partitions, all_partitions)
+            assert partition_by_cached_murmur2(key, all_partitions, all_partitions) == expected
+            assert partition_by_cached_murmur2(key, all_partitions, all_partitions) == expected  # cached
+
+
+async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
+    producer = make_producer(settings(), **producer_options(settings()))
+    assert producer._partitioner is partition_by_cached_murmur2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
@@ -108,3 +109,27 @@ def test_the_cached_partitioner_puts_every_key_where_kafkas_default_one_does() -
 async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
     producer = make_producer(settings(), **producer_options(settings()))
     assert producer._partitioner is partition_by_cached_murmur2
+
+
+class FailingProducer(StubProducer):
+    """Every record's future fails, as aiokafka fails all of a batch's records at once."""
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(ack.set_exception, ConnectionError("broker gone"))
+        return ack
+
+
+async def test_a_failed_batch_is_unavailable_and_logs_no_unretrieved_failure_per_record() -> None:
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context["message"]))
+    producer = FailingProducer()
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    with pytest.raises(Unavailable):
+        await publisher.publish("t", [(b"k%d" % n, b"v") for n in range(20)])
+    await asyncio.sleep(0.05)  # the done callbacks run
+    gc.collect()  # futures whose failure nobody read complain when collected
+    loop.set_exception_handler(None)
+    assert unhandled == []
+    await publisher.close()

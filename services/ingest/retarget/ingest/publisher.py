@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -176,7 +176,21 @@ async def _send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[Re
         await (await producer.send(topic, value, key=key))
         return
     acks = [await producer.send(topic, value, key=key) for key, value in records]
-    await asyncio.gather(*acks)
+    # One by one, not gather: a record's future is resolved with the rest of its produce batch,
+    # so nearly every await finds it done; gather added a callback and a wrapper per record
+    # (~4% of a batch's CPU). The first failure raises here, as it did from gather.
+    try:
+        for ack in acks:
+            await ack
+    except BaseException:
+        for ack in acks:  # as gather did: the others' failures are this one's, not log lines
+            ack.add_done_callback(_mark_retrieved)
+        raise
+
+
+def _mark_retrieved(ack: asyncio.Future[Any]) -> None:
+    if not ack.cancelled():
+        ack.exception()
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

@@ -10,7 +10,9 @@ hashes each new connection to one of them.
 
 The supervisor still binds the addresses (with SO_REUSEPORT, never listening: a socket
 that doesn't listen gets no connections), so a port already taken fails at start as
-before. What it passes to the workers is a ReusePortSockets list, which a worker receives
+before — after first trying the port without SO_REUSEPORT, since two processes that both
+set it may share a port: a second ingest (another checkout, a test) started on a port in
+use would otherwise start fine and take half of the first one's connections. What it passes to the workers is a ReusePortSockets list, which a worker receives
 not as copies of those sockets but as new ones bound to the same addresses (the list
 pickles as its addresses: spawn pickles the sockets for each worker it starts, restarts
 included).
@@ -31,6 +33,14 @@ def bind_reuse_port(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+def claim_port(host: str, port: int) -> socket.socket:
+    """bind_reuse_port, failing (OSError: address in use) when anything holds the port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no owner
+        probe.bind((host, port))
+    return bind_reuse_port(host, port)
 
 
 def _bound_again(addresses: list[tuple[str, int]]) -> list[socket.socket]:

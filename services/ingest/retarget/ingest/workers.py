@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from retarget.common.logging import configure_logging
-from retarget.ingest.reuse_port import ReusePortSockets, bind_reuse_port
+from retarget.ingest.reuse_port import ReusePortSockets, claim_port
 from retarget.ingest.settings import IngestSettings
 
 APP_FACTORY = "retarget.ingest.workers:worker_app"
@@ -67,7 +67,7 @@ def serve_workers(config_options: dict[str, object], settings: IngestSettings) -
         config = uvicorn.Config(APP_FACTORY, factory=True, workers=settings.workers, **config_options)  # type: ignore[arg-type]
         # each worker gets its own sockets on the two ports, so the kernel spreads connections
         ports = (settings.port, settings.ingest_ops_port)
-        sockets = ReusePortSockets(bind_reuse_port(settings.http_host, port) for port in ports)
+        sockets = ReusePortSockets(claim_port(settings.http_host, port) for port in ports)
         try:
             Multiprocess(config, sockets=sockets).run()
         finally:

@@ -178,7 +178,9 @@ def start_ingest(env: dict[str, str], ops_port: int, log: Path) -> subprocess.Po
         if process.poll() is not None:
             raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200:
+            ready = httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200
+            workers = int(env.get("RETARGET_WORKERS", "1"))
+            if ready and cpu_meter.listening_workers(process.pid, int(env["RETARGET_PORT"])) >= workers:
                 return process
         except httpx.TransportError:
             pass

@@ -117,3 +117,14 @@ def broker_process(bootstrap: str) -> psutil.Process | None:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
             return psutil.Process(conn.pid)
     return None
+
+
+def listening_workers(supervisor_pid: int, port: int) -> int:
+    """How many of ingest's processes listen on `port`. A worker listens only once its
+    startup is done, and until then every connection goes to the others: a run started
+    before all of them listen can put the whole load on one."""
+    root = psutil.Process(supervisor_pid)
+    return sum(
+        any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in p.net_connections(kind="tcp"))
+        for p in [root, *root.children(recursive=True)]
+    )

@@ -8,6 +8,12 @@ ProducerPerformance tool (acks=all, lz4, linger 5 ms like ingest's producer) aga
 same broker with records the size of one event as ingest writes it. Medians are printed
 with every run's numbers. The workspace, write key and topic prefix are fresh and random;
 the topics are deleted at the end. Needs `retarget devstack up` and wrk.
+
+Around each wrk run the CPU time of every ingest worker, the broker's JVM, wrk itself and
+the rest of the machine is recorded (cpu_meter.py), with the load average at its start and
+end: CPU per event (batch) or per request (track) is what compares between sessions on a
+shared machine, and a run that started overloaded or where wrk took a large share of the
+cores is flagged unreliable.
 """
 
 from __future__ import annotations
@@ -24,11 +30,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import cpu_meter
 import httpx
+import psutil
 from aiokafka.admin import AIOKafkaAdminClient
 
 from retarget.common.kafka import ensure_topics
@@ -86,12 +96,31 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, flo
         raise RuntimeError(f"wrk printed no result:\n{out}")
     requests, duration_us, errors, p50, p99, top = map(int, fields.group(1).split())
     return {
+        "requests": requests,
         "requests_s": requests / (duration_us / 1e6),
         "errors": errors,
         "p50_ms": p50 / 1000,
         "p99_ms": p99 / 1000,
         "max_ms": top / 1000,
     }
+
+
+def measured_wrk(
+    url: str,
+    script: Path,
+    seconds: int,
+    connections: int,
+    events_per_request: int,
+    processes: Callable[[], dict[str, psutil.Process]],
+) -> dict[str, Any]:
+    """wrk's figures plus where the CPU went (cpu_meter); cpu_us is ingest's per event."""
+    with cpu_meter.measure(processes) as cpu:
+        result: dict[str, Any] = wrk(url, script, seconds, connections)
+    result["cpu"] = cpu.as_json(max(result["requests"] * events_per_request, 1))
+    result["cpu_us"] = result["cpu"]["ingest_cpu_us_per_unit"]
+    result["ingest_cores"] = result["cpu"]["ingest_cores"]
+    result["unreliable"] = bool(cpu.problems)
+    return result
 
 
 def producer_performance(topic: str, record_size: int, records: int) -> dict[str, float]:
@@ -149,7 +178,9 @@ def start_ingest(env: dict[str, str], ops_port: int, log: Path) -> subprocess.Po
         if process.poll() is not None:
             raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200:
+            ready = httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200
+            workers = int(env.get("RETARGET_WORKERS", "1"))
+            if ready and cpu_meter.listening_workers(process.pid, int(env["RETARGET_PORT"])) >= workers:
                 return process
         except httpx.TransportError:
             pass
@@ -196,23 +227,34 @@ def main() -> None:
         }
         ingest = start_ingest(env, ops_port, folder / "ingest.log")
         batches, tracks, ceilings = [], [], []
+        broker = cpu_meter.broker_process(settings.kafka_bootstrap)
+
+        def watched() -> dict[str, psutil.Process]:
+            return cpu_meter.ingest_processes(ingest.pid) | ({"broker": broker} if broker else {})
+
         try:
             for run in range(args.runs):
                 for name, per_request in (("batch", 100), ("track", 1)):
                     (folder / f"{name}.lua").write_text(lua_script(auth, f"r{run}", per_request))
                 url = f"http://127.0.0.1:{port}/v1/"
-                batches.append(wrk(url + "batch", folder / "batch.lua", args.seconds, 20))
-                tracks.append(wrk(url + "track", folder / "track.lua", args.seconds, 50))
+                batches.append(
+                    measured_wrk(url + "batch", folder / "batch.lua", args.seconds, 20, 100, watched)
+                )
+                tracks.append(measured_wrk(url + "track", folder / "track.lua", args.seconds, 50, 1, watched))
                 ceilings.append(producer_performance(perf_topic, record_size, args.perf_records))
                 batch, track, ceiling = batches[-1], tracks[-1], ceilings[-1]
                 print(
                     f"run {run + 1}: batch {batch['requests_s'] * 100:,.0f} events/s "
-                    f"(p50 {batch['p50_ms']:.1f} ms, p99 {batch['p99_ms']:.1f} ms, errors {batch['errors']:.0f}); "
+                    f"(p50 {batch['p50_ms']:.1f} ms, p99 {batch['p99_ms']:.1f} ms, errors {batch['errors']:.0f}, "
+                    f"{batch['cpu_us']:.1f} µs ingest CPU/event); "
                     f"track {track['requests_s']:,.0f} req/s (p50 {track['p50_ms']:.1f} ms, "
-                    f"p99 {track['p99_ms']:.1f} ms, errors {track['errors']:.0f}); "
+                    f"p99 {track['p99_ms']:.1f} ms, errors {track['errors']:.0f}, "
+                    f"{track['cpu_us']:.0f} µs ingest CPU/request); "
                     f"ProducerPerformance {ceiling['records_s']:,.0f} records/s",
                     flush=True,
                 )
+                for name, result in (("batch", batch), ("track", track)):
+                    print(f"  {name}: {json.dumps(result['cpu'])}", flush=True)
         finally:
             ingest.terminate()
             ingest.wait(30)
@@ -232,6 +274,12 @@ def main() -> None:
         "producer_performance_records_s": round(ceiling),
         "batch_to_ceiling": round(batch_events / ceiling, 3),
         "track_to_ceiling": round(track_events / ceiling, 3),
+        "batch_ingest_cpu_us_per_event": median(batches, "cpu_us"),
+        "track_ingest_cpu_us_per_request": median(tracks, "cpu_us"),
+        "batch_ingest_cores": median(batches, "ingest_cores"),
+        "track_ingest_cores": median(tracks, "ingest_cores"),
+        "load_at_starts": [r["cpu"]["load"][0] for r in batches + tracks],
+        "unreliable_runs": sum(bool(r["unreliable"]) for r in batches + tracks),
         "errors": sum(r["errors"] for r in batches + tracks),
     }
     print(f"\nmedians of {args.runs} runs (workspace {workspace}, {record_size}-byte events):")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
+from retarget.common.kafka import make_producer
 from retarget.ingest.errors import Unavailable
-from retarget.ingest.publisher import KafkaEventPublisher
+from retarget.ingest.publisher import KafkaEventPublisher, partition_by_cached_murmur2, producer_options
 from retarget.ingest.settings import IngestSettings
 
 
@@ -89,4 +92,44 @@ async def test_the_in_flight_bound_refuses_more_instead_of_queueing() -> None:
         await publisher.publish("t", [(b"k", b"v")] * 2)
     await slow
     await publisher.publish("t", [(b"k", b"v")] * 3)  # room again once acknowledged
+    await publisher.close()
+
+
+def test_the_cached_partitioner_puts_every_key_where_kafkas_default_one_does() -> None:
+    reference = DefaultPartitioner()
+    for partitions in (1, 3, 12, 50):
+        all_partitions = list(range(partitions))
+        for n in range(2000):
+            key = f"ws{n % 7}:visitor-{n}".encode()
+            expected = reference(key, all_partitions, all_partitions)
+            assert partition_by_cached_murmur2(key, all_partitions, all_partitions) == expected
+            assert partition_by_cached_murmur2(key, all_partitions, all_partitions) == expected  # cached
+
+
+async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
+    producer = make_producer(settings(), **producer_options(settings()))
+    assert producer._partitioner is partition_by_cached_murmur2
+
+
+class FailingProducer(StubProducer):
+    """Every record's future fails, as aiokafka fails all of a batch's records at once."""
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(ack.set_exception, ConnectionError("broker gone"))
+        return ack
+
+
+async def test_a_failed_batch_is_unavailable_and_logs_no_unretrieved_failure_per_record() -> None:
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context["message"]))
+    producer = FailingProducer()
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    with pytest.raises(Unavailable):
+        await publisher.publish("t", [(b"k%d" % n, b"v") for n in range(20)])
+    await asyncio.sleep(0.05)  # the done callbacks run
+    gc.collect()  # futures whose failure nobody read complain when collected
+    loop.set_exception_handler(None)
+    assert unhandled == []
     await publisher.close()

@@ -1,7 +1,7 @@
 """Several worker processes on one port (RETARGET_WORKERS > 1), with one /metrics for all.
 
-uvicorn's supervisor binds the socket once and spawns the workers; each accepts from the
-shared socket and runs its own app: its own Kafka producer, key cache and rate-limit
+uvicorn's supervisor spawns the workers; each listens on its own SO_REUSEPORT sockets on
+the two ports (reuse_port.py: the kernel spreads connections over them) and runs its own app: its own Kafka producer, key cache and rate-limit
 buckets. The buckets being per process means a write key may send up to WORKERS times
 RETARGET_RATE_LIMIT_EVENTS_PER_S to one host (set the rate to limit ÷ workers to keep a
 per-host limit). Metrics use prometheus-client's multiprocess mode: every worker writes
@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from retarget.common.logging import configure_logging
-from retarget.ingest.server import bind_sockets
+from retarget.ingest.reuse_port import ReusePortSockets, claim_port
 from retarget.ingest.settings import IngestSettings
 
 APP_FACTORY = "retarget.ingest.workers:worker_app"
@@ -65,7 +65,9 @@ def serve_workers(config_options: dict[str, object], settings: IngestSettings) -
     """Run settings.workers processes under uvicorn's supervisor until SIGTERM/SIGINT."""
     with metrics_dir():
         config = uvicorn.Config(APP_FACTORY, factory=True, workers=settings.workers, **config_options)  # type: ignore[arg-type]
-        sockets = bind_sockets(config, settings)
+        # each worker gets its own sockets on the two ports, so the kernel spreads connections
+        ports = (settings.port, settings.ingest_ops_port)
+        sockets = ReusePortSockets(claim_port(settings.http_host, port) for port in ports)
         try:
             Multiprocess(config, sockets=sockets).run()
         finally:

@@ -94,7 +94,7 @@ async def _upload(args: argparse.Namespace) -> int:
     from retarget.coupons.spec import POOL_NAME
     from retarget.coupons.store import CouponStore
 
-    if not re.match(POOL_NAME, args.pool):
+    if not re.fullmatch(POOL_NAME, args.pool):
         print("--pool must be lowercase letters, digits, - and _ (up to 64)")
         return 2
     if not args.file.is_file():

@@ -15,6 +15,8 @@ import pytest
 from retarget.coupons.store import CouponStore, Issue
 from retarget.ingest.settings import IngestSettings
 
+from .test_management_coupons import redeemed_count
+
 pytestmark = pytest.mark.integration
 
 
@@ -33,7 +35,7 @@ async def issued(workspace_id: str, code: str) -> None:
         await conn.close()
 
 
-async def test_hostile_codes_in_the_path_are_4xx(ingest_url, tenant, secret_key) -> None:
+async def test_hostile_codes_in_the_path_are_4xx(ingest_url, ingest_settings, tenant, secret_key) -> None:
     await issued(tenant.workspace_id, "RT-HOSTILE1")
     path = f"/v1/workspaces/{tenant.workspace_id}/coupons"
     headers = bearer(await secret_key(tenant.workspace_id, "coupons"))
@@ -90,6 +92,8 @@ async def test_hostile_codes_in_the_path_are_4xx(ingest_url, tenant, secret_key)
         )
         assert {a.status_code for a in same} == {200}
         assert {a.json()["coupon"]["order_id"] for a in same} == {"SAME"}
+    # each race counted once for the funnel's `redeemed`, whatever the retries and losers
+    assert await redeemed_count(ingest_settings, tenant.workspace_id) == 2
 
 
 async def test_a_pool_name_with_a_trailing_newline_is_refused(ingest_url, tenant, secret_key) -> None:

@@ -73,12 +73,19 @@ async def _check(args: argparse.Namespace) -> int:
 
 async def _redeem(args: argparse.Namespace) -> int:
     from retarget.common.clock import SystemClock
+    from retarget.coupons.rules import MAX_ORDER_ID_CHARS
     from retarget.coupons.store import CouponStore
 
+    # the API's rule (stripped, 1 to 128 characters): an order redeemed here answers the same
+    # order from the shop's backend as a retry, not as another order
+    order_id = None if args.order_id is None else args.order_id.strip()
+    if order_id is not None and not 0 < len(order_id) <= MAX_ORDER_ID_CHARS:
+        print(f"--order-id must be 1 to {MAX_ORDER_ID_CHARS} characters")
+        return 2
     async with connection() as conn:
         if conn is None:
             return 2
-        done = await CouponStore(conn).redeem(args.workspace, args.code, args.order_id, SystemClock().now())
+        done = await CouponStore(conn).redeem(args.workspace, args.code, order_id, SystemClock().now())
     if done.outcome.refusal is not None:
         shown = done.coupon.view() if done.coupon and done.outcome.refusal.value != "unknown" else None
         return _refused(done.outcome.refusal.value, shown)

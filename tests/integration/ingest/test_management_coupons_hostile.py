@@ -131,6 +131,10 @@ async def test_hostile_uploads_and_reputation_bodies_are_4xx(
         for body in ({"reason": ""}, {"reason": 5}, {"reason": "x" * 501}, {}, {"reason": ["a"]}):
             bad = await client.post(f"{base}/pause", json=body)
             assert bad.status_code == 400, (body, bad.status_code, bad.text[:200])
+        nul = await client.post(f"{base}/pause", json={"reason": "a\u0000b"})
+        assert nul.status_code == 400, nul.text[:200]
+        bad = await client.post(f"{base}/resume", json={"note": "a\u0000b"})
+        assert bad.status_code == 400, bad.text[:200]
         bad = await client.post(f"{base}/resume", json={"note": {"a": 1}})
         assert bad.status_code == 400, bad.text[:200]
         bad = await client.post(

@@ -107,7 +107,11 @@ async def _upload(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"no such file: {args.file}")
         return 2
-    lines = args.file.read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = args.file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text: exit 2, no traceback
+        print(f"cannot read {args.file} as UTF-8 text: {exc}")
+        return 2
     bad = [n for n, line in enumerate(lines, 1) if line.strip() and not is_code(line.strip())]
     if bad:  # nothing stored: fix the file and upload it again
         print(f"{len(bad)} line(s) are not codes (letters, digits, . _ -, up to 64): lines {bad[:20]}")

@@ -74,6 +74,8 @@ async def test_upload_a_pool_file(stack, workspace_id, tmp_path: Path, capsys) -
     assert "added 2, already there 1" in capsys.readouterr().out
     codes.write_text("SUMMER-3\nnot a code\n")
     assert await run_cli(*argv) == 2  # nothing stored from a file with a bad line
+    codes.write_bytes(b"SUMMER-5\n\xff\xfe\n")  # not UTF-8: exit 2 as documented, not a traceback
+    assert await run_cli(*argv) == 2
     codes.write_text("SUMMER-4\n")
     assert await run_cli("coupons", "upload", "--workspace", "ws-nobody", "--pool", "summer", str(codes)) == 2
     assert "no workspace" in capsys.readouterr().out

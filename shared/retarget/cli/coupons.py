@@ -73,12 +73,19 @@ async def _check(args: argparse.Namespace) -> int:
 
 async def _redeem(args: argparse.Namespace) -> int:
     from retarget.common.clock import SystemClock
+    from retarget.coupons.rules import MAX_ORDER_ID_CHARS
     from retarget.coupons.store import CouponStore
 
+    # the API's rule (stripped, 1 to 128 characters): an order redeemed here answers the same
+    # order from the shop's backend as a retry, not as another order
+    order_id = None if args.order_id is None else args.order_id.strip()
+    if order_id is not None and not 0 < len(order_id) <= MAX_ORDER_ID_CHARS:
+        print(f"--order-id must be 1 to {MAX_ORDER_ID_CHARS} characters")
+        return 2
     async with connection() as conn:
         if conn is None:
             return 2
-        done = await CouponStore(conn).redeem(args.workspace, args.code, args.order_id, SystemClock().now())
+        done = await CouponStore(conn).redeem(args.workspace, args.code, order_id, SystemClock().now())
     if done.outcome.refusal is not None:
         shown = done.coupon.view() if done.coupon and done.outcome.refusal.value != "unknown" else None
         return _refused(done.outcome.refusal.value, shown)
@@ -94,13 +101,17 @@ async def _upload(args: argparse.Namespace) -> int:
     from retarget.coupons.spec import POOL_NAME
     from retarget.coupons.store import CouponStore
 
-    if not re.match(POOL_NAME, args.pool):
+    if not re.fullmatch(POOL_NAME, args.pool):
         print("--pool must be lowercase letters, digits, - and _ (up to 64)")
         return 2
     if not args.file.is_file():
         print(f"no such file: {args.file}")
         return 2
-    lines = args.file.read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = args.file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text: exit 2, no traceback
+        print(f"cannot read {args.file} as UTF-8 text: {exc}")
+        return 2
     bad = [n for n, line in enumerate(lines, 1) if line.strip() and not is_code(line.strip())]
     if bad:  # nothing stored: fix the file and upload it again
         print(f"{len(bad)} line(s) are not codes (letters, digits, . _ -, up to 64): lines {bad[:20]}")

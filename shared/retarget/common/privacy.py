@@ -95,7 +95,7 @@ class ErasureReport:
 
 
 _PERSON_ROWS = """
-    SELECT message_id, recipient_hash FROM send_log
+    SELECT message_id, recipient_hash, profile_id FROM send_log
     WHERE workspace_id = $1 AND (recipient_hash = $2 OR profile_id = $3 OR recipient_hash = ANY($4::bytea[]))
 """
 
@@ -137,6 +137,14 @@ async def erase(
             """UPDATE send_log SET profile_id = $2, last_reply = NULL, last_reason = NULL, updated_at = now()
                WHERE message_id = ANY($1::text[])""",
             message_ids,
+            ERASED_PROFILE,
+        )
+        # the coupons its emails showed (migration 013) name its profile: scrubbed like the send log,
+        # the codes themselves kept (single use: a redeemed code must stay redeemed)
+        await conn.execute(
+            "UPDATE coupons SET profile_id = $3 WHERE workspace_id = $1 AND profile_id = ANY($2::text[])",
+            person.workspace_id,
+            _profiles(person, rows),
             ERASED_PROFILE,
         )
         deleted = int(retries.split()[-1])
@@ -184,14 +192,27 @@ async def export(conn: Any, person: Person, *, also_email_hashes: Iterable[bytes
         hashes,
         person.user_id_hash,
     )
+    coupons = await conn.fetch(
+        """SELECT code, campaign, issued_at, expires_at, redeemed_at, order_id FROM coupons
+           WHERE workspace_id = $1 AND profile_id = ANY($2::text[]) ORDER BY issued_at""",
+        person.workspace_id,
+        _profiles(person, rows),
+    )
     return {
         "workspace_id": person.workspace_id,
         "identifiers": {"email": person.email, "user_id": person.user_id},
         "messages": [_jsonable(r) for r in sends],
+        "coupons": [_jsonable(r) for r in coupons],
         "suppressions": [_jsonable(r) for r in suppressions],
         "campaign_unsubscribes": [_jsonable(r) for r in campaign_unsubscribes],
         "erasures": [_jsonable(r) for r in erasures],
     }
+
+
+def _profiles(person: Person, rows: list[Any]) -> list[str]:
+    """The person's profile ids: its send-log rows' and its userId (not one already erased)."""
+    found = {r["profile_id"] for r in rows} | ({person.user_id} if person.user_id else set())
+    return sorted(found - {ERASED_PROFILE})
 
 
 def _jsonable(row: Any) -> dict[str, Any]:

@@ -51,9 +51,12 @@ RETURNING workspace_id
 """
 
 # The held messages are due at once (they wait in the sender's retry queue; the send log still
-# guards against a second send).
+# guards against a second send). Those held before any attempt ('paused') start their retry
+# budget now: the pause must not spend it (after a pause longer than the sender's max age, a
+# greylisting server's first 4xx would otherwise expire the message with no retry at all).
 RELEASE = """
-UPDATE send_retries r SET not_before = $2, leased_until = NULL
+UPDATE send_retries r SET not_before = $2, leased_until = NULL,
+    first_deferred_at = CASE WHEN l.last_reason = 'paused' THEN $2 ELSE r.first_deferred_at END
 FROM send_log l
 WHERE l.message_id = r.message_id AND l.workspace_id = $1 AND l.state = 'deferred'
 """

@@ -52,7 +52,7 @@ class Coupon:
 
 
 def is_code(text: str) -> bool:
-    return bool(CODE.match(text))
+    return bool(CODE.fullmatch(text))  # fullmatch: `$` alone lets a trailing newline through
 
 
 def check(coupon: Coupon | None, workspace_id: str, now: datetime) -> Refusal | None:

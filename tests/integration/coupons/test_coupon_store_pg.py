@@ -124,3 +124,15 @@ async def test_a_pool_code_some_email_already_shows_is_skipped(pool, workspace_i
     assert claimed.code == "FREE-1"  # not a second owner for SHARED-1 (a stuck batch, forever)
     with pytest.raises(PoolEmpty):
         await store.claim_from_pool(issue(workspace_id, "trig-q"), "mixed")
+
+
+async def test_a_claim_takes_only_its_own_pools_codes(pool, workspace_id) -> None:
+    """A campaign's pool is the one it names: another pool of the workspace (other terms, other
+    discount) is never drawn from, not even when its own pool is dry (atk17)."""
+    store = CouponStore(pool)
+    await store.upload(workspace_id, "vip", ["VIP-0001", "VIP-0002"])
+    await store.upload(workspace_id, "spring", ["SPRING-ONLY"])
+    assert (await store.claim_from_pool(issue(workspace_id), "spring")).code == "SPRING-ONLY"
+    with pytest.raises(PoolEmpty):
+        await store.claim_from_pool(issue(workspace_id), "spring")
+    assert await store.pool_free(workspace_id, "vip") == 2

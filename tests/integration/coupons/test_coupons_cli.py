@@ -74,6 +74,8 @@ async def test_upload_a_pool_file(stack, workspace_id, tmp_path: Path, capsys) -
     assert "added 2, already there 1" in capsys.readouterr().out
     codes.write_text("SUMMER-3\nnot a code\n")
     assert await run_cli(*argv) == 2  # nothing stored from a file with a bad line
+    codes.write_bytes(b"SUMMER-5\n\xff\xfe\n")  # not UTF-8: exit 2 as documented, not a traceback
+    assert await run_cli(*argv) == 2
     codes.write_text("SUMMER-4\n")
     assert await run_cli("coupons", "upload", "--workspace", "ws-nobody", "--pool", "summer", str(codes)) == 2
     assert "no workspace" in capsys.readouterr().out
@@ -82,3 +84,16 @@ async def test_upload_a_pool_file(stack, workspace_id, tmp_path: Path, capsys) -
         assert await CouponStore(conn).pool_free(workspace_id, "summer") == 2
     finally:
         await conn.close()
+
+
+async def test_an_order_id_is_taken_as_the_api_takes_it(stack, workspace_id, capsys) -> None:
+    """Stripped and 1 to 128 characters: 'A-9 ' redeemed here is the shop's 'A-9' retried (200 there,
+    0 here), not another order (atk17: the CLI stored it raw)."""
+    await issue(workspace_id, "RT-CLIORD01", timedelta(days=7))
+    ws = ("--workspace", workspace_id)
+    assert await run_cli("coupons", "redeem", *ws, "RT-CLIORD01", "--order-id", "  ") == 2
+    assert await run_cli("coupons", "redeem", *ws, "RT-CLIORD01", "--order-id", "x" * 129) == 2
+    assert await run_cli("coupons", "check", *ws, "RT-CLIORD01") == 0  # nothing redeemed above
+    assert await run_cli("coupons", "redeem", *ws, "RT-CLIORD01", "--order-id", " A-9 ") == 0
+    assert await run_cli("coupons", "redeem", *ws, "RT-CLIORD01", "--order-id", "A-9") == 0
+    assert last_json(capsys)["coupon"]["order_id"] == "A-9"  # type: ignore[index]

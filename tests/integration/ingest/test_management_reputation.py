@@ -45,6 +45,14 @@ async def test_an_admin_key_pauses_reads_and_resumes_its_workspace(ingest_url, t
             row = await _pause_row(tenant.workspace_id)
             assert row is not None and row["paused"] and row["reason"] == "operator"
             assert row["detail"].startswith("bought list (by sk:") and admin not in row["detail"]
+            # pausing a paused workspace changes nothing: the first pause's reason and time stay
+            twice = await client.post(f"{base}/pause", json={"reason": "again"})
+            assert twice.json() == {"paused": True, "changed": False}, twice.text
+            kept = await _pause_row(tenant.workspace_id)
+            assert kept is not None and (kept["detail"], kept["changed_at"]) == (
+                row["detail"],
+                row["changed_at"],
+            )
 
             shown = (await client.get(f"{base}/reputation")).json()
             assert (shown["paused"], shown["reason"], shown["held"], shown["level"]) == (

@@ -75,3 +75,41 @@ async def test_erasure_leaves_only_a_hashed_suppression_and_a_record(stack, work
 def test_a_person_needs_an_identifier():
     with pytest.raises(ValueError, match="email or userId"):
         Person("ws")
+
+
+async def test_erasure_scrubs_the_profile_from_its_coupons_and_export_lists_them(stack, workspace_id):
+    """The coupons table (migration 013) names the profile an email's code was for: an erasure
+    left it there and an export didn't show it (atk17)."""
+    from datetime import UTC, datetime, timedelta
+
+    from retarget.coupons.store import CouponStore, Issue
+
+    conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])
+    try:
+        ann = f"ann-{uuid.uuid4().hex[:6]}@example.com"
+        await _send_log(conn, workspace_id, f"m-{uuid.uuid4().hex}", ann, "anon-ann")
+        now = datetime.now(UTC)
+        store = CouponStore(conn)
+        for profile, code in (
+            ("anon-ann", "RT-ERASE0001"),
+            ("user-ann", "RT-ERASE0002"),
+            ("user-bob", "RT-KEEP0001"),
+        ):
+            await store.issue_unique(
+                Issue(workspace_id, "abandoned_cart", uuid.uuid4().hex, profile, now, timedelta(days=7)), code
+            )
+        shown = await export(conn, Person(workspace_id, email=ann, user_id="user-ann"))
+        assert sorted(c["code"] for c in shown["coupons"]) == ["RT-ERASE0001", "RT-ERASE0002"]
+
+        await erase(conn, Person(workspace_id, email=ann, user_id="user-ann"), source="test")
+
+        rows = await conn.fetch("SELECT code, profile_id FROM coupons WHERE workspace_id = $1", workspace_id)
+        assert {r["code"]: r["profile_id"] for r in rows} == {
+            "RT-ERASE0001": ERASED_PROFILE,
+            "RT-ERASE0002": ERASED_PROFILE,
+            "RT-KEEP0001": "user-bob",
+        }
+        assert (await store.find(workspace_id, "RT-ERASE0001")) is not None  # the code stays single-use
+    finally:
+        await conn.execute("DELETE FROM coupons WHERE workspace_id = $1", workspace_id)
+        await conn.close()

@@ -65,3 +65,8 @@ def test_what_can_be_a_code() -> None:
     assert is_code("RT-0A1B2C3D4E") and is_code("SPRING.2026_x")
     assert not is_code("") and not is_code("-x") and not is_code("a b") and not is_code("x" * 65)
     assert not is_code("a/../b") and not is_code("ä")
+
+
+def test_a_trailing_newline_is_no_code() -> None:
+    """`$` matches before a final newline: 'RT-1\\n' passed as a code (atk17)."""
+    assert is_code("RT-ABC") and not is_code("RT-ABC\n") and not is_code("RT-ABC\r\n")

@@ -139,7 +139,7 @@ async def _order_id(request: Request) -> str | None:
     openapi_extra=body_doc('{"codes": ["SPRING-0001", "SPRING-0002"]}'),
 )
 async def upload(pool: str, request: Request, admin: AdminDep, m: ManagementDep) -> Response:
-    if not re.match(POOL_NAME, pool):
+    if not re.fullmatch(POOL_NAME, pool):
         raise InvalidField("pool must be lowercase letters, digits, - and _ (up to 64)", field="pool")
     body = await read_object(request, limit=m.max_body_bytes)
     codes = body.get("codes")

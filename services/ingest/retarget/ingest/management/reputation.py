@@ -69,6 +69,13 @@ async def resume_workspace(request: Request, admin: AdminDep, m: ManagementDep) 
 
 def _text(body: dict[str, object], field: str, *, required: bool = False) -> str:
     value = body.get(field, None if required else "")
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > MAX_TEXT_CHARS:
-        raise InvalidField(f"{field} must be a text of 1 to {MAX_TEXT_CHARS} characters", field=field)
+    if (
+        not isinstance(value, str)
+        or (required and not value.strip())
+        or len(value) > MAX_TEXT_CHARS
+        or "\x00" in value  # PostgreSQL's text can't hold it: a 503 "try later" that never succeeds
+    ):
+        raise InvalidField(
+            f"{field} must be a text of 1 to {MAX_TEXT_CHARS} characters, without NUL", field=field
+        )
     return value.strip()

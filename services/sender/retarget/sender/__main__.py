@@ -18,7 +18,9 @@ from retarget.sender.settings import SenderSettings
 async def serve(settings: SenderSettings, stop: asyncio.Event) -> None:
     sender = bootstrap(settings)
     await sender.start()
-    ops = await start_ops_server(settings.http_host, settings.ops_port, sender.ready)
+    ops = await start_ops_server(
+        settings.http_host, settings.ops_port, sender.ready, sender.consumer.assignment
+    )
     try:
         await sender.run(stop)
     finally:

@@ -25,7 +25,8 @@ from retarget.config.dkim import PublishedKey
 from retarget.demo.campaigns import OwnCampaign, ensure_demo_campaign
 from retarget.demo.dkim import ensure_dkim_keys
 from retarget.demo.engage import Received, engage, read_mailbox
-from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, start_all
+from retarget.demo.replica_watch import show_partitions_howto
+from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, running_replicas, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
 from retarget.devstack.env import database_url, kafka_bootstrap
@@ -91,7 +92,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     console.print(
         "==> starting the four services, the unsubscribe mailbox and the demo shop (logs in .devstack/logs/)"
     )
-    await asyncio.to_thread(start_all, env)
+    await asyncio.to_thread(start_all, env, args.replicas)
     update_state(lambda s: s["demo"].update(shop_url=SHOP_URL))
 
     people = list(visitors(args.visitors, seed=int(time.time())))
@@ -127,6 +128,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     _show_dkim(dkim_keys)
     _show_own_campaign(own, mails)
     _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
+    show_partitions_howto(args.replicas)
     return 0 if mails else 1
 
 
@@ -239,5 +241,6 @@ def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, star
 
 def stop_demo() -> int:
     for plan in reversed(PLAN):
-        console.print(stop_service(plan.name))
+        for name in running_replicas(plan.name) or [plan.name]:
+            console.print(stop_service(name))
     return 0

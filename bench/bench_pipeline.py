@@ -7,8 +7,9 @@ demo does). Visitors identify and add to the cart; a --fire-share of them leave 
 is due), the rest buy. Events are posted at --rate per second through /v1/batch for
 --seconds. Reports events/s in, emails/s out at the sink (its own counter), trigger due →
 SMTP 250 latency (due_at from the triggers topic, the 250 time from the send log's sent_at),
-CPU per service (psutil), each consumer group's lag (from the broker), the bottleneck, and
-the ceiling by CPU per email.
+CPU per service (psutil), each stage's input lag (composer and sender: their groups' offsets
+on the broker; the segmenter keeps offsets in a table, so its own lag gauge), the
+bottleneck, and the ceiling by CPU per email.
 
     .venv/bin/python bench/bench_pipeline.py [--processes 1,2] [--rate 2500] [--seconds 60]
     .venv/bin/python bench/bench_pipeline.py --smoke --json report.json   # seconds, tiny rate
@@ -28,12 +29,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer
-from pipeline_probe import LagProbe, cpu_seconds, sink_messages
+from pipeline_probe import LagProbe, cpu_seconds, gauge_total, sink_messages
 from pipeline_report import STAGES, StageLoad, lag_at_ends, report
 from pipeline_services import (
     BenchError,
@@ -125,8 +127,16 @@ async def sent_times(database_url: str, workspace_id: str) -> dict[str, float]:
 class Watch:
     """Samples sink count, lag and CPU; prints one progress line per sample."""
 
-    def __init__(self, running: list[Running], sink: CountingSink, lag: LagProbe, groups: dict[str, str]):
+    def __init__(
+        self,
+        running: list[Running],
+        sink: CountingSink,
+        lag: LagProbe,
+        groups: dict[str, str],
+        events_topic: str,
+    ):
         self.running, self.sink, self.lag_probe, self.groups = running, sink, lag, groups
+        self.events_topic = events_topic
         self.sink_series: list[tuple[float, int]] = []
         self.lag_series: list[tuple[float, dict[str, int]]] = []
         self.posted: Posted | None = None
@@ -139,7 +149,15 @@ class Watch:
 
     async def lag(self) -> dict[str, int]:
         by_group = await self.lag_probe.lag()
-        return {stage: by_group[group] for stage, group in self.groups.items()}
+        lag = {stage: by_group[group] for stage, group in self.groups.items() if group in by_group}
+        segmenters = [
+            r.ready_url.replace("/readyz", "/metrics") for r in self.running if r.name == "segmenter"
+        ]
+        async with httpx.AsyncClient() as client:
+            lag["segmenter"] = await gauge_total(
+                client, segmenters, "retarget_segmenter_consumer_lag", topic=self.events_topic
+            )
+        return {stage: lag[stage] for stage in ("segmenter", "composer", "sender")}
 
     async def run(self, stop: asyncio.Event) -> None:
         last_lag = last_print = 0.0
@@ -201,7 +219,8 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
     }
     inputs = {"segmenter": topics.events, "composer": topics.triggers, "sender": topics.outbound}
     running: list[Running] = []
-    lag = LagProbe(stack["RETARGET_KAFKA_BOOTSTRAP"], {groups[s]: inputs[s] for s in groups})
+    # the segmenter's offsets are in a table of its own, its lag on its /metrics (Watch.lag)
+    lag = LagProbe(stack["RETARGET_KAFKA_BOOTSTRAP"], {groups[s]: inputs[s] for s in ("composer", "sender")})
     stop = asyncio.Event()
     due: dict[str, float] = {}
     finished = False
@@ -213,7 +232,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             stack["RETARGET_KAFKA_BOOTSTRAP"], {g: processes for g in groups.values()}, args.ready_timeout
         )
         await lag.start()
-        watch = Watch(running, sink, lag, groups)
+        watch = Watch(running, sink, lag, groups, topics.events)
         tasks = [
             asyncio.create_task(watch.run(stop)),
             asyncio.create_task(
@@ -222,7 +241,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         ]
         ingests = [r.child.url for r in running if r.name == "ingest"]
         clients = [httpx.AsyncClient(base_url=u, auth=(write_key, ""), timeout=30) for u in ingests]
-        cpu_start, started = watch.cpu(), time.monotonic()
+        cpu_start, machine_start, started = watch.cpu(), psutil.cpu_times(), time.monotonic()
         print(f"    posting {args.rate:,} events/s for {args.seconds} s", flush=True)
         posted = await post_steadily(
             clients,
@@ -242,6 +261,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         await drain(watch, posted.firing, args.drain_timeout)
         window = time.monotonic() - started
         cpu_end = watch.cpu()
+        machine_busy = busy_share(machine_start, psutil.cpu_times())
         stop.set()
         await asyncio.gather(*tasks)
         sent = await sent_times(stack["RETARGET_DATABASE_URL"], workspace_id)
@@ -268,6 +288,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             latencies_s=latencies,
             loads=loads,
             machine_cores=psutil.cpu_count() or 1,
+            machine_busy=machine_busy,
             load_average=load_average,
             latency_source=LATENCY_SOURCE,
         )
@@ -279,6 +300,13 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         await cleanup(stack, prefix, workspace_id)
         if finished:  # a failed run keeps its logs for reading
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def busy_share(before: Any, after: Any) -> float:
+    """Share of all cores' time not idle between two psutil.cpu_times() readings."""
+    total = sum(after) - sum(before)
+    idle = (after.idle + getattr(after, "iowait", 0)) - (before.idle + getattr(before, "iowait", 0))
+    return 1 - idle / total if total > 0 else 0.0
 
 
 async def drain(watch: Watch, expected: int, timeout_s: float) -> None:
@@ -320,6 +348,7 @@ def show(result: dict[str, object]) -> None:
             f"    {stage:<9} CPU {figures['cpu_cores_busy']:.2f} cores ({figures['cpu_per_process']:.0%} per process), "
             f"lag {figures['lag_start']} → {figures['lag_end']}"
         )
+    print(f"    machine: {result['machine']}; load average at start {result['load_average']}")
     print(f"    bottleneck: {result['bottleneck']}")
     print(f"    ceiling by CPU per email (emails/s): {result['ceiling_emails_per_s']}", flush=True)
 

@@ -1,6 +1,8 @@
 """What the pipeline benchmark watches while it runs: CPU seconds per process (psutil), each
 consumer group's lag on its input topic (from the broker: end offsets minus committed
-offsets), and how many messages Postfix's smtp-sink has received (its -c counters)."""
+offsets; the segmenter keeps its offsets in a table, not in Kafka, so its lag is its own
+gauge of the broker's high watermark minus its position), and how many messages Postfix's
+smtp-sink has received (its -c counters)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 SINK_COUNT = re.compile(rb"mesg=(\d+)")
 
@@ -70,3 +74,21 @@ class LagProbe:
                 ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps
             )
         return result
+
+
+async def gauge_total(client: httpx.AsyncClient, urls: Sequence[str], name: str, **labels: str) -> int:
+    """The sum of a gauge's samples with these labels over these /metrics pages (a page that
+    fails counts 0)."""
+    total = 0.0
+    for url in urls:
+        try:
+            text = (await client.get(url, timeout=5)).text
+        except httpx.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            total += sum(
+                sample.value
+                for sample in family.samples
+                if sample.name == name and labels.items() <= sample.labels.items()
+            )
+    return int(total)

@@ -67,12 +67,20 @@ class StageLoad:
         return self.lag_end - self.lag_start
 
 
-def bottleneck(loads: Sequence[StageLoad]) -> tuple[str, str]:
-    """(stage, why): the stage that fell behind most, else the one nearest to a full core."""
+def bottleneck(loads: Sequence[StageLoad], machine_busy: float = 0.0) -> tuple[str, str]:
+    """(stage, why): the stage that fell behind most, else the one nearest to a full core.
+    `machine_busy` (0..1 of all cores): a stage that falls behind without a full core of its
+    own on a machine busy near all its cores is starved of CPU, and the report says so."""
     behind = [load for load in loads if load.lag_growth > LAG_GROWING]
     if behind:
         worst = max(behind, key=lambda load: load.lag_growth)
-        return worst.stage, f"its input lag grew by {worst.lag_growth:,} records while events were posted"
+        why = f"its input lag grew by {worst.lag_growth:,} records while events were posted"
+        if worst.busy_per_process < SATURATED and machine_busy >= SATURATED:
+            why += (
+                f", with {worst.busy_per_process:.0%} of a core per process while the machine's cores "
+                f"were {machine_busy:.0%} busy: starved of CPU, more processes cannot help here"
+            )
+        return worst.stage, why
     busiest = max(loads, key=lambda load: load.busy_per_process)
     if busiest.busy_per_process >= SATURATED:
         return busiest.stage, f"its processes used {busiest.busy_per_process:.0%} of a core each (saturated)"
@@ -109,13 +117,20 @@ def report(
     latencies_s: Sequence[float],
     loads: Sequence[StageLoad],
     machine_cores: int,
+    machine_busy: float,
     load_average: Mapping[str, float],
     latency_source: str,
 ) -> dict[str, object]:
-    stage, why = bottleneck(loads)
+    stage, why = bottleneck(loads, machine_busy)
+    pipeline_cores = sum(load.cores_busy for load in loads)
     return {
         "processes_per_service": processes,
         "load_average": dict(load_average),
+        "machine": {
+            "cores": machine_cores,
+            "busy": round(machine_busy, 2),  # of all cores, everything on the machine
+            "busy_by_pipeline": round(pipeline_cores / machine_cores, 2),  # the four services' share
+        },
         "events_accepted": events_accepted,
         "events_per_s_in": round(events_accepted / posted_s, 1) if posted_s > 0 else 0.0,
         "emails_expected": visitors_firing,

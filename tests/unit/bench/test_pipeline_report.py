@@ -82,3 +82,11 @@ def test_a_visitor_who_buys_gets_no_reminder_and_one_who_leaves_does():
     assert buying == [None, "Product Added", "Order Completed"]
     ids = [e["messageId"] for e in visitor_events("r", 7, 0.0, now)]
     assert len(set(ids)) == 3
+
+
+def test_a_stage_behind_on_a_saturated_machine_is_named_starved_not_slow():
+    loads = [load("segmenter", 1.2, (0, 9000)), load("sender", 0.5)]  # 12% of a core
+    _, why = bottleneck(loads, machine_busy=0.97)
+    assert "starved of CPU" in why
+    _, idle_machine = bottleneck(loads, machine_busy=0.3)
+    assert "starved" not in idle_machine

@@ -284,6 +284,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             events_accepted=posted.events_accepted,
             visitors_firing=posted.firing,
             emails_at_sink=sink_messages(sink.counter_file),
+            sent_in_send_log=len(sent),
             sink_span_s=watch.sink_span(),
             latencies_s=latencies,
             loads=loads,
@@ -338,7 +339,8 @@ def show(result: dict[str, object]) -> None:
     assert isinstance(latency, dict)
     print(
         f"  {result['processes_per_service']} per service: in {result['events_per_s_in']:,} events/s, "
-        f"out {result['emails_per_s_out']:,} emails/s ({result['emails_at_sink']:,} of {result['emails_expected']:,}), "
+        f"out {result['emails_per_s_out']:,} emails/s ({result['emails_at_sink']:,} of {result['emails_expected']:,}; "
+        f"{result['sent_in_send_log']:,} sent in the send log), "
         f"due→250 p50 {latency['p50']} s p99 {latency['p99']} s"
     )
     stages = result["stages"]

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import httpx
 from rich.console import Console
 
+from retarget.demo.replicas import is_replica_of
 from retarget.devstack.state import load_state
 
 CONSUMERS = ("segmenter", "composer", "sender")  # ingest consumes nothing: it has no partitions
@@ -28,7 +29,7 @@ def show_partitions_howto(replicas: Mapping[str, int] | None) -> None:
     services = load_state().get("services", {})
     console.print("  Replicas and the partitions each owns now (GET /readyz → partitions):")
     for name in sorted(services):
-        if name.rstrip("-0123456789") not in CONSUMERS:
+        if not any(is_replica_of(name, service) for service in CONSUMERS):
             continue
         readyz = f"{services[name]['http']}/readyz"
         owned = owned_partitions(readyz)

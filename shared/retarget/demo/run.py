@@ -124,7 +124,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             await _privacy_export(creds.secret_key, mails[0].recipient)
     # purchases after clicks fire post_purchase (a 5 s wait) and are attributed; then a scrape
     await asyncio.sleep(WAIT_S + 6)
-    _show_funnel()
+    _show_funnel(args.replicas)
     _show_dkim(dkim_keys)
     _show_own_campaign(own, mails)
     _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
@@ -168,11 +168,16 @@ async def _privacy_export(secret_key: str, address: str) -> None:
     )
 
 
-def _show_funnel() -> None:
+def _show_funnel(replicas: dict[str, int] | None = None) -> None:
     from retarget.cli.funnel import collect, funnel, print_table
+    from retarget.devstack.services import list_services
 
+    metrics = None
+    if replicas and max(replicas.values()) > 1:
+        # Prometheus scrapes each service's first process only (fixed ports): read them all
+        metrics = [s["metrics"] for s in list_services().values() if s["running"] and s.get("metrics")]
     try:
-        source, samples = collect(argparse.Namespace(prometheus=None, metrics=None))
+        source, samples = collect(argparse.Namespace(prometheus=None, metrics=metrics))
     except (httpx.HTTPError, SystemExit) as exc:
         console.print(f"[yellow]funnel unavailable: {exc}[/]")
         return

@@ -137,6 +137,7 @@ class Watch:
     ):
         self.running, self.sink, self.lag_probe, self.groups = running, sink, lag, groups
         self.events_topic = events_topic
+        self.helpers = {"bench (posting, watching)": [os.getpid()], **_servers()}
         self.sink_series: list[tuple[float, int]] = []
         self.lag_series: list[tuple[float, dict[str, int]]] = []
         self.posted: Posted | None = None
@@ -146,6 +147,11 @@ class Watch:
             stage: cpu_seconds([r.child.process.pid for r in self.running if r.name == stage])
             for stage in STAGES
         }
+
+    def cpu_beside(self) -> dict[str, float]:
+        """CPU seconds of what works for the pipeline beside it: the broker, PostgreSQL (its
+        postmaster and backends, which other engineers' tests share) and this bench itself."""
+        return {name: cpu_seconds(pids) for name, pids in self.helpers.items()}
 
     async def lag(self) -> dict[str, int]:
         by_group = await self.lag_probe.lag()
@@ -241,7 +247,8 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         ]
         ingests = [r.child.url for r in running if r.name == "ingest"]
         clients = [httpx.AsyncClient(base_url=u, auth=(write_key, ""), timeout=30) for u in ingests]
-        cpu_start, machine_start, started = watch.cpu(), psutil.cpu_times(), time.monotonic()
+        cpu_start, beside_start = watch.cpu(), watch.cpu_beside()
+        machine_start, started = psutil.cpu_times(), time.monotonic()
         print(f"    posting {args.rate:,} events/s for {args.seconds} s", flush=True)
         posted = await post_steadily(
             clients,
@@ -260,7 +267,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             )
         await drain(watch, posted.firing, args.drain_timeout)
         window = time.monotonic() - started
-        cpu_end = watch.cpu()
+        cpu_end, beside_end = watch.cpu(), watch.cpu_beside()
         machine_busy = busy_share(machine_start, psutil.cpu_times())
         stop.set()
         await asyncio.gather(*tasks)
@@ -278,7 +285,7 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             for stage in STAGES
         ]
         finished = True
-        return report(
+        result = report(
             processes=processes,
             posted_s=posted.ended - posted.started,
             events_accepted=posted.events_accepted,
@@ -293,6 +300,10 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
             load_average=load_average,
             latency_source=LATENCY_SOURCE,
         )
+        result["cores_busy_beside"] = {
+            name: round((beside_end[name] - beside_start[name]) / window, 2) for name in beside_end
+        }
+        return result
     finally:
         stop.set()
         await asyncio.to_thread(stop_services, running)
@@ -301,6 +312,19 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         await cleanup(stack, prefix, workspace_id)
         if finished:  # a failed run keeps its logs for reading
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _servers() -> dict[str, list[int]]:
+    """The processes listening on the stack's Kafka and PostgreSQL ports (when visible)."""
+    from retarget.devstack.env import database_url, host_port, kafka_bootstrap
+    from retarget.devstack.procs import listener
+
+    found = {}
+    for name, address, default in (("kafka", kafka_bootstrap(), 9092), ("postgres", database_url(), 5432)):
+        process = listener(host_port(address, default)[1])
+        if process is not None:
+            found[name] = [process.pid]
+    return found
 
 
 def busy_share(before: Any, after: Any) -> float:
@@ -351,6 +375,7 @@ def show(result: dict[str, object]) -> None:
             f"lag {figures['lag_start']} → {figures['lag_end']}"
         )
     print(f"    machine: {result['machine']}; load average at start {result['load_average']}")
+    print(f"    cores busy beside the services: {result['cores_busy_beside']}")
     print(f"    bottleneck: {result['bottleneck']}")
     print(f"    ceiling by CPU per email (emails/s): {result['ceiling_emails_per_s']}", flush=True)
 

@@ -137,7 +137,7 @@ class Watch:
     ):
         self.running, self.sink, self.lag_probe, self.groups = running, sink, lag, groups
         self.events_topic = events_topic
-        self.helpers = {"bench (posting, watching)": [os.getpid()], **_servers()}
+        self.helpers = _servers()
         self.sink_series: list[tuple[float, int]] = []
         self.lag_series: list[tuple[float, dict[str, int]]] = []
         self.posted: Posted | None = None
@@ -151,7 +151,11 @@ class Watch:
     def cpu_beside(self) -> dict[str, float]:
         """CPU seconds of what works for the pipeline beside it: the broker, PostgreSQL (its
         postmaster and backends, which other engineers' tests share) and this bench itself."""
-        return {name: cpu_seconds(pids) for name, pids in self.helpers.items()}
+        own = cpu_seconds([os.getpid()], children=False)  # its children are the services
+        return {
+            "bench (posting, watching)": own,
+            **{name: cpu_seconds(p) for name, p in self.helpers.items()},
+        }
 
     async def lag(self) -> dict[str, int]:
         by_group = await self.lag_probe.lag()

@@ -20,13 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 SINK_COUNT = re.compile(rb"mesg=(\d+)")
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU of these processes and their children so far (gone ones count 0)."""
+def cpu_seconds(pids: Sequence[int], *, children: bool = True) -> float:
+    """User + system CPU of these processes (and their children) so far (gone ones count 0)."""
     total = 0.0
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             process = psutil.Process(pid)
-            for each in (process, *process.children(recursive=True)):
+            for each in (process, *(process.children(recursive=True) if children else ())):
                 with contextlib.suppress(psutil.Error):
                     times = each.cpu_times()
                     total += times.user + times.system

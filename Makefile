@@ -152,8 +152,8 @@ test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(VENV)/bin/pytest -q -m exclusive $(PYTEST_ARGS) || [ $$? = 5 ]
 
-demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look
-	$(RETARGET) demo
+demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look (REPLICAS=2 or REPLICAS=sender=2,segmenter=2: processes per service)
+	$(RETARGET) demo $(if $(REPLICAS),--replicas $(REPLICAS))
 
 demo-stop: install  ## stop the demo's services (the stack keeps running; `make down` stops it)
 	$(RETARGET) demo --stop

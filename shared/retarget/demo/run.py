@@ -28,7 +28,8 @@ from retarget.config.dkim import PublishedKey
 from retarget.demo.campaigns import OwnCampaign, ensure_demo_campaign
 from retarget.demo.dkim import ensure_dkim_keys
 from retarget.demo.engage import Received, Redeem, base_rate_purchases, engage, read_mailbox
-from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, start_all
+from retarget.demo.replica_watch import show_partitions_howto
+from retarget.demo.services import MAILBOX_SMTP_PORT, PLAN, SHOP_URL, running_replicas, start_all
 from retarget.demo.traffic import post_chunks, visitors, whole_visitor_chunks
 from retarget.demo.workspace import ensure_demo_workspace
 from retarget.devstack.env import database_url, kafka_bootstrap
@@ -97,7 +98,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     console.print(
         "==> starting the four services, the unsubscribe mailbox and the demo shop (logs in .devstack/logs/)"
     )
-    await asyncio.to_thread(start_all, env)
+    await asyncio.to_thread(start_all, env, args.replicas)
     update_state(lambda s: s["demo"].update(shop_url=SHOP_URL))
 
     people = list(visitors(args.visitors, seed=int(time.time())))
@@ -138,10 +139,11 @@ async def run_demo(args: argparse.Namespace) -> int:
             await _privacy_export(creds.secret_key, mails[0].recipient)
     # purchases after clicks fire post_purchase (a 5 s wait) and are attributed; then a scrape
     await asyncio.sleep(WAIT_S + 6)
-    _show_funnel()
+    _show_funnel(args.replicas)
     _show_dkim(dkim_keys)
     _show_own_campaign(own, mails)
     _show_where(mails and devstack_dir() / "mail", creds.write_key, creds.secret_key_file, started)
+    show_partitions_howto(args.replicas)
     return 0 if mails else 1
 
 
@@ -195,11 +197,16 @@ async def _privacy_export(secret_key: str, address: str) -> None:
     )
 
 
-def _show_funnel() -> None:
+def _show_funnel(replicas: dict[str, int] | None = None) -> None:
     from retarget.cli.funnel import collect, funnel, print_table
+    from retarget.devstack.services import list_services
 
+    metrics = None
+    if replicas and max(replicas.values()) > 1:
+        # Prometheus scrapes each service's first process only (fixed ports): read them all
+        metrics = [s["metrics"] for s in list_services().values() if s["running"] and s.get("metrics")]
     try:
-        source, samples = collect(argparse.Namespace(prometheus=None, metrics=None))
+        source, samples = collect(argparse.Namespace(prometheus=None, metrics=metrics))
     except (httpx.HTTPError, SystemExit) as exc:
         console.print(f"[yellow]funnel unavailable: {exc}[/]")
         return
@@ -284,5 +291,6 @@ def _show_where(folder: Path | None, write_key: str, secret_key_file: Path, star
 
 def stop_demo() -> int:
     for plan in reversed(PLAN):
-        console.print(stop_service(plan.name))
+        for name in running_replicas(plan.name) or [plan.name]:
+            console.print(stop_service(name))
     return 0

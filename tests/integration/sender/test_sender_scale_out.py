@@ -74,7 +74,7 @@ async def test_shares_follow_the_assignment_and_sum_to_one_after_each_rebalance(
     assert first.shares is not None and first.shares.share.fraction == len(_owned(first)) / PARTITIONS
 
     port = free_port()
-    ops = await start_ops_server("127.0.0.1", port, second.ready, second.assignment)
+    ops = await start_ops_server("127.0.0.1", port, second.ready, details=second.assignment)
     try:
         async with httpx.AsyncClient() as client:
             shown = (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=10)).json()

@@ -65,16 +65,19 @@ async def test_the_worker_is_not_ready_while_it_reads_the_change_feed():
         page=lambda path: lambda fn: pages.setdefault(path, fn),
         rebalancing=False,
         in_recovery=False,
-        assignor=SimpleNamespace(assigned_actives=lambda: {"events-0"}),
+        assignor=SimpleNamespace(assigned_actives=lambda: {("t-segmenter-profiles-changelog", 0)}),
     )
     ready = asyncio.Event()
-    add_ops_pages(app, config_ready=ready.is_set)  # type: ignore[arg-type]
+    events_read = lambda: [("t.events.v1", 0)]  # noqa: E731
+    add_ops_pages(app, config_ready=ready.is_set, events_read=events_read)  # type: ignore[arg-type]
     web = SimpleNamespace(json=lambda body, status=200: (body, status))
     body, status = await pages["/readyz"](web, None)
     assert status == 503 and body["problems"] == {"config": "reading the change feed"}
     ready.set()
     body, status = await pages["/readyz"](web, None)
     assert status == 200 and body["assigned_topic_partitions"] == 1
+    # what it owns, by topic: the events it reads beside faust's own assignment
+    assert body["partitions"] == {"t-segmenter-profiles-changelog": [0], "t.events.v1": [0]}
 
 
 async def test_the_worker_is_not_ready_while_the_follower_is_still_reading():

@@ -22,7 +22,9 @@ async def serve(stop: asyncio.Event) -> None:
     service = await bootstrap(settings)
     await service.start()
 
-    ops = await start_ops_server(settings.http_host, settings.ops_port, service.problems)
+    ops = await start_ops_server(
+        settings.http_host, settings.ops_port, service.problems, service.consumer.assignment
+    )
     log.info("composer started", extra={"ops_port": settings.ops_port})
     try:
         await service.stage.run(stop)

@@ -118,7 +118,7 @@ def create_app(
     add_consent_refresh(w)
     add_propensity_refresh(w)
     add_gauges(w, slot)
-    add_ops_pages(w.app, config_ready=w.config_ready.is_set)
+    add_ops_pages(w.app, config_ready=w.config_ready.is_set, events_read=lambda: _events_read(slot))
     add_profile_pages(w.app, profiles=w.profiles, local_items=w.profiles.items)
     w.app.conf.retarget_campaigns = w.campaigns  # for introspection in tests
     w.app.conf.retarget_processor = agent.processor
@@ -178,3 +178,8 @@ def add_gauges(w: Worker, slot: LoopSlot) -> None:
             if highwater is not None:
                 lag = highwater - (read + 1 if read is not None else 0)
                 labelled(metrics.CONSUMER_LAG, tp.topic, str(tp.partition)).set(max(0, lag))
+
+
+def _events_read(slot: LoopSlot) -> list[tuple[str, int]]:
+    loop = slot.loop
+    return [(loop.events_topic, p) for p in sorted(loop.assigned)] if loop is not None else []

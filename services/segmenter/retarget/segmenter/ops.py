@@ -10,10 +10,18 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from retarget.common.ops import partitions_by_topic
 from retarget.segmenter import faust_internals
 
 
-def add_ops_pages(app: faust.App, *, config_ready: Callable[[], bool] = lambda: True) -> None:
+def add_ops_pages(
+    app: faust.App,
+    *,
+    config_ready: Callable[[], bool] = lambda: True,
+    events_read: Callable[[], Iterable[tuple[str, int]]] = tuple,
+) -> None:
+    """`events_read`: the events partitions the events loop reads (faust assigns their owner topic)."""
+
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
@@ -27,8 +35,15 @@ def add_ops_pages(app: faust.App, *, config_ready: Callable[[], bool] = lambda: 
             problems["tables"] = "recovering from changelog"
         if not config_ready():
             problems["config"] = "reading the change feed"
-        assigned = len(app.assignor.assigned_actives()) if not problems else 0
-        body = {"ready": not problems, "problems": problems, "assigned_topic_partitions": assigned}
+        actives = app.assignor.assigned_actives()
+        assigned = len(actives) if not problems else 0
+        body = {
+            "ready": not problems,
+            "problems": problems,
+            "assigned_topic_partitions": assigned,
+            # what this worker owns (source topics and table changelogs), to watch replicas share them
+            "partitions": partitions_by_topic([*actives, *events_read()]),
+        }
         return web.json(body, status=503 if problems else 200)
 
     @app.page("/metrics")

@@ -18,7 +18,13 @@ from retarget.sender.settings import SenderSettings
 async def serve(settings: SenderSettings, stop: asyncio.Event) -> None:
     sender = bootstrap(settings)
     await sender.start()
-    ops = await start_ops_server(settings.http_host, settings.ops_port, sender.ready, sender.assignment)
+    ops = await start_ops_server(
+        settings.http_host,
+        settings.ops_port,
+        sender.ready,
+        sender.consumer.assignment,
+        details=sender.assignment,  # the outbound partitions' count and the limit share
+    )
     try:
         await sender.run(stop)
     finally:

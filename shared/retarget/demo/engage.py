@@ -25,6 +25,12 @@ import httpx
 from retarget.demo.traffic import Visitor, order, product
 
 BROWSER_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+# Gmail's image proxy fetches the pixel when a person opens the mail: a human open
+GMAIL_PROXY_UA = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+# Apple Mail Privacy Protection fetches every image on delivery, opened or not: a machine open
+APPLE_MPP_UA = "Mozilla/5.0"
+APPLE_MAIL_SHARE = 0.2  # of recipients; their pixel is fetched whether they read or not
+GMAIL_SHARE = 0.3  # of the people who open, those reading through Gmail
 # People read a mail a little after it arrives; ingest takes a fetch within 10 s of the email's
 # issue for a link scanner's pre-fetch (docs/deliverability.md), so the demo's people wait that out.
 READ_AFTER_S = 12.0
@@ -43,6 +49,7 @@ class Engagement:
     purchased: int = 0
     revenue: float = 0.0
     redeemed: int = 0  # purchases that used the email's coupon code
+    machine_opened: int = 0  # Apple Mail Privacy Protection's fetches on delivery
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,13 @@ async def engage(
     async def one(mail: Received) -> None:
         await asyncio.sleep(max(0.0, mail.sent_at + READ_AFTER_S - time.time()))
         async with semaphore:
-            roll = rng.random()
+            roll, apple, gmail = rng.random(), rng.random(), rng.random()
+            if mail.open_pixel and apple < APPLE_MAIL_SHARE:
+                await client.get(mail.open_pixel, headers={"User-Agent": APPLE_MPP_UA})
+                result.machine_opened += 1
             if mail.open_pixel and roll < 0.55:
-                await client.get(mail.open_pixel, headers={"User-Agent": BROWSER_UA})
+                agent = GMAIL_PROXY_UA if gmail < GMAIL_SHARE else BROWSER_UA
+                await client.get(mail.open_pixel, headers={"User-Agent": agent})
                 result.opened += 1
                 if mail.clicks and roll < 0.28:
                     response = await client.get(rng.choice(mail.clicks), headers={"User-Agent": BROWSER_UA})

@@ -124,7 +124,8 @@ async def run_demo(args: argparse.Namespace) -> int:
                     on_progress=lambda n: progress.advance(task, 1),
                 )
         console.print(
-            f"    opened {engagement.opened}, clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
+            f"    opened {engagement.opened} (and {engagement.machine_opened} Apple Mail Privacy Protection "
+            f"fetches on delivery: machine opens), clicked {engagement.clicked}, unsubscribed {engagement.unsubscribed} "
             f"({engagement.unsubscribed_by_mail} by mail), "
             f"bought after a click {engagement.purchased} (${engagement.revenue:,.2f}), "
             f"{engagement.redeemed} with the email's coupon code"

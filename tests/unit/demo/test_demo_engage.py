@@ -63,3 +63,33 @@ async def test_cart_abandoners_buy_at_the_base_rate_emailed_or_not():
     assert bought.purchased == len(ordered) and len(set(ordered)) == len(ordered)
     assert 30 <= len(ordered) <= 95  # 6% of 1,000 is 60; a seeded draw, far inside ±4 standard errors
     assert bought.revenue > 0
+
+
+async def test_the_demos_fetches_are_classified_as_ingest_will_see_them():
+    """Some pixels are fetched by Apple's privacy proxy (machine), some opens come through Gmail's
+    image proxy (a person): the demo's funnel shows both columns with real numbers."""
+    import time
+
+    import httpx
+
+    from retarget.demo.engage import READ_AFTER_S, Received, engage
+    from retarget.ingest.open_signals import classify_fetch
+
+    agents: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        agents.append(request.headers["User-Agent"])
+        return httpx.Response(200)
+
+    sent_at = time.time() - READ_AFTER_S - 1
+    mails = [
+        Received(f"p{i}@example.com", f"http://ingest/t/o/{i}.gif", [], None, sent_at=sent_at)
+        for i in range(200)
+    ]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        result = await engage(client, mails, {}, seed=3)
+    signals = [classify_fetch(a, seconds_since_issue=READ_AFTER_S + 1) for a in agents]
+    machine = [s for s in signals if s.machine]
+    assert len(machine) == result.machine_opened > 0 and {s.source for s in machine} == {"apple_mpp"}
+    human = [s for s in signals if not s.machine]
+    assert len(human) == result.opened and {s.source for s in human} == {"gmail_proxy", "client"}

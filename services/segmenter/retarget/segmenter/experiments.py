@@ -27,6 +27,9 @@ from retarget.segmenter.campaigns import Campaign
 from retarget.segmenter.state import Assignment, Profile
 
 MAX_ORDERS_PER_ASSIGNMENT = 20
+#: an order's revenue at or above this counts 0 (as the propensity activity counts it): the
+#: squared-revenue counter squares it, and a float square overflows from about 1.4e154
+MAX_ORDER_REVENUE = 1e12
 OTHER_ARM = "_other"  # a label for an arm the campaign no longer has (arm names can't start with _)
 _SCALE = float(2**64)
 
@@ -104,6 +107,8 @@ def record_order(profile: Profile, event: TrackedEvent, window: timedelta) -> li
         return []
     order_id = _order_id(event.properties) or event.message_id
     revenue = _revenue(event.properties)
+    if revenue >= MAX_ORDER_REVENUE:
+        revenue = 0.0  # hostile or a unit mistake; squared below, it raised OverflowError
     counted = []
     for campaign, assignment in profile.assignments.items():
         if not assignment.at <= event.timestamp <= assignment.at + window:

@@ -250,3 +250,16 @@ async def test_a_huge_order_revenue_is_not_an_overflow_and_the_order_still_count
     assert sample("retarget_segmenter_experiment_revenue_squared_total", **money) == 625.0
     profile = h.profile(ws, pid)
     assert profile is not None and profile.assignments["abandoned_cart"].orders == ["o0", "o1", "o2"]
+
+
+def test_extreme_weights_still_split_by_their_ratio():
+    # the schema takes any finite weight above 0: 1e308 twice overflowed the sum (everyone in the
+    # last arm), 5e-324 twice lost precision (25/75)
+    for weight in (1e308, 5e-324, 1e-300):
+        campaign = replace(
+            CART, variants=(Variant(name="a", weight=weight), Variant(name="b", weight=weight)), holdout=0.0
+        )
+        counts = Counter(
+            experiments.arm_of(experiments.unit_draw("ws", CART.name, f"p{i}"), campaign) for i in range(4000)
+        )
+        assert abs(counts["a"] / 4000 - 0.5) < 0.04, (weight, counts)

@@ -46,9 +46,14 @@ def arm_of(draw: float, campaign: Campaign) -> str:
         return HOLDOUT_ARM
     if not campaign.variants:
         return DEFAULT_ARM
-    point = (draw - campaign.holdout) / (1 - campaign.holdout) * sum(v.weight for v in campaign.variants)
+    # weights relative to the largest: their sum can't overflow (1e308 twice sent everyone to the
+    # last arm) nor lose precision in subnormals (5e-324 twice split 25/75)
+    top = max(v.weight for v in campaign.variants)
+    point = (
+        (draw - campaign.holdout) / (1 - campaign.holdout) * sum(v.weight / top for v in campaign.variants)
+    )
     for variant in campaign.variants:
-        point -= variant.weight
+        point -= variant.weight / top
         if point < 0:
             return variant.name
     return campaign.variants[-1].name  # float rounding at the very top

@@ -181,3 +181,26 @@ def test_the_profiles_own_time_zone_wins_over_the_workspaces_in_the_hold():
     )
     chosen = profile.pending["abandoned_cart"].due_at
     assert chosen.astimezone(ZoneInfo("Asia/Tokyo")).hour == 20 and chosen.minute == 0
+
+
+def test_a_held_wait_follows_an_edit_that_shortens_or_ends_the_hold():
+    # a campaign edited from `send_time: optimal, max_delay: 7d` to a 1h bound (or to sending
+    # at once) while a reminder is held days ahead: the held reminder keeps to the new bound
+    from retarget.segmenter.live_changes import follow_current_versions
+
+    held = replace(EXPERIMENT, max_delay=timedelta(days=7))
+    profile = due_profile()
+    profile.engaged_hours = [0] * 24
+    profile.engaged_hours[(T0 + timedelta(hours=5)).hour] = 10
+    fire_due(profile, CampaignSet.of([held]), T0, propensity=lambda p, at: Score(0.1, 1))
+    assert profile.pending["abandoned_cart"].due_at == T0 + timedelta(hours=5)
+    wait_end = profile.pending["abandoned_cart"].entry_at + held.wait
+    edited_at = T0 + timedelta(minutes=10)
+    for max_delay in (timedelta(hours=1), None):
+        edited = replace(held, max_delay=max_delay, changed_at=edited_at)
+        follow_current_versions(profile, CampaignSet.of([edited]))
+        bound = wait_end + (max_delay or timedelta(0))
+        assert profile.pending["abandoned_cart"].due_at <= max(bound, edited_at)
+    due = profile.pending["abandoned_cart"].due_at
+    fired = fire_due(profile, CampaignSet.of([edited]), due, propensity=lambda p, at: Score(0.1, 1))
+    assert [k for k, _ in kinds(fired)].count("assigned") == 1 and not profile.pending

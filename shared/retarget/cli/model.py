@@ -36,9 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
     evaluate = model_sub.add_parser("evaluate", help="judge a model on the time slice after its training")
     evaluate.add_argument("--workspace", required=True)
-    evaluate.add_argument("--version", type=int, help="default: the newest")
+    evaluate.add_argument("--version", type=_version, help="default: the newest")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=_evaluate)
+
+
+MAX_VERSION = 2**31 - 1  # propensity_models.version is an integer column
+MAX_CUTOFFS = 1000  # each cut-off is a snapshot of every active profile
+
+
+def _version(text: str) -> int:
+    try:
+        version = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model version") from exc
+    if not 1 <= version <= MAX_VERSION:  # asyncpg raised its int32 overflow as a traceback
+        raise argparse.ArgumentTypeError(f"{text!r}: a model version is from 1 to {MAX_VERSION}")
+    return version
 
 
 def _time(text: str) -> datetime:
@@ -69,10 +83,19 @@ async def _train(args: argparse.Namespace) -> int:
     from retarget.segmenter.propensity.store import ModelStore
     from retarget.segmenter.propensity.training import NotEnoughData, train
 
-    if args.cutoffs < 1:
-        print("error: --cutoffs must be at least 1", file=sys.stderr)
+    if not 1 <= args.cutoffs <= MAX_CUTOFFS:
+        print(f"error: --cutoffs must be from 1 to {MAX_CUTOFFS} (cut-offs)", file=sys.stderr)
         return 2
     until = args.until or datetime.now(UTC)
+    try:  # the earliest cut-off, computed by training after the long read of the topic
+        until - args.horizon - (args.cutoffs - 1) * args.step
+    except OverflowError:
+        print(
+            "error: the earliest cut-off would fall before year 1: fewer --cutoffs, a shorter --step, "
+            "or a later --until",
+            file=sys.stderr,
+        )
+        return 2
     async with connection() as conn:
         if conn is None:
             return 2

@@ -13,6 +13,7 @@ were in several currencies, which are never added up).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -42,8 +43,8 @@ class _Arm:
 def arms(samples: Iterable[Sample]) -> dict[Campaign, dict[str, _Arm]]:
     found: dict[Campaign, dict[str, _Arm]] = defaultdict(lambda: defaultdict(_Arm))
     for name, labels, value in samples:
-        if name not in EXPERIMENT_METRICS:
-            continue
+        if name not in EXPERIMENT_METRICS or not math.isfinite(value):
+            continue  # a NaN or infinite sample would make the lift NaN (invalid JSON) or raise
         arm = found[(labels.get("workspace", "?"), labels.get("campaign", "?"))][labels.get("arm", OTHER)]
         currency = labels.get("currency", "unknown")
         if name == ASSIGNED:
@@ -74,9 +75,12 @@ def experiment_fields(arms_of_campaign: dict[str, _Arm]) -> dict[str, Any]:
 
 
 def _group(arm: _Arm) -> Group:
+    assigned = max(0, round(arm.assigned))
     return Group(
-        assigned=round(arm.assigned),
-        converted=round(arm.converted),
+        assigned=assigned,
+        # a range's conversions can belong to assignments made before it (or to a worker whose
+        # assigned counter restarted): a rate above 1 would take the Wilson interval's root below 0
+        converted=min(max(0, round(arm.converted)), assigned),
         revenue=sum(arm.revenue.values()),
         revenue_squared=sum(arm.revenue_squared.values()),
     )

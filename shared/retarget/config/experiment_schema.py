@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 MAX_VARIANTS = 8
 HOLDOUT_ARM = "holdout"  # the campaign's own control group
@@ -50,10 +50,25 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    weight: Annotated[float, BeforeValidator(_finite)] = Field(gt=0)
+    # checked after parsing: the string "inf" (or "1e999") only becomes infinity then
+    weight: Annotated[float, AfterValidator(_finite)] = Field(gt=0)
     template: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the composer's names
     subject: str | None = Field(None, min_length=1, max_length=300)  # a one-line Jinja template
     incentive: dict[str, Any] | None = None  # replaces the campaign's incentive when set
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_parses(cls, value: str | None) -> str | None:
+        # the composer renders it (same delimiters, no extensions): a syntax error found only
+        # there would dead-letter every message of the arm
+        import jinja2
+
+        if value is not None:
+            try:
+                jinja2.Environment().parse(value)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"the subject is not a valid template: {exc.message}") from exc
+        return value
 
     @field_validator("incentive")
     @classmethod

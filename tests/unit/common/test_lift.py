@@ -98,3 +98,10 @@ def test_no_spread_is_a_point_interval():
 def test_pooled_adds_arms():
     both = pooled([Group(10, 1, 5.0, 25.0), Group(20, 2, 10.0, 50.0)])
     assert both == Group(30, 3, 15.0, 75.0)
+
+
+def test_too_few_expected_non_conversions_is_too_small_too():
+    # almost everyone converts: the normal approximation needs 5 expected non-conversions as
+    # much as 5 expected conversions
+    result = lift(Group(assigned=200, converted=199), Group(assigned=200, converted=196))
+    assert result.conclusion == "too_small" and "fewer than 5" in result.why

@@ -42,6 +42,16 @@ def test_variants_and_a_holdout_validate():
         ({"variants": [{"name": "a", "weight": 1, "subject": "two\nlines"}]}, "subject is one line"),
         ({"variants": [{"name": "a", "weight": 1, "colour": "red"}]}, "field variants.0.colour"),
         ({"variants": [{"name": f"v{i}", "weight": 1} for i in range(9)]}, "at most 8"),
+        # a string that parses to infinity (JSON has no infinity; "inf" passed the finite check,
+        # which saw the string before pydantic turned it into a float)
+        ({"variants": [{"name": "a", "weight": "inf"}]}, "field variants.0.weight"),
+        ({"variants": [{"name": "a", "weight": "Infinity"}]}, "field variants.0.weight"),
+        ({"variants": [{"name": "a", "weight": "1e999"}]}, "field variants.0.weight"),
+        # a subject that is not a template: every message of the arm would be dead-lettered
+        (
+            {"variants": [{"name": "a", "weight": 1, "subject": "Hi {{ recipient.first_name"}]},
+            "field variants.0.subject",
+        ),
         ({"holdout": 0.1}, "write e.g. 10%"),
         ({"holdout": "60%"}, "from 0% to 50%"),
         ({"holdout": "ten%"}, "not a percentage"),

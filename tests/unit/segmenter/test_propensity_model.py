@@ -53,11 +53,24 @@ def test_a_model_round_trips_through_its_json():
         (dumps(model(coef=[0.0] * (N - 1))), "means, scales and coefficients"),
         (dumps(model(scale=[0.0] * N)), "scale that is not positive"),
         (dumps(model(intercept=7.0)).replace(b'"intercept":7.0', b'"intercept":1e999'), "out of range"),
+        # finite but hostile: +1e308 and -1e308 terms make z NaN, which scored 0.0 (everyone
+        # "unlikely to buy", so every discount passed); a subnormal scale overflows the same way
+        (dumps(model(coef=[1e308, -1e308] + [0.0] * (N - 2))), "out of bounds"),
+        (dumps(model(scale=[5e-324] * N, coef=[1.0] * N)), "out of bounds"),
+        (dumps(model(intercept=1e300)), "out of bounds"),
+        (dumps(model(mean=[-1e300] * N)), "out of bounds"),
     ],
 )
 def test_a_model_this_build_cant_use_is_refused_with_the_reason(body: bytes, reason: str):
     with pytest.raises(ModelError, match=reason):
         loads(body)
+
+
+def test_a_model_within_bounds_never_scores_nan():
+    m = loads(dumps(model(1e6, coef=[1e6, -1e6] * (N // 2) + [1e6], mean=[1e15] * N, scale=[1e-6] * N)))
+    for row in ([0.0] * N, [1e12] * N, [-1e12] * N):
+        value = m.score_row(row)
+        assert 0.0 <= value <= 1.0
 
 
 def test_fit_needs_buyers_and_non_buyers():

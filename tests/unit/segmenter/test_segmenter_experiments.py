@@ -213,3 +213,53 @@ async def test_a_workspace_global_holdout_gets_no_mail_from_any_campaign():
     deleted = campaign_record("ws", "", {}, kind="policy")
     registry.on_change(deleted)
     assert registry("ws").global_holdout == 0.0
+
+
+async def test_a_huge_order_revenue_is_not_an_overflow_and_the_order_still_counts(workspace_id: str):
+    # (before + r)² overflows a float from r ≈ 1.4e154: the OverflowError dead-lettered the whole
+    # Order Completed, so the purchase was lost for every campaign's exit and for attribution
+    h = harness()
+    ws, pid = workspace_id, "whale"
+    await h.send(identify(T0, mid="id", anonymous_id=pid, workspace_id=ws, email="w@example.com"))
+    await h.send(
+        track("Product Added", T0, mid="add", anonymous_id=pid, workspace_id=ws, product_id="p", price=5)
+    )
+    h.clock.advance(seconds=CART.wait.total_seconds())
+    await h.run_timer()
+    arm = arm_of_profile(h, pid, ws)
+    at = T0 + CART.wait + timedelta(hours=1)
+    for i, revenue in enumerate((1e200, 1e308, 25.0)):
+        await h.send(
+            track(
+                "Order Completed",
+                at,
+                mid=f"o{i}",
+                anonymous_id=pid,
+                workspace_id=ws,
+                order_id=f"o{i}",
+                revenue=revenue,
+                currency="EUR",
+            )
+        )
+    labels = {"workspace": ws, "campaign": "abandoned_cart", "arm": arm}
+    money = {**labels, "currency": "EUR"}
+    assert sample("retarget_segmenter_experiment_conversions_total", **labels) == 1
+    assert (
+        sample("retarget_segmenter_experiment_revenue_total", **money) == 25.0
+    )  # implausible amounts count 0
+    assert sample("retarget_segmenter_experiment_revenue_squared_total", **money) == 625.0
+    profile = h.profile(ws, pid)
+    assert profile is not None and profile.assignments["abandoned_cart"].orders == ["o0", "o1", "o2"]
+
+
+def test_extreme_weights_still_split_by_their_ratio():
+    # the schema takes any finite weight above 0: 1e308 twice overflowed the sum (everyone in the
+    # last arm), 5e-324 twice lost precision (25/75)
+    for weight in (1e308, 5e-324, 1e-300):
+        campaign = replace(
+            CART, variants=(Variant(name="a", weight=weight), Variant(name="b", weight=weight)), holdout=0.0
+        )
+        counts = Counter(
+            experiments.arm_of(experiments.unit_draw("ws", CART.name, f"p{i}"), campaign) for i in range(4000)
+        )
+        assert abs(counts["a"] / 4000 - 0.5) < 0.04, (weight, counts)

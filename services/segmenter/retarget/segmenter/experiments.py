@@ -27,6 +27,9 @@ from retarget.segmenter.campaigns import Campaign
 from retarget.segmenter.state import Assignment, Profile
 
 MAX_ORDERS_PER_ASSIGNMENT = 20
+#: an order's revenue at or above this counts 0 (as the propensity activity counts it): the
+#: squared-revenue counter squares it, and a float square overflows from about 1.4e154
+MAX_ORDER_REVENUE = 1e12
 OTHER_ARM = "_other"  # a label for an arm the campaign no longer has (arm names can't start with _)
 _SCALE = float(2**64)
 
@@ -43,9 +46,14 @@ def arm_of(draw: float, campaign: Campaign) -> str:
         return HOLDOUT_ARM
     if not campaign.variants:
         return DEFAULT_ARM
-    point = (draw - campaign.holdout) / (1 - campaign.holdout) * sum(v.weight for v in campaign.variants)
+    # weights relative to the largest: their sum can't overflow (1e308 twice sent everyone to the
+    # last arm) nor lose precision in subnormals (5e-324 twice split 25/75)
+    top = max(v.weight for v in campaign.variants)
+    point = (
+        (draw - campaign.holdout) / (1 - campaign.holdout) * sum(v.weight / top for v in campaign.variants)
+    )
     for variant in campaign.variants:
-        point -= variant.weight
+        point -= variant.weight / top
         if point < 0:
             return variant.name
     return campaign.variants[-1].name  # float rounding at the very top
@@ -104,6 +112,8 @@ def record_order(profile: Profile, event: TrackedEvent, window: timedelta) -> li
         return []
     order_id = _order_id(event.properties) or event.message_id
     revenue = _revenue(event.properties)
+    if revenue >= MAX_ORDER_REVENUE:
+        revenue = 0.0  # hostile or a unit mistake; squared below, it raised OverflowError
     counted = []
     for campaign, assignment in profile.assignments.items():
         if not assignment.at <= event.timestamp <= assignment.at + window:

@@ -18,6 +18,7 @@ once by the timer's sweep of that workspace (`recheck_now`, timer.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from retarget.segmenter.campaigns import CampaignSet
 from retarget.segmenter.outcomes import Outcome
@@ -38,7 +39,16 @@ def follow_current_versions(profile: Profile, campaigns: CampaignSet) -> list[Ou
             changed = True
             continue
         if pending.send_time_chosen:
-            continue  # the wait is over and its send time chosen (firing.hold_for_send_time)
+            # the wait is over and its send time chosen (firing.hold_for_send_time): kept, but
+            # within the campaign's current bound — an edit that shortens max_delay or sends at
+            # once releases a reminder held days ahead (no earlier than the edit itself)
+            wait_end = pending.entry_at + campaign.wait
+            if campaign.changed_at is not None:  # a wait shortened by an edit ended no earlier
+                wait_end = max(wait_end, campaign.changed_at)
+            latest = wait_end + (campaign.max_delay or timedelta(0))
+            if pending.due_at > latest:
+                pending.due_at, changed = latest, True
+            continue
         due_at = pending.entry_at + campaign.wait
         if due_at < pending.due_at and campaign.changed_at is not None:
             # shortened by a change: due no earlier than the change itself, so an event stamped

@@ -21,6 +21,9 @@ from retarget.segmenter.propensity.features import FEATURES, features
 from retarget.segmenter.state import Profile
 
 KIND = "logistic-v1"
+MAX_COEFFICIENT = 1e6  # of standardised features: a fitted (regularised) model is far below
+MAX_MEAN = 1e15
+MIN_SCALE = 1e-6  # a feature's standard deviation; a constant feature's is stored as 1.0
 
 
 class ModelError(ValueError):
@@ -60,6 +63,17 @@ def loads(body: bytes) -> LogisticModel:
         raise ModelError(f"the model needs {n} means, scales and coefficients")
     if any(s <= 0 for s in model.scale):  # (JSON holds no NaN or infinity: msgspec refuses 1e999)
         raise ModelError("the model holds a scale that is not positive")
+    # finite is not enough: +1e308 and -1e308 terms (or a subnormal scale) make z NaN, which
+    # would score 0.0 and pass every profile as unlikely to buy. Within these bounds z is finite.
+    if (
+        any(abs(c) > MAX_COEFFICIENT for c in [*model.coef, model.intercept])
+        or any(abs(m) > MAX_MEAN for m in model.mean)
+        or any(not MIN_SCALE <= s <= MAX_MEAN for s in model.scale)
+    ):
+        raise ModelError(
+            f"the model holds a value out of bounds (|coefficient| at most {MAX_COEFFICIENT:g}, "
+            f"|mean| at most {MAX_MEAN:g}, scale from {MIN_SCALE:g} to {MAX_MEAN:g})"
+        )
     return model
 
 

@@ -5,15 +5,14 @@ for it can move that person's reminders to an hour of their choosing (within max
 add last-touch attribution touches. Tracking links are the only legitimate source of these
 events; nothing marks them apart today (their context names a library any client can name).
 
-Strict xfail: the fix (ingest refusing or renaming touch events from write keys, or a mark
-only the links' path can set and the segmenter requires) is larger than this attack."""
+Fixed: only ingest's links set TrackedEvent.origin ("link"), and the segmenter counts touches
+(attribution, send hours, the propensity model's engagement) only from those."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import msgspec
-import pytest
 
 from retarget.common.schemas import TrackedEvent
 from retarget.common.testing import FakeClock
@@ -25,9 +24,6 @@ from tests.unit.ingest.test_api import AUTH, ingest  # noqa: F401  (the ingest f
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="defect: a write key's forged 'Email Opened' teaches a victim's send hour"
-)
 async def test_a_write_keys_forged_open_teaches_no_send_hour(ingest) -> None:  # noqa: F811
     cart = load_campaigns(DEFAULT_CAMPAIGNS_DIR).by_name["abandoned_cart"]
     h = Harness(CampaignSet.of([cart]), clock=FakeClock(T0))
@@ -46,13 +42,16 @@ async def test_a_write_keys_forged_open_teaches_no_send_hour(ingest) -> None:  #
             "anonymousId": victim, "event": "Email Opened", "messageId": "forged-1",
             "properties": {"campaign": "abandoned_cart", "message_id": "whatever"},
             "context": {"library": {"name": "retarget-links"}},
+            "origin": "link",  # a client can't set what only ingest's links set
         },
         headers=AUTH,
     )  # fmt: skip
     if answer.status_code >= 400:
         return  # refused at the door: fixed
     published = [msgspec.json.decode(v, type=TrackedEvent) for _, _, v in ingest.publisher.sent]
+    assert published and all(e.origin is None for e in published)
     for event in published:
         await h.send(event)
     profile = h.profile("ws1", victim)
     assert profile is not None and sum(profile.engaged_hours) == 0, profile.engaged_hours
+    assert not profile.touches  # no attribution credit either

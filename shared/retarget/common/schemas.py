@@ -42,6 +42,10 @@ class TrackedEvent(_Message, kw_only=True):
     group_id: str | None = None  # group
     sent_at: datetime | None = None
     original_timestamp: datetime | None = None
+    # set by ingest only, never from a client's body: "link" for the events its tracking links
+    # and mailbox produce. Write keys are public, so an "Email Opened" posted to the API is the
+    # client's word, not a touch (segmenter attribution.from_our_links)
+    origin: str | None = None
 
 
 class Recipient(_Message, kw_only=True):

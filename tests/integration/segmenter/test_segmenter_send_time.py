@@ -49,7 +49,7 @@ def cart_add(ws: str, anon: str, at: datetime) -> TrackedEvent:
 
 def opened(ws: str, anon: str, at: datetime, **extra) -> TrackedEvent:
     props = {"campaign": CAMPAIGN, "message_id": uuid.uuid4().hex, **extra}
-    return stamped(ws, anon, at, event="Email Opened", properties=props)
+    return stamped(ws, anon, at, event="Email Opened", properties=props, origin="link")
 
 
 def next_local_hour(after: datetime, hour: int) -> datetime:

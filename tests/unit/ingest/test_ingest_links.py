@@ -99,6 +99,7 @@ async def test_open_pixel_is_an_uncached_gif_and_an_email_opened_event(links: Li
         "machine_open": False,
         "open_source": "client",
     }
+    assert event.origin == "link"  # what makes it a touch in the segmenter (a client can't set it)
 
 
 @pytest.mark.parametrize(

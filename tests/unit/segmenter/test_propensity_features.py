@@ -12,7 +12,7 @@ from retarget.segmenter.propensity.activity import merge_activity, note_activity
 from retarget.segmenter.propensity.dataset import build_examples, training_cutoffs
 from retarget.segmenter.propensity.features import FEATURES, RECENCY_CAP_H, features
 from retarget.segmenter.state import Profile
-from retarget.segmenter.testing import _event, track
+from retarget.segmenter.testing import _event, from_links, track
 
 T0 = datetime(2026, 3, 10, 12, tzinfo=UTC)
 NONE = CampaignSet.of([])
@@ -37,9 +37,10 @@ def test_sessions_split_on_a_half_hour_gap_and_views_count():
 
 def test_machine_opens_and_clicks_are_not_engagement():
     p = Profile(workspace_id="ws", profile_id="anon-1")
-    note_activity(p, track("Email Opened", T0, mid="o1", campaign="c", machine_open=True))
-    note_activity(p, track("Email Link Clicked", T0, mid="c1", campaign="c", machine_click=True))
-    note_activity(p, track("Email Opened", T0, mid="o2", campaign="c"))
+    note_activity(p, from_links(track("Email Opened", T0, mid="o1", campaign="c", machine_open=True)))
+    note_activity(p, from_links(track("Email Link Clicked", T0, mid="c1", campaign="c", machine_click=True)))
+    note_activity(p, from_links(track("Email Opened", T0, mid="o2", campaign="c")))
+    note_activity(p, track("Email Opened", T0, mid="o3", campaign="c"))  # a client's: not ours
     assert (p.activity.days[-1].opens, p.activity.days[-1].clicks) == (1, 0)  # type: ignore[union-attr]
 
 

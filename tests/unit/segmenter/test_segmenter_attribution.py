@@ -14,7 +14,7 @@ from retarget.segmenter.attribution import UNKNOWN_CAMPAIGN, Windows
 from retarget.segmenter.campaigns import CampaignSet, load_campaigns
 from retarget.segmenter.settings import DEFAULT_CAMPAIGNS_DIR, SegmenterSettings
 from retarget.segmenter.state import Profile
-from retarget.segmenter.testing import Harness, track
+from retarget.segmenter.testing import Harness, from_links, track
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 CAMPAIGNS = load_campaigns(DEFAULT_CAMPAIGNS_DIR)
@@ -35,21 +35,23 @@ def h(workspace_id: str) -> Harness:
 
 
 def opened(at: datetime, mid: str, campaign: str = "abandoned_cart", ws: str = "ws", **extra):
-    return track(
-        "Email Opened", at, mid=mid, workspace_id=ws, campaign=campaign, message_id=f"m-{mid}", **extra
+    return from_links(
+        track("Email Opened", at, mid=mid, workspace_id=ws, campaign=campaign, message_id=f"m-{mid}", **extra)
     )
 
 
 def clicked(at: datetime, mid: str, campaign: str = "abandoned_cart", ws: str = "ws", **extra):
-    return track(
-        "Email Link Clicked",
-        at,
-        mid=mid,
-        workspace_id=ws,
-        campaign=campaign,
-        message_id=f"m-{mid}",
-        url="https://shop.example/",
-        **extra,
+    return from_links(
+        track(
+            "Email Link Clicked",
+            at,
+            mid=mid,
+            workspace_id=ws,
+            campaign=campaign,
+            message_id=f"m-{mid}",
+            url="https://shop.example/",
+            **extra,
+        )
     )
 
 

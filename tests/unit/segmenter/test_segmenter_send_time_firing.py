@@ -18,7 +18,7 @@ from retarget.segmenter.live_changes import follow_current_versions
 from retarget.segmenter.merging import merge_into
 from retarget.segmenter.send_time import SendWindow
 from retarget.segmenter.state import Profile, encode_due
-from retarget.segmenter.testing import FakeTable, Harness, identify, track
+from retarget.segmenter.testing import FakeTable, Harness, from_links, identify, track
 
 WS = "ws"
 KEY = b"ws:anon-1"
@@ -51,7 +51,7 @@ def add(at: datetime, mid: str = "add-1") -> Any:
 
 
 def opened(at: datetime, mid: str, **extra: Any) -> Any:
-    return track("Email Opened", at, mid=mid, campaign="reminder", message_id=f"m-{mid}", **extra)
+    return from_links(track("Email Opened", at, mid=mid, campaign="reminder", message_id=f"m-{mid}", **extra))
 
 
 def with_history(h: Harness, *hours: int) -> None:

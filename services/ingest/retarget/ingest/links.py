@@ -61,6 +61,9 @@ def fetch_signal(claims: LinkClaims, user_agent: str | None, *, now: float) -> F
     return classify_fetch(user_agent, seconds_since_issue=since)
 
 
+LINK_ORIGIN = "link"  # TrackedEvent.origin: produced by our links, not posted by a client
+
+
 def feedback_event(
     claims: LinkClaims,
     name: str,
@@ -83,6 +86,7 @@ def feedback_event(
         event=name,
         properties=properties | (extra or {}),
         context={"library": {"name": "retarget-links"}},
+        origin=LINK_ORIGIN,
     )
 
 

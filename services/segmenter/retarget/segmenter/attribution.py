@@ -12,8 +12,10 @@ window is inclusive: exactly 5 days after still counts. An order counts once: it
 `order_id` (else the event's messageId) is remembered on the profile, so a replayed or
 re-sent order adds nothing. Revenue is `revenue`, else `total`, in the order's currency.
 
-The touch events come from public input (anyone holding a write key can post an
-"Email Opened"), so their `campaign` is trusted only as far as the data can check it: a
+Only the events ingest's links publish are touches (`origin` "link", which ingest alone sets):
+an "Email Opened" posted with a write key (public: it ships in pages) is kept as an ordinary
+event but touches nothing — it would otherwise credit attribution and teach a stranger's send
+hour. Even the links' touches carry a `campaign` trusted only as far as the data can check it: a
 touch counts only for a campaign that fired for this profile (`last_fired`, which merges
 carry along), and a campaign becomes a metric label only while it is loaded
 (`campaign_label`); otherwise the label is `_unknown`, which no campaign name can be. So
@@ -34,6 +36,7 @@ from retarget.common.schemas import TrackedEvent
 from retarget.segmenter.state import Profile, Touch
 
 TOUCH_EVENTS = {"Email Opened": "open", "Email Link Clicked": "click"}
+LINK_ORIGIN = "link"  # TrackedEvent.origin of what ingest's tracking links publish
 ATTRIBUTED_EVENT = "Order Attributed"
 MAX_TOUCHES = 20
 MAX_ORDERS = 50
@@ -61,9 +64,15 @@ class Conversion:
     at: datetime  # the order's own time
 
 
+def from_our_links(event: TrackedEvent) -> bool:
+    """Whether ingest's tracking links produced the event. Only ingest sets `origin`; the same
+    event name posted with a (public) write key is a client's claim and touches nothing."""
+    return event.origin == LINK_ORIGIN
+
+
 def record_touch(profile: Profile, event: TrackedEvent) -> bool:
     """Remember a human open or click; True when the profile changed."""
-    kind = TOUCH_EVENTS.get(event.event or "")
+    kind = TOUCH_EVENTS.get(event.event or "") if from_our_links(event) else None
     props = event.properties
     campaign = props.get("campaign")
     if kind is None or not isinstance(campaign, str) or not campaign:

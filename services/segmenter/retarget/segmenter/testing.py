@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
+import msgspec
+
 from retarget.common.schemas import ErasureRequested, TrackedEvent, TriggerFired, decoder, encode
 from retarget.common.testing import FakeClock
 from retarget.common.topics import visitor_key
@@ -190,3 +192,8 @@ def campaign_record(
 
 def deleted_record(workspace_id: str, name: str) -> ConfigChange:
     return ConfigChange(workspace_id, "campaign", name, next(_versions), True, None, "test", _CHANGED_AT)
+
+
+def from_links(event: TrackedEvent) -> TrackedEvent:
+    """The event as ingest's tracking links publish it (`origin` "link"): only those are touches."""
+    return msgspec.structs.replace(event, origin="link")

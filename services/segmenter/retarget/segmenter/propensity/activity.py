@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from retarget.common.schemas import TrackedEvent
+from retarget.segmenter.attribution import from_our_links
 from retarget.segmenter.state import Activity, DayTally, Profile
 
 ACTIVITY_DAYS = 35  # the longest feature window (30 d) and a margin for late events
@@ -41,6 +42,8 @@ def note_activity(profile: Profile, event: TrackedEvent) -> bool:
     if activity.last_at is None or at - activity.last_at > SESSION_GAP:
         tally.sessions += 1
     field = _FIELD_OF_EVENT.get(event.event or "") if event.type == "track" else None
+    if field in _MACHINE_FLAGS and not from_our_links(event):
+        field = None  # a client's "Email Opened" is its word, not engagement with our mail
     if field is not None and event.properties.get(_MACHINE_FLAGS.get(field, "")) is not True:
         setattr(tally, field, getattr(tally, field) + 1)
         if field == "orders":

@@ -179,12 +179,9 @@ compose-smoke: images  ## docker-compose.yml on podman: events in, an email out,
 test-containers fresh-machine: export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
 
 # Kafka + PostgreSQL through the fixtures' testcontainers path: the ingest suite and the sender's
-# send log and delivery (Kafka, PostgreSQL and SMTP together); a few minutes. The schema fuzz
-# runs in `make test` only: on this path it has twice drawn no accepted body in 956 requests
-# (every other ingest test passes here; cause not found yet), which says nothing of the fixtures.
+# send log and delivery (Kafka, PostgreSQL and SMTP together); a few minutes.
 CONTAINER_TESTS ?= tests/integration/test_containers_stack.py tests/integration/ingest \
-	tests/integration/sender/test_sender_pg_store.py tests/integration/sender/test_sender_delivery.py \
-	--deselect tests/integration/ingest/test_ingest_fuzz.py::test_no_generated_request_gets_a_5xx
+	tests/integration/sender/test_sender_pg_store.py tests/integration/sender/test_sender_delivery.py
 
 test-containers: images  ## integration tests on testcontainers through podman's Docker API
 	bash tests/containers/run.sh $(CONTAINER_TESTS) $(PYTEST_ARGS)

@@ -124,6 +124,23 @@ async def sent_times(database_url: str, workspace_id: str) -> dict[str, float]:
     return {r["message_id"]: r["sent_at"].timestamp() for r in rows}
 
 
+async def send_log_settled(database_url: str, workspace_id: str, timeout_s: float) -> int:
+    """Wait until no message of the run is between its claim and its recorded outcome (the
+    sink's 250 comes first); returns how many still are at the deadline."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            claimed = await conn.fetchval(
+                "SELECT count(*) FROM send_log WHERE workspace_id = $1 AND state = 'claimed'", workspace_id
+            )
+            if claimed == 0 or time.monotonic() >= deadline:
+                return int(claimed)
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 class Watch:
     """Samples sink count, lag and CPU; prints one progress line per sample."""
 
@@ -275,6 +292,9 @@ async def one_run(args: argparse.Namespace, processes: int, stack: dict[str, str
         machine_busy = busy_share(machine_start, psutil.cpu_times())
         stop.set()
         await asyncio.gather(*tasks)
+        # the sink answers 250 before the sender records 'sent' (a group commit later): counted
+        # the moment the sink reached the expected number, the last few looked unsent (#19, atk19)
+        await send_log_settled(stack["RETARGET_DATABASE_URL"], workspace_id, timeout_s=30)
         sent = await sent_times(stack["RETARGET_DATABASE_URL"], workspace_id)
         latencies = [sent[message_id_for(t)] - d for t, d in due.items() if message_id_for(t) in sent]
         loads = [

@@ -133,3 +133,31 @@ async def test_a_failed_batch_is_unavailable_and_logs_no_unretrieved_failure_per
     loop.set_exception_handler(None)
     assert unhandled == []
     await publisher.close()
+
+
+class OneFailsProducer(StubProducer):
+    """Record `bad` of a batch fails; the others (the last included) are acknowledged."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__()
+        self.bad = bad
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if len(self.sent) == self.bad:
+            ack.set_exception(ConnectionError("not leader for partition"))
+        else:
+            asyncio.get_running_loop().call_later(0.01, ack.set_result, None)
+        self.sent.append((topic, value, key))
+        return ack
+
+
+@pytest.mark.parametrize("bad", [0, 3])
+async def test_one_failed_record_of_a_batch_is_unavailable_not_a_200(bad: int) -> None:
+    # the ack loop must read every record's ack, not only the last one's (the mutation
+    # awaiting acks[-1] alone answered 200 for a batch whose record `bad` Kafka never took) (#19, atk19)
+    producer = OneFailsProducer(bad)
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    with pytest.raises(Unavailable):
+        await publisher.publish("t", [(b"k%d" % n, b"v") for n in range(5)])
+    await publisher.close()

@@ -44,3 +44,21 @@ def test_a_port_a_plain_listener_holds_is_refused() -> None:
         other.listen()
         with pytest.raises(OSError):
             claim_port("127.0.0.1", other.getsockname()[1]).close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="atk19 defect: while an ingest starts, its supervisor has bound the port (SO_REUSEADDR + "
+    "SO_REUSEPORT, not listening) and its workers listen only after their startup (Kafka connect, "
+    "seconds); a second ingest started then passes the probe (two SO_REUSEADDR sockets, neither "
+    "listening, may share a port on Linux), binds with SO_REUSEPORT too, and both serve the port, "
+    "each taking part of the connections. Needs an owner check that does not rely on a listener "
+    "(a lock beside the port, or the supervisor listening itself).",
+)
+def test_a_port_an_ingest_is_still_starting_on_is_refused() -> None:
+    claimed = ReusePortSockets([claim_port("127.0.0.1", 0)])  # its workers are not listening yet
+    try:
+        with pytest.raises(OSError):
+            claim_port("127.0.0.1", claimed[0].getsockname()[1]).close()
+    finally:
+        claimed[0].close()

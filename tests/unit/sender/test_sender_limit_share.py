@@ -136,3 +136,16 @@ def test_a_new_share_keeps_what_the_bucket_owes_no_fresh_burst() -> None:
     again = limiter._bucket(limiter._domains, "gmail.com", limiter.domain_rate("gmail.com"))
     assert again is bucket and again.rate == Rate(10, 10)
     assert again.reserve(now[0]) > 0  # still empty: the rebalance handed out no burst
+
+
+async def test_a_new_share_hands_the_global_bucket_no_fresh_burst_either() -> None:
+    # the mutation replacing the global bucket's retune with a new bucket survived: every
+    # rebalance would have handed the process a full global burst on top of what it owes (#19, atk19)
+    stop = asyncio.Event()
+    limiter, now = _limiter(global_=Rate(10, 10))
+    limiter.use_share(0.5)
+    assert [await limiter.acquire(f"d{n}.example", "ws1", None, stop) for n in range(5)] == [0] * 5
+    limiter.use_share(1.0)  # a rebalance gave this process every partition
+    bucket = limiter._global_bucket()
+    assert bucket is not None and bucket.rate == Rate(10, 10)
+    assert bucket.reserve(now[0]) > 0  # still empty: the rebalance handed out no burst

@@ -42,7 +42,7 @@ from retarget.devstack.child import Child, free_port, start_child
 from retarget.devstack.topic_reader import read_to_end
 
 from .conftest import new_workspace
-from .test_chaos import CAMPAIGN_WAITS, FINAL, expected_triggers, read_results, settled
+from .test_chaos import CAMPAIGN_WAITS, FINAL, _wait_healthy, expected_triggers, read_results, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -119,19 +119,6 @@ def at_gmail(people: list[Visitor]) -> list[Visitor]:
                 if event.get("traits", {}).get("email"):
                     event["traits"]["email"] = person.email
     return people
-
-
-def _wait_healthy(child: Child, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert child.exited() is None, f"{child.name} exited:\n{child.tail()}"
-        try:
-            if httpx.get(f"{child.url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{child.name} not healthy after {timeout_s}s:\n{child.tail()}")
 
 
 def _readyz(child: Child) -> dict[str, Any]:
@@ -264,7 +251,7 @@ async def test_every_service_several_times_gmail_only_spread_limited_and_kill_sa
                 fleet.start(name, index)
         for children in fleet.running.values():
             for child in children:
-                await asyncio.to_thread(_wait_healthy, child)
+                await asyncio.to_thread(_wait_healthy, child, 180)
         # the senders' group settled before the traffic: the rate is measured between rebalances
         # only where a kill makes one
         await _until(lambda: senders_split_the_partitions(fleet), "three senders own the 6 partitions", 180)

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from retarget.common.schemas import CartLine, OutboundMessage, Recipient, TriggerFired, encode
+from retarget.common.schemas import OutboundMessage, encode
 from retarget.common.settings import CommonSettings
 from retarget.common.testing import FakeClock
 from retarget.common.topics import Topics
@@ -25,6 +25,7 @@ from retarget.composer.compose import Composer
 from retarget.composer.coupons import CouponIssuer
 from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
+from retarget.composer.testing import cart_trigger
 from retarget.coupons.store import CouponStore
 
 pytestmark = pytest.mark.integration
@@ -45,22 +46,8 @@ class Workspaces:
 
 
 def record(workspace_id: str, trigger_id: str, coupon: dict[str, Any]) -> SimpleNamespace:
-    value = encode(
-        TriggerFired(
-            trigger_id=trigger_id,
-            workspace_id=workspace_id,
-            profile_id="anon-1",
-            campaign="abandoned_cart",
-            template="abandoned_cart",
-            reason="test",
-            entry_message_id="m1",
-            due_at=FIRED,
-            fired_at=FIRED,
-            recipient=Recipient(email="ann@example.com"),
-            cart=[CartLine(product_id="p1", name="Boots", price=80)],
-            incentive={"kind": "percent_off", "value": 10, "coupon": coupon},
-        )
-    )
+    incentive = {"kind": "percent_off", "value": 10, "coupon": coupon}
+    value = encode(cart_trigger(incentive, trigger_id=trigger_id, workspace_id=workspace_id, fired=FIRED))
     return SimpleNamespace(topic="t.triggers.v1", partition=0, offset=1, key=b"k", value=value)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from retarget.common.schemas import CartLine, DeadLettered, OutboundMessage, Recipient, TriggerFired, encode
+from retarget.common.schemas import DeadLettered, OutboundMessage, TriggerFired, encode
 from retarget.common.testing import FakeClock
 from retarget.common.topics import Topics
 from retarget.common.workspaces import Workspace
@@ -22,7 +22,7 @@ from retarget.composer.compose import Composer
 from retarget.composer.coupons import CouponIssuer
 from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
-from retarget.composer.testing import FakeCoupons
+from retarget.composer.testing import FakeCoupons, cart_trigger
 
 SENDER = Workspace("ws", "Boot Shop", "Boot Shop", "news@boots.example", "1 Main St, Springfield")
 FIRED = datetime(2026, 3, 1, tzinfo=UTC)
@@ -40,22 +40,7 @@ class Workspaces:
 
 
 def trigger(incentive: dict[str, Any], trigger_id: str = "t" * 32) -> bytes:
-    return encode(
-        TriggerFired(
-            trigger_id=trigger_id,
-            workspace_id="ws",
-            profile_id="anon-1",
-            campaign="abandoned_cart",
-            template="abandoned_cart",
-            reason="test",
-            entry_message_id="m1",
-            due_at=FIRED,
-            fired_at=FIRED,
-            recipient=Recipient(email="ann@example.com", first_name="Ann"),
-            cart=[CartLine(product_id="p1", name="Boots", price=80, currency="EUR")],
-            incentive=incentive,
-        )
-    )
+    return encode(cart_trigger(incentive, trigger_id=trigger_id, fired=FIRED))
 
 
 def handler(store: Any) -> TriggerHandler:

@@ -3,6 +3,10 @@ prove the spam scorer scores (a scorer that always answered 0 would pass every c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+from retarget.common.schemas import CartLine, Recipient, TriggerFired
 from retarget.coupons.rules import Coupon
 from retarget.coupons.store import Issue, PoolEmpty
 
@@ -60,3 +64,28 @@ class FakeCoupons:
             issue.issued_at + issue.expires_after,
         )
         return self.issued.setdefault((issue.workspace_id, issue.trigger_id), coupon)
+
+
+def cart_trigger(
+    incentive: dict[str, Any],
+    *,
+    trigger_id: str = "t" * 32,
+    workspace_id: str = "ws",
+    fired: datetime | None = None,
+) -> TriggerFired:
+    """An abandoned-cart trigger for Ann (one pair of boots) with this incentive: the coupon tests' input."""
+    at = fired or datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    return TriggerFired(
+        trigger_id=trigger_id,
+        workspace_id=workspace_id,
+        profile_id="anon-1",
+        campaign="abandoned_cart",
+        template="abandoned_cart",
+        reason="test",
+        entry_message_id="m1",
+        due_at=at,
+        fired_at=at,
+        recipient=Recipient(email="ann@example.com", first_name="Ann"),
+        cart=[CartLine(product_id="p1", name="Boots", price=80, currency="EUR")],
+        incentive=incentive,
+    )

@@ -33,21 +33,12 @@ import uuid
 import asyncpg
 
 from retarget.common.settings import CommonSettings
+from retarget.common.testing import most_in_any_window
 from retarget.sender.limit_share import LimitShare, scaled
 from retarget.sender.policy import Rate
 from retarget.sender.ratelimit import RateLimiter
 
 UNLIMITED = Rate(0, 0)
-
-
-def most_in_any_window(times: list[float], window_s: float) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, t in enumerate(times):
-        while t - times[first] >= window_s:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def shares(args: argparse.Namespace) -> tuple[list[float], float]:

@@ -36,6 +36,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from retarget.common.schemas import DeliveryRecorded, decoder
+from retarget.common.testing import most_in_any_window
 from retarget.common.topics import Topics
 from retarget.demo.traffic import Visitor, visitors, whole_visitor_chunks
 from retarget.devstack.child import Child, free_port, start_child
@@ -97,17 +98,6 @@ class Sink:
     def snapshot(self, recipients: set[str]) -> list[Accepted]:
         with self.lock:
             return [a for a in self.accepted if a.recipient in recipients]
-
-
-def most_in_any_window(times: list[float], window_s: float) -> int:
-    """The most timestamps in any half-open window [t, t + window_s) (two pointers)."""
-    times = sorted(times)
-    most, first = 0, 0
-    for last, t in enumerate(times):
-        while t - times[first] >= window_s:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def at_gmail(people: list[Visitor]) -> list[Visitor]:

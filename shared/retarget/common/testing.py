@@ -141,3 +141,15 @@ Hello
 --A1--
 """
     return text.replace("\n", "\r\n").encode()
+
+
+def most_in_any_window(times: list[float], window_s: float) -> int:
+    """The most timestamps in any half-open window [t, t + window_s) (two pointers):
+    the rate a limit allowed, as a sink saw it (the scale-out e2e test and bench_rate_share.py)."""
+    times = sorted(times)
+    most, first = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most

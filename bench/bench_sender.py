@@ -94,6 +94,7 @@ async def one_run(args: argparse.Namespace, algorithm: str, sink_port: int) -> f
         "topic_prefix": prefix,
         "topic_partitions": args.partitions,
         "smtp_url": f"smtp://127.0.0.1:{sink_port}",
+        "environment": "development",  # smtp-sink speaks no TLS; production refuses plain smtp://
         "smtp_connections": args.connections,
         "batch_size": args.batch,
         "sender_group": f"sender-{prefix}",

@@ -11,7 +11,8 @@ make a resend harmless), as every Segment client does. Afterwards:
     which campaign, from the behaviour the generator gave them) fired, with exactly one
     trigger id per (campaign, recipient), and nothing else fired;
 (b) no email twice: the SMTP capture saw each Message-ID once, the send log has each once;
-(c) no outcome lost: every outbound message has a final delivery record.
+(c) no outcome lost: every outbound message has a final delivery record (a message a kill cut
+    off mid-SMTP gets failed/unconfirmed_claim from the sweep, after a lease shortened here).
 
 Driven by counts and deadlines (KILLS kills, then wait for the oracle's count), never by speed.
 """
@@ -233,6 +234,9 @@ async def test_kill_9_of_random_services_under_demo_traffic_loses_nothing_and_se
         "RETARGET_GROUP_INSTANCE_ID": "segmenter-0",  # static membership: a restart rejoins at once
         "RETARGET_SENDER_GROUP": f"sender-{topic_prefix}",
         "RETARGET_SENDER_INSTANCE_ID": "sender-0",
+        # a claim cut off by a kill -9 (mid-SMTP) is closed as failed/unconfirmed after the lease;
+        # production's 600 s would outlast SETTLE_DEADLINE_S, and the capture answers in ms
+        "RETARGET_CLAIM_LEASE_S": "15",
         "RETARGET_FREQUENCY_CAPS": "3/1h",
         "RETARGET_RATE_DOMAIN": "200/400",
     }

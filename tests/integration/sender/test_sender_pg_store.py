@@ -214,3 +214,50 @@ async def test_a_finish_postgresql_refuses_fails_alone_in_its_group(
     assert results[0] is True and isinstance(results[1], asyncpg.exceptions.PostgresError)
     rows = await store.known([good.message_id, bad.message_id])
     assert (rows[good.message_id].state, rows[bad.message_id].state) == ("sent", "claimed")
+
+
+async def test_a_handed_off_claim_is_published_once_when_final_and_not_before(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    """Migration 017: the partition's new owner marks a claim it met; the retry loop publishes the
+    row's outcome once it is final (not while claimed), and a publish that fails keeps the mark."""
+    now = datetime.now(UTC)
+    claim = _claim(workspace_id, now)
+    await store.claim(claim)
+    await store.hand_off([claim.message_id])
+    published: list[SendLogRow] = []
+
+    async def publish(rows: list[SendLogRow]) -> None:
+        published.extend(r for r in rows if r.message_id == claim.message_id)
+
+    async def broker_down(rows: list[SendLogRow]) -> None:
+        raise ConnectionResetError("broker away")
+
+    await store.publish_handed_off(10_000, publish)
+    assert published == []  # still claimed: its claimant (or the stale-claim sweep) decides
+    finished = Finish(
+        claim.message_id, workspace_id, claim.recipient_hash, "sent", "accepted", 250, "ok", now
+    )
+    assert await store.finish(finished)
+    with pytest.raises(ConnectionResetError):
+        await store.publish_handed_off(10_000, broker_down)
+    await store.publish_handed_off(10_000, publish)
+    await store.publish_handed_off(10_000, publish)
+    assert [(r.message_id, r.state) for r in published] == [(claim.message_id, "sent")]
+
+
+async def test_a_handed_off_claim_the_sweep_closes_is_published_by_the_sweep_alone(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    now = datetime.now(UTC)
+    claim = _claim(workspace_id, now - timedelta(hours=1))
+    await store.claim(claim)
+    await store.hand_off([claim.message_id])
+    published: list[SendLogRow] = []
+
+    async def publish(rows: list[SendLogRow]) -> None:
+        published.extend(r for r in rows if r.message_id == claim.message_id)
+
+    await store.sweep_stale_claims(now - timedelta(minutes=10), now, publish)
+    await store.publish_handed_off(10_000, publish)
+    assert [(r.state, r.last_reason) for r in published] == [("failed", "unconfirmed_claim")]

@@ -324,18 +324,11 @@ async def test_a_delivery_that_outlives_its_claim_lease_does_not_publish_a_secon
     assert (ours.outcome, ours.reason) == (swept.outcome, swept.reason) == ("failed", "unconfirmed_claim")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="atk19 defect: a message the previous owner claimed is skipped (and its offset committed) by "
-    "the partition's new owner on the promise that the claimant publishes; the claimant records 'sent' "
-    "and then dies or fails its batch before producing, and the sweep only looks at 'claimed' rows: the "
-    "send log says sent, the deliveries topic never gets an outcome (found by reading the code; not "
-    "yet caught in an e2e run). Fixing it needs a 'published' mark the sweep can "
-    "find (a migration), or the new owner not committing past a live claim.",
-)
 async def test_a_claim_finished_by_an_owner_that_died_before_publishing_still_gets_an_outcome(
     parts: SenderParts,
 ) -> None:
+    """The partition's new owner commits past a message another process claimed; that process
+    records 'sent' and dies before producing it. The hand-off mark lets the retry loop publish."""
     message = outbound()
     # the partition's previous owner claimed it and is mid-SMTP when a rebalance moves the partition
     await parts.store.claim(

@@ -67,12 +67,14 @@ def decode_outbound(value: bytes | None) -> OutboundMessage:
     return message
 
 
-def replay(row: SendLogRow) -> DeliveryRecorded | None:
-    """The recorded outcome of a message id the log already knows (None while it is claimed)."""
+def replay(row: SendLogRow, met_claims: list[str]) -> DeliveryRecorded | None:
+    """The recorded outcome of a message id the log already knows (None while it is claimed:
+    its id goes to `met_claims`, to be handed off before the batch's offsets are committed)."""
     DUPLICATES.labels(row.state).inc()
     if replays_outcome(row.state):
         return outcome_record(row)
     FOUND_CLAIMED.inc()
+    met_claims.append(row.message_id)
     log.warning(
         "message id already claimed and unfinished; not sending again", extra={"message_id": row.message_id}
     )
@@ -119,16 +121,19 @@ class OutboundHandler:
             sources[message.message_id] = record
 
         known = await self.store.known(list(batch))
-        results = [replay(known[mid]) for mid in batch if mid in known]
+        met_claims: list[str] = []  # claimed by another process: we commit past them, it publishes
+        results = [replay(known[mid], met_claims) for mid in batch if mid in known]
         fresh = [(m, payload) for mid, (m, payload) in batch.items() if mid not in known]
         admitted = await self.admission.decide([m for m, _ in fresh])
         attempts = await asyncio.gather(
             *(
-                self.handle(m, payload, a.decision, a.policy)
+                self.handle(m, payload, a.decision, a.policy, met_claims)
                 for (m, payload), a in zip(fresh, admitted, strict=True)
             ),
             return_exceptions=True,
         )
+        if met_claims:  # before the offsets move past them: should the claimant die before it
+            await self.store.hand_off(met_claims)  # publishes, the retry loop publishes for it
         for (m, _), attempt in zip(fresh, attempts, strict=True):
             if isinstance(attempt, Exception) and is_data_error(attempt):  # poison: this one only
                 outputs.append(self._dead_letter(sources[m.message_id], attempt))
@@ -155,35 +160,42 @@ class OutboundHandler:
         payload: bytes,
         decision: Verdict | Postpone | None,
         policy: SendingPolicy,
+        met_claims: list[str],
     ) -> DeliveryRecorded | None:
         if isinstance(decision, Verdict):
-            return await self._record_refusal(message, decision)
+            return await self._record_refusal(message, decision, met_claims)
         if isinstance(decision, Postpone):
             now = self.clock.now()
             retry = RetryEntry(payload, now, decision.until)
-            return await self._record_refusal(message, Verdict("deferred", decision.reason), retry)
+            return await self._record_refusal(
+                message, Verdict("deferred", decision.reason), met_claims, retry
+            )
         domain = message.recipient.rpartition("@")[2]
         waited = await self.limiter.acquire(domain, message.workspace_id, policy.rate, self.stop)
         if waited > self.suppression_recheck_s:  # "checked at send time": a long wait checks again
             reason = (await self.store.suppressions([suppression_key(message)])).get(suppression_key(message))
             SUPPRESSION_RECHECKS.labels("clear" if reason is None else "suppressed").inc()
             if reason is not None:
-                return await self._record_refusal(message, Verdict("suppressed", reason))
+                return await self._record_refusal(message, Verdict("suppressed", reason), met_claims)
         async with self.deliverer.in_flight:
             claim = await self._claim(message, "claimed", None)
             if not claim.owned:
-                return replay(claim.row)
+                return replay(claim.row, met_claims)
             crash_point("sender.after_claim")
             return await self.deliverer.attempt(
                 message, payload, claim.row, dkim_selectors=policy.dkim_selectors
             )
 
     async def _record_refusal(
-        self, message: OutboundMessage, verdict: Verdict, retry: RetryEntry | None = None
+        self,
+        message: OutboundMessage,
+        verdict: Verdict,
+        met_claims: list[str],
+        retry: RetryEntry | None = None,
     ) -> DeliveryRecorded | None:
         claim = await self._claim(message, verdict.outcome, verdict.reason, retry)
         if not claim.owned:
-            return replay(claim.row)
+            return replay(claim.row, met_claims)
         record = outcome_record(claim.row)
         count_outcome(record)
         return record

@@ -111,6 +111,18 @@ FOR UPDATE SKIP LOCKED
 """
 
 SWEEP_CLOSE = f"""
-UPDATE send_log SET state = 'failed', last_reason = '{UNCONFIRMED_CLAIM}', updated_at = $2
+UPDATE send_log SET state = 'failed', last_reason = '{UNCONFIRMED_CLAIM}', updated_at = $2, handed_off = false
 WHERE message_id = ANY($1::text[])
 """
+
+# A claim met by a partition's new owner (migration 017): whatever its state now, its outcome
+# is published by the retry loop once final, in case the claimant dies before publishing it.
+HAND_OFF = "UPDATE send_log SET handed_off = true WHERE message_id = ANY($1::text[])"
+
+# Locked like SWEEP: published first, then unmarked in the same transaction.
+HANDED_OFF_FINAL = f"""
+SELECT {ROW} FROM send_log WHERE handed_off AND state NOT IN ('claimed', 'deferred')
+LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+
+HANDED_OFF_DONE = "UPDATE send_log SET handed_off = false WHERE message_id = ANY($1::text[])"

@@ -23,6 +23,9 @@ from retarget.sender.pg_queries import (
     CLAIM,
     DEFER,
     FINISH,
+    HAND_OFF,
+    HANDED_OFF_DONE,
+    HANDED_OFF_FINAL,
     KNOWN,
     LEASE,
     NEW_RETRIES,
@@ -232,6 +235,17 @@ class PostgresDeliveryStore:
             await conn.execute(SWEEP_CLOSE, ids, at)
             await conn.execute("DELETE FROM send_retries WHERE message_id = ANY($1::text[])", ids)
         return closed
+
+    async def hand_off(self, message_ids: Sequence[str]) -> None:
+        await self.pool.execute(HAND_OFF, list(message_ids))
+
+    async def publish_handed_off(self, limit: int, publish: PublishRows) -> list[SendLogRow]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            final = [_row(r) for r in await conn.fetch(HANDED_OFF_FINAL, limit)]
+            if final:
+                await publish(final)  # acknowledged before the mark goes: a crash loses no outcome
+                await conn.execute(HANDED_OFF_DONE, [r.message_id for r in final])
+        return final
 
     async def check(self) -> str | None:
         try:

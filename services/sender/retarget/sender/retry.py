@@ -104,6 +104,8 @@ class RetryLoop:
             UNCONFIRMED_CLAIMS.inc()
             count_outcome(outcome_record(row))
         published = len(swept)
+        # outcomes of claims handed off in a rebalance, whose claimant may have died unpublished
+        published += len(await self.store.publish_handed_off(self.batch, self._publish_rows))
         due = await self.store.lease_due(now, now + self.claim_lease, self.batch)
         RETRY_DUE.set(len(due))
         held = await self._held(due)

@@ -8,6 +8,10 @@ state machine is
        └──suppressed─────┼──────────────► suppressed
                          └──lease runs out (process died)──► failed / unconfirmed_claim
 
+A claim that a partition's new owner meets is marked handed_off; the retry loop publishes the
+outcome of such a row once it is final, so a claimant that dies between recording and
+publishing loses no outcome (migration 017).
+
 Only the caller that *created* a 'claimed' state may talk SMTP for that message. The real
 adapter is pg_store.PostgresDeliveryStore; unit tests use an in-memory fake.
 """
@@ -150,6 +154,16 @@ class DeliveryStore(Protocol):
         """Close claims older than the lease as failed/unconfirmed; return them. `publish` gets
         the closed rows before they are stored (and their retries dropped); if it raises, or the
         process dies, nothing changes and the next sweep finds them again."""
+        ...
+
+    async def hand_off(self, message_ids: Sequence[str]) -> None:
+        """Mark claims this process met but did not make (a rebalance moved their partition while
+        another process held them): their outcomes are then published by publish_handed_off."""
+        ...
+
+    async def publish_handed_off(self, limit: int, publish: PublishRows) -> list[SendLogRow]:
+        """Give `publish` the handed-off rows whose outcome is final, then unmark them; as the
+        sweep, a crash or a raise in between changes nothing and the next call finds them again."""
         ...
 
     async def check(self) -> str | None:

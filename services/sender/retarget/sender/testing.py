@@ -85,6 +85,7 @@ class InMemoryDeliveryStore:
     suppressed: dict[SuppressionKey, str] = field(default_factory=dict)
     campaign_unsubscribes: set[RecipientKey] = field(default_factory=set)
     retries: dict[str, _Retry] = field(default_factory=dict)
+    handed_off: set[str] = field(default_factory=set)
     suppression_queries: int = 0
 
     async def start(self) -> None:
@@ -198,7 +199,20 @@ class InMemoryDeliveryStore:
         for row in swept:
             self.rows[row.message_id] = row
             self.retries.pop(row.message_id, None)
+            self.handed_off.discard(row.message_id)
         return swept
+
+    async def hand_off(self, message_ids: Sequence[str]) -> None:
+        self.handed_off.update(m for m in message_ids if m in self.rows)
+
+    async def publish_handed_off(self, limit: int, publish: PublishRows) -> list[SendLogRow]:
+        final = [
+            self.rows[m] for m in sorted(self.handed_off) if self.rows[m].state not in ("claimed", "deferred")
+        ][:limit]
+        if final:
+            await publish(final)
+            self.handed_off.difference_update(r.message_id for r in final)
+        return final
 
     async def check(self) -> str | None:
         return None

@@ -149,7 +149,7 @@ unit: install k8s-tools shop-assets  ## unit tests only (no servers needed)
 # PYTEST_ARGS=tests/unit).
 TEST_WORKERS ?= 2
 test: system-deps browser-deps k8s-tools shop-assets up lint  ## the whole suite: unit, integration (real Kafka, PostgreSQL, SMTP) and e2e
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" --durations=25 $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(VENV)/bin/pytest -q -m exclusive $(PYTEST_ARGS) || [ $$? = 5 ]
 
 demo: system-deps shop-assets up  ## run the system on the local stack, deliver email into the capture, say where to look (REPLICAS=2 or REPLICAS=sender=2,segmenter=2: processes per service)

@@ -5,6 +5,7 @@ without the offer, a malformed spec is dead-lettered and a database that is away
 
 from __future__ import annotations
 
+import asyncio
 import email
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
@@ -23,6 +24,8 @@ from retarget.composer.coupons import CouponIssuer
 from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
 from retarget.composer.testing import FakeCoupons, cart_trigger
+from retarget.coupons.rules import Coupon
+from retarget.coupons.store import Issue
 
 SENDER = Workspace("ws", "Boot Shop", "Boot Shop", "news@boots.example", "1 Main St, Springfield")
 FIRED = datetime(2026, 3, 1, tzinfo=UTC)
@@ -117,3 +120,23 @@ class DatabaseAway(FakeCoupons):
 async def test_a_database_that_is_away_fails_the_batch_so_nothing_unstored_is_sent() -> None:
     with pytest.raises(ConnectionRefusedError):
         await handler(DatabaseAway()).handle([record(trigger(UNIQUE))])
+
+
+async def test_a_batch_stores_its_unique_codes_concurrently_and_keeps_the_records_order() -> None:
+    """One round trip after the other, the database's latency set the composer's rate
+    (bench_pipeline.py): every unique issue of a batch must be in flight at once."""
+    batch = 4
+    in_flight, all_in = 0, asyncio.Event()
+
+    class SlowCoupons(FakeCoupons):
+        async def issue_unique(self, issue: Issue, code: str) -> Coupon:
+            nonlocal in_flight
+            in_flight += 1
+            if in_flight == batch:
+                all_in.set()
+            await asyncio.wait_for(all_in.wait(), timeout=10)  # one at a time: this times out
+            return await super().issue_unique(issue, code)
+
+    ids = [f"{i:032x}" for i in range(batch)]
+    outs = await handler(SlowCoupons()).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ids])
+    assert [msgspec.json.decode(o.value, type=OutboundMessage).trigger_id for o in outs] == ids

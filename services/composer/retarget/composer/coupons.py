@@ -8,11 +8,17 @@ A campaign without one renders its derived code as it always did, storing nothin
 An empty pool does not hold or drop the reminder: the email goes out without the incentive
 (the bundled templates leave the offer out when there is none), counted in
 retarget_composer_coupon_pool_empty_total, so the shop sees it and uploads more codes.
+
+A batch's unique codes are stored concurrently (a round trip each, on the pool's connections:
+one after the other, the database's latency set the composer's rate in bench_pipeline.py);
+pool claims stay one after the other, so a pool's codes go out in the batch's order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +53,24 @@ class CouponIssuer:
     def __init__(self, store: Coupons) -> None:
         self._store = store
 
+    async def offers(self, wanted: Sequence[tuple[TriggerFired, str]]) -> list[Offer | BaseException]:
+        """offer() for each (trigger, derived code), in order; each failure in its place."""
+        results: list[Offer | BaseException | None] = [None] * len(wanted)
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await self.offer(*wanted[i])
+            except Exception as exc:
+                results[i] = exc
+
+        in_pools = [i for i, (trigger, _) in enumerate(wanted) if _mode(trigger) == "pool"]
+        others = [i for i in range(len(wanted)) if i not in set(in_pools)]
+        await asyncio.gather(*(one(i) for i in others))
+        for i in in_pools:
+            await one(i)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]  # every slot filled above
+
     async def offer(self, trigger: TriggerFired, derived_code: str) -> Offer:
         """ValueError when the trigger's coupon spec is malformed; database errors escape (retry)."""
         spec = coupon_spec(trigger.incentive)
@@ -79,3 +103,11 @@ class CouponIssuer:
             )
         COUPONS_ISSUED.labels(trigger.campaign, spec.mode).inc()
         return Offer(trigger, coupon.code)
+
+
+def _mode(trigger: TriggerFired) -> str | None:
+    try:
+        spec = coupon_spec(trigger.incentive)
+    except ValueError:
+        return None  # offer() raises it again, in its place
+    return None if spec is None else spec.mode

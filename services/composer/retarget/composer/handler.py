@@ -47,34 +47,38 @@ class TriggerHandler:
         self.coupons = coupons
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> list[Output]:
-        outputs = []
-        for record in records:
+        outputs: list[Output | None] = [None] * len(records)  # in the records' order
+        ready: list[tuple[int, ConsumerRecord, TriggerFired, Workspace]] = []
+        for i, record in enumerate(records):
             try:
                 trigger = _trigger_decoder.decode(record.value)
             except msgspec.DecodeError as exc:
-                outputs.append(self._dead(record, "unknown", "undecodable", f"undecodable trigger: {exc}"))
+                outputs[i] = self._dead(record, "unknown", "undecodable", f"undecodable trigger: {exc}")
                 continue
             try:
                 sender = await self.workspaces.get(trigger.workspace_id)
             except UnknownWorkspace as exc:
                 reason = f"unknown workspace {exc}: create it with `retarget workspace create`"
-                outputs.append(self._dead(record, trigger.campaign, "unknown_workspace", reason))
+                outputs[i] = self._dead(record, trigger.campaign, "unknown_workspace", reason)
                 continue
             except Exception as exc:
                 if not is_data_error(exc):  # PostgreSQL away: the stage retries the batch
                     raise
                 # the id itself is unusable (a NUL byte PostgreSQL refuses): the same on every try
-                outputs.append(self._dead(record, trigger.campaign, "bad_data", describe(exc)))
+                outputs[i] = self._dead(record, trigger.campaign, "bad_data", describe(exc))
                 continue
-            try:  # stored before the message exists: no email shows a code that isn't stored
-                offer = await self.coupons.offer(trigger, self.composer.coupon(trigger))
-            except Exception as exc:
-                if not is_data_error(exc):  # PostgreSQL away: the stage retries the batch
-                    raise
-                outputs.append(self._dead(record, trigger.campaign, "coupon", f"coupon: {describe(exc)}"))
-                continue
-            outputs.append(self._compose(record, offer.trigger, sender, offer.code))
-        return outputs
+            ready.append((i, record, trigger, sender))
+        # stored before the message exists: no email shows a code that isn't stored
+        offers = await self.coupons.offers([(t, self.composer.coupon(t)) for _, _, t, _ in ready])
+        failed = [o for o in offers if isinstance(o, BaseException) and not is_data_error(o)]
+        if failed:  # PostgreSQL away: the stage retries the batch (issuing is idempotent per trigger)
+            raise failed[0]
+        for (i, record, trigger, sender), offer in zip(ready, offers, strict=True):
+            if isinstance(offer, BaseException):
+                outputs[i] = self._dead(record, trigger.campaign, "coupon", f"coupon: {describe(offer)}")
+            else:
+                outputs[i] = self._compose(record, offer.trigger, sender, offer.code)
+        return [o for o in outputs if o is not None]
 
     def _compose(
         self, record: ConsumerRecord, trigger: TriggerFired, sender: Workspace, coupon: str | None

@@ -26,6 +26,7 @@ def parse_replicas(spec: str) -> dict[str, int]:
     if spec.isdigit():
         return {name: _count(name, spec) for name in REPLICABLE}
     counts = dict.fromkeys(REPLICABLE, 1)
+    named: set[str] = set()
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, value = part.partition("=")
         if not sep or name.strip() not in REPLICABLE:
@@ -33,6 +34,9 @@ def parse_replicas(spec: str) -> dict[str, int]:
                 f"replicas {part!r}: give N, or SERVICE=N pairs separated by commas, "
                 f"SERVICE one of {', '.join(REPLICABLE)} (e.g. sender=2,segmenter=2)"
             )
+        if name.strip() in named:  # 'sender=2,sender=3': which one was meant? say, don't guess
+            raise argparse.ArgumentTypeError(f"replicas: {name.strip()} is given twice in {spec!r}")
+        named.add(name.strip())
         counts[name.strip()] = _count(name.strip(), value.strip())
     return counts
 

@@ -33,6 +33,11 @@ def test_bad_counts_name_the_problem(spec: str):
         parse_replicas(spec)
 
 
+def test_a_service_named_twice_is_refused_not_resolved_by_the_last():
+    with pytest.raises(argparse.ArgumentTypeError, match="sender is given twice"):
+        parse_replicas("sender=2,sender=3")
+
+
 def test_replicas_get_their_own_names_and_ports():
     plans = replica_plans(plan_of("sender"), 3)
     assert [p.name for p in plans] == ["sender", "sender-2", "sender-3"]

@@ -67,10 +67,14 @@ def launch_still_starting(settings: IngestSettings, tmp_path: Path) -> subproces
         RETARGET_KAFKA_CONNECT_WAIT_S="600",
     )
     deadline = time.monotonic() + DEADLINE_S
-    while len(workers_of(first)) < 2:  # the supervisor claims its ports before it spawns them
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-        assert time.monotonic() < deadline, "the first ingest never started its workers"
-        time.sleep(0.2)
+    try:
+        while len(workers_of(first)) < 2:  # the supervisor claims its ports before it spawns them
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the first ingest never started its workers"
+            time.sleep(0.2)
+    except BaseException:
+        kill_all_of(first)
+        raise
     return first
 
 
@@ -141,7 +145,10 @@ def test_after_an_ingest_is_killed_a_new_one_starts_on_its_ports(
         assert httpx.get(f"http://127.0.0.1:{ingest_settings.port}/healthz", timeout=10).status_code == 200
     finally:
         again.terminate()
-        exit_code = again.wait(DEADLINE_S)
+        try:
+            exit_code = again.wait(DEADLINE_S)
+        finally:
+            kill_all_of(again)  # whatever is left of it, if it did not stop
     assert exit_code == 0, (tmp_path / "again.log").read_text()[-2000:]
 
 

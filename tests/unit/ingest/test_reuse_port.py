@@ -93,3 +93,12 @@ def test_a_closed_claim_frees_the_port_for_the_next_ingest() -> None:
     port = first.getsockname()[1]
     first.close()  # the supervisor's end: its lock goes with its socket
     claim_port("127.0.0.1", port).close()
+
+
+def test_the_lock_is_the_port_s_whatever_the_host() -> None:
+    claimed = claim_port("0.0.0.0", 0)  # all addresses, still starting
+    try:
+        with pytest.raises(PortTaken, match="another ingest"):
+            claim_port("127.0.0.1", claimed.getsockname()[1])
+    finally:
+        claimed.close()

@@ -157,3 +157,18 @@ def _ready(settings: IngestSettings) -> bool:
         return httpx.get(f"{ops_url(settings)}/readyz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_an_ingest_that_cannot_open_its_lock_file_says_where_and_what_to_do(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    log = tmp_path / "ingest.log"
+    process = launch(ingest_settings, log, workers=2, XDG_RUNTIME_DIR=str(tmp_path / "gone"))
+    try:
+        exit_code = process.wait(DEADLINE_S)
+    finally:
+        kill_all_of(process)
+    said = log.read_text()
+    assert exit_code == 2, said
+    assert f"can't open the port lock {tmp_path / 'gone'}/retarget-ingest-{ingest_settings.port}.lock" in said
+    assert "set XDG_RUNTIME_DIR to a folder this user can write" in said and "Traceback" not in said

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from retarget.ingest.port_lock import PortTaken
+from retarget.ingest.port_lock import LockFileUnusable, PortTaken
 from retarget.ingest.reuse_port import ReusePortSockets, claim_port
 
 
@@ -102,3 +102,13 @@ def test_the_lock_is_the_port_s_whatever_the_host() -> None:
             claim_port("127.0.0.1", claimed.getsockname()[1])
     finally:
         claimed.close()
+
+
+def test_a_lock_folder_that_is_missing_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "gone"))  # a stale session's folder
+    with pytest.raises(LockFileUnusable) as refused:
+        claim_port("127.0.0.1", 0)
+    assert f"can't open the port lock {tmp_path / 'gone'}/retarget-ingest-" in refused.value.strerror
+    assert "set XDG_RUNTIME_DIR to a folder this user can write" in refused.value.strerror

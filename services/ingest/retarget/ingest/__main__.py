@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from retarget.common.logging import configure_logging
-from retarget.ingest.port_lock import PortTaken, lock_port
+from retarget.ingest.port_lock import LockFileUnusable, PortTaken, lock_port
 from retarget.ingest.server import bind_sockets, uvicorn_options
 from retarget.ingest.settings import IngestSettings
 
@@ -38,8 +38,8 @@ def main() -> None:
     configure_logging("ingest", settings.log_level)
     try:
         serve(settings)
-    except PortTaken as taken:  # another ingest or process has the port: say so, no traceback
-        print(f"ingest: not starting: {taken.strerror}", file=sys.stderr)
+    except (PortTaken, LockFileUnusable) as refused:  # say why and what to do, no traceback
+        print(f"ingest: not starting: {refused.strerror}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

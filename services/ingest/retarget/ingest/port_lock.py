@@ -38,6 +38,17 @@ class PortTaken(OSError):
         )
 
 
+class LockFileUnusable(OSError):
+    """The port's lock file can't be opened: its folder is missing or not this user's to write."""
+
+    def __init__(self, path: Path, why: OSError) -> None:
+        super().__init__(
+            why.errno,
+            f"can't open the port lock {path} ({why.strerror}): set XDG_RUNTIME_DIR to a folder "
+            "this user can write",
+        )
+
+
 def lock_path(port: int) -> Path:
     """Per user when the session has a runtime dir (SO_REUSEPORT only joins sockets of one user)."""
     folder = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
@@ -47,7 +58,10 @@ def lock_path(port: int) -> Path:
 def lock_port(port: int) -> BinaryIO:
     """The port's lock file, locked; the lock lasts while the file is open (close() frees it)."""
     path = lock_path(port)
-    held = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+    try:
+        held = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+    except OSError as exc:
+        raise LockFileUnusable(path, exc) from None
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # NB: a second ingest fails, never waits
     except BlockingIOError:

@@ -4,7 +4,8 @@ the operations port (server.py).
 uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish (up to
 shutdown_grace_s), then runs the lifespan's shutdown, which flushes the Kafka producer.
 RETARGET_WORKERS > 1 runs that many processes on the port (see workers.py); the
-supervisor forwards SIGTERM to each and exits once they all stopped.
+supervisor forwards SIGTERM to each and exits once they all stopped. One ingest per port: a
+second one exits at once (code 2) saying which port and what to do (port_lock.py).
 """
 
 from __future__ import annotations

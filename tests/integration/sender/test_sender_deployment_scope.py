@@ -1,9 +1,10 @@
 """Two deployments on one database (migration 018): each sender's retry loop takes only its own
 claims and retries, and the rows written before the migration ('') stay anyone's.
 
-Both stores work on a database of their own on the stack's PostgreSQL server: the shared
+The store tests work on a database of their own on the stack's PostgreSQL server: the shared
 database holds '' rows of every sender of an older version running there (other branches,
-`make demo`), which these stores would take, and which would make the counts inexact.
+`make demo`), which these stores would take, and which would make the counts inexact. The last
+test runs two real senders on the shared database.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
 
 from retarget.common.db import migrate
 from retarget.common.identity import email_digest
+from retarget.sender.local_mta import free_port
 from retarget.sender.pg_store import PostgresDeliveryStore
 from retarget.sender.settings import SenderSettings
 from retarget.sender.store import Finish, NewClaim, RetryEntry, SendLogRow
+
+from .conftest import ScriptedSmtp, outbound_message, produce
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +240,43 @@ async def test_an_unnamed_retry_becomes_the_deployment_that_retries_it(
     assert await a.finish(again)
     assert await _leased(b, now) == set()
     assert await _leased(a, now) == {legacy}
+
+
+@pytest.fixture
+def other_relay() -> Iterator[tuple[ScriptedSmtp, int]]:
+    """Deployment B's own SMTP relay."""
+    relay, port = ScriptedSmtp(), free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield relay, port
+    controller.stop()
+
+
+async def test_a_greylisted_message_is_retried_by_its_own_deployment_through_its_own_relay(
+    start_sender: Any,
+    sender_settings: SenderSettings,
+    smtp: ScriptedSmtp,
+    other_relay: tuple[ScriptedSmtp, int],
+    workspace_id: str,
+    read_topic: Any,
+) -> None:
+    """Issue #19: B, polling far more often than A, leased A's due retry, sent it through B's relay
+    and published 'sent' on B's deliveries topic, so A never saw the outcome."""
+    relay_b, port_b = other_relay
+    await start_sender(
+        topic_prefix=f"{sender_settings.topic_prefix}-b",
+        sender_group=f"sender-{sender_settings.topic_prefix}-b",
+        smtp_url=f"smtp://127.0.0.1:{port_b}",
+        retry_poll_s=0.05,
+    )
+    mine = await start_sender(retry_poll_s=1.0)
+    deliveries = await read_topic(mine.topics.deliveries)
+    greylisted = outbound_message(workspace_id, f"flaky-{workspace_id}@example.com")  # 451, then 250
+    await produce(sender_settings, greylisted)
+
+    def sent(_: list[bytes]) -> bool:
+        return ("sent", greylisted.message_id) in {(d.outcome, d.message_id) for d in deliveries.deliveries()}
+
+    await deliveries.until(sent, timeout_s=90)
+    message_id_header = f"<{greylisted.message_id}@shop.example>"
+    assert (smtp.count(message_id_header), relay_b.count(message_id_header)) == (1, 0)

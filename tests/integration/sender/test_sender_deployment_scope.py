@@ -1,10 +1,11 @@
 """Two deployments on one database (migration 018): each sender's retry loop takes only its own
 claims and retries, and the rows written before the migration ('') stay anyone's.
 
-The store tests work on a database of their own on the stack's PostgreSQL server: the shared
+These tests work on a database of their own on the stack's PostgreSQL server: the shared
 database holds '' rows of every sender of an older version running there (other branches,
-`make demo`), which these stores would take, and which would make the counts inexact. The last
-test runs two real senders on the shared database.
+`make demo`), which these stores would take and which would make the counts inexact; and such a
+sender takes every deployment's retries, so the last test (two real senders) would lose its
+retry to one.
 """
 
 from __future__ import annotations
@@ -253,6 +254,7 @@ def other_relay() -> Iterator[tuple[ScriptedSmtp, int]]:
 
 
 async def test_a_greylisted_message_is_retried_by_its_own_deployment_through_its_own_relay(
+    private_database: str,
     start_sender: Any,
     sender_settings: SenderSettings,
     smtp: ScriptedSmtp,
@@ -268,8 +270,9 @@ async def test_a_greylisted_message_is_retried_by_its_own_deployment_through_its
         sender_group=f"sender-{sender_settings.topic_prefix}-b",
         smtp_url=f"smtp://127.0.0.1:{port_b}",
         retry_poll_s=0.05,
+        database_url=private_database,
     )
-    mine = await start_sender(retry_poll_s=1.0)
+    mine = await start_sender(retry_poll_s=1.0, database_url=private_database)
     deliveries = await read_topic(mine.topics.deliveries)
     greylisted = outbound_message(workspace_id, f"flaky-{workspace_id}@example.com")  # 451, then 250
     await produce(sender_settings, greylisted)

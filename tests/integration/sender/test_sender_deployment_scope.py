@@ -119,7 +119,8 @@ async def _legacy_row(
     )
     if retry_due is not None:
         await db.execute(
-            "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before) VALUES ($1, 'p', $2, $2)",
+            "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before)"
+            " VALUES ($1, 'p', $2, $2)",
             message_id,
             retry_due,
         )

@@ -51,7 +51,8 @@ WHERE l.created_at > $3 AND l.state IN ('sent', 'claimed', 'deferred')
 
 NEW_RETRIES = """
 INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until, deployment)
-SELECT *, NULL::timestamptz, $5::text FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+SELECT *, NULL::timestamptz, $5::text
+FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
 ON CONFLICT (message_id) DO NOTHING
 """
 
@@ -98,7 +99,8 @@ ON CONFLICT (workspace_id, email_hash) DO NOTHING
 # A conflict is a retry deferred again, by the deployment that leased (and so owns) it.
 DEFER = """
 INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until, deployment)
-SELECT *, NULL::timestamptz, $5::text FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+SELECT *, NULL::timestamptz, $5::text
+FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
 ON CONFLICT (message_id) DO UPDATE
 SET not_before = EXCLUDED.not_before, leased_until = NULL, deployment = EXCLUDED.deployment
 """
@@ -133,7 +135,8 @@ HAND_OFF = "UPDATE send_log SET handed_off = true WHERE message_id = ANY($1::tex
 
 # Locked like SWEEP: published first, then unmarked in the same transaction.
 HANDED_OFF_FINAL = f"""
-SELECT {ROW} FROM send_log WHERE handed_off AND state NOT IN ('claimed', 'deferred') AND deployment IN ($2, '')
+SELECT {ROW} FROM send_log
+WHERE handed_off AND state NOT IN ('claimed', 'deferred') AND deployment IN ($2, '')
 LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 

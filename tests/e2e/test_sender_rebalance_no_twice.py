@@ -10,9 +10,10 @@ outcome. While the burst runs it samples how far the send log's 'sent' count tra
 the sink answers 250 before the sender records the outcome (a group commit later), so the
 send log trails by a few 'claimed' messages — the bench's gap, without any duplicate.
 
-No greylisted recipients here: their retry rows sit in the shared send_retries table, which
-any other sender on the same database (the demo's, another test's) leases and delivers to its
-own relay — see the atk19 report; that is not what this test is about.
+No greylisted recipients here: their retry rows sit in the shared send_retries table, which a
+sender older than migration 018 on the same database (another checkout's, an older demo's)
+still leases and delivers to its own relay — see the atk19 report; that is not what this test
+is about.
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RETARGET_", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
-    topic_prefix: str = Field("retarget", description="Prefix of every topic name (tests use a random one).")
+    topic_prefix: str = Field(
+        "retarget",
+        description="Prefix of every topic name (tests use a random one). Also names the deployment "
+        "in the sender's send log: deployments sharing a database need different prefixes.",
+    )
     topic_partitions: int = Field(12, ge=1, description="Partitions for topics this system creates.")
     topic_replication: int = Field(
         1, ge=1, description="Replication factor for topics this system creates (production: 3)."

@@ -12,19 +12,24 @@ from retarget.common.privacy import ERASED_PROFILE, Person, erase, export
 
 pytestmark = pytest.mark.integration
 
+# The rows name a deployment no sender runs (migration 018), so no test's retry loop takes the
+# due retry below before the erasure; erasure is per workspace, whichever deployment wrote them.
+ELSEWHERE = "no-sender-runs-this"
+
 
 async def _send_log(
     conn, workspace: str, message_id: str, email: str, profile: str, state: str = "sent"
 ) -> None:
     await conn.execute(
         """INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state,
-                                 last_reply, last_reason)
-           VALUES ($1, $2, 'abandoned_cart', $3, $4, $5, '250 ok for <x@y>', 'r')""",
+                                 last_reply, last_reason, deployment)
+           VALUES ($1, $2, 'abandoned_cart', $3, $4, $5, '250 ok for <x@y>', 'r', $6)""",
         message_id,
         workspace,
         profile,
         email_digest(email),
         state,
+        ELSEWHERE,
     )
 
 
@@ -37,9 +42,11 @@ async def test_erasure_leaves_only_a_hashed_suppression_and_a_record(stack, work
         await _send_log(conn, workspace_id, m2, ann, "user-ann", state="deferred")
         await _send_log(conn, workspace_id, m3, bob, "user-bob")
         await conn.execute(
-            "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before) VALUES ($1, $2, now(), now())",
+            "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, deployment)"
+            " VALUES ($1, $2, now(), now(), $3)",
             m2,
             f"To: {ann}".encode(),
+            ELSEWHERE,
         )
         before = await export(conn, Person(workspace_id, email=ann))
         assert sorted(m["message_id"] for m in before["messages"]) == sorted([m1, m2])

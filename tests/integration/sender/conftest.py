@@ -91,8 +91,8 @@ def smtp(smtp_server: tuple[ScriptedSmtp, int]) -> ScriptedSmtp:
 async def _forget_the_workspace(stack: dict[str, str], workspace_id: str) -> AsyncIterator[None]:
     """Delete the test's send-log rows (with their retries), suppressions and policies afterwards.
 
-    The retry queue is one table per database, so a deferred message left behind would be
-    retried by any sender running against the shared database.
+    A deferred message left behind would wait in the shared database's retry queue for good:
+    only a sender of the test's topic prefix takes it (migration 018), or a sender older than that.
     """
     yield
     conn = await asyncpg.connect(stack["RETARGET_DATABASE_URL"])

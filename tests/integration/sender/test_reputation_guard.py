@@ -201,9 +201,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 async def sent_once(db: str, folder: Path, messages: list[OutboundMessage]) -> None:
     """Wait until each message is sent, then check it was accepted once, in one SMTP attempt.
 
-    The retry queue is one table per database (sender README): a sender of another checkout on
-    the shared test database may lease a released message before ours does and deliver it to
-    its own relay. Either way the send log shows one attempt, and our capture has it at most once.
+    A sender older than migration 018 (another checkout's) on the shared test database takes
+    every deployment's retries: it may lease a released message before ours does and deliver it
+    to its own relay. Either way the send log shows one attempt, and our capture has it at most once.
     """
 
     async def all_sent() -> bool:

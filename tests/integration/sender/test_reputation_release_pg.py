@@ -17,24 +17,30 @@ from retarget.sender.rules import RetryPolicy, schedule_retry
 pytestmark = pytest.mark.integration
 
 LATER = datetime(2100, 1, 1, tzinfo=UTC)
+# A deployment no sender runs (migration 018): no test's retry loop takes a released row before
+# it is read; the release is per workspace, whichever deployment holds the rows.
+ELSEWHERE = "no-sender-runs-this"
 
 
 async def _deferred(conn: asyncpg.Connection, workspace_id: str, reason: str = "paused") -> str:
     message_id = f"m-{uuid.uuid4().hex}"
     await conn.execute(
-        """INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state, last_reason)
-           VALUES ($1, $2, 'abandoned_cart', 'p1', $3, 'deferred', $4)""",
+        """INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state, last_reason,
+                                 deployment)
+           VALUES ($1, $2, 'abandoned_cart', 'p1', $3, 'deferred', $4, $5)""",
         message_id,
         workspace_id,
         email_digest(f"{uuid.uuid4().hex[:8]}@example.com"),
         reason,
+        ELSEWHERE,
     )
     await conn.execute(
-        "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before)"
-        " VALUES ($1, $2, now() - interval '4 days', $3)",
+        "INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, deployment)"
+        " VALUES ($1, $2, now() - interval '4 days', $3, $4)",
         message_id,
         b"To: x@example.com",
         LATER,
+        ELSEWHERE,
     )
     return message_id
 

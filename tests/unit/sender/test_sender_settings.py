@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from retarget.sender.pg_store import PostgresDeliveryStore
 from retarget.sender.settings import SenderSettings, SmtpTarget, parse_smtp_url
 
 
@@ -40,3 +41,11 @@ def test_settings_read_the_environment_and_hide_the_password(monkeypatch: pytest
     assert settings.ops_port == 18083
     assert "hunter2" not in repr(settings) and "hunter2" not in repr(target)
     assert target.describe() == "relay.example:2465 (tls)"
+
+
+def test_a_sender_without_a_topic_prefix_refuses_to_start() -> None:
+    """'' marks the rows any deployment may take (migration 018): a sender writing it would share
+    its claims and retries with every deployment on the database."""
+    with pytest.raises(ValueError, match="RETARGET_TOPIC_PREFIX"):
+        PostgresDeliveryStore(SenderSettings(topic_prefix=""))
+    assert PostgresDeliveryStore(SenderSettings(topic_prefix="staging")).deployment == "staging"

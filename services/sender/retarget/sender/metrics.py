@@ -76,7 +76,11 @@ UNCONFIRMED_CLAIMS = Counter(
     "Claims older than the lease, closed as failed/unconfirmed: the mail may or may not have arrived.",
 )
 RETRY_DUE = Gauge("retarget_sender_retry_leased", "Deferred messages leased by the last retry poll.")
-RETRY_BACKLOG = Gauge("retarget_sender_retry_backlog", "Deferred messages waiting in send_retries.")
+RETRY_BACKLOG = Gauge(
+    "retarget_sender_retry_backlog",
+    "Deferred messages of this deployment (topic prefix) waiting in send_retries, with those of none "
+    "(written before migration 018).",
+)
 RETRY_OLDEST_AGE = Gauge(
     "retarget_sender_retry_oldest_age_seconds",
     "Age of the oldest deferred message (since its first deferral).",

@@ -1,6 +1,13 @@
 """The sender's SQL, one statement per constant; pg_store.py runs them.
 
 Array parameters (unnest) carry a whole group-committed batch in one statement.
+
+Deployments that share the database (staging and production, blue/green, parallel test stacks)
+are told apart by `deployment`, their topic prefix (migration 018): a sender stamps its claims
+and retry rows with it, and its retry loop takes only rows of its own deployment or of none
+(''; rows written before the migration, which any deployment may take). Otherwise a sender
+would retry another deployment's mail through its own relay and publish the outcome on its own
+deliveries topic, where the other deployment never sees it.
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ ORDER BY ws, h, c, rank
 
 CLAIM = f"""
 INSERT INTO send_log (message_id, workspace_id, campaign, profile_id, recipient_hash, state,
-                      attempts, last_reason, claimed_at, created_at, updated_at)
+                      attempts, last_reason, claimed_at, created_at, updated_at, deployment)
 SELECT m, w, c, p, h, s, CASE WHEN s = 'claimed' THEN 1 ELSE 0 END, r,
-       CASE WHEN s = 'claimed' THEN t END, t, t
+       CASE WHEN s = 'claimed' THEN t END, t, t, $9::text
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
             $8::timestamptz[]) AS x (m, w, c, p, h, s, r, t)
 ON CONFLICT (message_id) DO NOTHING
@@ -43,13 +50,17 @@ WHERE l.created_at > $3 AND l.state IN ('sent', 'claimed', 'deferred')
 """
 
 NEW_RETRIES = """
-INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until)
-SELECT * , NULL::timestamptz FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until, deployment)
+SELECT *, NULL::timestamptz, $5::text
+FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
 ON CONFLICT (message_id) DO NOTHING
 """
 
+# The retry loop leased the row, so it is this deployment's or a pre-migration one (''), which
+# becomes this deployment's with the claim: a sweep elsewhere must not close it with its lease.
 RECLAIM = f"""
-UPDATE send_log SET state = 'claimed', attempts = attempts + 1, claimed_at = $2, updated_at = $2
+UPDATE send_log SET state = 'claimed', attempts = attempts + 1, claimed_at = $2, updated_at = $2,
+                    deployment = $3
 WHERE message_id = $1 AND state = 'deferred'
 RETURNING {ROW}
 """
@@ -85,19 +96,22 @@ SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::timest
 ON CONFLICT (workspace_id, email_hash) DO NOTHING
 """
 
+# A conflict is a retry deferred again, by the deployment that leased (and so owns) it.
 DEFER = """
-INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until)
-SELECT *, NULL::timestamptz FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
-ON CONFLICT (message_id) DO UPDATE SET not_before = EXCLUDED.not_before, leased_until = NULL
+INSERT INTO send_retries (message_id, payload, first_deferred_at, not_before, leased_until, deployment)
+SELECT *, NULL::timestamptz, $5::text
+FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])
+ON CONFLICT (message_id) DO UPDATE
+SET not_before = EXCLUDED.not_before, leased_until = NULL, deployment = EXCLUDED.deployment
 """
 
-BACKLOG = "SELECT count(*), min(first_deferred_at) FROM send_retries"
+BACKLOG = "SELECT count(*), min(first_deferred_at) FROM send_retries WHERE deployment IN ($1, '')"
 
 LEASE = """
 UPDATE send_retries SET leased_until = $2
 WHERE message_id IN (
     SELECT message_id FROM send_retries
-    WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1)
+    WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) AND deployment IN ($4, '')
     ORDER BY not_before LIMIT $3
     FOR UPDATE SKIP LOCKED)
 RETURNING message_id, payload, first_deferred_at
@@ -106,7 +120,7 @@ RETURNING message_id, payload, first_deferred_at
 # Locked, not yet changed: the outcome is published first, then the rows are closed (SWEEP_CLOSE)
 # in the same transaction, so a crash in between leaves them claimed and swept again.
 SWEEP = f"""
-SELECT {ROW} FROM send_log WHERE state = 'claimed' AND claimed_at < $1
+SELECT {ROW} FROM send_log WHERE state = 'claimed' AND claimed_at < $1 AND deployment IN ($2, '')
 FOR UPDATE SKIP LOCKED
 """
 
@@ -121,7 +135,8 @@ HAND_OFF = "UPDATE send_log SET handed_off = true WHERE message_id = ANY($1::tex
 
 # Locked like SWEEP: published first, then unmarked in the same transaction.
 HANDED_OFF_FINAL = f"""
-SELECT {ROW} FROM send_log WHERE handed_off AND state NOT IN ('claimed', 'deferred')
+SELECT {ROW} FROM send_log
+WHERE handed_off AND state NOT IN ('claimed', 'deferred') AND deployment IN ($2, '')
 LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 

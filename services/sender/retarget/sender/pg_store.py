@@ -3,6 +3,8 @@
 Claims and outcomes are group-committed (group_commit.py): concurrent callers share one
 statement per round trip. Times come from the caller's clock, not now(), so the retry
 schedule follows the injected clock in tests exactly as it follows the wall clock in production.
+
+The store works for one deployment, named by its topic prefix (pg_queries.py, migration 018).
 """
 
 from __future__ import annotations
@@ -71,7 +73,12 @@ def _retry_columns(retries: list[tuple[str, RetryEntry]]) -> list[list[object]]:
 
 class PostgresDeliveryStore:
     def __init__(self, settings: CommonSettings, pool: asyncpg.Pool | None = None) -> None:
+        if not settings.topic_prefix:
+            # '' marks the rows every deployment may take: a sender writing it would share its
+            # claims and retries with every other deployment on the database
+            raise ValueError("RETARGET_TOPIC_PREFIX is empty: it names the sender's deployment")
         self.settings = settings
+        self.deployment = settings.topic_prefix  # its outcomes go to this prefix's deliveries topic
         self._pool = pool
         self._claims: GroupCommit[NewClaim, Claim] = GroupCommit(self._claim_group, isolate=is_data_error)
         self._finishes: GroupCommit[Finish, bool] = GroupCommit(self._finish_group, isolate=is_data_error)
@@ -142,12 +149,16 @@ class PostgresDeliveryStore:
             # when a postponed claim's retry row must be written with it.
             atomic = conn.transaction() if any(c.retry is not None for c in claims) else _NO_TRANSACTION
             async with atomic:
-                inserted = {r["message_id"]: _row(r) for r in await conn.fetch(CLAIM, *map(list, columns))}
+                inserted = {
+                    r["message_id"]: _row(r)
+                    for r in await conn.fetch(CLAIM, *map(list, columns), self.deployment)
+                }
                 deferred = [c for c in claims if c.retry is not None and c.message_id in inserted]
                 if deferred:
                     await conn.execute(
                         NEW_RETRIES,
                         *_retry_columns([(c.message_id, c.retry) for c in deferred if c.retry is not None]),
+                        self.deployment,
                     )
             others = [c.message_id for c in claims if c.message_id not in inserted]
             existing = {r["message_id"]: _row(r) for r in await conn.fetch(KNOWN, others)} if others else {}
@@ -163,7 +174,7 @@ class PostgresDeliveryStore:
 
     async def reclaim_deferred(self, message_id: str, at: datetime) -> Claim | None:
         async with self.pool.acquire() as conn:
-            updated = await conn.fetchrow(RECLAIM, message_id, at)
+            updated = await conn.fetchrow(RECLAIM, message_id, at, self.deployment)
             if updated is not None:
                 return Claim(owned=True, row=_row(updated))
             existing = await conn.fetchrow(f"SELECT {ROW} FROM send_log WHERE message_id = $1", message_id)
@@ -200,11 +211,11 @@ class PostgresDeliveryStore:
                 )
             retries = [(m, r) for m, r in retries if m in stored]  # a swept claim is not retried
             if retries:
-                await conn.execute(DEFER, *_retry_columns(retries))
+                await conn.execute(DEFER, *_retry_columns(retries), self.deployment)
         return [f.message_id in stored for f in finishes]
 
     async def lease_due(self, now: datetime, lease_until: datetime, limit: int) -> list[DueRetry]:
-        rows = await self.pool.fetch(LEASE, now, lease_until, limit)
+        rows = await self.pool.fetch(LEASE, now, lease_until, limit, self.deployment)
         return [DueRetry(r["message_id"], bytes(r["payload"]), r["first_deferred_at"]) for r in rows]
 
     async def drop_retry(self, message_id: str) -> None:
@@ -218,14 +229,14 @@ class PostgresDeliveryStore:
         )
 
     async def retry_backlog(self) -> tuple[int, datetime | None]:
-        row = await self.pool.fetchrow(BACKLOG)
+        row = await self.pool.fetchrow(BACKLOG, self.deployment)
         return int(row[0]), row[1]
 
     async def sweep_stale_claims(
         self, claimed_before: datetime, at: datetime, publish: PublishRows | None = None
     ) -> list[SendLogRow]:
         async with self.pool.acquire() as conn, conn.transaction():
-            stale = [_row(r) for r in await conn.fetch(SWEEP, claimed_before)]
+            stale = [_row(r) for r in await conn.fetch(SWEEP, claimed_before, self.deployment)]
             if not stale:
                 return []
             closed = [unconfirmed(row, at) for row in stale]
@@ -241,7 +252,7 @@ class PostgresDeliveryStore:
 
     async def publish_handed_off(self, limit: int, publish: PublishRows) -> list[SendLogRow]:
         async with self.pool.acquire() as conn, conn.transaction():
-            final = [_row(r) for r in await conn.fetch(HANDED_OFF_FINAL, limit)]
+            final = [_row(r) for r in await conn.fetch(HANDED_OFF_FINAL, limit, self.deployment)]
             if final:
                 await publish(final)  # acknowledged before the mark goes: a crash loses no outcome
                 await conn.execute(HANDED_OFF_DONE, [r.message_id for r in final])

@@ -14,6 +14,10 @@ publishing loses no outcome (migration 017).
 
 Only the caller that *created* a 'claimed' state may talk SMTP for that message. The real
 adapter is pg_store.PostgresDeliveryStore; unit tests use an in-memory fake.
+
+A store works for one deployment (its topic prefix, migration 018): its claims and retry rows
+name it, and lease_due, retry_backlog, sweep_stale_claims and publish_handed_off see only rows
+of that deployment or of none (written before the migration). The fake has one deployment.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -311,3 +312,16 @@ async def test_a_client_that_leaves_mid_body_gets_a_499_and_nothing_is_published
     await app(scope, receive, send)
     assert sent[0]["status"] == 499
     assert ingest.publisher.sent == []
+
+
+async def test_startup_leaves_what_it_made_out_of_the_collectors_scans() -> None:
+    # full collections every few thousand events scanned the whole app's objects: p99 of a
+    # batch doubled (bench/RESULTS.md); once started, what exists stays out of their scans
+    settings = IngestSettings(topic_prefix="unit")
+    app = create_app(settings, services=bootstrap(settings, publisher=FakePublisher(), key_lookup=FakeKeys()))
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,7 @@ are served ahead of the middleware stack (IngestApp), which counts them itself.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,6 +63,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.open()
+        # what exists now (the app, its libraries, the connections) lives as long as the process;
+        # out of the collector's generations, a full collection scans only what requests made
+        gc.freeze()
         try:
             yield
         finally:

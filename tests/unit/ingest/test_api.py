@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -263,3 +264,64 @@ async def test_ops_routes_answer_only_on_the_ops_port_and_the_api_only_on_the_pu
     assert (await ingest.ops.get("/t/o/x.gif")).status_code == 404
     assert (await ingest.client.post("/v1/track", json=track, headers=AUTH)).status_code == 200
     assert (await ingest.client.get("/healthz")).status_code == 200
+
+
+async def test_event_routes_answer_and_count_every_outcome_and_leave_nothing_in_flight(
+    ingest: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event routes are served ahead of the middleware stack (main.IngestApp): their own
+    code must count requests, balance the in-flight gauge and turn a failure nobody foresaw
+    into the same JSON 500, never an exception escaping to the server."""
+    event = {"userId": "u", "event": "e"}
+    assert (await ingest.client.post("/v1/t", json=event, headers=AUTH)).status_code == 200
+    assert (await ingest.client.post("/v1/t", json=event)).status_code == 401
+
+    async def broken(topic: str, records: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ingest.publisher, "publish", broken)
+    response = await ingest.client.post("/v1/t", json=event, headers=AUTH)
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    text = (await ingest.ops.get("/metrics")).text
+    for status in (200, 401, 500):
+        assert f'retarget_ingest_requests_total{{route="/v1/t",status="{status}"}}' in text
+    assert "retarget_ingest_in_flight_requests 1.0" in text  # the scrape itself
+
+
+async def test_a_client_that_leaves_mid_body_gets_a_499_and_nothing_is_published(ingest: Harness) -> None:
+    app = ingest.client._transport.app  # type: ignore[attr-defined]
+    messages = iter(
+        [{"type": "http.request", "body": b'{"userId":', "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"authorization", AUTH["Authorization"].encode())]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": headers,
+        "server": ("ingest", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    assert ingest.publisher.sent == []
+
+
+async def test_startup_leaves_what_it_made_out_of_the_collectors_scans() -> None:
+    # full collections every few thousand events scanned the whole app's objects: p99 of a
+    # batch doubled (bench/RESULTS.md); once started, what exists stays out of their scans
+    settings = IngestSettings(topic_prefix="unit")
+    app = create_app(settings, services=bootstrap(settings, publisher=FakePublisher(), key_lookup=FakeKeys()))
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -22,13 +22,20 @@ class StubProducer:
         self.reachable = reachable
         self.ack_after_s = ack_after_s
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.partitions: list[int | None] = []  # what each send named
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(12))
 
     async def start(self) -> None:
         if not self.reachable:
             raise ConnectionError("no broker")
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
         self.sent.append((topic, value, key))
+        self.partitions.append(partition)
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.ack_after_s is not None:
             asyncio.get_running_loop().call_later(self.ack_after_s, ack.set_result, None)
@@ -106,6 +113,18 @@ def test_the_cached_partitioner_puts_every_key_where_kafkas_default_one_does() -
             assert partition_by_cached_murmur2(key, all_partitions, all_partitions) == expected  # cached
 
 
+async def test_a_batch_names_each_records_partition_where_kafkas_default_partitioner_puts_it() -> None:
+    # a batch's records are sent with their partition named (aiokafka's send() built the
+    # partition lists for every record to ask the partitioner): it must be the same partition
+    producer = StubProducer()
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    keys = [f"ws1:visitor-{n}".encode() for n in range(200)]
+    await publisher.publish("t", [(key, b"v") for key in keys])
+    reference, twelve = DefaultPartitioner(), list(range(12))
+    assert producer.partitions == [reference(key, twelve, twelve) for key in keys]
+    await publisher.close()
+
+
 async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
     producer = make_producer(settings(), **producer_options(settings()))
     assert producer._partitioner is partition_by_cached_murmur2
@@ -114,7 +133,9 @@ async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
 class FailingProducer(StubProducer):
     """Every record's future fails, as aiokafka fails all of a batch's records at once."""
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_soon(ack.set_exception, ConnectionError("broker gone"))
         return ack
@@ -142,7 +163,9 @@ class OneFailsProducer(StubProducer):
         super().__init__()
         self.bad = bad
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if len(self.sent) == self.bad:
             ack.set_exception(ConnectionError("not leader for partition"))

@@ -175,7 +175,12 @@ async def _send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[Re
         key, value = records[0]
         await (await producer.send(topic, value, key=key))
         return
-    acks = [await producer.send(topic, value, key=key) for key, value in records]
+    # the partition named, as the configured partitioner would choose it: aiokafka's send()
+    # otherwise builds the topic's partition lists for every record to hand to the partitioner
+    count = len(await producer.partitions_for(topic))
+    acks = [
+        await producer.send(topic, value, key=key, partition=_murmur2(key) % count) for key, value in records
+    ]
     # One by one, not gather: a record's future is resolved with the rest of its produce batch,
     # so nearly every await finds it done; gather added a callback and a wrapper per record
     # (~4% of a batch's CPU). The first failure raises here, as it did from gather.

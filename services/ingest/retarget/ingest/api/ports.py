@@ -34,9 +34,12 @@ class PortSplit:
         path = scope["path"]
         if path in BOTH_PATHS:
             return True
-        server = scope.get("server")
-        on_ops_port = server is not None and server[1] == self.ops_port
-        return on_ops_port == (path in OPS_PATHS)
+        return on_ops_port(scope, self.ops_port) == (path in OPS_PATHS)
+
+
+def on_ops_port(scope: Scope, ops_port: int) -> bool:
+    server = scope.get("server")
+    return server is not None and server[1] == ops_port
 
 
 async def _not_found(send: Send) -> None:

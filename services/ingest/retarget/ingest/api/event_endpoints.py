@@ -1,0 +1,119 @@
+"""The POST endpoints of the event routes (/v1/track … /v1/batch) as raw ASGI apps.
+
+They are the hot path: every event arrives through one of them. So they read the scope's
+headers and the body messages themselves and answer with two ASGI messages: no Request or
+Response object, no middleware between uvicorn and them (the app serves them ahead of its
+middleware stack, main.py; measured in bench/RESULTS.md). They answer exactly what the app's
+handlers would: the same JSON bodies, CORS headers (cors.py) and statuses, a 499 for a client
+that left, a logged 500 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from retarget.ingest import metrics
+from retarget.ingest.body import check_media_type, read_body
+from retarget.ingest.bootstrap import IngestServices
+from retarget.ingest.cors import Cors
+from retarget.ingest.errors import IngestError
+
+log = logging.getLogger(__name__)
+
+SUCCESS = b'{"success":true}'
+_INTERNAL_ERROR = orjson.dumps(
+    {"success": False, "code": "internal_error", "message": "unexpected error; nothing was accepted"}
+)
+# the request headers the endpoints read; the rest are never decoded
+_READ_HEADERS = frozenset(
+    {b"content-type", b"content-length", b"content-encoding", b"authorization", b"origin"}
+)
+
+Answer = tuple[int, bytes, dict[str, str]]
+
+
+class EventEndpoint:
+    """POST of one route: `event_type` for a single-event route, None for a batch route."""
+
+    def __init__(self, path: str, event_type: str | None) -> None:
+        self.path = path
+        self.event_type = event_type
+        self._payload_bytes = metrics.PAYLOAD_BYTES.labels(path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.respond(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer the request; return its status (for the request metrics)."""
+        services: IngestServices = scope["app"].state.services
+        headers = _read_headers(scope)
+        origin = headers.get("origin")
+        try:
+            status, body, extra = await self._accept(services, headers, receive)
+        except IngestError as exc:
+            cors = await services.cors.on_error(origin, exc)
+            status, body, extra = exc.status, orjson.dumps(exc.body()), exc.headers() | cors
+        except ClientDisconnect:
+            status, body, extra = 499, b"", {}  # nobody reads it; nothing was accepted
+        except Exception as exc:
+            log.error("unhandled error", exc_info=exc, extra={"route": self.path})
+            status, body, extra = 500, _INTERNAL_ERROR, {}
+        await _send_answer(send, status, body, extra)
+        return status
+
+    async def _accept(self, services: IngestServices, headers: dict[str, str], receive: Receive) -> Answer:
+        settings, intake = services.settings, services.intake
+        check_media_type(headers.get("content-type"))
+        origin, authorization = headers.get("origin"), headers.get("authorization")
+        allow = Cors.allow(origin) if origin is not None else {}  # reached only if the workspace allows it
+        if self.event_type is not None:
+            body = await read_body(
+                headers, _body_chunks(receive), limit=settings.max_event_bytes, what="event"
+            )
+            self._payload_bytes.observe(len(body))
+            await intake.accept_one(self.event_type, body, authorization, origin)
+            return 200, SUCCESS, allow
+        body = await read_body(headers, _body_chunks(receive), limit=settings.max_batch_bytes, what="batch")
+        self._payload_bytes.observe(len(body))
+        result = await intake.accept_batch(body, authorization, origin)
+        if not result.rejected:
+            return 200, SUCCESS, allow
+        answer = {
+            "success": True,
+            "accepted": result.accepted,
+            "rejected": [r.as_json() for r in result.rejected],
+        }
+        return 200, orjson.dumps(answer), allow
+
+
+def _read_headers(scope: Scope) -> dict[str, str]:
+    """The headers the endpoints read; the first of repeated ones, as Starlette's Headers.get."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def _send_answer(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw = [(b"content-length", b"%d" % len(body))]
+    if body:
+        raw.append((b"content-type", b"application/json"))
+    raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

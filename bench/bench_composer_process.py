@@ -68,6 +68,18 @@ def start_py_spy(pid: int, out: str, *, idle: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+async def batch_count(port: int) -> float:
+    """Batches the composer's stage handled (its retarget_stage_batch_seconds count)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    counts = [
+        line.split()[-1]
+        for line in text.splitlines()
+        if line.startswith("retarget_stage_batch_seconds_count")
+    ]
+    return float(counts[0]) if counts else 0.0
+
+
 async def outbound_count(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> int:
     return sum((await consumer.end_offsets(parts)).values())
 
@@ -141,10 +153,12 @@ async def run(args: argparse.Namespace) -> None:
         wall = time.monotonic() - started
         cpu = sum(process.cpu_times()[:2]) - cpu_before
         load = os.getloadavg()
+        batches = await batch_count(port)
         print(
             f"composer: {done:,} emails in {wall:.1f} s ({done / wall:,.0f}/s), CPU {cpu:.2f} s = "
             f"{cpu / done * 1e6:,.0f} us/email ({done / cpu:,.0f} emails/s per core); "
-            f"rate {args.rate or 'backlog'}; load {load[0]:.1f}"
+            f"rate {args.rate or 'backlog'}; {batches:,.0f} batches ({done / max(batches, 1):,.0f} records each); "
+            f"load {load[0]:.1f}"
         )
     finally:
         if spy is not None:

@@ -87,7 +87,7 @@ async def outbound_count(consumer: AIOKafkaConsumer, parts: list[TopicPartition]
 async def run(args: argparse.Namespace) -> None:
     stack = stack_env()
     prefix = f"benchcomp{secrets.token_hex(3)}"
-    workspace_id = f"bench-{secrets.token_hex(4)}"
+    workspace_id = f"benchcomp-{secrets.token_hex(4)}"  # its own kind of name: others are bench-*
     settings = CommonSettings(
         kafka_bootstrap=stack["RETARGET_KAFKA_BOOTSTRAP"],
         database_url=stack["RETARGET_DATABASE_URL"],

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from retarget.common.settings import CommonSettings
-from retarget.coupons.rules import Refusal
+from retarget.coupons.rules import Coupon, Refusal
 from retarget.coupons.store import CodeTaken, CouponStore, Issue, PoolEmpty
 
 pytestmark = pytest.mark.integration
@@ -42,6 +42,27 @@ async def test_a_unique_code_is_stored_once_and_a_replay_finds_it(pool, workspac
     assert await pool.fetchval("SELECT count(*) FROM coupons WHERE workspace_id = $1", workspace_id) == 1
     with pytest.raises(CodeTaken):  # the same code for another trigger is never shown twice
         await store.issue_unique(issue(workspace_id, "trig-2"), "RT-AAAA")
+
+
+async def test_a_batch_of_unique_codes_gives_each_its_own_outcome_in_order(pool, workspace_id) -> None:
+    """One INSERT and one SELECT for the batch: a replay finds its row, a code another trigger
+    holds is CodeTaken in its place, a trigger twice in the batch is stored once."""
+    store = CouponStore(pool)
+    earlier = await store.issue_unique(issue(workspace_id, "trig-old"), "RT-OLD")
+    wanted = [
+        (issue(workspace_id, "trig-a"), "RT-A"),
+        (issue(workspace_id, "trig-old"), "RT-OLD"),  # a replay
+        (issue(workspace_id, "trig-b"), "RT-OLD"),  # another trigger's code
+        (issue(workspace_id, "trig-a"), "RT-A"),  # the same trigger again
+        (issue(workspace_id, "trig-c", days=1), "RT-C"),
+    ]
+    a, old, taken, again, c = await store.issue_unique_batch(wanted)
+    assert isinstance(a, Coupon) and (a.code, a.trigger_id) == ("RT-A", "trig-a") and again == a
+    assert old == earlier and isinstance(taken, CodeTaken)
+    assert isinstance(c, Coupon) and c.code == "RT-C" and c.expires_at == T0 + timedelta(days=1)
+    codes = await pool.fetch("SELECT code FROM coupons WHERE workspace_id = $1 ORDER BY code", workspace_id)
+    assert [r["code"] for r in codes] == ["RT-A", "RT-C", "RT-OLD"]
+    assert await store.issue_unique_batch([]) == []
 
 
 async def test_racing_composers_never_share_a_pool_code(pool, workspace_id) -> None:

@@ -5,13 +5,14 @@ without the offer, a malformed spec is dead-lettered and a database that is away
 
 from __future__ import annotations
 
-import asyncio
 import email
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -25,7 +26,7 @@ from retarget.composer.handler import TriggerHandler
 from retarget.composer.render import CampaignTemplates
 from retarget.composer.testing import FakeCoupons, cart_trigger
 from retarget.coupons.rules import Coupon
-from retarget.coupons.store import Issue
+from retarget.coupons.store import CodeTaken, Issue
 
 SENDER = Workspace("ws", "Boot Shop", "Boot Shop", "news@boots.example", "1 Main St, Springfield")
 FIRED = datetime(2026, 3, 1, tzinfo=UTC)
@@ -113,7 +114,7 @@ async def test_a_malformed_coupon_spec_is_dead_lettered_naming_it() -> None:
 
 
 class DatabaseAway(FakeCoupons):
-    async def issue_unique(self, issue: Any, code: str) -> Any:
+    async def issue_unique_batch(self, wanted: Any) -> Any:
         raise ConnectionRefusedError("PostgreSQL is away")
 
 
@@ -122,21 +123,44 @@ async def test_a_database_that_is_away_fails_the_batch_so_nothing_unstored_is_se
         await handler(DatabaseAway()).handle([record(trigger(UNIQUE))])
 
 
-async def test_a_batch_stores_its_unique_codes_concurrently_and_keeps_the_records_order() -> None:
-    """One round trip after the other, the database's latency set the composer's rate
-    (bench_pipeline.py): every unique issue of a batch must be in flight at once."""
-    batch = 4
-    in_flight, all_in = 0, asyncio.Event()
+async def test_a_batch_stores_its_unique_codes_in_one_call_and_keeps_the_records_order() -> None:
+    """A round trip and a pool checkout per code cost the composer more CPU than rendering
+    (bench_composer_process.py): a batch's unique codes are stored in one call."""
+    calls: list[int] = []
 
-    class SlowCoupons(FakeCoupons):
-        async def issue_unique(self, issue: Issue, code: str) -> Coupon:
-            nonlocal in_flight
-            in_flight += 1
-            if in_flight == batch:
-                all_in.set()
-            await asyncio.wait_for(all_in.wait(), timeout=10)  # one at a time: this times out
-            return await super().issue_unique(issue, code)
+    class CountingCoupons(FakeCoupons):
+        async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]:
+            calls.append(len(wanted))
+            return await super().issue_unique_batch(wanted)
 
-    ids = [f"{i:032x}" for i in range(batch)]
-    outs = await handler(SlowCoupons()).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ids])
+    ids = [f"{i:032x}" for i in range(4)]
+    outs = await handler(CountingCoupons()).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ids])
     assert [msgspec.json.decode(o.value, type=OutboundMessage).trigger_id for o in outs] == ids
+    assert calls == [4]
+
+
+async def test_a_batch_postgresql_refuses_is_stored_one_by_one_so_only_the_bad_trigger_fails() -> None:
+    class RefusesNul(FakeCoupons):
+        async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]:
+            if any("\x00" in issue.trigger_id for issue, _ in wanted):
+                raise asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence")
+            return await super().issue_unique_batch(wanted)
+
+    ids = ["a" * 32, "b\x00" + "b" * 30, "c" * 32]
+    store = RefusesNul()
+    outs = await handler(store).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ids])
+    assert [o.topic for o in outs] == ["t.outbound.v1", "t.dead-letter.v1", "t.outbound.v1"]
+    assert "coupon" in msgspec.json.decode(outs[1].value, type=DeadLettered).reason
+    assert sorted(t for _, t in store.issued) == ["a" * 32, "c" * 32]
+
+
+async def test_a_code_another_trigger_holds_dead_letters_only_that_trigger() -> None:
+    class OneTaken(FakeCoupons):
+        async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]:
+            stored = await super().issue_unique_batch(wanted)
+            return [CodeTaken("taken") if i == 0 else c for i, c in enumerate(stored)]
+
+    outs = await handler(OneTaken()).handle(
+        [record(trigger(UNIQUE, trigger_id=t)) for t in ("a" * 32, "b" * 32)]
+    )
+    assert [o.topic for o in outs] == ["t.dead-letter.v1", "t.outbound.v1"]

@@ -30,6 +30,12 @@ from retarget.config.follower import ConfigFollower
 from retarget.config.records import Kind
 from retarget.coupons.store import CouponStore
 
+# An outbound record is ~9 KB (a whole email): in aiokafka's default 16 KB batch it sat alone,
+# so every record was compressed, framed and drained on its own, and each send waited for the
+# previous record of its partition to be drained. ~60 records a batch cut that per-email cost.
+# Below the broker's 1 MB message.max.bytes, which a (compressed) batch must fit.
+OUTBOUND_BATCH_BYTES = 512 * 1024
+
 # templates are rendered from the feed; identity and policy changes drop the workspace cache
 FOLLOWED_KINDS: tuple[Kind, ...] = ("template", "identity", "policy")
 
@@ -94,6 +100,10 @@ def make_composer(
     )
 
 
+def make_outbound_producer(settings: ComposerSettings) -> AIOKafkaProducer:
+    return make_producer(settings, max_batch_size=OUTBOUND_BATCH_BYTES)
+
+
 async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -> ComposerService:
     topics = Topics(settings.topic_prefix)
     pool = await create_pool(settings)
@@ -103,6 +113,6 @@ async def bootstrap(settings: ComposerSettings, *, clock: Clock | None = None) -
     coupons = CouponIssuer(CouponStore(pool))
     handler = TriggerHandler(make_composer(settings, clock, follower), workspaces, topics, coupons)
     consumer = make_consumer(settings, topics.triggers, group_id=f"{settings.topic_prefix}-composer")
-    producer = make_producer(settings)
+    producer = make_outbound_producer(settings)
     stage = Stage("composer", consumer, producer, handler.handle, dead_letter_topic=topics.dead_letter)
     return ComposerService(stage, handler, pool, consumer, producer, follower)

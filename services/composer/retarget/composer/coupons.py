@@ -9,14 +9,15 @@ An empty pool does not hold or drop the reminder: the email goes out without the
 (the bundled templates leave the offer out when there is none), counted in
 retarget_composer_coupon_pool_empty_total, so the shop sees it and uploads more codes.
 
-A batch's unique codes are stored concurrently (a round trip each, on the pool's connections:
-one after the other, the database's latency set the composer's rate in bench_pipeline.py);
-pool claims stay one after the other, so a pool's codes go out in the batch's order.
+A batch's unique codes are stored together, in two statements (issue_unique_batch): a round
+trip and a pool checkout per code cost the composer more CPU than rendering the email
+(bench/bench_composer_process.py). Should PostgreSQL refuse the batch's data (a NUL byte), each
+code is stored alone, so only the bad trigger fails. Pool claims stay one after the other, so
+a pool's codes go out in the batch's order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,11 +25,12 @@ from typing import Protocol
 
 import msgspec
 
+from retarget.common.poison import is_data_error
 from retarget.common.schemas import TriggerFired
 from retarget.composer.metrics import COUPON_POOL_EMPTY, COUPON_POOL_REMAINING, COUPONS_ISSUED
 from retarget.coupons.rules import Coupon
 from retarget.coupons.spec import coupon_spec
-from retarget.coupons.store import Issue, PoolEmpty
+from retarget.coupons.store import CodeTaken, Issue, PoolEmpty
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 class Coupons(Protocol):
     """What issuing needs of retarget.coupons.store.CouponStore (a fake in unit tests)."""
 
-    async def issue_unique(self, issue: Issue, code: str) -> Coupon: ...
+    async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]: ...
     async def claim_from_pool(self, issue: Issue, pool: str) -> Coupon: ...
     async def pool_free(self, workspace_id: str, pool: str) -> int: ...
 
@@ -56,36 +58,53 @@ class CouponIssuer:
     async def offers(self, wanted: Sequence[tuple[TriggerFired, str]]) -> list[Offer | BaseException]:
         """offer() for each (trigger, derived code), in order; each failure in its place."""
         results: list[Offer | BaseException | None] = [None] * len(wanted)
-
-        async def one(i: int) -> None:
+        unique: list[int] = []
+        for i, (trigger, _) in enumerate(wanted):
             try:
-                results[i] = await self.offer(*wanted[i])
-            except Exception as exc:
+                mode = _mode(trigger)
+            except ValueError as exc:  # a malformed coupon spec
                 results[i] = exc
-
-        in_pools = [i for i, (trigger, _) in enumerate(wanted) if _mode(trigger) == "pool"]
-        others = [i for i in range(len(wanted)) if i not in set(in_pools)]
-        await asyncio.gather(*(one(i) for i in others))
-        for i in in_pools:
-            await one(i)
+                continue
+            if mode == "unique":
+                unique.append(i)
+        for i, outcome in zip(unique, await self._issue_unique([wanted[i] for i in unique]), strict=True):
+            results[i] = outcome
+        for i in range(len(wanted)):  # pool claims one after the other, in the batch's order
+            if results[i] is None:
+                try:
+                    results[i] = await self.offer(*wanted[i])
+                except Exception as exc:
+                    results[i] = exc
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]  # every slot filled above
+
+    async def _issue_unique(self, wanted: Sequence[tuple[TriggerFired, str]]) -> list[Offer | BaseException]:
+        """Store the unique codes together; on a data error, each alone, so only the bad one fails."""
+        try:
+            stored = await self._store.issue_unique_batch([(_issue(t), code) for t, code in wanted])
+        except Exception as exc:
+            if len(wanted) == 1 or not is_data_error(exc):
+                return [exc] * len(wanted)
+            return [outcome for one in wanted for outcome in await self._issue_unique([one])]
+        offers: list[Offer | BaseException] = []
+        for (trigger, _), coupon in zip(wanted, stored, strict=True):
+            if isinstance(coupon, CodeTaken):
+                offers.append(coupon)
+            else:
+                COUPONS_ISSUED.labels(trigger.campaign, "unique").inc()
+                offers.append(Offer(trigger, coupon.code))
+        return offers
 
     async def offer(self, trigger: TriggerFired, derived_code: str) -> Offer:
         """ValueError when the trigger's coupon spec is malformed; database errors escape (retry)."""
         spec = coupon_spec(trigger.incentive)
         if spec is None:
             return Offer(trigger, None)
-        issue = Issue(
-            trigger.workspace_id,
-            trigger.campaign,
-            trigger.trigger_id,
-            trigger.profile_id,
-            trigger.fired_at,  # not the clock: a replay computes the same expiry
-            spec.expires_after,
-        )
+        issue = _issue(trigger)
         if spec.mode == "unique":
-            coupon = await self._store.issue_unique(issue, derived_code)
+            [coupon] = await self._store.issue_unique_batch([(issue, derived_code)])
+            if isinstance(coupon, CodeTaken):
+                raise coupon
         else:
             assert spec.pool is not None  # CouponSpec requires it in pool mode
             try:
@@ -105,9 +124,21 @@ class CouponIssuer:
         return Offer(trigger, coupon.code)
 
 
+def _issue(trigger: TriggerFired) -> Issue:
+    """Who the trigger's code is for; only for a trigger whose incentive has a coupon spec."""
+    spec = coupon_spec(trigger.incentive)
+    assert spec is not None
+    return Issue(
+        trigger.workspace_id,
+        trigger.campaign,
+        trigger.trigger_id,
+        trigger.profile_id,
+        trigger.fired_at,  # not the clock: a replay computes the same expiry
+        spec.expires_after,
+    )
+
+
 def _mode(trigger: TriggerFired) -> str | None:
-    try:
-        spec = coupon_spec(trigger.incentive)
-    except ValueError:
-        return None  # offer() raises it again, in its place
+    """The trigger's coupon mode, None without one; ValueError when its spec is malformed."""
+    spec = coupon_spec(trigger.incentive)
     return None if spec is None else spec.mode

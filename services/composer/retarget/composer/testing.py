@@ -3,12 +3,13 @@ prove the spam scorer scores (a scorer that always answered 0 would pass every c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from retarget.common.schemas import CartLine, Recipient, TriggerFired
 from retarget.coupons.rules import Coupon
-from retarget.coupons.store import Issue, PoolEmpty
+from retarget.coupons.store import CodeTaken, Issue, PoolEmpty
 
 # What spam looks like to SpamAssassin's local rules (~14 points with Debian's 4.0 rules,
 # the threshold is 5): "Dear Friend", 100% guaranteed, millions of dollars, a wire transfer,
@@ -38,8 +39,8 @@ class FakeCoupons:
         self.pools = pools or {}
         self.issued: dict[tuple[str, str], Coupon] = {}  # (workspace, trigger_id) -> coupon
 
-    async def issue_unique(self, issue: Issue, code: str) -> Coupon:
-        return self._store(issue, code, "unique")
+    async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]:
+        return [self._store(issue, code, "unique") for issue, code in wanted]
 
     async def claim_from_pool(self, issue: Issue, pool: str) -> Coupon:
         if (issue.workspace_id, issue.trigger_id) in self.issued:

@@ -87,13 +87,12 @@ async def committed_triggers(bootstrap: str, topic: str) -> list[TriggerFired]:
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
     "crash_at",
+    # The first batch's sends, then the middle and the end of a later batch's write order:
+    # every step of that order is killed in test_segmenter_crash_points.py (triggers alike
+    # with or without an arm); here, that an arm survives each phase (~50 s a run, so three).
     [
         "segmenter.after_sends@1",
-        "segmenter.after_sends@2",
-        "segmenter.after_sends@3",
-        "segmenter.in_changelog_transaction@2",
         "segmenter.after_changelog@2",
-        "segmenter.after_state_write@2",
         "segmenter.after_commit@2",
     ],
 )

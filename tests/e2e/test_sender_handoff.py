@@ -95,9 +95,12 @@ async def _drop_database(url: str, private: str) -> None:
         await conn.close()
 
 
+@pytest.mark.parametrize("owner_crash", [None, "stage.after_handle"])
 async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_loses_no_outcome(
-    stack: dict[str, str], topic_prefix: str, workspace_id: str, tmp_path: Path
+    stack: dict[str, str], topic_prefix: str, workspace_id: str, tmp_path: Path, owner_crash: str | None
 ) -> None:
+    """With `owner_crash`, the new owner is killed too, after its hand-off and before it
+    produces or commits anything; a replacement (same static member) replays the partition."""
     started: list[Service] = []
 
     def launch(env: dict[str, str]) -> Service:
@@ -145,7 +148,8 @@ async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_lose
         [held] = await conn.fetch(
             "SELECT message_id FROM send_log WHERE workspace_id = $1 AND state = 'claimed'", workspace_id
         )
-        owner = launch({**env, "RETARGET_SENDER_INSTANCE_ID": "aa-owner"})
+        crash = {"RETARGET_CRASH_AT": owner_crash} if owner_crash else {}
+        owner = launch({**env, "RETARGET_SENDER_INSTANCE_ID": "aa-owner", **crash})
         await asyncio.to_thread(owner.wait_healthy)
 
         async def handed_off() -> bool:
@@ -156,6 +160,15 @@ async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_lose
             )
 
         await _until(handed_off, 60, "the new owner never handed the claim off", owner)
+        if owner_crash:
+
+            async def owner_died() -> bool:
+                return owner.process.poll() is not None
+
+            await _until(owner_died, 30, f"the new owner never reached {owner_crash}", owner)
+            assert owner.process.returncode == -9, owner.tail()
+            owner = launch({**env, "RETARGET_SENDER_INSTANCE_ID": "aa-owner"})
+            await asyncio.to_thread(owner.wait_healthy)
         smtp.release.set()
 
         async def died() -> bool:

@@ -345,3 +345,52 @@ async def test_two_retry_loops_publish_a_handed_off_outcome_once_and_neither_wai
         assert (first, second) == ([claim.message_id], [])
     finally:
         await other.close()
+
+
+async def test_a_hand_off_never_deadlocks_with_a_writer_locking_the_same_claims_in_another_order(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    """The new owner hands off two claims while their claimant's group commit (FINISH, rows in
+    its own order) records both. One UPDATE of both rows held the first row's lock while it
+    waited for the second: PostgreSQL found a deadlock and aborted one side; an aborted FINISH
+    leaves a message the relay accepted 'claimed', to be swept as failed/unconfirmed. (A stress
+    of FINISH in reverse order against HAND_OFF, 50 rows, hit 4 deadlocks in 300 rounds.) Here
+    the orders are forced: a third transaction holds X, the hand-off queues on X, the other
+    writer takes Y and then queues on X behind it."""
+    now = datetime.now(UTC)
+    x, y = _claim(workspace_id, now), _claim(workspace_id, now)
+    await store.claim(x)
+    await store.claim(y)
+    blocker = await asyncpg.connect(store.settings.database_url)
+    writer = await asyncpg.connect(store.settings.database_url)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", x.message_id)
+        handing = asyncio.ensure_future(store.hand_off([x.message_id, y.message_id]))
+        await asyncio.sleep(0.3)  # queued on X
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", y.message_id)
+        other = asyncio.ensure_future(
+            writer.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", x.message_id)
+        )
+        await asyncio.sleep(0.3)  # queued on X behind the hand-off
+        await blocking.commit()
+        results = await asyncio.wait_for(
+            asyncio.gather(other, _commit_after(other, writing), handing, return_exceptions=True), 20
+        )
+        assert not [r for r in results if isinstance(r, BaseException)], results
+        marked = await store.pool.fetch(
+            "SELECT message_id FROM send_log WHERE message_id = ANY($1::text[]) AND handed_off",
+            [x.message_id, y.message_id],
+        )
+        assert len(marked) == 2
+    finally:
+        await blocker.close()
+        await writer.close()
+
+
+async def _commit_after(locked: asyncio.Future[object], transaction: asyncpg.transaction.Transaction) -> None:
+    await locked  # the writer has both rows now
+    await transaction.commit()

@@ -258,6 +258,139 @@ async def test_a_handed_off_claim_the_sweep_closes_is_published_by_the_sweep_alo
     async def publish(rows: list[SendLogRow]) -> None:
         published.extend(r for r in rows if r.message_id == claim.message_id)
 
-    await store.sweep_stale_claims(now - timedelta(minutes=10), now, publish)
+    swept = await store.sweep_stale_claims(now - timedelta(minutes=10), now, publish)
+    # On the shared database another sender's sweep (every running sender sweeps claims an
+    # hour old) may close it first: what matters is that the closed row carries no mark.
+    ours = claim.message_id in {r.message_id for r in swept}
+    row = await store.pool.fetchrow(
+        "SELECT state, handed_off FROM send_log WHERE message_id = $1", claim.message_id
+    )
+    assert (row["state"], row["handed_off"]) == ("failed", False)
     await store.publish_handed_off(10_000, publish)
-    assert [(r.state, r.last_reason) for r in published] == [("failed", "unconfirmed_claim")]
+    assert [(r.state, r.last_reason) for r in published] == [("failed", "unconfirmed_claim")] * ours
+
+
+async def test_a_handed_off_claim_its_claimant_deferred_is_not_published_while_deferred(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    """Deferred is not final: the retry loop publishes its final outcome, then the hand-off does."""
+    now = datetime.now(UTC)
+    claim = _claim(workspace_id, now)
+    await store.claim(claim)
+    await store.hand_off([claim.message_id])
+    retry = RetryEntry(b"payload", now, now + timedelta(hours=1))
+    deferred = Finish(
+        claim.message_id,
+        workspace_id,
+        claim.recipient_hash,
+        "deferred",
+        "soft_bounce",
+        451,
+        "later",
+        now,
+        retry=retry,
+    )
+    assert await store.finish(deferred)
+    published: list[SendLogRow] = []
+
+    async def publish(rows: list[SendLogRow]) -> None:
+        published.extend(r for r in rows if r.message_id == claim.message_id)
+
+    await store.publish_handed_off(10_000, publish)
+    assert published == []
+    reclaimed = await store.reclaim_deferred(claim.message_id, now)
+    assert reclaimed is not None and reclaimed.owned
+    await store.publish_handed_off(10_000, publish)
+    assert published == []  # claimed again, by the retry loop
+    sent = Finish(claim.message_id, workspace_id, claim.recipient_hash, "sent", "accepted", 250, "ok", now)
+    assert await store.finish(sent)
+    await store.publish_handed_off(10_000, publish)
+    assert [(r.state, r.attempts) for r in published] == [("sent", 2)]
+
+
+async def test_two_retry_loops_publish_a_handed_off_outcome_once_and_neither_waits(
+    store: PostgresDeliveryStore, sender_settings: SenderSettings, workspace_id: str
+) -> None:
+    """Two senders' retry loops at once: the one publishing holds the row (its broker slow);
+    the other skips it at once (SKIP LOCKED) rather than waiting, and never publishes it too."""
+    other = PostgresDeliveryStore(sender_settings)
+    await other.start()
+    try:
+        now = datetime.now(UTC)
+        claim = _claim(workspace_id, now)
+        await store.claim(claim)
+        await store.hand_off([claim.message_id])
+        sent = Finish(
+            claim.message_id, workspace_id, claim.recipient_hash, "sent", "accepted", 250, "ok", now
+        )
+        assert await store.finish(sent)
+        inside, release = asyncio.Event(), asyncio.Event()
+        first: list[str] = []
+        second: list[str] = []
+
+        async def slow_broker(rows: list[SendLogRow]) -> None:
+            first.extend(r.message_id for r in rows if r.message_id == claim.message_id)
+            inside.set()
+            await release.wait()
+
+        async def publish(rows: list[SendLogRow]) -> None:
+            second.extend(r.message_id for r in rows if r.message_id == claim.message_id)
+
+        publishing = asyncio.ensure_future(store.publish_handed_off(10_000, slow_broker))
+        await asyncio.wait_for(inside.wait(), 10)
+        await asyncio.wait_for(other.publish_handed_off(10_000, publish), 5)  # not blocked behind it
+        release.set()
+        await publishing
+        await other.publish_handed_off(10_000, publish)
+        assert (first, second) == ([claim.message_id], [])
+    finally:
+        await other.close()
+
+
+async def test_a_hand_off_never_deadlocks_with_a_writer_locking_the_same_claims_in_another_order(
+    store: PostgresDeliveryStore, workspace_id: str
+) -> None:
+    """The new owner hands off two claims while their claimant's group commit (FINISH, rows in
+    its own order) records both. One UPDATE of both rows held the first row's lock while it
+    waited for the second: PostgreSQL found a deadlock and aborted one side; an aborted FINISH
+    leaves a message the relay accepted 'claimed', to be swept as failed/unconfirmed. (A stress
+    of FINISH in reverse order against HAND_OFF, 50 rows, hit 4 deadlocks in 300 rounds.) Here
+    the orders are forced: a third transaction holds X, the hand-off queues on X, the other
+    writer takes Y and then queues on X behind it."""
+    now = datetime.now(UTC)
+    x, y = _claim(workspace_id, now), _claim(workspace_id, now)
+    await store.claim(x)
+    await store.claim(y)
+    blocker = await asyncpg.connect(store.settings.database_url)
+    writer = await asyncpg.connect(store.settings.database_url)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", x.message_id)
+        handing = asyncio.ensure_future(store.hand_off([x.message_id, y.message_id]))
+        await asyncio.sleep(0.3)  # queued on X
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", y.message_id)
+        other = asyncio.ensure_future(
+            writer.execute("SELECT 1 FROM send_log WHERE message_id = $1 FOR UPDATE", x.message_id)
+        )
+        await asyncio.sleep(0.3)  # queued on X behind the hand-off
+        await blocking.commit()
+        results = await asyncio.wait_for(
+            asyncio.gather(other, _commit_after(other, writing), handing, return_exceptions=True), 20
+        )
+        assert not [r for r in results if isinstance(r, BaseException)], results
+        marked = await store.pool.fetch(
+            "SELECT message_id FROM send_log WHERE message_id = ANY($1::text[]) AND handed_off",
+            [x.message_id, y.message_id],
+        )
+        assert len(marked) == 2
+    finally:
+        await blocker.close()
+        await writer.close()
+
+
+async def _commit_after(locked: asyncio.Future[object], transaction: asyncpg.transaction.Transaction) -> None:
+    await locked  # the writer has both rows now
+    await transaction.commit()

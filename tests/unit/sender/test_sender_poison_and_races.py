@@ -13,7 +13,7 @@ from retarget.common.identity import email_digest
 from retarget.common.poison import is_data_error
 from retarget.common.schemas import DeadLettered, decoder
 from retarget.sender.group_commit import GroupCommit
-from retarget.sender.store import Claim, Finish, NewClaim, SendLogRow
+from retarget.sender.store import Claim, Finish, NewClaim, RetryEntry, SendLogRow
 from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
 from retarget.sender.transport import Envelope, SmtpReply
 
@@ -34,6 +34,7 @@ async def test_a_claim_someone_else_made_after_the_lookup_is_not_delivered(parts
     outputs = await parts.handler([record_of(message)])
     assert parts.transport.attempts == []  # never a second sender on the wire
     assert outputs == []  # still claimed by them: they publish the outcome
+    assert parts.store.handed_off == {message.message_id}  # ...or, should they die, our retry loop
 
 
 async def test_a_lost_race_to_a_finished_message_replays_its_outcome(parts: SenderParts) -> None:
@@ -352,3 +353,116 @@ async def test_a_claim_finished_by_an_owner_that_died_before_publishing_still_ge
     await parts.retry.tick()
     published = [decode_delivery(r.value) for r in parts.publisher.on(parts.topics.deliveries)]
     assert [(d.message_id, d.outcome) for d in published] == [(message.message_id, "sent")]
+
+
+async def test_a_refusal_that_meets_a_claim_someone_else_made_hands_it_off(parts: SenderParts) -> None:
+    """Admission refuses (suppressed) a message the previous owner claimed after our look-up:
+    our refusal's claim is not ours either, and the claim is handed off like one met in `known`."""
+    message = outbound()
+    parts.store.suppressed[("ws1", email_digest(message.recipient))] = "manual"
+    theirs = SendLogRow(message.message_id, "ws1", "cart", "p1", "claimed", 1, None, None, parts.clock.now())
+
+    async def claim_raced(claim: NewClaim) -> Claim:
+        parts.store.rows[claim.message_id] = theirs
+        return Claim(owned=False, row=theirs)
+
+    parts.store.claim = claim_raced  # type: ignore[method-assign]
+    assert await parts.handler([record_of(message)]) == []
+    assert parts.store.handed_off == {message.message_id}
+
+
+async def test_a_batch_that_meets_no_claim_adds_no_hand_off_query(parts: SenderParts) -> None:
+    """The hand-off costs a statement only when a claim is met: fresh messages and replays of
+    finished ones (the hot path) run none; a batch that meets claims runs exactly one."""
+    calls: list[list[str]] = []
+    hand_off = parts.store.hand_off
+
+    async def counting(message_ids: Sequence[str]) -> None:
+        calls.append(list(message_ids))
+        await hand_off(message_ids)
+
+    parts.store.hand_off = counting  # type: ignore[method-assign]
+    fresh = [outbound() for _ in range(3)]
+    await parts.handler([record_of(m) for m in fresh])
+    await parts.handler([record_of(m) for m in fresh])  # replays of finished messages
+    assert calls == []
+    claimed = [outbound() for _ in range(2)]
+    for m in claimed:
+        await parts.store.claim(
+            NewClaim(m.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
+        )
+    await parts.handler([record_of(m) for m in [*claimed, outbound()]])
+    assert calls == [[m.message_id for m in claimed]]
+
+
+async def test_a_handed_off_claim_the_sweep_closes_is_published_once(parts: SenderParts) -> None:
+    """The claimant died mid-SMTP: the sweep publishes failed/unconfirmed and clears the mark,
+    so later polls do not publish it again."""
+    message = outbound()
+    await parts.store.claim(
+        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
+    )
+    assert await parts.handler([record_of(message)]) == []
+    parts.clock.advance(seconds=3600)
+    await parts.retry.tick()
+    await parts.retry.tick()
+    published = [decode_delivery(r.value) for r in parts.publisher.on(parts.topics.deliveries)]
+    assert [(d.outcome, d.reason) for d in published] == [("failed", "unconfirmed_claim")]
+    assert parts.store.handed_off == set()
+
+
+async def test_a_handed_off_claim_is_published_once_over_several_polls(parts: SenderParts) -> None:
+    message = outbound()
+    await parts.store.claim(
+        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
+    )
+    await parts.handler([record_of(message)])
+    finished = Finish(
+        message.message_id,
+        "ws1",
+        email_digest(message.recipient),
+        "sent",
+        "accepted",
+        250,
+        "ok",
+        parts.clock.now(),
+    )
+    assert await parts.store.finish(finished)
+    for _ in range(3):
+        await parts.retry.tick()
+    assert [decode_delivery(r.value).outcome for r in parts.publisher.on(parts.topics.deliveries)] == ["sent"]
+
+
+async def test_a_handed_off_claim_its_claimant_deferred_is_published_when_final_and_identically(
+    parts: SenderParts,
+) -> None:
+    """The claimant got a 4xx and deferred the message (publishing 'deferred' itself): the
+    hand-off publishes nothing while it is deferred; the retry loop's final 'sent' is published
+    by the retry and once more for the hand-off, byte for byte the same record."""
+    message = outbound()
+    now = parts.clock.now()
+    await parts.store.claim(NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, now))
+    assert await parts.handler([record_of(message)]) == []  # the new owner meets the claim
+    retry = RetryEntry(record_of(message).value, now, now)
+    deferred = Finish(
+        message.message_id,
+        "ws1",
+        email_digest(message.recipient),
+        "deferred",
+        "soft_bounce",
+        451,
+        "later",
+        now,
+        retry=retry,
+    )
+    assert await parts.store.finish(deferred)
+    await parts.retry.tick()  # due at once: delivered by the retry loop (after this poll's hand-off step)
+    await parts.retry.tick()
+    await parts.retry.tick()
+    out = [r.value for r in parts.publisher.on(parts.topics.deliveries)]
+    assert [(decode_delivery(v).outcome, decode_delivery(v).attempt) for v in out] == [
+        ("sent", 2),
+        ("sent", 2),
+    ]
+    assert out[0] == out[1]
+    assert len(parts.transport.delivered) == 1

@@ -131,7 +131,8 @@ WHERE message_id = ANY($1::text[])
 
 # A claim met by a partition's new owner (migration 017): whatever its state now, its outcome
 # is published by the retry loop once final, in case the claimant dies before publishing it.
-HAND_OFF = "UPDATE send_log SET handed_off = true WHERE message_id = ANY($1::text[])"
+# One row per statement (pg_store.hand_off): never a row's lock held while waiting for another's.
+HAND_OFF = "UPDATE send_log SET handed_off = true WHERE message_id = $1"
 
 # Locked like SWEEP: published first, then unmarked in the same transaction.
 HANDED_OFF_FINAL = f"""

@@ -248,7 +248,13 @@ class PostgresDeliveryStore:
         return closed
 
     async def hand_off(self, message_ids: Sequence[str]) -> None:
-        await self.pool.execute(HAND_OFF, list(message_ids))
+        # Row by row, each its own statement: one UPDATE of all of them held one row's lock while
+        # it waited for another's, and deadlocked with the claimant's FINISH locking the same rows
+        # in its own order; PostgreSQL then aborted one, and an aborted FINISH leaves a message
+        # the relay accepted 'claimed' (swept as unconfirmed). Only a batch that met claims pays.
+        async with self.pool.acquire() as conn:
+            for message_id in sorted(set(message_ids)):
+                await conn.execute(HAND_OFF, message_id)
 
     async def publish_handed_off(self, limit: int, publish: PublishRows) -> list[SendLogRow]:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -325,3 +325,27 @@ async def test_startup_leaves_what_it_made_out_of_the_collectors_scans() -> None
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_a_basic_header_with_bytes_outside_ascii_is_a_401_not_a_500(ingest: Harness) -> None:
+    # httpx refuses to send such a header, a raw client does: uvicorn hands it over as latin-1
+    app = ingest.client._transport.app  # type: ignore[attr-defined]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b'{"userId":"u","event":"e"}'}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Basic \xff\xfe")]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": headers,
+        "server": ("ingest", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 401
+    assert ingest.publisher.sent == []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
 import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import msgspec
@@ -15,6 +17,7 @@ import pytest
 
 from retarget.common.schemas import TrackedEvent
 from retarget.common.testing import FakeClock
+from retarget.ingest.api import event_endpoints
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
@@ -348,4 +351,40 @@ async def test_a_basic_header_with_bytes_outside_ascii_is_a_401_not_a_500(ingest
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 401
+    assert ingest.publisher.sent == []
+
+
+async def test_a_body_that_never_ends_is_a_408_that_closes_the_connection(
+    ingest: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn bounds no body's time (http_limits.py bounds the head's): a client that declared
+    # 30 KB and then trickled, or stopped, held its request and connection for ever
+    monkeypatch.setattr(event_endpoints, "BODY_TIMEOUT_S", 0.05)
+    app = ingest.client._transport.app  # type: ignore[attr-defined]
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, object]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"userId":', "more_body": True}
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"authorization", AUTH["Authorization"].encode())]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": headers,
+        "server": ("ingest", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), 5)
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["code"] == "request_timeout"
     assert ingest.publisher.sent == []

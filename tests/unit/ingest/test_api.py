@@ -17,6 +17,7 @@ import pytest
 
 from retarget.common.schemas import TrackedEvent
 from retarget.common.testing import FakeClock
+from retarget.ingest import metrics
 from retarget.ingest.api import event_endpoints
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.main import create_app
@@ -388,3 +389,29 @@ async def test_a_body_that_never_ends_is_a_408_that_closes_the_connection(
     assert (b"connection", b"close") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"
     assert ingest.publisher.sent == []
+
+
+async def test_the_decoded_size_of_each_routes_bodies_is_observed(ingest: Harness) -> None:
+    # the raw endpoints observe it themselves (the middleware path did it in the route)
+    def observed(route: str) -> float:
+        return metrics.PAYLOAD_BYTES.labels(route)._sum.get()  # type: ignore[no-any-return]
+
+    before_one, before_batch = observed("/v1/i"), observed("/v1/import")
+    body = b'{"userId":"u","traits":{}}'
+    headers = AUTH | {"Content-Type": "application/json"}
+    assert (await ingest.client.post("/v1/i", content=body, headers=headers)).status_code == 200
+    batch = b'{"batch":[{"type":"track","userId":"u","event":"e"}]}'
+    assert (await ingest.client.post("/v1/import", content=batch, headers=headers)).status_code == 200
+    assert (observed("/v1/i") - before_one, observed("/v1/import") - before_batch) == (len(body), len(batch))
+
+
+async def test_of_repeated_headers_the_first_counts_as_starlette_reads_them(ingest: Harness) -> None:
+    other = "Basic " + base64.b64encode(b"wk_other:").decode()
+    headers = [
+        ("content-type", "application/json"),
+        ("authorization", other),
+        ("authorization", "Basic Zm9v"),
+    ]
+    response = await ingest.client.post("/v1/track", content=b'{"userId":"u","event":"e"}', headers=headers)
+    assert response.status_code == 200
+    assert ingest.events()[0].workspace_id == "ws2"

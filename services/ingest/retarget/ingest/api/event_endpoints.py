@@ -38,7 +38,7 @@ _READ_HEADERS = frozenset(
 Answer = tuple[int, bytes, dict[str, str]]
 # from the request's start to its body's end: uvicorn bounds no body's time (the head's is
 # http_limits.py's), so a body trickled, or never finished, held its request for ever
-BODY_TIMEOUT_S = 30.0
+BODY_TIMEOUT_S = 60.0  # a 500 KB batch at 70 kbit/s; the SDKs gzip theirs
 
 
 class EventEndpoint:

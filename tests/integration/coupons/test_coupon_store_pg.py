@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from retarget.common.poison import is_data_error
 from retarget.common.settings import CommonSettings
 from retarget.coupons.rules import Coupon, Refusal
 from retarget.coupons.store import CodeTaken, CouponStore, Issue, PoolEmpty
@@ -63,6 +64,36 @@ async def test_a_batch_of_unique_codes_gives_each_its_own_outcome_in_order(pool,
     codes = await pool.fetch("SELECT code FROM coupons WHERE workspace_id = $1 ORDER BY code", workspace_id)
     assert [r["code"] for r in codes] == ["RT-A", "RT-C", "RT-OLD"]
     assert await store.issue_unique_batch([]) == []
+
+
+async def test_a_batch_gives_each_workspace_its_own_row_for_the_same_trigger_id(pool, workspace_id) -> None:
+    # a batch holds several workspaces' triggers: a row is found by (workspace, trigger), never
+    # by the trigger id alone, or one shop's email could show another shop's code
+    store = CouponStore(pool)
+    other = f"{workspace_id}-b"
+    try:
+        mine, theirs = await store.issue_unique_batch(
+            [(issue(workspace_id, "trig-same"), "RT-MINE"), (issue(other, "trig-same"), "RT-THEIRS")]
+        )
+        assert isinstance(mine, Coupon) and (mine.workspace_id, mine.code) == (workspace_id, "RT-MINE")
+        assert isinstance(theirs, Coupon) and (theirs.workspace_id, theirs.code) == (other, "RT-THEIRS")
+    finally:
+        await pool.execute("DELETE FROM coupons WHERE workspace_id = $1", other)
+
+
+@pytest.mark.parametrize("bad", ["trig\x00nul", "trig\ud800"])
+async def test_a_batch_postgresql_refuses_fails_whole_as_a_data_error_and_stores_nothing(
+    pool, workspace_id, bad: str
+) -> None:
+    # the composer stores such a batch one by one only on a data error (retarget.common.poison):
+    # what the real server answers must be one, or a NUL byte stalls the partition
+    store = CouponStore(pool)
+    with pytest.raises(Exception) as refused:
+        await store.issue_unique_batch(
+            [(issue(workspace_id, "trig-good"), "RT-GOOD"), (issue(workspace_id, bad), "RT-BAD")]
+        )
+    assert is_data_error(refused.value)
+    assert await pool.fetchval("SELECT count(*) FROM coupons WHERE workspace_id = $1", workspace_id) == 0
 
 
 async def test_racing_composers_never_share_a_pool_code(pool, workspace_id) -> None:

@@ -172,3 +172,33 @@ def test_an_ingest_that_cannot_open_its_lock_file_says_where_and_what_to_do(
     assert exit_code == 2, said
     assert f"can't open the port lock {tmp_path / 'gone'}/retarget-ingest-{ingest_settings.port}.lock" in said
     assert "set XDG_RUNTIME_DIR to a folder this user can write" in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_ingest_on_the_ports_of_a_running_one_process_ingest_exits_2_saying_why(
+    ingest_settings: IngestSettings, tmp_path: Path, workers: int
+) -> None:
+    """The plainest case: `python -m retarget.ingest` twice. The one-process ingest bound its
+    sockets before it took its locks, so the second one died in uvicorn's bind with exit 3 and
+    "[Errno 98] Address already in use", naming no port and no way out."""
+    first = launch(ingest_settings, tmp_path / "first.log", workers=1)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not _ready(ingest_settings):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the first ingest was not ready in time"
+            time.sleep(0.3)
+        log = tmp_path / "second.log"
+        second = launch(ingest_settings, log, workers=workers)
+        try:
+            exit_code = second.wait(DEADLINE_S)
+        finally:
+            kill_all_of(second)
+        said = log.read_text()
+        assert exit_code == 2, said
+        # a one-process ingest finds the first one's lock; a supervisor's probe its listener first
+        owner = f"another ingest (pid {first.pid}," if workers == 1 else "a process listening on it"
+        assert f"port {ingest_settings.port} is taken by {owner}" in said
+        assert "Traceback" not in said and first.poll() is None
+    finally:
+        kill_all_of(first)

@@ -164,3 +164,27 @@ async def test_a_code_another_trigger_holds_dead_letters_only_that_trigger() -> 
         [record(trigger(UNIQUE, trigger_id=t)) for t in ("a" * 32, "b" * 32)]
     )
     assert [o.topic for o in outs] == ["t.dead-letter.v1", "t.outbound.v1"]
+
+
+async def test_a_database_away_fails_the_batch_once_without_a_try_per_code() -> None:
+    # only a data error (the same on every try) is worth storing the codes one by one; with
+    # PostgreSQL away the batch is retried whole, not hammered with a statement per code first
+    calls: list[int] = []
+
+    class Away(FakeCoupons):
+        async def issue_unique_batch(self, wanted: Sequence[tuple[Issue, str]]) -> list[Coupon | CodeTaken]:
+            calls.append(len(wanted))
+            raise ConnectionRefusedError("PostgreSQL is away")
+
+    with pytest.raises(ConnectionRefusedError):
+        await handler(Away()).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ("a" * 32, "b" * 32)])
+    assert calls == [2]
+
+
+async def test_each_unique_code_stored_in_a_batch_is_counted() -> None:
+    from retarget.composer.metrics import COUPONS_ISSUED
+
+    campaign = msgspec.json.decode(trigger(UNIQUE), type=TriggerFired).campaign
+    before = COUPONS_ISSUED.labels(campaign, "unique")._value.get()
+    await handler(FakeCoupons()).handle([record(trigger(UNIQUE, trigger_id=t)) for t in ("a" * 32, "b" * 32)])
+    assert COUPONS_ISSUED.labels(campaign, "unique")._value.get() - before == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
 import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import msgspec
@@ -15,6 +17,8 @@ import pytest
 
 from retarget.common.schemas import TrackedEvent
 from retarget.common.testing import FakeClock
+from retarget.ingest import metrics
+from retarget.ingest.api import event_endpoints
 from retarget.ingest.bootstrap import bootstrap
 from retarget.ingest.main import create_app
 from retarget.ingest.settings import IngestSettings
@@ -325,3 +329,89 @@ async def test_startup_leaves_what_it_made_out_of_the_collectors_scans() -> None
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_a_basic_header_with_bytes_outside_ascii_is_a_401_not_a_500(ingest: Harness) -> None:
+    # httpx refuses to send such a header, a raw client does: uvicorn hands it over as latin-1
+    app = ingest.client._transport.app  # type: ignore[attr-defined]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b'{"userId":"u","event":"e"}'}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Basic \xff\xfe")]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": headers,
+        "server": ("ingest", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 401
+    assert ingest.publisher.sent == []
+
+
+async def test_a_body_that_never_ends_is_a_408_that_closes_the_connection(
+    ingest: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn bounds no body's time (http_limits.py bounds the head's): a client that declared
+    # 30 KB and then trickled, or stopped, held its request and connection for ever
+    monkeypatch.setattr(event_endpoints, "BODY_TIMEOUT_S", 0.05)
+    app = ingest.client._transport.app  # type: ignore[attr-defined]
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, object]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"userId":', "more_body": True}
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"authorization", AUTH["Authorization"].encode())]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": headers,
+        "server": ("ingest", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), 5)
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["code"] == "request_timeout"
+    assert ingest.publisher.sent == []
+
+
+async def test_the_decoded_size_of_each_routes_bodies_is_observed(ingest: Harness) -> None:
+    # the raw endpoints observe it themselves (the middleware path did it in the route)
+    def observed(route: str) -> float:
+        return metrics.PAYLOAD_BYTES.labels(route)._sum.get()  # type: ignore[no-any-return]
+
+    before_one, before_batch = observed("/v1/i"), observed("/v1/import")
+    body = b'{"userId":"u","traits":{}}'
+    headers = AUTH | {"Content-Type": "application/json"}
+    assert (await ingest.client.post("/v1/i", content=body, headers=headers)).status_code == 200
+    batch = b'{"batch":[{"type":"track","userId":"u","event":"e"}]}'
+    assert (await ingest.client.post("/v1/import", content=batch, headers=headers)).status_code == 200
+    assert (observed("/v1/i") - before_one, observed("/v1/import") - before_batch) == (len(body), len(batch))
+
+
+async def test_of_repeated_headers_the_first_counts_as_starlette_reads_them(ingest: Harness) -> None:
+    other = "Basic " + base64.b64encode(b"wk_other:").decode()
+    headers = [
+        ("content-type", "application/json"),
+        ("authorization", other),
+        ("authorization", "Basic Zm9v"),
+    ]
+    response = await ingest.client.post("/v1/track", content=b'{"userId":"u","event":"e"}', headers=headers)
+    assert response.status_code == 200
+    assert ingest.events()[0].workspace_id == "ws2"

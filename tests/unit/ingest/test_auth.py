@@ -23,7 +23,11 @@ def test_key_is_the_basic_username_or_the_body_write_key() -> None:
     assert write_key_from("Bearer xyz", "wk_body") == "wk_body"
 
 
-@pytest.mark.parametrize("header", [None, basic(""), "Basic !!!not-base64", basic("wk_a") + "!"])
+@pytest.mark.parametrize(
+    "header",
+    # "Basic \xff\xfe": header bytes outside ASCII (ASGI servers decode them as latin-1) were a 500
+    [None, basic(""), "Basic !!!not-base64", basic("wk_a") + "!", "Basic \xff\xfe", "Basic d2tf\u00e9"],
+)
 def test_no_usable_key_is_unauthorized(header: str | None) -> None:
     with pytest.raises(Unauthorized):
         write_key_from(header, None)

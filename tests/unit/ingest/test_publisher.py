@@ -125,6 +125,28 @@ async def test_a_batch_names_each_records_partition_where_kafkas_default_partiti
     await publisher.close()
 
 
+async def test_a_topic_grown_while_ingest_runs_is_partitioned_by_its_new_count_at_the_next_batch() -> None:
+    # the count is read from the producer's metadata per request, never kept: once aiokafka's
+    # metadata refresh (metadata_max_age_ms) sees the new partitions, batches use them, as
+    # single events (the producer's own partitioner) do
+    producer = StubProducer()
+    publisher = await started(KafkaEventPublisher(settings(), [], producer_factory=lambda: producer))  # type: ignore[arg-type,return-value]
+    keys = [f"ws1:visitor-{n}".encode() for n in range(50)]
+    await publisher.publish("t", [(key, b"v") for key in keys])
+    grown = list(range(24))
+
+    async def partitions_for(topic: str) -> set[int]:
+        return set(grown)
+
+    producer.partitions_for = partitions_for  # type: ignore[method-assign]
+    producer.partitions.clear()
+    await publisher.publish("t", [(key, b"v") for key in keys])
+    reference = DefaultPartitioner()
+    assert producer.partitions == [reference(key, grown, grown) for key in keys]
+    assert max(p for p in producer.partitions if p is not None) >= 12
+    await publisher.close()
+
+
 async def test_the_producer_partitions_with_the_cached_partitioner() -> None:
     producer = make_producer(settings(), **producer_options(settings()))
     assert producer._partitioner is partition_by_cached_murmur2

@@ -54,12 +54,19 @@ def serve(settings: IngestSettings) -> None:
     from retarget.ingest.main import create_app
 
     config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
-    sockets = bind_sockets(config, settings)
     # the locks a multi-worker supervisor holds, so one ingest per port either way: this one too
-    # listens only after its startup, and a multi-worker ingest's probe would pass meanwhile
+    # listens only after its startup, and a multi-worker ingest's probe would pass meanwhile.
+    # Taken before binding: bound first, a second one-process ingest died in uvicorn's bind
+    # ("Address already in use", exit 3) without naming the port or the ingest holding it.
     with contextlib.ExitStack() as held:
+        # the public port's first (the one the message names); 0: the kernel picks it, at bind
+        chosen = [p for p in dict.fromkeys((settings.port, settings.ingest_ops_port)) if p]
+        for port in chosen:
+            held.enter_context(lock_port(port))
+        sockets = bind_sockets(config, settings)
         for sock in sockets:
-            held.enter_context(lock_port(sock.getsockname()[1]))
+            if (port := sock.getsockname()[1]) not in chosen:
+                held.enter_context(lock_port(port))
         _Server(config).run(sockets=sockets)
 
 

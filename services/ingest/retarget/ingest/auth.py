@@ -14,7 +14,6 @@ exposed, and the answer says so.
 from __future__ import annotations
 
 import base64
-import binascii
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -40,7 +39,7 @@ def basic_username(authorization: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a header with non-ASCII characters
         raise Unauthorized("Authorization header is not valid Basic credentials") from None
     return decoded.partition(":")[0] or None
 

@@ -119,6 +119,16 @@ class OriginNotAllowed(IngestError):
     code = "origin_not_allowed"
 
 
+class BodyTooSlow(IngestError):
+    """The body did not arrive in time; the connection is closed (the rest of it is unread)."""
+
+    status = 408
+    code = "request_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class UnsupportedMediaType(IngestError):
     status = 415
     code = "unsupported_media_type"

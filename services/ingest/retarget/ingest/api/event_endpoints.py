@@ -10,6 +10,7 @@ that left, a logged 500 for anything unexpected.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,7 +22,7 @@ from retarget.ingest import metrics
 from retarget.ingest.body import check_media_type, read_body
 from retarget.ingest.bootstrap import IngestServices
 from retarget.ingest.cors import Cors
-from retarget.ingest.errors import IngestError
+from retarget.ingest.errors import BodyTooSlow, IngestError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ _READ_HEADERS = frozenset(
 )
 
 Answer = tuple[int, bytes, dict[str, str]]
+# from the request's start to its body's end: uvicorn bounds no body's time (the head's is
+# http_limits.py's), so a body trickled, or never finished, held its request for ever
+BODY_TIMEOUT_S = 60.0  # a 500 KB batch at 70 kbit/s; the SDKs gzip theirs
 
 
 class EventEndpoint:
@@ -72,13 +76,11 @@ class EventEndpoint:
         origin, authorization = headers.get("origin"), headers.get("authorization")
         allow = Cors.allow(origin) if origin is not None else {}  # reached only if the workspace allows it
         if self.event_type is not None:
-            body = await read_body(
-                headers, _body_chunks(receive), limit=settings.max_event_bytes, what="event"
-            )
+            body = await _read_in_time(headers, receive, limit=settings.max_event_bytes, what="event")
             self._payload_bytes.observe(len(body))
             await intake.accept_one(self.event_type, body, authorization, origin)
             return 200, SUCCESS, allow
-        body = await read_body(headers, _body_chunks(receive), limit=settings.max_batch_bytes, what="batch")
+        body = await _read_in_time(headers, receive, limit=settings.max_batch_bytes, what="batch")
         self._payload_bytes.observe(len(body))
         result = await intake.accept_batch(body, authorization, origin)
         if not result.rejected:
@@ -89,6 +91,14 @@ class EventEndpoint:
             "rejected": [r.as_json() for r in result.rejected],
         }
         return 200, orjson.dumps(answer), allow
+
+
+async def _read_in_time(headers: dict[str, str], receive: Receive, *, limit: int, what: str) -> bytes:
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            return await read_body(headers, _body_chunks(receive), limit=limit, what=what)
+    except TimeoutError:
+        raise BodyTooSlow(f"the {what}'s body did not arrive within {BODY_TIMEOUT_S:g} s") from None
 
 
 def _read_headers(scope: Scope) -> dict[str, str]:

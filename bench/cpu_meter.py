@@ -6,7 +6,9 @@ deltas around the run) per request can: it barely moves with load. Around each r
 records the CPU of every named process (each ingest worker, the broker's JVM), the client's
 (wrk: the rusage of waited-for children), the whole machine's busy time (what the rest is
 the other tenants'), and the load average at the start and the end; a run is flagged
-unreliable when it started on an overloaded machine or the client took a large share.
+unreliable when other work took a noticeable share of the cores during it, or the client took
+a large share. (Not by the load average: its 1-minute figure decays over minutes, so a
+benchmark's own previous run showed as "load 3.4" on an otherwise idle machine.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CORES = os.cpu_count() or 1
 # wrk competes with ingest for the same cores; past this share of the machine the client,
 # not the server, is a large part of what is measured
 MAX_CLIENT_SHARE = 0.25
+# other tenants' CPU during the run, as a share of the machine: past this, they took cores
+# the measured processes could have used
+MAX_OTHERS_SHARE = 0.10
 
 
 @dataclass
@@ -95,10 +100,17 @@ def measure(processes: Callable[[], dict[str, psutil.Process]]) -> Iterator[RunC
     run.client_s = _children_cpu_s() - client
     run.machine_busy_s = _busy_s() - busy
     run.load_end = os.getloadavg()[0]
-    if run.load_start > CORES:
-        run.problems.append(f"load average {run.load_start:.1f} at the start > {CORES} cores")
+    run.problems += judge(run)
+
+
+def judge(run: RunCpu) -> list[str]:
+    """Why a run's figures are not the measured processes' own (empty: they are)."""
+    problems = []
+    if run.share(run.others_s) > MAX_OTHERS_SHARE:
+        problems.append(f"other work used {run.share(run.others_s):.0%} of the machine")
     if run.share(run.client_s) > MAX_CLIENT_SHARE:
-        run.problems.append(f"wrk used {run.share(run.client_s):.0%} of the machine")
+        problems.append(f"wrk used {run.share(run.client_s):.0%} of the machine")
+    return problems
 
 
 def ingest_processes(supervisor_pid: int) -> dict[str, psutil.Process]:

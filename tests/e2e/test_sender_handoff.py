@@ -17,14 +17,9 @@ handed-off row to its own deliveries topic, either of which would take the held 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -33,6 +28,7 @@ from aiosmtpd.controller import Controller
 from retarget.common.kafka import make_producer
 from retarget.common.schemas import encode
 from retarget.common.settings import CommonSettings
+from retarget.common.testing import create_private_database, drop_private_database
 from retarget.common.topics import Topics, recipient_key
 
 from .conftest import Service, free_port, kill_all, start_service
@@ -67,34 +63,6 @@ async def _until(check: Any, timeout_s: float, what: str, service: Service) -> A
     return found
 
 
-async def _private_database(url: str) -> str:
-    """A new, migrated database on the server of `url`; its URL."""
-    name = f"handoff_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    private = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-    migrate = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "retarget.cli.main", "db", "migrate"],
-        env={**os.environ, "RETARGET_DATABASE_URL": private},
-        capture_output=True,
-        text=True,
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    return private
-
-
-async def _drop_database(url: str, private: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {urlsplit(private).path.lstrip('/')} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 @pytest.mark.parametrize("owner_crash", [None, "stage.after_handle"])
 async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_loses_no_outcome(
     stack: dict[str, str], topic_prefix: str, workspace_id: str, tmp_path: Path, owner_crash: str | None
@@ -115,7 +83,7 @@ async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_lose
     smtp, port = HoldingSmtp(), free_port()
     controller = Controller(smtp, hostname="127.0.0.1", port=port)
     controller.start()
-    database = await _private_database(stack["RETARGET_DATABASE_URL"])
+    database = await create_private_database(stack["RETARGET_DATABASE_URL"], "handoff")
     conn = await asyncpg.connect(database)
     try:
         env = {
@@ -186,7 +154,7 @@ async def test_a_claimant_killed_after_recording_a_claim_met_in_a_rebalance_lose
         kill_all(started)
         controller.stop()
         await conn.close()
-        await _drop_database(stack["RETARGET_DATABASE_URL"], database)
+        await drop_private_database(stack["RETARGET_DATABASE_URL"], database)
 
     smtp.assert_none_twice()
     assert outcomes.get(held["message_id"]) == {SENT}, "the held message's outcome was lost"

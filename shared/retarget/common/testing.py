@@ -153,3 +153,40 @@ def most_in_any_window(times: list[float], window_s: float) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
+
+
+async def create_private_database(admin_dsn: str, prefix: str) -> str:
+    """A new database with every migration applied, on the server of `admin_dsn`; its DSN.
+
+    For tests whose senders must not meet other tests' rows: on the shared database every
+    running sender of another test (or an older checkout) sweeps stale claims and takes '' rows.
+    Drop it with drop_private_database."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    from retarget.common.db import migrate
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
+    await migrate(dsn)
+    return dsn
+
+
+async def drop_private_database(admin_dsn: str, dsn: str) -> None:
+    """Drop a database create_private_database made, whoever is still connected to it."""
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(dsn).path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -15,14 +15,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
-from retarget.common.db import migrate
 from retarget.common.identity import email_digest
+from retarget.common.testing import create_private_database, drop_private_database
 from retarget.sender.local_mta import free_port
 from retarget.sender.pg_store import PostgresDeliveryStore
 from retarget.sender.settings import SenderSettings
@@ -35,31 +34,12 @@ pytestmark = pytest.mark.integration
 HOUR = timedelta(hours=1)
 
 
-async def _create_database(admin_dsn: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
-    await migrate(dsn)
-    return dsn
-
-
-async def _drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def private_database(stack: dict[str, str]) -> Iterator[str]:
-    admin_dsn, name = stack["RETARGET_DATABASE_URL"], f"retarget_scope_{uuid.uuid4().hex[:10]}"
-    dsn = asyncio.run(_create_database(admin_dsn, name))
+    admin_dsn = stack["RETARGET_DATABASE_URL"]
+    dsn = asyncio.run(create_private_database(admin_dsn, "retarget_scope"))
     yield dsn
-    asyncio.run(_drop_database(admin_dsn, name))
+    asyncio.run(drop_private_database(admin_dsn, dsn))
 
 
 @pytest.fixture

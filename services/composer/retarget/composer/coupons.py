@@ -29,7 +29,7 @@ from retarget.common.poison import is_data_error
 from retarget.common.schemas import TriggerFired
 from retarget.composer.metrics import COUPON_POOL_EMPTY, COUPON_POOL_REMAINING, COUPONS_ISSUED
 from retarget.coupons.rules import Coupon
-from retarget.coupons.spec import coupon_spec
+from retarget.coupons.spec import CouponSpec, coupon_spec
 from retarget.coupons.store import CodeTaken, Issue, PoolEmpty
 
 log = logging.getLogger(__name__)
@@ -56,38 +56,46 @@ class CouponIssuer:
         self._store = store
 
     async def offers(self, wanted: Sequence[tuple[TriggerFired, str]]) -> list[Offer | BaseException]:
-        """offer() for each (trigger, derived code), in order; each failure in its place."""
+        """The offer for each (trigger, derived code), in order; each failure in its place: a
+        ValueError for a malformed coupon spec, a database error (the caller decides: retry)."""
         results: list[Offer | BaseException | None] = [None] * len(wanted)
-        unique: list[int] = []
+        unique: list[tuple[int, Issue]] = []
+        pooled: list[tuple[int, CouponSpec]] = []
         for i, (trigger, _) in enumerate(wanted):
             try:
-                mode = _mode(trigger)
-            except ValueError as exc:  # a malformed coupon spec
+                spec = coupon_spec(trigger.incentive)
+            except ValueError as exc:
                 results[i] = exc
                 continue
-            if mode == "unique":
-                unique.append(i)
-        for i, outcome in zip(unique, await self._issue_unique([wanted[i] for i in unique]), strict=True):
+            if spec is None:
+                results[i] = Offer(trigger, None)
+            elif spec.mode == "unique":
+                unique.append((i, _issue(trigger, spec)))
+            else:
+                pooled.append((i, spec))
+        stored = await self._issue_unique([(wanted[i][0], issue, wanted[i][1]) for i, issue in unique])
+        for (i, _), outcome in zip(unique, stored, strict=True):
             results[i] = outcome
-        for i in range(len(wanted)):  # pool claims one after the other, in the batch's order
-            if results[i] is None:
-                try:
-                    results[i] = await self.offer(*wanted[i])
-                except Exception as exc:
-                    results[i] = exc
+        for i, spec in pooled:  # one after the other, so a pool's codes go out in the batch's order
+            try:
+                results[i] = await self._claim_from_pool(wanted[i][0], spec)
+            except Exception as exc:
+                results[i] = exc
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]  # every slot filled above
 
-    async def _issue_unique(self, wanted: Sequence[tuple[TriggerFired, str]]) -> list[Offer | BaseException]:
+    async def _issue_unique(
+        self, wanted: Sequence[tuple[TriggerFired, Issue, str]]
+    ) -> list[Offer | BaseException]:
         """Store the unique codes together; on a data error, each alone, so only the bad one fails."""
         try:
-            stored = await self._store.issue_unique_batch([(_issue(t), code) for t, code in wanted])
+            stored = await self._store.issue_unique_batch([(issue, code) for _, issue, code in wanted])
         except Exception as exc:
             if len(wanted) == 1 or not is_data_error(exc):
                 return [exc] * len(wanted)
             return [outcome for one in wanted for outcome in await self._issue_unique([one])]
         offers: list[Offer | BaseException] = []
-        for (trigger, _), coupon in zip(wanted, stored, strict=True):
+        for (trigger, _, _), coupon in zip(wanted, stored, strict=True):
             if isinstance(coupon, CodeTaken):
                 offers.append(coupon)
             else:
@@ -95,39 +103,28 @@ class CouponIssuer:
                 offers.append(Offer(trigger, coupon.code))
         return offers
 
-    async def offer(self, trigger: TriggerFired, derived_code: str) -> Offer:
-        """ValueError when the trigger's coupon spec is malformed; database errors escape (retry)."""
-        spec = coupon_spec(trigger.incentive)
-        if spec is None:
-            return Offer(trigger, None)
-        issue = _issue(trigger)
-        if spec.mode == "unique":
-            [coupon] = await self._store.issue_unique_batch([(issue, derived_code)])
-            if isinstance(coupon, CodeTaken):
-                raise coupon
-        else:
-            assert spec.pool is not None  # CouponSpec requires it in pool mode
-            try:
-                coupon = await self._store.claim_from_pool(issue, spec.pool)
-            except PoolEmpty:
-                COUPON_POOL_EMPTY.labels(trigger.campaign).inc()
-                COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(0)
-                log.warning(
-                    "coupon pool empty: email sent without its incentive",
-                    extra={"campaign": trigger.campaign, "pool": spec.pool},
-                )
-                return Offer(msgspec.structs.replace(trigger, incentive={}), None)
-            COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(
-                await self._store.pool_free(trigger.workspace_id, spec.pool)
+    async def _claim_from_pool(self, trigger: TriggerFired, spec: CouponSpec) -> Offer:
+        """The trigger's code from its pool; without the incentive when the pool is empty."""
+        assert spec.pool is not None  # CouponSpec requires it in pool mode
+        try:
+            coupon = await self._store.claim_from_pool(_issue(trigger, spec), spec.pool)
+        except PoolEmpty:
+            COUPON_POOL_EMPTY.labels(trigger.campaign).inc()
+            COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(0)
+            log.warning(
+                "coupon pool empty: email sent without its incentive",
+                extra={"campaign": trigger.campaign, "pool": spec.pool},
             )
+            return Offer(msgspec.structs.replace(trigger, incentive={}), None)
+        COUPON_POOL_REMAINING.labels(trigger.workspace_id, spec.pool).set(
+            await self._store.pool_free(trigger.workspace_id, spec.pool)
+        )
         COUPONS_ISSUED.labels(trigger.campaign, spec.mode).inc()
         return Offer(trigger, coupon.code)
 
 
-def _issue(trigger: TriggerFired) -> Issue:
-    """Who the trigger's code is for; only for a trigger whose incentive has a coupon spec."""
-    spec = coupon_spec(trigger.incentive)
-    assert spec is not None
+def _issue(trigger: TriggerFired, spec: CouponSpec) -> Issue:
+    """Who the trigger's code is for."""
     return Issue(
         trigger.workspace_id,
         trigger.campaign,
@@ -136,9 +133,3 @@ def _issue(trigger: TriggerFired) -> Issue:
         trigger.fired_at,  # not the clock: a replay computes the same expiry
         spec.expires_after,
     )
-
-
-def _mode(trigger: TriggerFired) -> str | None:
-    """The trigger's coupon mode, None without one; ValueError when its spec is malformed."""
-    spec = coupon_spec(trigger.incentive)
-    return None if spec is None else spec.mode

@@ -161,13 +161,18 @@ def _murmur2(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF  # type: ignore[no-any-return]
 
 
+def _partition_of(key: bytes, count: int) -> int:
+    """Where Kafka's default partitioner puts a keyed record among `count` partitions."""
+    return _murmur2(key) % count
+
+
 def partition_by_cached_murmur2(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """aiokafka's default partitioner (Java's murmur2, so keys land where every client puts
     them), with the hash of recent keys remembered: aiokafka's murmur2 is pure Python, ~9% of a
     batch's CPU, and a visitor's events come in runs, so most keys were hashed moments ago."""
     if key is None:
         return DefaultPartitioner()(key, all_partitions, available)  # type: ignore[no-any-return]
-    return all_partitions[_murmur2(key) % len(all_partitions)]
+    return all_partitions[_partition_of(key, len(all_partitions))]
 
 
 async def _send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[Record]) -> None:
@@ -179,7 +184,8 @@ async def _send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[Re
     # otherwise builds the topic's partition lists for every record to hand to the partitioner
     count = len(await producer.partitions_for(topic))
     acks = [
-        await producer.send(topic, value, key=key, partition=_murmur2(key) % count) for key, value in records
+        await producer.send(topic, value, key=key, partition=_partition_of(key, count))
+        for key, value in records
     ]
     # One by one, not gather: a record's future is resolved with the rest of its produce batch,
     # so nearly every await finds it done; gather added a callback and a wrapper per record

@@ -60,8 +60,7 @@ class EventEndpoint:
         try:
             status, body, extra = await self._accept(services, headers, receive)
         except IngestError as exc:
-            cors = await services.cors.on_error(origin, exc)
-            status, body, extra = exc.status, orjson.dumps(exc.body()), exc.headers() | cors
+            status, body, extra = await error_answer(services, origin, exc)
         except ClientDisconnect:
             status, body, extra = 499, b"", {}  # nobody reads it; nothing was accepted
         except Exception as exc:
@@ -91,6 +90,12 @@ class EventEndpoint:
             "rejected": [r.as_json() for r in result.rejected],
         }
         return 200, orjson.dumps(answer), allow
+
+
+async def error_answer(services: IngestServices, origin: str | None, exc: IngestError) -> Answer:
+    """The error's JSON answer, with CORS headers when the page's origin may read it."""
+    cors = await services.cors.on_error(origin, exc)
+    return exc.status, orjson.dumps(exc.body()), exc.headers() | cors
 
 
 async def _read_in_time(headers: dict[str, str], receive: Receive, *, limit: int, what: str) -> bytes:

@@ -17,13 +17,12 @@ middleware stack and Request objects another ~20% (bench/RESULTS.md).
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
-from retarget.ingest.api.event_endpoints import EventEndpoint
+from retarget.ingest.api.event_endpoints import EventEndpoint, error_answer
 from retarget.ingest.bootstrap import IngestServices
 from retarget.ingest.errors import IngestError
 
@@ -39,8 +38,8 @@ def services_of(request: Request) -> IngestServices:
 
 async def answer_error(request: Request, exc: IngestError) -> Response:
     """The error's JSON answer, with CORS headers when the page's origin may read it."""
-    cors = await services_of(request).cors.on_error(request.headers.get("origin"), exc)
-    return Response(orjson.dumps(exc.body()), exc.status, exc.headers() | cors, media_type="application/json")
+    status, body, headers = await error_answer(services_of(request), request.headers.get("origin"), exc)
+    return Response(body, status, headers, media_type="application/json")
 
 
 async def preflight(request: Request) -> Response:

@@ -7,7 +7,7 @@ import base64
 import gc
 import gzip
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,20 +292,17 @@ async def test_event_routes_answer_and_count_every_outcome_and_leave_nothing_in_
     assert "retarget_ingest_in_flight_requests 1.0" in text  # the scrape itself
 
 
-async def test_a_client_that_leaves_mid_body_gets_a_499_and_nothing_is_published(ingest: Harness) -> None:
+async def _raw_track_post(
+    ingest: Harness, headers: list[tuple[bytes, bytes]], receive: Callable[[], Awaitable[dict[str, object]]]
+) -> list[dict[str, Any]]:
+    """POST /v1/track straight into the app as raw ASGI messages (what httpx won't send);
+    the messages the app sent back."""
     app = ingest.client._transport.app  # type: ignore[attr-defined]
-    messages = iter(
-        [{"type": "http.request", "body": b'{"userId":', "more_body": True}, {"type": "http.disconnect"}]
-    )
-    sent: list[dict[str, object]] = []
+    sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, object]:
-        return next(messages)
-
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = [(b"authorization", AUTH["Authorization"].encode())]
     scope = {
         "type": "http",
         "method": "POST",
@@ -314,6 +311,18 @@ async def test_a_client_that_leaves_mid_body_gets_a_499_and_nothing_is_published
         "server": ("ingest", 80),
     }
     await app(scope, receive, send)
+    return sent
+
+
+async def test_a_client_that_leaves_mid_body_gets_a_499_and_nothing_is_published(ingest: Harness) -> None:
+    messages = iter(
+        [{"type": "http.request", "body": b'{"userId":', "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    sent = await _raw_track_post(ingest, [(b"authorization", AUTH["Authorization"].encode())], receive)
     assert sent[0]["status"] == 499
     assert ingest.publisher.sent == []
 
@@ -333,24 +342,11 @@ async def test_startup_leaves_what_it_made_out_of_the_collectors_scans() -> None
 
 async def test_a_basic_header_with_bytes_outside_ascii_is_a_401_not_a_500(ingest: Harness) -> None:
     # httpx refuses to send such a header, a raw client does: uvicorn hands it over as latin-1
-    app = ingest.client._transport.app  # type: ignore[attr-defined]
-    sent: list[dict[str, object]] = []
-
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b'{"userId":"u","event":"e"}'}
 
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message)
-
     headers = [(b"content-type", b"application/json"), (b"authorization", b"Basic \xff\xfe")]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/track",
-        "headers": headers,
-        "server": ("ingest", 80),
-    }
-    await app(scope, receive, send)
+    sent = await _raw_track_post(ingest, headers, receive)
     assert sent[0]["status"] == 401
     assert ingest.publisher.sent == []
 
@@ -361,8 +357,6 @@ async def test_a_body_that_never_ends_is_a_408_that_closes_the_connection(
     # uvicorn bounds no body's time (http_limits.py bounds the head's): a client that declared
     # 30 KB and then trickled, or stopped, held its request and connection for ever
     monkeypatch.setattr(event_endpoints, "BODY_TIMEOUT_S", 0.05)
-    app = ingest.client._transport.app  # type: ignore[attr-defined]
-    sent: list[dict[str, Any]] = []
     first = True
 
     async def receive() -> dict[str, object]:
@@ -373,18 +367,8 @@ async def test_a_body_that_never_ends_is_a_408_that_closes_the_connection(
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     headers = [(b"content-type", b"application/json"), (b"authorization", AUTH["Authorization"].encode())]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/track",
-        "headers": headers,
-        "server": ("ingest", 80),
-    }
-    await asyncio.wait_for(app(scope, receive, send), 5)
+    sent = await asyncio.wait_for(_raw_track_post(ingest, headers, receive), 5)
     assert sent[0]["status"] == 408
     assert (b"connection", b"close") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"

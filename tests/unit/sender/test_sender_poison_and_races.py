@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from retarget.common.identity import email_digest
 from retarget.common.poison import is_data_error
-from retarget.common.schemas import DeadLettered, decoder
+from retarget.common.schemas import DeadLettered, OutboundMessage, decoder
 from retarget.sender.group_commit import GroupCommit
 from retarget.sender.store import Claim, Finish, NewClaim, RetryEntry, SendLogRow
 from retarget.sender.testing import SenderParts, _Retry, decode_delivery, outbound, record_of
@@ -122,9 +122,7 @@ async def test_a_stale_claim_is_published_before_it_is_closed(parts: SenderParts
     """A crash (here: the broker refusing) between the sweep's mark and its publish lost the
     outcome for good; now the row stays claimed until the outcome is acknowledged."""
     message = outbound()
-    await parts.store.claim(
-        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
-    )
+    await _claim_as_another_process(parts, message)
     parts.clock.advance(minutes=10)
     publish = parts.publisher.publish
 
@@ -325,20 +323,16 @@ async def test_a_delivery_that_outlives_its_claim_lease_does_not_publish_a_secon
     assert (ours.outcome, ours.reason) == (swept.outcome, swept.reason) == ("failed", "unconfirmed_claim")
 
 
-async def test_a_claim_finished_by_an_owner_that_died_before_publishing_still_gets_an_outcome(
-    parts: SenderParts,
-) -> None:
-    """The partition's new owner commits past a message another process claimed; that process
-    records 'sent' and dies before producing it. The hand-off mark lets the retry loop publish."""
-    message = outbound()
-    # the partition's previous owner claimed it and is mid-SMTP when a rebalance moves the partition
+async def _claim_as_another_process(parts: SenderParts, message: OutboundMessage) -> None:
+    """The row another sender's claim leaves: 'claimed', mid-SMTP as far as we can tell."""
     await parts.store.claim(
         NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
     )
-    outputs = await parts.handler([record_of(message)])  # the new owner: claimed → skipped, committed
-    assert outputs == []
-    # the previous owner gets its 250 and records it, then is killed before producing its batch
-    finished = Finish(
+
+
+def _sent(parts: SenderParts, message: OutboundMessage) -> Finish:
+    """That claimant's outcome: the relay's 250."""
+    return Finish(
         message.message_id,
         "ws1",
         email_digest(message.recipient),
@@ -348,7 +342,20 @@ async def test_a_claim_finished_by_an_owner_that_died_before_publishing_still_ge
         "ok",
         parts.clock.now(),
     )
-    assert await parts.store.finish(finished)
+
+
+async def test_a_claim_finished_by_an_owner_that_died_before_publishing_still_gets_an_outcome(
+    parts: SenderParts,
+) -> None:
+    """The partition's new owner commits past a message another process claimed; that process
+    records 'sent' and dies before producing it. The hand-off mark lets the retry loop publish."""
+    message = outbound()
+    # the partition's previous owner claimed it and is mid-SMTP when a rebalance moves the partition
+    await _claim_as_another_process(parts, message)
+    outputs = await parts.handler([record_of(message)])  # the new owner: claimed → skipped, committed
+    assert outputs == []
+    # the previous owner gets its 250 and records it, then is killed before producing its batch
+    assert await parts.store.finish(_sent(parts, message))
     parts.clock.advance(seconds=3600)  # well past the claim lease: the sweep has run
     await parts.retry.tick()
     published = [decode_delivery(r.value) for r in parts.publisher.on(parts.topics.deliveries)]
@@ -399,9 +406,7 @@ async def test_a_handed_off_claim_the_sweep_closes_is_published_once(parts: Send
     """The claimant died mid-SMTP: the sweep publishes failed/unconfirmed and clears the mark,
     so later polls do not publish it again."""
     message = outbound()
-    await parts.store.claim(
-        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
-    )
+    await _claim_as_another_process(parts, message)
     assert await parts.handler([record_of(message)]) == []
     parts.clock.advance(seconds=3600)
     await parts.retry.tick()
@@ -413,21 +418,9 @@ async def test_a_handed_off_claim_the_sweep_closes_is_published_once(parts: Send
 
 async def test_a_handed_off_claim_is_published_once_over_several_polls(parts: SenderParts) -> None:
     message = outbound()
-    await parts.store.claim(
-        NewClaim(message.message_id, "ws1", "cart", "p1", b"h", "claimed", None, parts.clock.now())
-    )
+    await _claim_as_another_process(parts, message)
     await parts.handler([record_of(message)])
-    finished = Finish(
-        message.message_id,
-        "ws1",
-        email_digest(message.recipient),
-        "sent",
-        "accepted",
-        250,
-        "ok",
-        parts.clock.now(),
-    )
-    assert await parts.store.finish(finished)
+    assert await parts.store.finish(_sent(parts, message))
     for _ in range(3):
         await parts.retry.tick()
     assert [decode_delivery(r.value).outcome for r in parts.publisher.on(parts.topics.deliveries)] == ["sent"]
